@@ -1,0 +1,6 @@
+"""python -m pipeline: the same command line as ``newsbeam``."""
+
+from pipeline.main import entrypoint
+
+if __name__ == "__main__":
+    entrypoint()

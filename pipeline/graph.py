@@ -1,0 +1,60 @@
+"""build(p, config): wires the stages, nothing else. Read it top to bottom to follow the data.
+
+paths -> RawDocument -> Unit -> Article -> deduplicated Article -> OUT/articles
+every failure on the way                                          -> OUT/rejects
+every dropped copy                                                -> OUT/duplicates
+the list of files written                                         -> the run report
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.options import Config
+from schemas import article_row, duplicate_row, reject_row
+from transforms.common import Sink
+from transforms.dedupe import DedupeArticles
+from transforms.extract import ExtractArticles
+from transforms.parse import ParseDocuments
+from transforms.read import ReadSources
+from transforms.write import WritePartitionedParquet, join_path
+
+
+def report_path(config: Config) -> str:
+    """Where the pipeline leaves the list of files it wrote, for the driver's manifest."""
+    return join_path(config.output_dir, "_runs", f".{config.run_id}.files.json")
+
+
+def write_report(files: list[dict[str, Any]], path: str) -> None:
+    ordered = sorted(files, key=lambda f: (f["dataset"], f["path"]))
+    with FileSystems.create(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        fh.write(json.dumps(ordered, indent=1).encode("utf-8"))
+
+
+def build(p: beam.Pipeline, config: Config) -> None:
+    out = config.output_dir
+    with Sink("WriteRejects", WritePartitionedParquet(out, "rejects", reject_row)) as rejects, \
+            Sink("WriteDuplicates", WritePartitionedParquet(out, "duplicates", duplicate_row)) \
+            as dups:
+        articles = (
+            p
+            | "ListInputs" >> beam.Create(list(config.inputs))
+            | "ReadSources" >> ReadSources(rejects, max_bytes=config.max_bytes)
+            | "ParseDocuments" >> ParseDocuments(rejects)
+            | "ExtractArticles" >> ExtractArticles(rejects, ingested_at=config.ingested_at)
+            | "DedupeArticles" >> DedupeArticles(dups)
+        )
+        article_files = articles | "WriteArticles" >> WritePartitionedParquet(
+            out, "articles", article_row
+        )
+    (
+        (article_files, dups.output(), rejects.output())
+        | "AllFiles" >> beam.Flatten()
+        | "CollectFiles" >> beam.combiners.ToList()
+        | "WriteReport" >> beam.Map(write_report, report_path(config))
+    )

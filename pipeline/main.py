@@ -1,0 +1,218 @@
+"""The command line: parse -> build -> run -> manifest and summary. Logging is set up here once.
+
+Exit codes: 0 ok; 1 the pipeline failed; 2 usage error (nothing was run);
+3 the run finished but its accounting does not balance (in != articles + duplicates + rejects).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Any, NoReturn
+
+import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from pipeline import graph
+from pipeline.manifest import build_manifest, read_report, tally_files, write_manifest
+from pipeline.options import Config, UsageError, add_run_arguments, config_from_args
+from transforms.common import METRICS_NAMESPACE
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ACCOUNTING = 0, 1, 2, 3
+LOG = logging.getLogger("newsbeam")
+
+DESCRIPTION = """newsbeam: ingest raw news (RSS, Atom, JSON Feed, HTML pages, plain-text
+articles, JSONL) into a hive-partitioned Parquet dataset, with exact duplicates removed and
+every input unit accounted for (articles, duplicates or rejects)."""
+
+RUN_EPILOG = """Apache Beam pipeline options are passed through, e.g. --runner DirectRunner
+(the default), --direct_num_workers 2, --direct_running_mode multi_processing,
+--temp_location, or any other Beam option (see the Beam docs for your runner).
+
+output layout:
+  OUT/articles/date=YYYY-MM-DD/part-*.parquet   one row per article
+  OUT/duplicates/part-*.parquet                 one row per dropped copy
+  OUT/rejects/part-*.parquet                    one row per unit that is no article, with reason
+  OUT/_runs/<run_id>.json                       the run manifest
+
+exit codes: 0 ok, 1 pipeline failed, 2 usage error, 3 accounting does not balance.
+read it: pandas.read_parquet("OUT/articles")"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.exit(EXIT_USAGE)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="newsbeam", description=DESCRIPTION,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="log verbosity (default INFO)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    run = sub.add_parser(
+        "run", help="batch: ingest INPUT files into OUT",
+        description="Batch ingestion: read INPUT files, write the dataset under OUT.",
+        epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_run_arguments(run)
+    return parser
+
+
+def _beam_option_names() -> set[str]:
+    """Every flag a Beam PipelineOptions subclass defines."""
+    probe = argparse.ArgumentParser(add_help=False)
+    seen: set[type] = set()
+    stack: list[type] = [PipelineOptions]
+    while stack:
+        cls = stack.pop()
+        for sub in cls.__subclasses__():
+            if sub not in seen:
+                seen.add(sub)
+                stack.append(sub)
+                try:
+                    sub._add_argparse_args(probe)  # type: ignore[attr-defined]
+                except (argparse.ArgumentError, TypeError):
+                    pass
+    names = set()
+    for action in probe._actions:
+        names.update(action.option_strings)
+    return names
+
+
+def check_beam_args(beam_args: list[str]) -> None:
+    known = _beam_option_names()
+    for arg in beam_args:
+        if arg.startswith("--"):
+            flag = arg.split("=", 1)[0]
+            if flag not in known:
+                raise UsageError(f"unknown option {flag} (not a newsbeam or Beam option)")
+        elif arg.startswith("-") and len(arg) > 1:
+            raise UsageError(f"unknown option {arg}")
+
+
+def _setup_logging(level: str, quiet: bool) -> None:
+    logging.basicConfig(
+        level=logging.WARNING if quiet else getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    # Beam and its dependencies are chatty at INFO; keep their warnings.
+    for noisy in ("apache_beam", "root", "trafilatura", "htmldate", "urllib3", "charset_normalizer"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))
+
+
+def _counters(result: Any) -> dict[str, int]:
+    counters: dict[str, int] = {}
+    query = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))
+    for c in query["counters"]:
+        value = c.committed if c.committed is not None else c.attempted
+        counters[c.key.metric.name] = counters.get(c.key.metric.name, 0) + int(value or 0)
+    return counters
+
+
+def units_in(counters: dict[str, int]) -> int:
+    """Input units = files rejected whole (read, parse) + units the parser emitted."""
+    return counters.get("read.rejected", 0) + counters.get("parse.rejected", 0) \
+        + counters.get("parse.out", 0)
+
+
+def _runner_name(beam_args: tuple[str, ...]) -> str:
+    return PipelineOptions(list(beam_args)).get_all_options()["runner"] or "DirectRunner"
+
+
+def execute(config: Config) -> tuple[int, dict[str, Any]]:
+    """Run the batch pipeline and write the manifest. Returns (exit code, manifest)."""
+    options = PipelineOptions(list(config.beam_args))
+    LOG.info("run %s: %d input files -> %s", config.run_id, len(config.inputs),
+             config.output_dir)
+    t0 = time.monotonic()
+    pipeline = beam.Pipeline(options=options)
+    graph.build(pipeline, config)
+    result = pipeline.run()
+    result.wait_until_finish()
+    LOG.info("pipeline finished in %.1fs", time.monotonic() - t0)
+    counters = _counters(result)
+    files = read_report(config, graph.report_path(config))
+    tally = tally_files(files)
+    finished = datetime.now(timezone.utc)
+    manifest = build_manifest(config, finished, units_in(counters), counters, files, tally,
+                              _runner_name(config.beam_args))
+    path = write_manifest(config, manifest)
+    LOG.info("manifest: %s", path)
+    code = EXIT_OK if manifest["accounting"]["balanced"] else EXIT_ACCOUNTING
+    return code, manifest
+
+
+def print_summary(manifest: dict[str, Any], stream: Any = sys.stdout) -> None:
+    c = manifest["counts"]
+    acc = manifest["accounting"]
+    lines = [
+        f"newsbeam run {manifest['run_id']}: {manifest['inputs']['files']} files, "
+        f"{c['in']} input units in {manifest['duration_s']:.1f}s",
+        f"  articles   {c['articles']:>8}",
+        f"  duplicates {c['duplicates']:>8}  {_fmt(manifest['duplicates_by_method'])}",
+        f"  rejects    {c['rejects']:>8}  {_fmt(manifest['rejects_by_reason'])}",
+        f"  accounting in={acc['in']} out={acc['out']} "
+        + ("balanced" if acc["balanced"] else "DOES NOT BALANCE"),
+        f"  output     {manifest['output']} ({manifest['bytes_written']:,} bytes written)",
+    ]
+    stream.write("\n".join(lines) + "\n")
+
+
+def _fmt(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in counts.items())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.version:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"newsbeam {version('newsbeam')}")
+        except PackageNotFoundError:
+            print("newsbeam (not installed)")
+        return EXIT_OK
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    _setup_logging(args.log_level, getattr(args, "quiet", False))
+    try:
+        check_beam_args(extra)
+        config = config_from_args(args, extra)
+    except UsageError as exc:
+        sys.stderr.write(f"newsbeam: error: {exc}\n")
+        return EXIT_USAGE
+    try:
+        code, manifest = execute(config)
+    except KeyboardInterrupt:
+        sys.stderr.write("newsbeam: interrupted\n")
+        return 130
+    except Exception as exc:
+        LOG.debug("pipeline failure", exc_info=True)
+        sys.stderr.write(f"newsbeam: error: the pipeline failed: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}\n")
+        return EXIT_FAILED
+    print_summary(manifest)
+    if code == EXIT_ACCOUNTING:
+        sys.stderr.write(
+            f"newsbeam: error: accounting does not balance: in={manifest['accounting']['in']} "
+            f"but articles+duplicates+rejects={manifest['accounting']['out']}\n"
+        )
+    return code
+
+
+def entrypoint() -> None:
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The run manifest: OUT/_runs/<run_id>.json, and the accounting check.
+
+Counts of what was written are read back from the Parquet files this run wrote (not from
+in-memory tallies), and compared with the number of input units the pipeline counted:
+in = articles + duplicates + rejects, or the run fails loudly.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import metadata
+from typing import Any
+
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from pipeline.options import Config
+from transforms.write import join_path
+
+LIBRARIES = ("newsbeam", "apache-beam", "feedparser", "trafilatura", "pyarrow",
+             "charset-normalizer", "lxml")
+DATASETS = ("articles", "duplicates", "rejects")
+
+
+def library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+@dataclass
+class Tally:
+    """What a run wrote, read back from its files."""
+
+    rows: dict[str, int] = field(default_factory=lambda: {d: 0 for d in DATASETS})
+    reject_reasons: Counter[str] = field(default_factory=Counter)
+    reject_stages: Counter[str] = field(default_factory=Counter)
+    duplicate_methods: Counter[str] = field(default_factory=Counter)
+    bytes_written: int = 0
+
+
+def read_report(config: Config, path: str) -> list[dict[str, Any]]:
+    if not FileSystems.exists(path):
+        return []
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        files: list[dict[str, Any]] = json.loads(fh.read().decode("utf-8"))
+    FileSystems.delete([path])
+    return files
+
+
+def tally_files(files: list[dict[str, Any]]) -> Tally:
+    tally = Tally()
+    for f in files:
+        with FileSystems.open(f["path"], compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            data = fh.read()
+        tally.bytes_written += len(data)
+        table = pq.read_table(io.BytesIO(data))
+        dataset = f["dataset"]
+        tally.rows[dataset] += table.num_rows
+        if dataset == "rejects":
+            tally.reject_reasons.update(table.column("reason").to_pylist())
+            tally.reject_stages.update(table.column("stage").to_pylist())
+        elif dataset == "duplicates":
+            tally.duplicate_methods.update(table.column("method").to_pylist())
+    return tally
+
+
+def build_manifest(
+    config: Config,
+    finished_at: datetime,
+    units_in: int,
+    stage_counters: dict[str, int],
+    files: list[dict[str, Any]],
+    tally: Tally,
+    runner: str,
+) -> dict[str, Any]:
+    out = sum(tally.rows.values())
+    return {
+        "run_id": config.run_id,
+        "status": "ok" if units_in == out else "accounting_mismatch",
+        "started_at": config.ingested_at.isoformat(),
+        "finished_at": finished_at.isoformat(),
+        "duration_s": round((finished_at - config.ingested_at).total_seconds(), 3),
+        "command": sys.argv,
+        "inputs": {"requested": list(config.requested_inputs), "files": len(config.inputs),
+                   "paths": list(config.inputs)},
+        "output": config.output_dir,
+        "options": {"max_bytes": config.max_bytes, "beam_args": list(config.beam_args),
+                    "runner": runner},
+        "versions": library_versions(),
+        "counts": {"in": units_in, **tally.rows},
+        "accounting": {"in": units_in, "out": out, "balanced": units_in == out},
+        "stages": dict(sorted(stage_counters.items())),
+        "rejects_by_reason": dict(sorted(tally.reject_reasons.items())),
+        "rejects_by_stage": dict(sorted(tally.reject_stages.items())),
+        "duplicates_by_method": dict(sorted(tally.duplicate_methods.items())),
+        "bytes_written": tally.bytes_written,
+        "files": files,
+    }
+
+
+def write_manifest(config: Config, manifest: dict[str, Any]) -> str:
+    """Write OUT/_runs/<run_id>.json atomically (temp name, then rename)."""
+    final = join_path(config.output_dir, "_runs", f"{config.run_id}.json")
+    temp = join_path(config.output_dir, "_runs", f".{config.run_id}.json.inprogress")
+    with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        fh.write(json.dumps(manifest, indent=2, default=str).encode("utf-8"))
+    if FileSystems.exists(final):
+        FileSystems.delete([final])
+    FileSystems.rename([temp], [final])
+    return final

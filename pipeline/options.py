@@ -1,0 +1,160 @@
+"""The only place flags are read: command line -> frozen Config.
+
+Every user mistake found here (missing input, empty glob, output that is not a directory, a
+bad flag value) raises UsageError with a one-line message naming the problem; the CLI prints it
+and exits 2 before any work starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from apache_beam.io.filesystems import FileSystems
+
+from transforms.read import DEFAULT_MAX_BYTES
+
+DEFAULT_RUNNER = "DirectRunner"
+_GLOB_CHARS = set("*?[")
+
+
+class UsageError(Exception):
+    """A mistake in how newsbeam was called (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run needs, fixed before the pipeline is built."""
+
+    inputs: tuple[str, ...]
+    output_dir: str
+    run_id: str
+    ingested_at: datetime
+    max_bytes: int = DEFAULT_MAX_BYTES
+    beam_args: tuple[str, ...] = field(default_factory=tuple)
+    requested_inputs: tuple[str, ...] = field(default_factory=tuple)
+    quiet: bool = False
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def _walk(directory: str) -> list[str]:
+    found = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(os.path.join(root, f) for f in files if not f.startswith("."))
+    return found
+
+
+def expand_inputs(specs: list[str]) -> tuple[str, ...]:
+    """Files, directories (recursive) and globs -> sorted, unique file paths."""
+    if not specs:
+        raise UsageError("no INPUT given: name at least one file, directory or glob")
+    paths: set[str] = set()
+    for spec in specs:
+        if _is_remote(spec):
+            try:
+                matches = FileSystems.match([spec])[0].metadata_list
+            except Exception as exc:
+                raise UsageError(f"cannot list input {spec}: {exc}") from exc
+            if not matches:
+                raise UsageError(f"input matches no file: {spec}")
+            paths.update(m.path for m in matches)
+        elif os.path.isdir(spec):
+            files = _walk(spec)
+            if not files:
+                raise UsageError(f"input directory holds no file: {spec}")
+            paths.update(os.path.abspath(f) for f in files)
+        elif os.path.isfile(spec):
+            paths.add(os.path.abspath(spec))
+        elif _GLOB_CHARS & set(spec):
+            matched = [m for m in glob.glob(spec, recursive=True) if os.path.isfile(m)]
+            if not matched:
+                raise UsageError(f"glob matches no file: {spec}")
+            paths.update(os.path.abspath(m) for m in matched)
+        elif os.path.exists(spec):
+            raise UsageError(f"input is neither a file nor a directory: {spec}")
+        else:
+            raise UsageError(f"input path does not exist: {spec}")
+    return tuple(sorted(paths))
+
+
+def prepare_output(output: str) -> str:
+    """Check (and create) the output directory."""
+    if _is_remote(output):
+        return output.rstrip("/")
+    if os.path.exists(output) and not os.path.isdir(output):
+        raise UsageError(f"--output is not a directory: {output}")
+    try:
+        os.makedirs(output, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create --output directory {output}: {exc.strerror}") from exc
+    if not os.access(output, os.W_OK):
+        raise UsageError(f"--output directory is not writable: {output}")
+    return os.path.abspath(output)
+
+
+def _size(text: str) -> int:
+    units = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2,
+             "g": 1024**3, "gb": 1024**3}
+    t = text.strip().lower()
+    num = t.rstrip("kmgb")
+    unit = t[len(num):]
+    try:
+        value = int(float(num) * units[unit])
+    except (ValueError, KeyError):
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 50MB)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive: {text!r}")
+    return value
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "inputs", nargs="+", metavar="INPUT",
+        help="a file, a directory (read recursively, hidden files skipped) or a glob "
+             "(quote it, e.g. 'data/**/*.xml'). Kinds are detected from content: RSS, Atom, "
+             "RDF, JSON Feed, HTML pages, plain-text articles, JSONL; .gz/.bz2 are "
+             "decompressed.",
+    )
+    parser.add_argument(
+        "-o", "--output", required=True, metavar="OUT",
+        help="output directory; created if missing. Receives articles/, duplicates/, "
+             "rejects/ and _runs/.",
+    )
+    parser.add_argument(
+        "--max-bytes", type=_size, default=DEFAULT_MAX_BYTES, metavar="SIZE",
+        help="per-document size cap, after decompression (default 50MB); larger files "
+             "become 'too_large' rejects.",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the "
+                        "final summary.")
+
+
+def config_from_args(args: argparse.Namespace, beam_args: list[str],
+                     now: datetime | None = None) -> Config:
+    inputs = expand_inputs(list(args.inputs))
+    output = prepare_output(args.output)
+    started = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    started = started.replace(microsecond=0)
+    digest = hashlib.sha256("\n".join(inputs).encode("utf-8")).hexdigest()[:8]
+    run_id = f"{started:%Y%m%dT%H%M%SZ}-{digest}"
+    if not any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
+        # Chosen explicitly: Beam's default may try to download the Prism runner (offline hang).
+        beam_args = [f"--runner={DEFAULT_RUNNER}", *beam_args]
+    return Config(
+        inputs=inputs,
+        output_dir=output,
+        run_id=run_id,
+        ingested_at=started,
+        max_bytes=args.max_bytes,
+        beam_args=tuple(beam_args),
+        requested_inputs=tuple(args.inputs),
+        quiet=args.quiet,
+    )

@@ -1,0 +1,137 @@
+"""Arrow schemas of the three output datasets: the single source of column names and types.
+
+The Parquet writer derives the in-file schema by removing the partition columns: a column that
+is both in the file and in the directory name breaks hive-partitioned reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pyarrow as pa
+
+from schemas.records import Article, Duplicate, Reject
+
+SCHEMA_VERSION = "1"
+
+UTC_TS = pa.timestamp("us", tz="UTC")
+QUOTE = pa.struct([pa.field("speaker", pa.string()), pa.field("text", pa.string())])
+
+
+def _f(name: str, typ: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:
+    return pa.field(name, typ, nullable=nullable, metadata={"doc": doc})
+
+
+ARTICLE_PARTITION_COLUMNS: tuple[str, ...] = ("date",)
+
+ARTICLE_SCHEMA = pa.schema(
+    [
+        _f("article_id", pa.string(), "Stable id: hash of the canonical URL, else of the "
+           "normalized content. Never derived from paths, order or run time.", False),
+        _f("url", pa.string(), "Canonical URL of the article, when known."),
+        _f("source", pa.string(), "Site or feed name."),
+        _f("source_domain", pa.string(), "Host of the article URL (or of the feed link)."),
+        _f("title", pa.string(), "Headline."),
+        _f("authors", pa.list_(pa.string()), "Author names, cleaned.", False),
+        _f("published_at", UTC_TS, "Publication time in UTC."),
+        _f("updated_at", UTC_TS, "Last update time in UTC."),
+        _f("language", pa.string(), "ISO 639-1 language code, when declared or detected."),
+        _f("text", pa.string(), "The clean article body.", False),
+        _f("summary", pa.string(), "Teaser or description given by the source."),
+        _f("categories", pa.list_(pa.string()), "Categories or tags given by the source.", False),
+        _f("word_count", pa.int32(), "Number of words in text.", False),
+        _f("countries", pa.list_(pa.string()), "ISO 3166-1 alpha-2 codes of countries "
+           "mentioned (filled by field extraction).", False),
+        _f("quotes", pa.list_(QUOTE), "Quotes with their speakers (filled by field "
+           "extraction).", False),
+        _f("content_hash", pa.string(), "SHA-256 of the normalized body (or title when the "
+           "body is empty); equal hashes are exact duplicates.", False),
+        _f("input_path", pa.string(), "File the article was read from.", False),
+        _f("input_kind", pa.string(), "rss, atom, rdf, jsonfeed, html, text or jsonl.", False),
+        _f("ingested_at", UTC_TS, "When this run started, in UTC.", False),
+        _f("date_source", pa.string(), "'published' when the date partition comes from "
+           "published_at, 'ingested' when it fell back to the ingestion date.", False),
+        _f("date", pa.string(), "Partition column (directory date=YYYY-MM-DD): the UTC date of "
+           "published_at, else of ingested_at.", False),
+    ],
+    metadata={"newsbeam.dataset": "articles", "newsbeam.schema_version": SCHEMA_VERSION},
+)
+
+DUPLICATE_SCHEMA = pa.schema(
+    [
+        _f("article_id", pa.string(), "Id of the dropped copy.", False),
+        _f("duplicate_of", pa.string(), "Id of the kept article.", False),
+        _f("method", pa.string(), "url, id, exact or near.", False),
+        _f("similarity", pa.float64(), "1.0 for exact methods; the measured similarity for "
+           "near duplicates.", False),
+        _f("input_path", pa.string(), "File the dropped copy was read from.", False),
+        _f("url", pa.string(), "URL of the dropped copy."),
+        _f("title", pa.string(), "Title of the dropped copy."),
+    ],
+    metadata={"newsbeam.dataset": "duplicates", "newsbeam.schema_version": SCHEMA_VERSION},
+)
+
+REJECT_SCHEMA = pa.schema(
+    [
+        _f("input_path", pa.string(), "File the unit came from.", False),
+        _f("stage", pa.string(), "Pipeline stage that rejected it.", False),
+        _f("reason", pa.string(), "Stable reason code (see docs/rejects.md).", False),
+        _f("error_type", pa.string(), "Exception class name.", False),
+        _f("detail", pa.string(), "A human sentence.", False),
+        _f("excerpt", pa.string(), "Bounded excerpt of the input (at most 300 characters).",
+           False),
+    ],
+    metadata={"newsbeam.dataset": "rejects", "newsbeam.schema_version": SCHEMA_VERSION},
+)
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "articles": ARTICLE_SCHEMA,
+    "duplicates": DUPLICATE_SCHEMA,
+    "rejects": REJECT_SCHEMA,
+}
+PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
+    "articles": ARTICLE_PARTITION_COLUMNS,
+    "duplicates": (),
+    "rejects": (),
+}
+
+
+def file_schema(dataset: str) -> pa.Schema:
+    """The schema stored inside each Parquet file: the dataset schema minus partition columns."""
+    schema = SCHEMAS[dataset]
+    for name in PARTITION_COLUMNS[dataset]:
+        schema = schema.remove(schema.get_field_index(name))
+    return schema
+
+
+def schema_text(dataset: str) -> str:
+    """Human-readable schema text, compared with a golden copy in the tests."""
+    lines = [f"# dataset: {dataset} (schema version {SCHEMA_VERSION})"]
+    partitions = PARTITION_COLUMNS[dataset]
+    for f in SCHEMAS[dataset]:
+        where = "partition" if f.name in partitions else "file"
+        null = "nullable" if f.nullable else "required"
+        doc = (f.metadata or {}).get(b"doc", b"").decode()
+        lines.append(f"{f.name}: {f.type} [{null}, {where}] -- {doc}")
+    return "\n".join(lines) + "\n"
+
+
+def article_row(article: Article) -> dict[str, Any]:
+    """Article -> dict with exactly the article columns (partition column included)."""
+    row = {name: getattr(article, name) for name in ARTICLE_SCHEMA.names}
+    row["authors"] = list(article.authors)
+    row["categories"] = list(article.categories)
+    row["countries"] = list(article.countries)
+    row["quotes"] = [{"speaker": s, "text": t} for s, t in article.quotes]
+    return row
+
+
+def duplicate_row(dup: Duplicate) -> dict[str, Any]:
+    d = dataclasses.asdict(dup)
+    return {name: d[name] for name in DUPLICATE_SCHEMA.names}
+
+
+def reject_row(rej: Reject) -> dict[str, Any]:
+    d = dataclasses.asdict(rej)
+    return {name: d[name] for name in REJECT_SCHEMA.names}

@@ -1,0 +1,127 @@
+"""Record types that flow through the pipeline, in the order data flows.
+
+raw document -> unit (one feed entry, page, text, JSONL line) -> article -> Parquet row.
+Rejects and duplicates are flat records written to their own datasets.
+
+These are plain frozen dataclasses with no Beam import, so pure functions and tests can use them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+EXCERPT_CHARS = 300
+
+
+def bounded_excerpt(value: bytes | str | None, limit: int = EXCERPT_CHARS) -> str:
+    """A printable, bounded excerpt of raw input for a reject row."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        value = value[: limit * 4].decode("utf-8", errors="replace")
+    cleaned = "".join(ch if ch.isprintable() or ch in "\n\t" else "\ufffd" for ch in value[:limit])
+    return cleaned
+
+
+@dataclass(frozen=True)
+class RawDocument:
+    """The bytes of one input file, already decompressed."""
+
+    input_path: str
+    data: bytes
+
+    def excerpt(self) -> str:
+        return bounded_excerpt(self.data)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One input unit: a feed entry, an HTML page, a text document or a JSONL line.
+
+    ``fields`` holds what the parser found, before extraction: keys such as ``title``,
+    ``link``, ``guid``, ``authors``, ``published``, ``updated``, ``summary``, ``html``,
+    ``text``, ``categories``, ``source``, ``language``. ``raw`` keeps the unparsed payload
+    when extraction still has to parse it (a JSONL line, a page, a text document).
+    """
+
+    input_path: str
+    input_kind: str
+    index: int
+    fields: dict[str, Any] = field(default_factory=dict)
+    raw: str = ""
+
+    @property
+    def unit_key(self) -> str:
+        return f"{self.input_path}#{self.index}"
+
+    def excerpt(self) -> str:
+        if self.raw:
+            return bounded_excerpt(self.raw)
+        return bounded_excerpt(str(self.fields.get("title") or self.fields.get("summary") or ""))
+
+
+@dataclass(frozen=True)
+class Article:
+    """One article. Its fields are the columns of the ``articles`` dataset (see arrow.py),
+    plus ``unit_key`` and ``guid`` which only live inside the pipeline."""
+
+    article_id: str
+    url: str | None
+    source: str | None
+    source_domain: str | None
+    title: str | None
+    authors: tuple[str, ...]
+    published_at: datetime | None
+    updated_at: datetime | None
+    language: str | None
+    text: str
+    summary: str | None
+    categories: tuple[str, ...]
+    word_count: int
+    countries: tuple[str, ...]
+    quotes: tuple[tuple[str | None, str], ...]
+    content_hash: str
+    input_path: str
+    input_kind: str
+    ingested_at: datetime
+    date: str
+    date_source: str
+    unit_key: str = ""
+    guid: str | None = None
+
+    def replace(self, **changes: Any) -> Article:
+        return dataclasses.replace(self, **changes)
+
+    def excerpt(self) -> str:
+        return bounded_excerpt(f"{self.title or ''}\n{self.text}")
+
+
+@dataclass(frozen=True)
+class Reject:
+    """An input unit that could not become an article, with a stable reason code."""
+
+    input_path: str
+    stage: str
+    reason: str
+    error_type: str
+    detail: str
+    excerpt: str
+    unit_key: str = ""
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """A dropped copy of an article that was kept."""
+
+    article_id: str
+    duplicate_of: str
+    method: str
+    similarity: float
+    input_path: str
+    url: str | None
+    title: str | None
+    unit_key: str = ""
+    kept_unit_key: str = ""

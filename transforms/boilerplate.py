@@ -1,0 +1,59 @@
+"""Boilerplate lines that extraction lets through, as one data table.
+
+Each rule is (name, pattern): a line (paragraph) that matches the pattern in full, case-
+insensitively, is boilerplate. The name is what the cleaning step reports. Rules cover
+English, German, French, Spanish and Russian; add a row rather than a regex elsewhere.
+"""
+
+from __future__ import annotations
+
+import re
+
+from transforms.dates import parse_date
+
+BOILERPLATE_RULES: tuple[tuple[str, str], ...] = (
+    ("null_literal", r"(none|null|undefined|nan|n/a)"),
+    ("logo_alt", r"[\w .&'’-]{0,60}\s(logo|logotipo|логотип)"),
+    ("logo_alt", r"(logo|logotipo|логотип)\s[\w .&'’-]{0,60}"),
+    ("advertisement", r"(advertisement|anzeige|werbung|publicité|publicidad|реклама|ad|sponsored)"),
+    ("share_widget", r"(share|teilen|partager|compartir|поделиться)( (this|on|via|sur|en|auf|в))?"
+                     r"( (article|story|facebook|twitter|x|whatsapp|linkedin|e-?mail))*:?"),
+    ("follow_widget", r"(follow us|folgen sie uns|suivez-nous|síguenos|подписывайтесь)\b.{0,80}"),
+    ("cookie_notice", r".{0,200}\b(cookies?|cookie-richtlinie)\b.{0,200}"
+                      r"\b(accept|akzeptieren|accepter|aceptar|consent|zustimm\w*|usamos|utilisons"
+                      r"|verwenden|use)\b.{0,200}"),
+    ("cookie_notice", r".{0,100}(используем cookies|файлы cookie).{0,200}"),
+    ("newsletter", r".{0,80}\b(newsletter|sign up for|subscribe to|abonnieren|inscrivez-vous"
+                   r"|suscríbete|подпишитесь)\b.{0,120}"),
+    ("read_more", r"(read more|weiterlesen|mehr lesen|lire la suite|lire plus|leer más"
+                  r"|seguir leyendo|читать далее|подробнее|read the full story)\W{0,5}"),
+    ("copyright", r"(©|\(c\)|copyright|todos los derechos|tous droits|alle rechte|все права)"
+                  r".{0,200}"),
+)
+
+_COMPILED = tuple((name, re.compile(pattern, re.I | re.S)) for name, pattern in BOILERPLATE_RULES)
+
+LAST_UPDATE = re.compile(
+    r"(last update[d]?|updated|aktualisiert( am)?|mis à jour( le)?|mise à jour( le)?"
+    r"|actualizado( el)?|última actualización|обновлено)\s*:?\s*(?P<date>.{4,60})",
+    re.I,
+)
+
+
+def boilerplate_rule(line: str) -> str | None:
+    """The name of the rule a whole line matches, or None."""
+    stripped = line.strip()
+    if len(stripped) > 600:
+        return None
+    for name, pattern in _COMPILED:
+        if pattern.fullmatch(stripped):
+            return name
+    return None
+
+
+def update_stamp(line: str) -> object | None:
+    """The datetime of a 'Last update: ...' line (in any covered language), else None."""
+    m = LAST_UPDATE.fullmatch(line.strip())
+    if not m:
+        return None
+    return parse_date(m.group("date"))

@@ -1,0 +1,109 @@
+"""The stage boundary: run a pure function per element and route every failure to rejects.
+
+Beam's ``with_exception_handling`` hands the dead-letter branch only the exception's type and
+repr, not the instance, so a typed reject could not keep its reason and detail. ``_StageFn``
+is the same pattern with the instance kept: it turns the exception into one flat ``Reject``
+row (stage, reason, error type, detail, input path, bounded excerpt) and counts it. The
+function's outputs are materialized before they are emitted, so a failing element emits
+nothing but its reject (as ``partial=False`` does in Beam).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.error_handling import ErrorHandler
+
+from schemas.records import Reject, bounded_excerpt
+from transforms.errors import INTERNAL_ERROR, RejectError
+
+METRICS_NAMESPACE = "newsbeam"
+REJECTS_TAG = "rejects"
+
+
+def input_path_of(element: Any) -> str:
+    if isinstance(element, str):
+        return element
+    return str(getattr(element, "input_path", "") or "")
+
+
+def excerpt_of(element: Any) -> str:
+    if hasattr(element, "excerpt") and callable(element.excerpt):
+        return str(element.excerpt())
+    return bounded_excerpt(str(element))
+
+
+def to_reject(element: Any, stage: str, exc: BaseException) -> Reject:
+    """Convert an exception raised on ``element`` into a reject row (class -> name here)."""
+    if isinstance(exc, RejectError):
+        reason, detail = exc.reason, exc.detail
+    else:
+        reason, detail = INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:1000]
+    return Reject(
+        input_path=input_path_of(element),
+        stage=stage,
+        reason=reason,
+        error_type=type(exc).__name__,
+        detail=detail,
+        excerpt=excerpt_of(element),
+        unit_key=str(getattr(element, "unit_key", "") or ""),
+    )
+
+
+class _StageFn(beam.DoFn):
+    def __init__(self, fn: Callable[..., Iterable[Any]], stage: str, kwargs: dict[str, Any]):
+        self._fn = fn
+        self._stage = stage
+        self._kwargs = kwargs
+        self._in = Metrics.counter(METRICS_NAMESPACE, f"{stage}.in")
+        self._out = Metrics.counter(METRICS_NAMESPACE, f"{stage}.out")
+        self._rejected = Metrics.counter(METRICS_NAMESPACE, f"{stage}.rejected")
+
+    def process(self, element: Any) -> Iterable[Any]:
+        self._in.inc()
+        try:
+            results = list(self._fn(element, **self._kwargs))
+        except Exception as exc:  # routed, never dropped: every failure becomes a reject row
+            self._rejected.inc()
+            yield beam.pvalue.TaggedOutput(REJECTS_TAG, to_reject(element, self._stage, exc))
+            return
+        self._out.inc(len(results))
+        yield from results
+
+
+def apply_stage(
+    pcoll: beam.PCollection,
+    label: str,
+    stage: str,
+    fn: Callable[..., Iterable[Any]],
+    error_handler: ErrorHandler,
+    **kwargs: Any,
+) -> beam.PCollection:
+    """Apply ``fn`` (element -> iterable of outputs) as a FlatMap named ``label``; failures go
+    to ``error_handler`` as Reject rows of stage ``stage``. Returns the good outputs."""
+    result = pcoll | label >> beam.ParDo(_StageFn(fn, stage, kwargs)).with_outputs(
+        REJECTS_TAG, main="good"
+    )
+    error_handler.add_error_pcollection(result[REJECTS_TAG])
+    return result["good"]
+
+
+class Sink(ErrorHandler):
+    """An ErrorHandler with a stable label, so several (rejects, duplicates) can live in one
+    pipeline: stages add PCollections to it, and on close they are flattened and handed to
+    the consumer transform under ``label``."""
+
+    def __init__(self, label: str, consumer: beam.PTransform) -> None:
+        super().__init__(consumer)
+        self._label = label
+
+    def close(self) -> None:
+        self._output = (
+            tuple(self._error_pcolls)
+            | f"Flatten{self._label}" >> beam.Flatten()
+            | self._label >> self._consumer
+        )
+        self._closed = True

@@ -1,0 +1,270 @@
+"""ExtractArticles: Unit -> Article.
+
+Feed entries take their body from the entry content (or summary); HTML pages go through
+trafilatura (with its baseline extractor as fallback for pages too small for the main one);
+plain-text articles are read line by line (title, byline, dates, body); JSONL records carry
+``url`` plus ``html`` or ``text``, and optionally ``title`` and ``published``.
+
+The article id is derived from the canonical URL when there is one, else from the normalized
+content: never from file paths, order or run time.
+
+Rejects (stage ``extract``): ``invalid_json`` and ``invalid_record`` (JSONL lines),
+``extraction_failed`` (a page trafilatura cannot read), ``empty_content`` (no title and no
+body).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import apache_beam as beam
+import trafilatura
+from apache_beam.transforms.error_handling import ErrorHandler
+
+from schemas.records import Article, Unit
+from transforms.boilerplate import boilerplate_rule, update_stamp
+from transforms.common import apply_stage
+from transforms.dates import parse_date
+from transforms.errors import EmptyContent, ExtractionFailed, InvalidJson, InvalidRecord
+from transforms.text import (
+    content_key,
+    html_to_text,
+    normalize_body,
+    normalize_line,
+    sha256_hex,
+    strip_tags,
+    words,
+)
+from transforms.urls import canonical_url, domain_of
+
+MAX_TITLE_CHARS = 300
+
+_BYLINE = re.compile(r"^(?:by|von|par|por|автор:?)\s+(?P<rest>.{2,200})$", re.I)
+_MONTHS = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+_DATE_TAIL = re.compile(
+    rf"\s*[,|·–-]?\s*(?P<date>{_MONTHS}\s+\d{{1,2}},?\s+\d{{4}}.*"
+    rf"|\d{{1,2}}\s+{_MONTHS}\s+\d{{4}}.*|\d{{4}}-\d{{2}}-\d{{2}}.*)$",
+    re.I,
+)
+_NAME_SPLIT = re.compile(r"\s*(?:,|;|\band\b|\bund\b|\bet\b|\by\b|\bи\b|&)\s*", re.I)
+_EMAIL_NAME = re.compile(r"^\S+@\S+\s*\((?P<name>[^)]+)\)$")
+
+
+def split_names(text: str) -> list[str]:
+    """'A and B', 'A, B & C', 'email@host (Name)' -> clean names."""
+    text = normalize_line(text)
+    m = _EMAIL_NAME.match(text)
+    if m:
+        return [m.group("name").strip()]
+    return [n.strip(" .") for n in _NAME_SPLIT.split(text) if n and n.strip(" .")]
+
+
+def parse_byline(line: str) -> tuple[list[str], datetime | None] | None:
+    """'By A and B November 26, 2018' -> (['A', 'B'], 2018-11-26). None if not a byline."""
+    m = _BYLINE.match(line.strip())
+    if not m:
+        return None
+    rest = m.group("rest")
+    when = None
+    d = _DATE_TAIL.search(rest)
+    if d:
+        when = parse_date(d.group("date"))
+        rest = rest[: d.start()]
+    names = split_names(rest)
+    return (names, when) if names else None
+
+
+def parse_text_article(raw: str) -> dict[str, Any]:
+    """A plain-text article (title, byline, dates and body in lines) -> fields."""
+    paragraphs = normalize_body(raw).split("\n\n")
+    fields: dict[str, Any] = {"authors": [], "title": "", "published": None, "updated": None}
+    body: list[str] = []
+    head = True
+    for para in paragraphs:
+        if head:
+            stamp = update_stamp(para)
+            if stamp is not None:
+                fields["updated"] = stamp
+                continue
+            if boilerplate_rule(para):
+                continue
+            byline = parse_byline(para)
+            if byline is not None:
+                fields["authors"], fields["published"] = byline[0], byline[1]
+                continue
+            if not fields["title"] and len(para) <= MAX_TITLE_CHARS and not para.endswith("."):
+                fields["title"] = para
+                continue
+            head = False
+        body.append(para)
+    fields["text"] = "\n\n".join(body)
+    return fields
+
+
+def _trafilatura_fields(html: str, url: str | None) -> dict[str, Any]:
+    doc = trafilatura.bare_extraction(
+        html, url=url, with_metadata=True, include_comments=False, include_tables=True
+    )
+    meta = doc.as_dict() if doc is not None and hasattr(doc, "as_dict") else (doc or {})
+    text = meta.get("text") or ""
+    title = meta.get("title") or ""
+    if not text:
+        try:
+            _tree, text, _length = trafilatura.baseline(html)
+        except Exception as exc:
+            raise ExtractionFailed(f"trafilatura cannot read the page: {exc}") from exc
+    if not title:
+        m = re.search(r"<title[^>]*>(.*?)</title>", html[:200_000], re.I | re.S)
+        title = m.group(1) if m else ""
+    authors = split_names(meta["author"]) if meta.get("author") else []
+    return {
+        "title": title,
+        "text": text or "",
+        "link": meta.get("url") or url or "",
+        "authors": authors,
+        "published": parse_date(meta.get("date")),
+        "summary": meta.get("description") or "",
+        "categories": [c for c in (meta.get("categories") or []) + (meta.get("tags") or []) if c],
+        "source": meta.get("sitename") or "",
+        "language": meta.get("language") or _html_lang(html),
+    }
+
+
+def _html_lang(html: str) -> str:
+    m = re.search(r"<html[^>]*\blang\s*=\s*[\"']?([A-Za-z]{2,3})", html[:5000], re.I)
+    return m.group(1) if m else ""
+
+
+def _jsonl_fields(raw: str) -> dict[str, Any]:
+    try:
+        rec = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidJson(f"line is not valid JSON: {exc}") from exc
+    if not isinstance(rec, dict):
+        raise InvalidRecord(f"line is a JSON {type(rec).__name__}, not an object")
+    html, text = rec.get("html"), rec.get("text")
+    if not (isinstance(html, str) and html.strip()) and not (isinstance(text, str) and text.strip()):
+        raise InvalidRecord("record has neither 'html' nor 'text'")
+    url = rec.get("url") if isinstance(rec.get("url"), str) else None
+    if isinstance(html, str) and html.strip():
+        fields = _trafilatura_fields(html, url)
+    else:
+        fields = {"text": normalize_body(str(text)), "link": url or ""}
+    if isinstance(rec.get("title"), str) and rec["title"].strip():
+        fields["title"] = rec["title"]
+    if rec.get("published"):
+        fields["published"] = parse_date(rec.get("published")) or fields.get("published")
+    if url:
+        fields["link"] = url
+    for key in ("source", "language", "summary"):
+        if isinstance(rec.get(key), str) and rec[key]:
+            fields[key] = rec[key]
+    authors = rec.get("authors") or rec.get("author")
+    if isinstance(authors, str):
+        fields["authors"] = split_names(authors)
+    elif isinstance(authors, list):
+        fields["authors"] = [str(a) for a in authors if a]
+    return fields
+
+
+def _language(code: str | None) -> str | None:
+    """ISO 639-1 from a declared language tag ('en-US' -> 'en')."""
+    if not code:
+        return None
+    m = re.match(r"^([A-Za-z]{2})(?:[-_].*)?$", code.strip())
+    return m.group(1).lower() if m else None
+
+
+def unit_fields(unit: Unit) -> dict[str, Any]:
+    """The raw fields of a unit, whatever its kind."""
+    if "invalid" in unit.fields:
+        raise InvalidRecord(str(unit.fields["invalid"]))
+    if unit.input_kind == "jsonl":
+        return _jsonl_fields(unit.raw)
+    if unit.input_kind == "html":
+        return _trafilatura_fields(unit.raw, None)
+    if unit.input_kind == "text":
+        return parse_text_article(unit.raw)
+    fields = dict(unit.fields)
+    body = html_to_text(fields.get("html") or "") or normalize_body(fields.get("text") or "")
+    summary = html_to_text(fields.get("summary") or "")
+    if not body:
+        body = summary
+    fields["text"] = body
+    fields["summary"] = summary
+    return fields
+
+
+def build_article(unit: Unit, fields: dict[str, Any], ingested_at: datetime) -> Article:
+    """Fields of a unit -> Article with id, hash, dates and the partition decided."""
+    title_raw = str(fields.get("title") or "")
+    title = strip_tags(title_raw)[:2000] or None
+    text = normalize_body(str(fields.get("text") or ""))
+    if not text and not title:
+        raise EmptyContent("no title and no body text")
+    url = canonical_url(fields.get("link"), fields.get("feed_link") or None)
+    if url is None and fields.get("guid", "").startswith(("http://", "https://")):
+        url = canonical_url(fields["guid"])
+    if url:
+        article_id = sha256_hex("url:" + url)[:32]
+    else:
+        article_id = sha256_hex("content:" + content_key(f"{title or ''}\n{text}"))[:32]
+    published = fields.get("published")
+    updated = fields.get("updated")
+    date_source = "published" if published else "ingested"
+    day = (published or ingested_at).strftime("%Y-%m-%d")
+    summary = strip_tags(str(fields.get("summary") or "")) or None
+    source = normalize_line(str(fields.get("source") or "")) or domain_of(url) or None
+    return Article(
+        article_id=article_id,
+        url=url,
+        source=source,
+        source_domain=domain_of(url) or domain_of(fields.get("feed_link")),
+        title=title,
+        authors=tuple(dict.fromkeys(normalize_line(a) for a in fields.get("authors") or []
+                                    if normalize_line(a))),
+        published_at=published,
+        updated_at=updated,
+        language=_language(fields.get("language")),
+        text=text,
+        summary=summary,
+        categories=tuple(dict.fromkeys(normalize_line(c) for c in fields.get("categories") or []
+                                       if normalize_line(c))),
+        word_count=len(words(text)),
+        countries=(),
+        quotes=(),
+        content_hash=sha256_hex(content_key(text or title or "")),
+        input_path=unit.input_path,
+        input_kind=unit.input_kind,
+        ingested_at=ingested_at,
+        date=day,
+        date_source=date_source,
+        unit_key=unit.unit_key,
+        guid=fields.get("guid") or None,
+    )
+
+
+def extract_article(unit: Unit, ingested_at: datetime) -> Iterator[Article]:
+    yield build_article(unit, unit_fields(unit), ingested_at)
+
+
+class ExtractArticles(beam.PTransform):
+    """Unit -> Article; units that cannot become articles are rejects (stage ``extract``)."""
+
+    def __init__(self, error_handler: ErrorHandler, ingested_at: datetime) -> None:
+        super().__init__()
+        self._errors = error_handler
+        self._ingested_at = ingested_at
+
+    def expand(self, units: beam.PCollection[Unit]) -> beam.PCollection[Article]:
+        return apply_stage(
+            units, "Extract", "extract", extract_article, self._errors,
+            ingested_at=self._ingested_at,
+        )

@@ -1,0 +1,236 @@
+"""ParseDocuments: RawDocument -> Unit (one per feed entry, page, text document, JSONL line).
+
+The kind of a document is detected from its content, not its name:
+RSS 0.9x/1.0/2.0 and Atom 0.3/1.0 go through feedparser (given bytes only, never a path or
+URL); JSON Feed 1.0/1.1 is parsed here since feedparser 6 cannot read it; HTML pages, plain
+text and JSONL become units that ExtractArticles turns into articles.
+
+Rejects (stage ``parse``): ``binary_content``, ``decode_error``, ``xml_entities`` (any
+document declaring XML entities, as defusedxml refuses them), ``not_a_feed`` (XML that is no
+feed), ``empty_feed`` (a feed with zero entries), ``invalid_json``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import apache_beam as beam
+import feedparser
+from apache_beam.transforms.error_handling import ErrorHandler
+
+from schemas.records import RawDocument, Unit
+from transforms.common import apply_stage
+from transforms.dates import from_struct, parse_date
+from transforms.decode import decode_bytes, looks_binary
+from transforms.errors import BinaryInput, EmptyContent, EmptyFeed, HostileXml, InvalidJson, NotAFeed
+
+_ENTITY_DECL = re.compile(r"<!ENTITY", re.I)
+_XML_PROLOG = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
+_LEADING_JUNK = re.compile(r"^(\s+|<\?[^>]*\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(\[.*?\])?\s*>)", re.S | re.I)
+_FIRST_TAG = re.compile(r"^<([A-Za-z_][\w:.\-]*)")
+_HTML_HINT = re.compile(r"<(html|body|head|article|div|p)\b", re.I)
+_FEED_ROOTS = {"rss", "feed", "rdf:rdf", "rdf", "channel", "redirect"}
+JSONFEED_PREFIX = "https://jsonfeed.org/version/"
+
+
+def _root_tag(text: str) -> str | None:
+    head = text[:65536]
+    for _ in range(200):
+        m = _LEADING_JUNK.match(head)
+        if not m or not m.group(0):
+            break
+        head = head[m.end():]
+    m = _FIRST_TAG.match(head)
+    return m.group(1).lower() if m else None
+
+
+def sniff_kind(text: str) -> str:
+    """'feed', 'jsonfeed', 'json', 'html' or 'text' from the decoded content."""
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            doc = json.loads(stripped)
+        except ValueError:
+            return "json"  # maybe JSONL; decided per line
+        if isinstance(doc, dict) and str(doc.get("version", "")).startswith(JSONFEED_PREFIX):
+            return "jsonfeed"
+        return "json"
+    if stripped.startswith("<"):
+        root = _root_tag(stripped)
+        if root in _FEED_ROOTS:
+            return "feed"
+        if root == "html" or re.match(r"<!doctype\s+html", stripped, re.I):
+            return "html"
+        if root is None and _HTML_HINT.search(stripped[:65536]):
+            return "html"
+        return "feed"  # other XML: feedparser decides, and "no feed" is a reject
+    return "text"
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _authors_of(entry: Any) -> list[str]:
+    names: list[str] = []
+    for a in entry.get("authors") or []:
+        if isinstance(a, dict):
+            n = a.get("name") or a.get("email") or ""
+            if n:
+                names.append(str(n))
+    if not names and entry.get("author"):
+        names.append(str(entry.get("author")))
+    return names
+
+
+def _feed_units(path: str, text: str) -> Iterator[Unit]:
+    body = _XML_PROLOG.sub("", text, count=1).encode("utf-8")
+    body = b'<?xml version="1.0" encoding="utf-8"?>\n' + body
+    parsed = feedparser.parse(
+        io.BytesIO(body),
+        response_headers={"content-type": "application/xml; charset=utf-8"},
+        sanitize_html=True,
+        resolve_relative_uris=True,
+    )
+    version = parsed.get("version") or ""
+    entries = parsed.get("entries") or []
+    if not version and not entries:
+        why = parsed.get("bozo_exception")
+        root = _root_tag(text) or "no element"
+        raise NotAFeed(
+            f"no RSS, Atom or RDF feed found (root <{root}>){f': {why}' if why else ''}"
+        )
+    if not entries:
+        title = _text((parsed.get("feed") or {}).get("title"))
+        raise EmptyFeed(f"the {version or 'feed'} feed {title!r} has no entries")
+    kind = "atom" if version.startswith("atom") else "rdf" if version in ("rss090", "rss10") \
+        else "rss"
+    feed = parsed.get("feed") or {}
+    feed_title = _text(feed.get("title"))
+    feed_link = _text(feed.get("link"))
+    feed_lang = _text(feed.get("language"))
+    for i, entry in enumerate(entries):
+        contents = [c for c in entry.get("content") or [] if isinstance(c, dict)]
+        html = next((c.get("value", "") for c in contents if "html" in c.get("type", "")), "")
+        plain = next((c.get("value", "") for c in contents if c.get("type") == "text/plain"), "")
+        title_detail = entry.get("title_detail") or {}
+        fields = {
+            "title": _text(entry.get("title")),
+            "title_is_html": "html" in str(title_detail.get("type", "")),
+            "link": _text(entry.get("link")),
+            "guid": _text(entry.get("id")),
+            "authors": _authors_of(entry),
+            "published": from_struct(entry.get("published_parsed"))
+            or from_struct(entry.get("created_parsed")),
+            "updated": from_struct(entry.get("updated_parsed")),
+            "summary": _text(entry.get("summary")),
+            "html": html,
+            "text": plain,
+            "categories": [str(t.get("term")) for t in entry.get("tags") or []
+                           if isinstance(t, dict) and t.get("term")],
+            "source": feed_title,
+            "feed_link": feed_link,
+            "language": _text(title_detail.get("language")) or feed_lang,
+        }
+        yield Unit(input_path=path, input_kind=kind, index=i, fields=fields)
+
+
+def _jsonfeed_units(path: str, doc: dict[str, Any]) -> Iterator[Unit]:
+    items = doc.get("items")
+    if not isinstance(items, list) or not items:
+        raise EmptyFeed("the JSON Feed has no items")
+    feed_authors = doc.get("authors") or ([doc["author"]] if doc.get("author") else [])
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            yield Unit(path, "jsonfeed", i, {"invalid": f"item is a {type(item).__name__}"},
+                       raw=json.dumps(item)[:2000])
+            continue
+        authors = item.get("authors") or ([item["author"]] if item.get("author") else []) \
+            or feed_authors
+        fields = {
+            "title": _text(item.get("title")),
+            "link": _text(item.get("url")) or _text(item.get("external_url")),
+            "guid": str(item.get("id") or ""),
+            "authors": [str(a.get("name")) for a in authors
+                        if isinstance(a, dict) and a.get("name")],
+            "published": parse_date(item.get("date_published")),
+            "updated": parse_date(item.get("date_modified")),
+            "summary": _text(item.get("summary")),
+            "html": _text(item.get("content_html")),
+            "text": _text(item.get("content_text")),
+            "categories": [str(t) for t in item.get("tags") or [] if isinstance(t, str)],
+            "source": _text(doc.get("title")),
+            "feed_link": _text(doc.get("home_page_url")),
+            "language": _text(item.get("language")) or _text(doc.get("language")),
+        }
+        yield Unit(input_path=path, input_kind="jsonfeed", index=i, fields=fields)
+
+
+def _json_units(path: str, text: str) -> Iterator[Unit]:
+    stripped = text.strip()
+    try:
+        doc = json.loads(stripped)
+    except ValueError:
+        doc = None
+    if isinstance(doc, list):
+        for i, rec in enumerate(doc):
+            yield Unit(path, "jsonl", i, raw=json.dumps(rec, ensure_ascii=False))
+        return
+    if isinstance(doc, dict):
+        yield Unit(path, "jsonl", 0, raw=stripped)
+        return
+    lines = text.splitlines()
+    units = [Unit(path, "jsonl", n, raw=line) for n, line in enumerate(lines) if line.strip()]
+    if not any(_is_json_object(u.raw) for u in units):
+        raise InvalidJson("the document starts like JSON but no line is a JSON object")
+    yield from units
+
+
+def _is_json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
+def parse_document(doc: RawDocument) -> Iterator[Unit]:
+    """Split one document into its input units. Raises a RejectError for the whole file, so
+    a document never disappears without a row."""
+    units = list(_units_of(doc))
+    if not units:
+        raise EmptyContent("the document holds no records")
+    yield from units
+
+
+def _units_of(doc: RawDocument) -> Iterator[Unit]:
+    if looks_binary(doc.data):
+        raise BinaryInput("binary content (NUL or control bytes), not a text document")
+    text, _codec = decode_bytes(doc.data)
+    kind = sniff_kind(text)
+    if kind in ("feed", "html") and _ENTITY_DECL.search(text[:1_000_000]):
+        raise HostileXml("the document declares XML entities; refused as hostile")
+    if kind == "feed":
+        yield from _feed_units(doc.input_path, text)
+    elif kind == "jsonfeed":
+        yield from _jsonfeed_units(doc.input_path, json.loads(text))
+    elif kind == "json":
+        yield from _json_units(doc.input_path, text)
+    elif kind == "html":
+        yield Unit(doc.input_path, "html", 0, raw=text)
+    else:
+        yield Unit(doc.input_path, "text", 0, raw=text)
+
+
+class ParseDocuments(beam.PTransform):
+    """RawDocument -> Unit. A document that yields no unit is one reject (stage ``parse``)."""
+
+    def __init__(self, error_handler: ErrorHandler) -> None:
+        super().__init__()
+        self._errors = error_handler
+
+    def expand(self, docs: beam.PCollection[RawDocument]) -> beam.PCollection[Unit]:
+        return apply_stage(docs, "Parse", "parse", parse_document, self._errors)

@@ -1,0 +1,93 @@
+"""Text helpers shared by extraction and cleaning: Unicode and whitespace normalization,
+HTML fragments to paragraphs, and the normalized form that content hashes are taken of."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import re
+import unicodedata
+
+import lxml.html
+from lxml import etree
+
+# Zero-width and bidi-control characters that survive NFC and break equality and tokenizing.
+_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad]")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+_BLANKS = re.compile(r"\n\s*\n+")
+_WORD = re.compile(r"\w+")
+_TAG = re.compile(r"<[^>]{0,2000}>")
+
+BLOCK_TAGS = {
+    "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
+    "pre", "table", "tr", "section", "article", "header", "footer", "figure", "figcaption",
+    "dd", "dt", "hr",
+}
+
+
+def normalize_line(text: str) -> str:
+    """NFC, no invisible or control characters, single spaces, no line breaks."""
+    text = unicodedata.normalize("NFC", text)
+    text = _INVISIBLE.sub("", text)
+    text = _CONTROL.sub(" ", text)
+    return _SPACES.sub(" ", text.replace("\r", " ").replace("\n", " ")).strip()
+
+
+def normalize_body(text: str) -> str:
+    """Paragraphs separated by one blank line, each paragraph normalized as a line."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    paragraphs = [normalize_line(p) for p in _BLANKS.split(text)]
+    if len(paragraphs) == 1:
+        # No blank lines: single newlines separate paragraphs (trafilatura's output).
+        paragraphs = [normalize_line(p) for p in text.split("\n")]
+    return "\n\n".join(p for p in paragraphs if p)
+
+
+def strip_tags(text: str) -> str:
+    """Feed titles and summaries: decode entities, drop tags left in them, one line."""
+    if "<" in text:
+        text = _TAG.sub(" ", text)
+    return normalize_line(html.unescape(text))
+
+
+def html_to_text(fragment: str) -> str:
+    """An HTML fragment (feed content, summary) -> paragraphs of plain text."""
+    if not fragment or not fragment.strip():
+        return ""
+    if "<" not in fragment:
+        return normalize_body(html.unescape(fragment))
+    try:
+        root = lxml.html.fragment_fromstring(fragment, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return normalize_body(strip_tags(fragment))
+    for bad in root.xpath("//script|//style|//noscript|//comment()"):
+        bad.drop_tree()
+    parts: list[str] = []
+    for event, node in etree.iterwalk(root, events=("start", "end")):
+        tag = node.tag.lower() if isinstance(node.tag, str) else ""
+        if event == "start":
+            if tag in BLOCK_TAGS:
+                parts.append("\n\n")
+            if tag and node.text:
+                parts.append(node.text)
+        else:
+            if tag in BLOCK_TAGS:
+                parts.append("\n\n")
+            if node is not root and node.tail:
+                parts.append(node.tail)
+    return normalize_body("".join(parts))
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def content_key(text: str) -> str:
+    """Normalized content for exact-duplicate hashing: NFKC, case-folded, word tokens only,
+    so whitespace, punctuation and quote styles do not make two copies differ."""
+    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

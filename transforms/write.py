@@ -1,0 +1,130 @@
+"""WritePartitionedParquet: rows -> hive-partitioned Parquet files under OUT/<dataset>/.
+
+Rows are grouped by partition and each group is written as one zstd Parquet file through
+Beam's FileSystems (so the same code writes to gs:// or s3://): first to a hidden temporary
+name in the target directory, then renamed into place. ``fileio.WriteToFiles`` is not used:
+with hive sub-directories on the local filesystem it loses files silently (see STYLE.md).
+
+Guarantees: the in-file schema is the dataset schema minus the partition columns; rows are
+sorted by their identity and the file name is a hash of those identities, so a rerun of the
+same input rewrites the same file instead of adding one; no empty file is ever written;
+partition values are sanitized so data can never steer a path outside OUT.
+Output: one record per written file: {"dataset", "path", "rows", "partition"}.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+from apache_beam.io.filesystems import FileSystems
+
+from schemas.arrow import PARTITION_COLUMNS, file_schema
+
+_SAFE_VALUE = re.compile(r"[^A-Za-z0-9_.\-]")
+TEMP_SUFFIX = ".inprogress"
+
+
+def partition_value(value: object) -> str:
+    """A partition value that is safe as one path component."""
+    text = _SAFE_VALUE.sub("_", str(value))[:64].strip(".") or "_"
+    return text
+
+
+def partition_dir(dataset: str, row: dict[str, Any]) -> str:
+    """'date=2024-01-02' for articles; '' for unpartitioned datasets."""
+    return "/".join(
+        f"{col}={partition_value(row[col])}" for col in PARTITION_COLUMNS[dataset]
+    )
+
+
+def row_identity(dataset: str, row: dict[str, Any]) -> str:
+    """What makes a row itself, for sorting and for the content-derived file name."""
+    if dataset == "articles":
+        return f"{row['article_id']}|{row['content_hash']}"
+    if dataset == "duplicates":
+        return f"{row['article_id']}|{row['duplicate_of']}|{row['input_path']}|{row['url']}"
+    return f"{row['input_path']}|{row['stage']}|{row['reason']}|{row['excerpt']}"
+
+
+def _join(base: str, *parts: str) -> str:
+    path = base
+    for part in parts:
+        if part:
+            path = FileSystems.join(path, part)
+    return path
+
+
+def write_partition(
+    output_dir: str, dataset: str, part: str, rows: Iterable[dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
+    """Write one partition's rows as one Parquet file; yield what was written."""
+    ordered = sorted(rows, key=lambda r: row_identity(dataset, r))
+    if not ordered:
+        return
+    digest = hashlib.sha256(
+        "\n".join(row_identity(dataset, r) for r in ordered).encode("utf-8")
+    ).hexdigest()[:20]
+    directory = _join(output_dir, dataset, part)
+    final = _join(directory, f"part-{digest}.parquet")
+    temp = _join(directory, f".part-{digest}-{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
+    schema = file_schema(dataset)
+    table = pa.Table.from_pylist(
+        [{name: r.get(name) for name in schema.names} for r in ordered], schema=schema
+    )
+    with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        pq.write_table(table, fh, compression="zstd")
+    if FileSystems.exists(final):
+        FileSystems.delete([final])
+    FileSystems.rename([temp], [final])
+    yield {"dataset": dataset, "path": final, "rows": len(ordered), "partition": part}
+
+
+def _key_by_partition(row: dict[str, Any], dataset: str) -> tuple[str, dict[str, Any]]:
+    return (partition_dir(dataset, row), row)
+
+
+def _write_group(
+    element: tuple[str, Iterable[dict[str, Any]]], output_dir: str, dataset: str
+) -> Iterator[dict[str, Any]]:
+    yield from write_partition(output_dir, dataset, element[0], element[1])
+
+
+class WritePartitionedParquet(beam.PTransform):
+    """Rows (dicts, partition columns included) -> Parquet files; emits one record per file."""
+
+    def __init__(
+        self,
+        output_dir: str,
+        dataset: str,
+        to_row: Callable[[Any], dict[str, Any]],
+    ) -> None:
+        super().__init__()
+        if dataset not in PARTITION_COLUMNS:
+            raise ValueError(f"unknown dataset {dataset!r}")
+        self._output_dir = output_dir
+        self._dataset = dataset
+        self._to_row = to_row
+
+    def expand(self, records: beam.PCollection[Any]) -> beam.PCollection[dict[str, Any]]:
+        return (
+            records
+            | "ToRow" >> beam.Map(self._to_row)
+            | "KeyByPartition" >> beam.Map(_key_by_partition, self._dataset)
+            | "GroupByPartition" >> beam.GroupByKey()
+            | "WriteFiles" >> beam.FlatMap(_write_group, self._output_dir, self._dataset)
+        )
+
+
+def join_path(base: str, *parts: str) -> str:
+    """Public path join through Beam's FileSystems (local, gs://, s3://)."""
+    return _join(base, *parts)
+
+
