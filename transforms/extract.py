@@ -228,8 +228,8 @@ def build_article(unit: Unit, fields: dict[str, Any], ingested_at: datetime) -> 
         source=source,
         source_domain=domain_of(url) or domain_of(fields.get("feed_link")),
         title=title,
-        authors=tuple(dict.fromkeys(normalize_line(a) for a in fields.get("authors") or []
-                                    if normalize_line(a))),
+        authors=tuple(dict.fromkeys(name for raw in fields.get("authors") or []
+                                    for name in split_names(str(raw)))),
         published_at=published,
         updated_at=updated,
         language=_language(fields.get("language")),

@@ -76,6 +76,12 @@ def _text(value: Any) -> str:
 
 
 def _authors_of(entry: Any) -> list[str]:
+    """Raw author strings; ExtractArticles splits and cleans them. feedparser's own split of
+    'email (Name)' truncates long top-level domains ('x@site.example' -> 'x@site.exam'), so
+    a single author is taken from the raw string."""
+    raw = entry.get("author")
+    if isinstance(raw, str) and raw.strip() and len(entry.get("authors") or []) <= 1:
+        return [raw]
     names: list[str] = []
     for a in entry.get("authors") or []:
         if isinstance(a, dict):
@@ -124,8 +130,11 @@ def _feed_units(path: str, text: str) -> Iterator[Unit]:
             "link": _text(entry.get("link")),
             "guid": _text(entry.get("id")),
             "authors": _authors_of(entry),
+            # RSS 1.0's dc:date reaches feedparser as 'updated': for an entry with no other
+            # date it is the publication date.
             "published": from_struct(entry.get("published_parsed"))
-            or from_struct(entry.get("created_parsed")),
+            or from_struct(entry.get("created_parsed"))
+            or from_struct(entry.get("updated_parsed")),
             "updated": from_struct(entry.get("updated_parsed")),
             "summary": _text(entry.get("summary")),
             "html": html,
