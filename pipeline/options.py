@@ -115,6 +115,14 @@ def _size(text: str) -> int:
     return value
 
 
+def _timestamp(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "inputs", nargs="+", metavar="INPUT",
@@ -133,6 +141,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="per-document size cap, after decompression (default 50MB); larger files "
              "become 'too_large' rejects.",
     )
+    parser.add_argument(
+        "--ingested-at", type=_timestamp, default=None, metavar="TIME",
+        help="ingestion time to record (ISO 8601, UTC if no zone); default now. Set it to "
+             "reproduce a run exactly or to backfill.",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the "
                         "final summary.")
 
@@ -141,7 +154,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
                      now: datetime | None = None) -> Config:
     inputs = expand_inputs(list(args.inputs))
     output = prepare_output(args.output)
-    started = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    started = (now or args.ingested_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
     started = started.replace(microsecond=0)
     digest = hashlib.sha256("\n".join(inputs).encode("utf-8")).hexdigest()[:8]
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{digest}"

@@ -91,6 +91,8 @@ class Article:
     date_source: str
     unit_key: str = ""
     guid: str | None = None
+    # id keys of copies this article absorbed (dedupe); lets a later key still find them.
+    id_aliases: tuple[str, ...] = ()
 
     def replace(self, **changes: Any) -> Article:
         return dataclasses.replace(self, **changes)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
 
 from charset_normalizer import from_bytes
 
@@ -32,6 +33,31 @@ _BOMS = (
 # How far into a document we look for an HTML <meta charset>; WHATWG says 1024 bytes, but
 # real pages put it later (miniflux's iso-8859-1-meta-after-1024.html).
 _META_SCAN_BYTES = 16_384
+# charset-normalizer 'chaos' (mess ratio) within which windows-1252 is preferred.
+_CHAOS_MARGIN = 0.05
+
+
+# XML 1.0 Appendix F: a document without a BOM starts with '<' (or '<?'), whose byte pattern
+# gives away UTF-16 and UTF-32.
+_XML_AUTODETECT = (
+    (b"\x00\x00\x00\x3c", "utf-32-be"),
+    (b"\x3c\x00\x00\x00", "utf-32-le"),
+    (b"\x00\x3c\x00\x3f", "utf-16-be"),
+    (b"\x3c\x00\x3f\x00", "utf-16-le"),
+    (b"\x00\x3c", "utf-16-be"),
+    (b"\x3c\x00", "utf-16-le"),
+)
+
+
+def wide_encoding(data: bytes) -> str | None:
+    """UTF-16/32 detected from a BOM or from the first '<' (XML 1.0 Appendix F)."""
+    for bom, codec in _BOMS:
+        if data.startswith(bom) and codec != "utf-8":
+            return codec
+    for prefix, codec in _XML_AUTODETECT:
+        if data.startswith(prefix):
+            return codec
+    return None
 
 
 def normalize_encoding(name: str | None) -> str | None:
@@ -84,6 +110,12 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str]:
                 return data[len(bom):].decode(codec), codec
             except UnicodeDecodeError as exc:
                 raise DecodeError(f"byte order mark says {codec} but bytes do not decode: {exc}")
+    wide = wide_encoding(data)
+    if wide is not None:
+        try:
+            return data.decode(wide), wide
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"bytes look like {wide} but do not decode: {exc}") from exc
     name = declared or declared_encoding(data)
     codec = normalize_encoding(name)
     as_utf8 = _utf8(data)
@@ -103,25 +135,39 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str]:
         return data.decode(codec, errors="replace"), codec
 
 
+def _latin_script(text: str) -> bool:
+    """True when most non-ASCII letters of a text are Latin letters."""
+    letters = [ch for ch in text if ord(ch) > 127 and ch.isalpha()]
+    if not letters:
+        return True
+    latin = sum(1 for ch in letters if unicodedata.name(ch, "").startswith("LATIN"))
+    return latin >= 0.8 * len(letters)
+
+
 def _detect(data: bytes) -> str:
-    """charset-normalizer's best guess. Among equally good single-byte candidates (it often
-    ties cp1250, cp1252 and cp1257 on Western text) prefer windows-1252, the fallback WHATWG
-    prescribes for undeclared Western documents."""
+    """charset-normalizer's best guess, with one correction: on short Western text it often
+    ranks cp1250 or cp1257 a hair above windows-1252 (reading 'à' as 'ą'). When the best guess
+    decodes to Latin script and windows-1252 is within a small margin, take windows-1252, the
+    fallback WHATWG prescribes for undeclared Western documents."""
     matches = list(from_bytes(data[:200_000]))
     if not matches:
         raise DecodeError("no character encoding fits these bytes")
     best = matches[0]
-    ties = [m.encoding for m in matches
-            if m.chaos == best.chaos and m.coherence == best.coherence]
-    choice = "cp1252" if "cp1252" in ties else best.encoding
-    return normalize_encoding(choice) or choice
+    cp1252 = next((m for m in matches if m.encoding == "cp1252"), None)
+    if (
+        cp1252 is not None
+        and cp1252.chaos <= best.chaos + _CHAOS_MARGIN
+        and _latin_script(str(best))
+    ):
+        return "cp1252"
+    return normalize_encoding(best.encoding) or best.encoding
 
 
 def looks_binary(data: bytes) -> bool:
     """True for bytes that are not text in any encoding we read: NULs outside UTF-16/32, or
     many control bytes."""
     head = data[:8192]
-    if any(head.startswith(bom) for bom, _ in _BOMS):
+    if any(head.startswith(bom) for bom, _ in _BOMS) or wide_encoding(head):
         return False
     if b"\x00" in head:
         return True

@@ -60,10 +60,16 @@ def url_key(article: Article) -> str | None:
     return article.url
 
 
-def id_key(article: Article) -> str | None:
+def own_id_key(article: Article) -> str | None:
     if not article.guid:
         return None
     return f"{article.source_domain or article.source or ''}|{article.guid}"
+
+
+def id_key(article: Article) -> str | None:
+    """The feed id within its source; an article without one uses the smallest id of the
+    copies it absorbed at the URL key, so an id copy of a dropped URL copy is still found."""
+    return own_id_key(article) or (min(article.id_aliases) if article.id_aliases else None)
 
 
 def hash_key(article: Article) -> str | None:
@@ -81,6 +87,10 @@ def resolve_group(articles: Iterable[Article], method: str) -> tuple[Article, li
     """Keep the first article by rank_key; the others become Duplicate rows."""
     ordered = sorted(articles, key=rank_key)
     kept = ordered[0]
+    aliases = {k for a in ordered[1:] for k in (own_id_key(a), *a.id_aliases) if k}
+    aliases.discard(own_id_key(kept) or "")
+    if aliases - set(kept.id_aliases):
+        kept = kept.replace(id_aliases=tuple(sorted(aliases | set(kept.id_aliases))))
     dups = [
         Duplicate(
             article_id=a.article_id,

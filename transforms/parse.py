@@ -34,6 +34,8 @@ _LEADING_JUNK = re.compile(r"^(\s+|<\?[^>]*\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(\[.*?
 _FIRST_TAG = re.compile(r"^<([A-Za-z_][\w:.\-]*)")
 _HTML_HINT = re.compile(r"<(html|body|head|article|div|p)\b", re.I)
 _FEED_ROOTS = {"rss", "feed", "rdf:rdf", "rdf", "channel", "redirect"}
+_HTML_ROOTS = {"html", "head", "body", "article", "main", "section", "div", "p", "span",
+               "table", "h1", "h2", "header", "meta", "title"}
 JSONFEED_PREFIX = "https://jsonfeed.org/version/"
 
 
@@ -63,7 +65,7 @@ def sniff_kind(text: str) -> str:
         root = _root_tag(stripped)
         if root in _FEED_ROOTS:
             return "feed"
-        if root == "html" or re.match(r"<!doctype\s+html", stripped, re.I):
+        if root in _HTML_ROOTS or re.match(r"<!doctype\s+html", stripped, re.I):
             return "html"
         if root is None and _HTML_HINT.search(stripped[:65536]):
             return "html"

@@ -1,0 +1,185 @@
+"""The command line end to end: usage errors, help, a run on samples/ against golden rows,
+reading the dataset back, and determinism across reruns and renamed inputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pytest
+
+from tests.conftest import GOLDEN, REPO, SAMPLES, check_golden
+
+INGESTED_AT = "2026-01-15T12:00:00Z"
+
+
+def newsbeam(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def run_samples(out: Path, inputs: Path = SAMPLES, *extra: str) -> dict:
+    proc = newsbeam("run", str(inputs), "--output", str(out), "--ingested-at", INGESTED_AT,
+                    *extra)
+    assert proc.returncode == 0, proc.stderr
+    manifests = list((out / "_runs").glob("*.json"))
+    assert len(manifests) == 1
+    return json.loads(manifests[0].read_text())
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("out")
+    return out, run_samples(out)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "no/such/file.xml", "--output", "{tmp}/o"], "input path does not exist"),
+        (["run", "samples/*.nothing", "--output", "{tmp}/o"], "glob matches no file"),
+        (["run", "samples", "--output", "samples/kazakhstan_peacemaker.txt"],
+         "--output is not a directory"),
+        (["run", "samples"], "the following arguments are required: -o/--output"),
+        (["run", "samples", "--output", "{tmp}/o", "--no-such-flag"], "unknown option"),
+        (["run", "samples", "--output", "{tmp}/o", "--max-bytes", "lots"], "not a size"),
+        (["frobnicate"], "invalid choice"),
+    ],
+)
+def test_user_mistakes_give_one_line_and_exit_2(tmp_path: Path, args: list[str],
+                                                message: str) -> None:
+    proc = newsbeam(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert message in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "o" / "_runs").exists()
+
+
+def test_help_documents_every_option() -> None:
+    top = newsbeam("--help")
+    assert top.returncode == 0 and "run" in top.stdout
+    run = newsbeam("run", "--help")
+    for flag in ("--output", "--max-bytes", "--ingested-at", "--quiet", "--runner",
+                 "--direct_num_workers", "exit codes"):
+        assert flag in run.stdout, flag
+
+
+def _v(value: object) -> object:
+    """A pandas cell as JSON: missing values are null."""
+    if isinstance(value, str) or value is None:
+        return value
+    return None if pd.isna(value) else value
+
+
+def _rel(path: str) -> str:
+    return str(Path(path).relative_to(SAMPLES))
+
+
+def golden_rows(out: Path) -> str:
+    arts = pd.read_parquet(out / "articles")
+    dups = pd.read_parquet(out / "duplicates")
+    rejs = pd.read_parquet(out / "rejects")
+    lines = []
+    for r in arts.sort_values("article_id").itertuples():
+        lines.append(json.dumps({
+            "dataset": "articles", "article_id": r.article_id, "date": str(r.date),
+            "date_source": r.date_source, "title": _v(r.title), "authors": list(r.authors),
+            "url": _v(r.url), "input": _rel(r.input_path), "kind": r.input_kind,
+            "published_at": None if pd.isna(r.published_at) else r.published_at.isoformat(),
+            "language": _v(r.language), "words": int(r.word_count),
+        }, ensure_ascii=False))
+    for r in dups.sort_values(["article_id", "input_path"]).itertuples():
+        lines.append(json.dumps({
+            "dataset": "duplicates", "article_id": r.article_id, "duplicate_of": r.duplicate_of,
+            "method": r.method, "input": _rel(r.input_path), "url": _v(r.url),
+        }, ensure_ascii=False))
+    for r in rejs.sort_values(["input_path", "reason"]).itertuples():
+        lines.append(json.dumps({
+            "dataset": "rejects", "input": _rel(r.input_path), "stage": r.stage,
+            "reason": r.reason,
+        }, ensure_ascii=False))
+    return "\n".join(lines) + "\n"
+
+
+def test_samples_match_golden_rows(sample_run: tuple[Path, dict], update_golden: bool) -> None:
+    out, _ = sample_run
+    check_golden(GOLDEN / "samples_rows.jsonl", golden_rows(out), update_golden)
+
+
+def test_manifest_accounts_for_every_unit(sample_run: tuple[Path, dict]) -> None:
+    _, manifest = sample_run
+    counts = manifest["counts"]
+    assert counts["in"] == counts["articles"] + counts["duplicates"] + counts["rejects"]
+    assert manifest["accounting"]["balanced"] is True
+    assert manifest["status"] == "ok"
+    assert manifest["inputs"]["files"] == len([p for p in SAMPLES.rglob("*") if p.is_file()])
+    assert set(manifest["versions"]) >= {"apache-beam", "feedparser", "trafilatura", "pyarrow"}
+    assert sum(manifest["rejects_by_reason"].values()) == counts["rejects"]
+    assert manifest["options"]["runner"] == "DirectRunner"
+    assert all(Path(f["path"]).exists() for f in manifest["files"])
+
+
+def test_output_layout_has_no_temporary_files(sample_run: tuple[Path, dict]) -> None:
+    out, _ = sample_run
+    visible = [p for p in out.rglob("*") if p.is_file()]
+    assert not [p for p in visible if p.name.startswith(".") or "temp" in p.name.lower()]
+    assert {p.relative_to(out).parts[0] for p in visible} == {
+        "articles", "duplicates", "rejects", "_runs"}
+    for p in (out / "articles").rglob("*.parquet"):
+        assert p.parent.name.startswith("date=")
+        assert p.stat().st_size > 0
+
+
+def test_read_back_with_pandas_and_pyarrow(sample_run: tuple[Path, dict]) -> None:
+    out, manifest = sample_run
+    df = pd.read_parquet(out / "articles")
+    assert len(df) == manifest["counts"]["articles"]
+    for col in ("published_at", "updated_at", "ingested_at"):
+        assert isinstance(df[col].dtype, pd.DatetimeTZDtype) and str(df[col].dt.tz) == "UTC"
+    row = df[df.title == "Seal colony counted from the air for the first time"].iloc[0]
+    assert list(row.authors) == ["Ida Lund", "Petter Vik"]
+    assert list(row.categories) == ["Wildlife"]
+    assert row.published_at.isoformat() == "2024-03-14T06:20:00+00:00"
+    assert str(row.date) == "2024-03-14"
+    assert df.word_count.dtype == "int32"
+    table = ds.dataset(out / "articles", format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == len(df)
+    assert table.schema.field("published_at").type == pa.timestamp("us", tz="UTC")
+    assert pa.types.is_list(table.schema.field("authors").type)
+    assert pa.types.is_struct(table.schema.field("quotes").type.value_type)
+
+
+def _decisions(out: Path) -> tuple[list[str], list[tuple[str, str, str]], list[str]]:
+    arts = pd.read_parquet(out / "articles")
+    dups = pd.read_parquet(out / "duplicates")
+    rejs = pd.read_parquet(out / "rejects")
+    return (
+        sorted(arts.article_id),
+        sorted(zip(dups.article_id, dups.duplicate_of, dups.method)),
+        sorted(rejs.reason),
+    )
+
+
+def test_same_input_same_ids_whatever_names_and_reruns(tmp_path: Path,
+                                                       sample_run: tuple[Path, dict]) -> None:
+    first, _ = sample_run
+    # the same files under other names, in another directory order
+    renamed = tmp_path / "renamed"
+    for i, src in enumerate(sorted(p for p in SAMPLES.rglob("*") if p.is_file())):
+        dest = renamed / f"z{99 - i:02d}" / f"copy-{i}-{src.name}"
+        dest.parent.mkdir(parents=True)
+        shutil.copy(src, dest)
+    second = tmp_path / "second"
+    run_samples(second, renamed, "--direct_num_workers", "2")
+    assert _decisions(first) == _decisions(second)
+    # a rerun into the same output rewrites the same files: no row appears twice
+    run_samples(first)
+    assert _decisions(first)[0] == _decisions(second)[0]

@@ -1,0 +1,26 @@
+"""One schema: its text is pinned by a golden copy, so every change shows up as a diff."""
+
+from __future__ import annotations
+
+import pytest
+
+from schemas import PARTITION_COLUMNS, SCHEMAS, file_schema, schema_text
+from tests.conftest import GOLDEN, check_golden
+
+
+@pytest.mark.parametrize("dataset", sorted(SCHEMAS))
+def test_schema_matches_golden(dataset: str, update_golden: bool) -> None:
+    check_golden(GOLDEN / f"schema_{dataset}.txt", schema_text(dataset), update_golden)
+
+
+def test_file_schema_drops_partition_columns() -> None:
+    for dataset, schema in SCHEMAS.items():
+        names = file_schema(dataset).names
+        for col in PARTITION_COLUMNS[dataset]:
+            assert col in schema.names and col not in names
+
+
+def test_every_column_is_documented() -> None:
+    for schema in SCHEMAS.values():
+        for field in schema:
+            assert field.metadata and field.metadata.get(b"doc"), field.name

@@ -1,0 +1,76 @@
+"""Bytes -> text: declared charsets, lying prologs, undeclared encodings, wide encodings."""
+
+from __future__ import annotations
+
+import codecs
+
+import pytest
+
+from transforms.decode import decode_bytes, declared_encoding, looks_binary, wide_encoding
+from transforms.errors import DecodeError
+
+CAFE_UTF8 = "Café – Grüße".encode()
+
+
+@pytest.mark.parametrize(
+    ("data", "expected", "codec"),
+    [
+        # declared and true
+        (b'<?xml version="1.0" encoding="koi8-r"?><a>' + "Привет".encode("koi8-r") + b"</a>",
+         "Привет", "koi8-r"),
+        (b'<?xml version="1.0" encoding="windows-1251"?><a>' + "Цитата".encode("cp1251")
+         + b"</a>", "Цитата", "cp1251"),
+        # ISO-8859-1 is read as windows-1252 (WHATWG), so the euro sign survives
+        (b'<?xml version="1.0" encoding="iso-8859-1"?><a>' + "Caf\u00e9 \u20ac".encode("cp1252")
+         + b"</a>", "Café €", "cp1252"),
+        # a prolog that lies: says ISO-8859-1, bytes are UTF-8
+        (b'<?xml version="1.0" encoding="ISO-8859-1"?><a>' + CAFE_UTF8 + b"</a>",
+         "Café – Grüße", "utf-8"),
+        # an unknown charset name falls back to UTF-8
+        (b'<?xml version="1.0" encoding="invalid"?><a>' + CAFE_UTF8 + b"</a>",
+         "Café – Grüße", "utf-8"),
+        # says UTF-8, bytes are latin-1: detection
+        (b'<?xml version="1.0" encoding="utf-8"?><note><to>Ana\xefs</to><from>J\xfcrgen'
+         b"</from></note>", "Jürgen", "cp1252"),
+        # HTML meta charset
+        (b'<html><head><meta charset="iso-8859-1"><title>Fr\xe9d\xe9ric</title>', "Frédéric",
+         "cp1252"),
+        # BOMs win
+        (codecs.BOM_UTF8 + CAFE_UTF8, "Café – Grüße", "utf-8"),
+        (codecs.BOM_UTF16_LE + "Café".encode("utf-16-le"), "Café", "utf-16-le"),
+        # UTF-16 without BOM, detected from '<' (XML 1.0 Appendix F)
+        ('<?xml version="1.0"?><a>Café</a>'.encode("utf-16-be"), "Café", "utf-16-be"),
+    ],
+)
+def test_decode_bytes(data: bytes, expected: str, codec: str) -> None:
+    text, used = decode_bytes(data)
+    assert expected in text
+    assert used == codec
+
+
+def test_undeclared_western_text_prefers_windows_1252() -> None:
+    text = ("<rss><channel><title>Les très belles idées</title><item><title>Été à Paris, "
+            "déjà vu</title><description>Un café près de la Seine, où l'on parle "
+            "français.</description></item></channel></rss>")
+    decoded, codec = decode_bytes(text.encode("latin-1"))
+    assert decoded == text
+    assert codec == "cp1252"
+
+
+def test_bom_with_invalid_bytes_is_a_decode_error() -> None:
+    with pytest.raises(DecodeError):
+        decode_bytes(codecs.BOM_UTF8 + b"ok \xf1\x28 broken")
+
+
+def test_declared_encoding_from_prolog_and_meta() -> None:
+    assert declared_encoding(b'<?xml version="1.0" encoding="KOI8-R"?>') == "KOI8-R"
+    assert declared_encoding(b'<html><meta http-equiv="Content-Type" '
+                             b'content="text/html; charset=windows-1252">') == "windows-1252"
+    assert declared_encoding(b"<rss>") is None
+
+
+def test_binary_and_wide_text_are_told_apart() -> None:
+    assert looks_binary(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+    assert not looks_binary("<a>ok</a>".encode("utf-16-le"))
+    assert wide_encoding("<a/>".encode("utf-32-le")) == "utf-32-le"
+    assert not looks_binary("plain text\nwith lines\n".encode())

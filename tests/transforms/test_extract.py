@@ -1,0 +1,128 @@
+"""Units -> articles: plain text, bylines, JSONL records, HTML pages, feed entries."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from schemas.records import Unit
+from tests.conftest import FIXED_NOW, SAMPLES
+from transforms.errors import EmptyContent, InvalidJson, InvalidRecord
+from transforms.extract import build_article, extract_article, parse_byline, split_names, unit_fields
+from transforms.urls import canonical_url
+
+KAZAKH = SAMPLES / "kazakhstan_peacemaker.txt"
+
+
+def test_plain_text_article_from_shared_sample() -> None:
+    unit = Unit(str(KAZAKH), "text", 0, raw=KAZAKH.read_text(encoding="utf-8"))
+    article = next(extract_article(unit, FIXED_NOW))
+    assert article.title == "Kazakhstan Offers To Play Peacemaker For U.S., Russia & China"
+    assert article.authors == ("Azamat Batyrov",)
+    assert article.published_at == datetime(2018, 11, 26, tzinfo=timezone.utc)
+    assert article.updated_at == datetime(2024, 4, 16, 1, 19, tzinfo=timezone.utc)
+    assert article.date == "2018-11-26" and article.date_source == "published"
+    # the lines around the title are not body text
+    assert "Newsroom logo" not in article.text
+    assert not article.text.startswith("None")
+    assert article.text.startswith("The 78-year-old leader")
+    assert "Nazarbayev said Wednesday." in article.text
+    assert article.word_count > 500
+    assert article.url is None and len(article.article_id) == 32
+
+
+@pytest.mark.parametrize(
+    ("line", "names", "date"),
+    [
+        ("By Azamat Batyrov November 26, 2018", ["Azamat Batyrov"], "2018-11-26"),
+        ("By Ann Lee and Bo Chen", ["Ann Lee", "Bo Chen"], None),
+        ("Von Jürgen Schäfer, 3 March 2024", ["Jürgen Schäfer"], "2024-03-03"),
+        ("Bystander effect explained", None, None),
+    ],
+)
+def test_parse_byline(line: str, names: list[str] | None, date: str | None) -> None:
+    result = parse_byline(line)
+    if names is None:
+        assert result is None
+        return
+    assert result is not None
+    assert result[0] == names
+    assert (result[1].date().isoformat() if result[1] else None) == date
+
+
+def test_split_names_email_form() -> None:
+    assert split_names("editor@news.example (Jane Roe)") == ["Jane Roe"]
+    assert split_names("A. One, B. Two & C. Three") == ["A. One", "B. Two", "C. Three"]
+
+
+def test_jsonl_lines() -> None:
+    good = Unit("d.jsonl", "jsonl", 0, raw='{"url": "https://A.example/x?utm_source=t#top", '
+                '"text": "Body one.\\n\\nBody two.", "published": "2024-03-09T08:00:00Z"}')
+    article = next(extract_article(good, FIXED_NOW))
+    assert article.url == "https://a.example/x"
+    assert article.text == "Body one.\n\nBody two."
+    assert article.date == "2024-03-09"
+    with pytest.raises(InvalidJson):
+        unit_fields(Unit("d.jsonl", "jsonl", 1, raw='{"url": "broken'))
+    with pytest.raises(InvalidRecord):
+        unit_fields(Unit("d.jsonl", "jsonl", 2, raw='{"url": "https://a.example/"}'))
+    with pytest.raises(InvalidRecord):
+        unit_fields(Unit("d.jsonl", "jsonl", 3, raw="[1, 2]"))
+
+
+def test_html_page_with_canonical_and_metadata() -> None:
+    page = SAMPLES / "pages" / "harbourtimes-ferry-strike.html"
+    article = next(extract_article(Unit(str(page), "html", 0, raw=page.read_text()), FIXED_NOW))
+    assert article.title == "Ferry crews vote to strike over rosters"
+    assert article.url == "https://harbourtimes.example/news/ferry-crews-strike-vote"
+    assert article.authors == ("Jonas Brekke",)
+    assert article.published_at is not None and article.published_at.date().isoformat() \
+        == "2024-03-18"
+    assert "171 backed the walkout" in article.text
+    # navigation, sidebars and footers are not part of the body
+    assert "Most read" not in article.text and "newsletter" not in article.text
+    assert article.language == "en"
+
+
+def test_missing_date_falls_back_to_ingestion_date() -> None:
+    unit = Unit("f.xml", "rss", 0, fields={"title": "T", "text": "Body", "link": ""})
+    article = build_article(unit, unit_fields(unit), FIXED_NOW)
+    assert article.date == FIXED_NOW.date().isoformat()
+    assert article.date_source == "ingested"
+    assert article.published_at is None
+
+
+def test_empty_unit_is_rejected() -> None:
+    unit = Unit("f.xml", "rss", 0, fields={"title": "", "summary": "", "link": ""})
+    with pytest.raises(EmptyContent):
+        build_article(unit, unit_fields(unit), FIXED_NOW)
+
+
+def test_ids_come_from_canonical_url_not_from_paths() -> None:
+    fields = {"title": "Same", "text": "Same body.", "link": "HTTPS://News.Example:443/a?b=2&a=1"}
+    one = build_article(Unit("x/one.xml", "rss", 0, fields=fields), unit_fields(
+        Unit("x/one.xml", "rss", 0, fields=fields)), FIXED_NOW)
+    two = build_article(Unit("y/two.xml", "rss", 7, fields=fields), unit_fields(
+        Unit("y/two.xml", "rss", 7, fields=fields)), FIXED_NOW)
+    assert one.article_id == two.article_id
+    assert one.url == "https://news.example/a?a=1&b=2"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("HTTP://Example.COM/Path?utm_source=x&id=3#frag", "http://example.com/Path?id=3"),
+        ("https://example.com:443/a?fbclid=1&gclid=2&ref=home", "https://example.com/a"),
+        ("//cdn.example.com/x", None),
+        ("ftp://example.com/file", None),
+        ("", None),
+    ],
+)
+def test_canonical_url(url: str, expected: str | None) -> None:
+    assert canonical_url(url) == expected
+
+
+def test_relative_link_resolved_against_feed() -> None:
+    assert canonical_url("wildlife/seal", "https://coastwatch.example/") == \
+        "https://coastwatch.example/wildlife/seal"

@@ -1,0 +1,105 @@
+"""Kind detection and splitting documents into input units, on the sample corpus."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from schemas.records import RawDocument
+from tests.conftest import SAMPLES
+from transforms.errors import BinaryInput, EmptyFeed, HostileXml, InvalidJson, NotAFeed
+from transforms.parse import parse_document, sniff_kind
+
+
+def _doc(path: Path) -> RawDocument:
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":
+        data = gzip.decompress(data)
+    return RawDocument(str(path), data)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "units"),
+    [
+        ("feeds/harbour-times.rss.xml", "rss", 4),
+        ("feeds/nordkurier-latin1.rss.xml", "rss", 2),
+        ("feeds/coastwatch.atom.xml", "atom", 3),
+        ("feeds/marine-science.rdf", "rdf", 2),
+        ("feeds/old-netscape.rss091.xml", "rss", 1),
+        ("feeds/harbour-archive.rss.xml.gz", "rss", 2),
+        ("feeds/island-sport.json", "jsonfeed", 3),
+        ("pages/harbourtimes-ferry-strike.html", "html", 1),
+        ("pages/valley-weekly-school.htm", "html", 1),
+        ("kazakhstan_peacemaker.txt", "text", 1),
+        ("dumps/crawl-2024-03.jsonl", "jsonl", 5),
+    ],
+)
+def test_samples_split_into_units(name: str, kind: str, units: int) -> None:
+    result = list(parse_document(_doc(SAMPLES / name)))
+    assert len(result) == units
+    assert {u.input_kind for u in result} == {kind}
+    assert [u.index for u in result] == sorted(u.index for u in result)
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("junk/binary-blob.xml", BinaryInput),
+        ("junk/laughs.xml", HostileXml),
+        ("junk/note.xml", NotAFeed),
+        ("junk/no-items.rss.xml", EmptyFeed),
+    ],
+)
+def test_junk_is_rejected_whole(name: str, error: type[Exception]) -> None:
+    with pytest.raises(error):
+        list(parse_document(_doc(SAMPLES / name)))
+
+
+def test_external_entity_is_refused_before_any_parser_sees_it(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-VALUE")
+    xxe = (f'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY x SYSTEM "file://{secret}">]>'
+           '<rss version="2.0"><channel><title>&x;</title><item><title>&x;</title></item>'
+           "</channel></rss>").encode()
+    with pytest.raises(HostileXml):
+        list(parse_document(RawDocument("xxe.xml", xxe)))
+
+
+def test_a_document_that_looks_like_a_path_is_never_opened() -> None:
+    # feedparser.parse() opens a str or bytes that names a file; we only hand it streams.
+    units = list(parse_document(RawDocument("p.txt", b"/etc/hostname")))
+    assert units[0].input_kind == "text"
+    assert units[0].raw == "/etc/hostname"
+
+
+def test_jsonfeed_fields() -> None:
+    units = list(parse_document(_doc(SAMPLES / "feeds/island-sport.json")))
+    first = units[0].fields
+    assert first["title"] == "Record entries for the midsummer regatta"
+    assert first["authors"] == ["Kari Dahl"]
+    assert first["published"].isoformat() == "2024-03-13T16:45:00+00:00"
+    assert first["categories"] == ["Sailing"]
+    assert first["source"] == "Island Sport"
+
+
+def test_json_that_is_not_jsonl_is_rejected() -> None:
+    with pytest.raises(InvalidJson):
+        list(parse_document(RawDocument("x.json", b"{ not json\n[ neither")))
+
+
+@pytest.mark.parametrize(
+    ("text", "kind"),
+    [
+        ('<?xml version="1.0"?>\n<!-- c -->\n<rss version="2.0">', "feed"),
+        ("<feed xmlns='http://www.w3.org/2005/Atom'>", "feed"),
+        ("<!DOCTYPE html><html><body><p>x</p>", "html"),
+        ("<div><p>fragment</p></div>", "html"),
+        ('{"version": "https://jsonfeed.org/version/1", "items": []}', "jsonfeed"),
+        ('{"url": "https://a.example/", "text": "t"}\n{"url": "b"}', "json"),
+        ("Just a headline\n\nAnd a body.", "text"),
+    ],
+)
+def test_sniff_kind(text: str, kind: str) -> None:
+    assert sniff_kind(text) == kind
