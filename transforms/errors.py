@@ -12,6 +12,7 @@ class RejectError(Exception):
     """Base class: the input unit cannot become an article."""
 
     reason = "rejected"
+    stage = ""
 
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -19,62 +20,115 @@ class RejectError(Exception):
 
 
 class ReadError(RejectError):
+    """The file vanished, is unreadable, or the filesystem failed."""
+
+    stage = "read"
     reason = "read_error"
 
 
 class TooLarge(RejectError):
+    """The file (after decompression) is larger than --max-bytes."""
+
+    stage = "read"
     reason = "too_large"
 
 
 class DecompressError(RejectError):
+    """Corrupt or truncated gzip/bzip2 data, or a decompression bomb (expands past the size
+    cap, or past 100 times its compressed size once over 10 MB)."""
+
+    stage = "read"
     reason = "decompress_error"
 
 
 class EmptyInput(RejectError):
+    """The file is empty or holds only whitespace."""
+
+    stage = "read"
     reason = "empty_file"
 
 
 class BinaryInput(RejectError):
+    """Binary content (NUL or control bytes) that is no text in any encoding read."""
+
+    stage = "parse"
     reason = "binary_content"
 
 
 class DecodeError(RejectError):
+    """The bytes do not decode in the encoding their byte order mark or detection gives."""
+
+    stage = "parse"
     reason = "decode_error"
 
 
 class HostileXml(RejectError):
-    """A document that declares XML entities (treated as hostile, as defusedxml does)."""
+    """A document that declares XML entities (billion laughs, external entities): refused
+    before any parser sees it, as defusedxml does."""
 
+    stage = "parse"
     reason = "xml_entities"
 
 
 class NotAFeed(RejectError):
+    """XML that is no RSS, Atom or RDF feed."""
+
+    stage = "parse"
     reason = "not_a_feed"
 
 
 class EmptyFeed(RejectError):
+    """A feed with zero entries (the detail names the feed title)."""
+
+    stage = "parse"
     reason = "empty_feed"
 
 
 class InvalidJson(RejectError):
+    """A JSON document or JSONL line that is not valid JSON."""
+
+    stage = "parse/extract"
     reason = "invalid_json"
 
 
 class InvalidRecord(RejectError):
+    """A JSONL record without html or text, or a JSON value that is not an object."""
+
+    stage = "extract"
     reason = "invalid_record"
 
 
 class EmptyContent(RejectError):
+    """An entry or document with neither title nor body text, or a file with no record."""
+
+    stage = "parse/extract"
     reason = "empty_content"
 
 
 class ExtractionFailed(RejectError):
+    """trafilatura could not read the page at all."""
+
+    stage = "extract"
     reason = "extraction_failed"
 
 
 INTERNAL_ERROR = "internal_error"
 
-REASONS: dict[str, str] = {
-    cls.reason: (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-    for cls in RejectError.__subclasses__()
-}
+
+def reasons_markdown() -> str:
+    """docs/rejects.md, generated from the classes above so it cannot drift."""
+    lines = [
+        "# Reject reasons",
+        "",
+        "Every row of `OUT/rejects` carries one of these stable codes in `reason`; the `stage`",
+        "column says where it was raised and `detail` says why in a sentence. This page is",
+        "generated from `transforms/errors.py` (a test compares them).",
+        "",
+        "| reason | stage | meaning |",
+        "| --- | --- | --- |",
+    ]
+    for cls in sorted(RejectError.__subclasses__(), key=lambda c: c.reason):
+        lines.append(f"| `{cls.reason}` | {cls.stage} | {' '.join((cls.__doc__ or '').split())} |")
+    lines.append(f"| `{INTERNAL_ERROR}` | any | An unexpected exception (a bug): `error_type` and "
+                 "`detail` name it. The run goes on; please report it. |")
+    return "\n".join(lines) + "\n"

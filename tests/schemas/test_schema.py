@@ -24,3 +24,10 @@ def test_every_column_is_documented() -> None:
     for schema in SCHEMAS.values():
         for field in schema:
             assert field.metadata and field.metadata.get(b"doc"), field.name
+
+
+def test_reject_reasons_doc_is_generated(update_golden: bool) -> None:
+    from tests.conftest import REPO
+    from transforms.errors import reasons_markdown
+
+    check_golden(REPO / "docs" / "rejects.md", reasons_markdown(), update_golden)
