@@ -22,8 +22,13 @@ fi
 STAMP="$VENV/.newsbeam-installed"
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   echo "==> installing newsbeam and its dependencies into $VENV"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet -e ".[test]"
+  LOG="$VENV/install.log"
+  if ! { "$VENV/bin/python" -m pip install --upgrade pip &&
+         "$VENV/bin/python" -m pip install -e ".[test]"; } >"$LOG" 2>&1; then
+    tail -n 40 "$LOG" >&2
+    echo "run_local.sh: error: installing dependencies failed (full log: $LOG)" >&2
+    exit 1
+  fi
   touch "$STAMP"
 fi
 
@@ -54,7 +59,8 @@ df = pd.read_parquet(f"{out}/articles")
 print(f"\n{len(df)} articles in {out}/articles; a few titles:")
 for row in df.sort_values("published_at", na_position="last").head(5).itertuples():
     when = row.published_at.date() if not pd.isna(row.published_at) else "undated"
-    print(f"  {when}  {row.title}  ({row.source})")
+    source = row.source if isinstance(row.source, str) else "no source"
+    print(f"  {when}  {row.title}  ({source})")
 print(f'\nopen it: pandas.read_parquet("{out}/articles")')
 PY
     ;;
