@@ -1,6 +1,7 @@
 """build(p, config): wires the stages, nothing else. Read it top to bottom to follow the data.
 
-paths -> RawDocument -> Unit -> Article -> deduplicated Article -> OUT/articles
+paths -> RawDocument -> Unit -> Article -> clean Article -> Article with fields
+      -> deduplicated Article                                     -> OUT/articles
 every failure on the way                                          -> OUT/rejects
 every dropped copy                                                -> OUT/duplicates
 the list of files written                                         -> the run report
@@ -17,9 +18,11 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.options import Config
 from schemas import article_row, duplicate_row, reject_row
+from transforms.clean import CleanArticles
 from transforms.common import Sink
 from transforms.dedupe import DedupeArticles
 from transforms.extract import ExtractArticles
+from transforms.fields import ExtractFields
 from transforms.parse import ParseDocuments
 from transforms.read import ReadSources
 from transforms.write import WritePartitionedParquet, join_path
@@ -47,6 +50,8 @@ def build(p: beam.Pipeline, config: Config) -> None:
             | "ReadSources" >> ReadSources(rejects, max_bytes=config.max_bytes)
             | "ParseDocuments" >> ParseDocuments(rejects)
             | "ExtractArticles" >> ExtractArticles(rejects, ingested_at=config.ingested_at)
+            | "CleanArticles" >> CleanArticles(config.steps["clean"], rejects)
+            | "ExtractFields" >> ExtractFields(config.steps["fields"], rejects)
             | "DedupeArticles" >> DedupeArticles(dups)
         )
         article_files = articles | "WriteArticles" >> WritePartitionedParquet(

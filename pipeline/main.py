@@ -19,7 +19,13 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import graph
 from pipeline.manifest import build_manifest, read_report, tally_files, write_manifest
-from pipeline.options import Config, UsageError, add_run_arguments, config_from_args
+from pipeline.options import (
+    Config,
+    UsageError,
+    add_run_arguments,
+    config_from_args,
+    load_config_file,
+)
 from transforms.common import METRICS_NAMESPACE
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ACCOUNTING = 0, 1, 2, 3
@@ -65,6 +71,7 @@ def make_parser() -> argparse.ArgumentParser:
         epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_run_arguments(run)
+    parser.set_defaults(_run_parser=run)
     return parser
 
 
@@ -177,6 +184,14 @@ def _fmt(counts: dict[str, int]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args, extra = parser.parse_known_args(argv)
+    if getattr(args, "config", None):
+        try:
+            defaults = load_config_file(args.config)
+        except UsageError as exc:
+            sys.stderr.write(f"newsbeam: error: {exc}\n")
+            return EXIT_USAGE
+        args._run_parser.set_defaults(**defaults)
+        args, extra = parser.parse_known_args(argv)
     if args.version:
         from importlib.metadata import PackageNotFoundError, version
 

@@ -25,7 +25,7 @@ from pipeline.options import Config
 from transforms.write import join_path
 
 LIBRARIES = ("newsbeam", "apache-beam", "feedparser", "trafilatura", "pyarrow",
-             "charset-normalizer", "lxml")
+             "charset-normalizer", "lxml", "py3langid")
 DATASETS = ("articles", "duplicates", "rejects")
 
 
@@ -97,7 +97,9 @@ def build_manifest(
                    "paths": list(config.inputs)},
         "output": config.output_dir,
         "options": {"max_bytes": config.max_bytes, "beam_args": list(config.beam_args),
-                    "runner": runner},
+                    "runner": runner, "steps": config.step_names(),
+                    "config_file": config.config_file},
+        "dates_unparsed": stage_counters.get("dates.unparsed", 0),
         "versions": library_versions(),
         "counts": {"in": units_in, **tally.rows},
         "accounting": {"in": units_in, "out": out, "balanced": units_in == out},

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.read import DEFAULT_MAX_BYTES
+from transforms.steps import DEFAULT_STEPS, Step, StepSpecError, resolve_steps
 
 DEFAULT_RUNNER = "DirectRunner"
 _GLOB_CHARS = set("*?[")
@@ -38,6 +39,11 @@ class Config:
     beam_args: tuple[str, ...] = field(default_factory=tuple)
     requested_inputs: tuple[str, ...] = field(default_factory=tuple)
     quiet: bool = False
+    steps: dict[str, tuple[Step, ...]] = field(default_factory=dict)
+    config_file: str | None = None
+
+    def step_names(self) -> dict[str, list[str]]:
+        return {chain: [s.name for s in steps] for chain, steps in self.steps.items()}
 
 
 def _is_remote(path: str) -> bool:
@@ -115,6 +121,46 @@ def _size(text: str) -> int:
     return value
 
 
+def _comma_list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+CONFIG_KEYS = {"output", "max_bytes", "ingested_at", "steps", "quiet"}
+
+
+def load_config_file(path: str) -> dict[str, object]:
+    """A TOML or YAML file -> option defaults (validated keys)."""
+    try:
+        raw = open(path, "rb").read()
+    except OSError as exc:
+        raise UsageError(f"cannot read --config {path}: {exc.strerror}") from exc
+    try:
+        if path.endswith((".yaml", ".yml")):
+            import yaml
+
+            data = yaml.safe_load(raw.decode("utf-8")) or {}
+        else:
+            import tomllib
+
+            data = tomllib.loads(raw.decode("utf-8"))
+    except Exception as exc:
+        raise UsageError(f"--config {path} is not valid TOML/YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise UsageError(f"--config {path} must hold a table of options")
+    values: dict[str, object] = {}
+    for key, value in data.items():
+        dest = str(key).replace("-", "_")
+        if dest not in CONFIG_KEYS:
+            raise UsageError(f"--config {path}: unknown option {key!r} "
+                             f"(allowed: {', '.join(sorted(CONFIG_KEYS))})")
+        if dest == "steps" and isinstance(value, str):
+            value = _comma_list(value)
+        if dest in ("max_bytes", "ingested_at") and not isinstance(value, str):
+            value = str(value)
+        values[dest] = value
+    return values
+
+
 def _timestamp(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -132,7 +178,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
              "decompressed.",
     )
     parser.add_argument(
-        "-o", "--output", required=True, metavar="OUT",
+        "-o", "--output", metavar="OUT",
         help="output directory; created if missing. Receives articles/, duplicates/, "
              "rejects/ and _runs/.",
     )
@@ -146,12 +192,31 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="ingestion time to record (ISO 8601, UTC if no zone); default now. Set it to "
              "reproduce a run exactly or to backfill.",
     )
+    parser.add_argument(
+        "--steps", type=_comma_list, default=None, metavar="LIST",
+        help="cleaning and field steps, comma-separated. A full list replaces the default "
+             "chain; '-name' removes a default step and '+module:function' adds your own, e.g. "
+             "--steps=-quotes,+mypkg.steps:tag_paywall ('clean:module:function' adds to the "
+             f"cleaning chain). Default: {','.join(DEFAULT_STEPS)}",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE",
+        help="a TOML or YAML file with defaults for these options (keys as the long option "
+             "names, e.g. steps = [\"-quotes\"], max-bytes = \"20MB\"); flags given on the "
+             "command line win.",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the "
                         "final summary.")
 
 
 def config_from_args(args: argparse.Namespace, beam_args: list[str],
                      now: datetime | None = None) -> Config:
+    if not args.output:
+        raise UsageError("the following arguments are required: -o/--output")
+    try:
+        steps = resolve_steps(args.steps)
+    except StepSpecError as exc:
+        raise UsageError(f"--steps: {exc}") from exc
     inputs = expand_inputs(list(args.inputs))
     output = prepare_output(args.output)
     started = (now or args.ingested_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
@@ -170,4 +235,6 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
         beam_args=tuple(beam_args),
         requested_inputs=tuple(args.inputs),
         quiet=args.quiet,
+        steps=steps,
+        config_file=getattr(args, "config", None),
     )

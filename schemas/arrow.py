@@ -13,9 +13,15 @@ import pyarrow as pa
 
 from schemas.records import Article, Duplicate, Reject
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 
 UTC_TS = pa.timestamp("us", tz="UTC")
+RIGHTS = pa.struct([
+    pa.field("tdm_reservation", pa.bool_()),
+    pa.field("tdm_policy", pa.string()),
+    pa.field("noai", pa.bool_()),
+    pa.field("noimageai", pa.bool_()),
+])
 QUOTE = pa.struct([pa.field("speaker", pa.string()), pa.field("text", pa.string())])
 
 
@@ -50,8 +56,14 @@ ARTICLE_SCHEMA = pa.schema(
         _f("input_path", pa.string(), "File the article was read from.", False),
         _f("input_kind", pa.string(), "rss, atom, rdf, jsonfeed, html, text or jsonl.", False),
         _f("ingested_at", UTC_TS, "When this run started, in UTC.", False),
-        _f("date_source", pa.string(), "'published' when the date partition comes from "
-           "published_at, 'ingested' when it fell back to the ingestion date.", False),
+        _f("date_source", pa.string(), "Where published_at came from: feed (the feed or "
+           "record), jsonld, meta (meta tags), url (a date in the URL path), text (the text or "
+           "htmldate's search of the page) or none. With none, published_at is null and the "
+           "date partition is the ingestion date.", False),
+        _f("dateline", pa.string(), "Place line the article opens with ('ASTANA —'), "
+           "without the dash."),
+        _f("rights", RIGHTS, "Text-and-data-mining reservation of the page: TDMRep "
+           "tdm-reservation/tdm-policy, robots noai/noimageai. Null when the page states none."),
         _f("date", pa.string(), "Partition column (directory date=YYYY-MM-DD): the UTC date of "
            "published_at, else of ingested_at.", False),
     ],

@@ -89,10 +89,14 @@ class Article:
     ingested_at: datetime
     date: str
     date_source: str
+    dateline: str | None = None
+    rights: dict[str, Any] | None = None
     unit_key: str = ""
     guid: str | None = None
     # id keys of copies this article absorbed (dedupe); lets a later key still find them.
     id_aliases: tuple[str, ...] = ()
+    # a date string the source gave that could not be parsed (counted, never guessed)
+    date_unparsed: str | None = None
 
     def replace(self, **changes: Any) -> Article:
         return dataclasses.replace(self, **changes)

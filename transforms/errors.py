@@ -112,6 +112,20 @@ class ExtractionFailed(RejectError):
     reason = "extraction_failed"
 
 
+class StepDropped(RejectError):
+    """A cleaning or field step returned None: it judged the article not worth keeping."""
+
+    stage = "clean:<step> / fields:<step>"
+    reason = "dropped_by_step"
+
+
+class StepFailed(RejectError):
+    """A cleaning or field step raised on this article (the stage names the step)."""
+
+    stage = "clean:<step> / fields:<step>"
+    reason = "step_failed"
+
+
 INTERNAL_ERROR = "internal_error"
 
 

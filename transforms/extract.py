@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from urllib.parse import urljoin
+from datetime import datetime, timezone
 from typing import Any
 
 import apache_beam as beam
@@ -30,6 +31,7 @@ from transforms.boilerplate import boilerplate_rule, update_stamp
 from transforms.common import apply_stage
 from transforms.dates import parse_date
 from transforms.errors import EmptyContent, ExtractionFailed, InvalidJson, InvalidRecord
+from transforms.html_meta import date_from_url, page_metadata
 from transforms.text import (
     content_key,
     html_to_text,
@@ -84,7 +86,8 @@ def parse_byline(line: str) -> tuple[list[str], datetime | None] | None:
 def parse_text_article(raw: str) -> dict[str, Any]:
     """A plain-text article (title, byline, dates and body in lines) -> fields."""
     paragraphs = normalize_body(raw).split("\n\n")
-    fields: dict[str, Any] = {"authors": [], "title": "", "published": None, "updated": None}
+    fields: dict[str, Any] = {"authors": [], "title": "", "published": None, "updated": None,
+                              "date_source": "none"}
     body: list[str] = []
     head = True
     for para in paragraphs:
@@ -98,6 +101,7 @@ def parse_text_article(raw: str) -> dict[str, Any]:
             byline = parse_byline(para)
             if byline is not None:
                 fields["authors"], fields["published"] = byline[0], byline[1]
+                fields["date_source"] = "text" if byline[1] else "none"
                 continue
             if not fields["title"] and len(para) <= MAX_TITLE_CHARS and not para.endswith("."):
                 fields["title"] = para
@@ -108,38 +112,71 @@ def parse_text_article(raw: str) -> dict[str, Any]:
     return fields
 
 
-def _trafilatura_fields(html: str, url: str | None) -> dict[str, Any]:
+def html_fields(html: str, url: str | None) -> dict[str, Any]:
+    """Parse the page once; read its metadata from the tree, then hand the same tree to
+    trafilatura for the main text."""
+    tree = trafilatura.load_html(html)
+    if tree is None:
+        raise ExtractionFailed("the page cannot be parsed as HTML")
+    page = page_metadata(tree)
     doc = trafilatura.bare_extraction(
-        html, url=url, with_metadata=True, include_comments=False, include_tables=True
+        tree, url=url, with_metadata=True, include_comments=False, include_tables=True
     )
     meta = doc.as_dict() if doc is not None and hasattr(doc, "as_dict") else (doc or {})
     text = meta.get("text") or ""
-    title = meta.get("title") or ""
     if not text:
         try:
             _tree, text, _length = trafilatura.baseline(html)
         except Exception as exc:
             raise ExtractionFailed(f"trafilatura cannot read the page: {exc}") from exc
+    title = page.get("jsonld_title") or meta.get("title") or page.get("og_title") or ""
     if not title:
-        m = re.search(r"<title[^>]*>(.*?)</title>", html[:200_000], re.I | re.S)
-        title = m.group(1) if m else ""
-    authors = split_names(meta["author"]) if meta.get("author") else []
+        found = tree.xpath("//title/text()")
+        title = found[0] if found else ""
+    if page.get("jsonld_authors"):
+        authors = list(page["jsonld_authors"])
+    elif page.get("meta_authors"):
+        authors = [page["meta_authors"]]
+    else:
+        authors = [meta["author"]] if meta.get("author") else []
+    canonical = page.get("canonical") or meta.get("url") or url or ""
+    if canonical and url:
+        canonical = urljoin(url, canonical)
+    published, date_source, unparsed = None, "none", None
+    candidates = (
+        ("jsonld", page.get("jsonld_published")),
+        ("meta", page.get("meta_published")),
+        ("url", date_from_url(canonical or url)),
+        ("text", meta.get("date")),
+    )
+    for source, raw in candidates:
+        if not raw:
+            continue
+        published = parse_date(raw)
+        if published is not None:
+            date_source = source
+            break
+        unparsed = unparsed or str(raw)
+    updated = parse_date(page.get("jsonld_modified")) or parse_date(page.get("meta_modified"))
+    categories = [c for c in (meta.get("categories") or []) + (meta.get("tags") or []) if c]
+    if page.get("jsonld_section") and page["jsonld_section"] not in categories:
+        categories.insert(0, page["jsonld_section"])
     return {
         "title": title,
         "text": text or "",
-        "link": meta.get("url") or url or "",
+        "link": canonical,
         "authors": authors,
-        "published": parse_date(meta.get("date")),
-        "summary": meta.get("description") or "",
-        "categories": [c for c in (meta.get("categories") or []) + (meta.get("tags") or []) if c],
-        "source": meta.get("sitename") or "",
-        "language": meta.get("language") or _html_lang(html),
+        "published": published,
+        "updated": updated,
+        "date_source": date_source,
+        "date_unparsed": unparsed if published is None else None,
+        "summary": page.get("description") or meta.get("description") or "",
+        "categories": categories,
+        "source": page.get("site_name") or page.get("jsonld_publisher") or meta.get("sitename")
+        or "",
+        "language": page.get("lang") or meta.get("language") or "",
+        "rights": page.get("rights"),
     }
-
-
-def _html_lang(html: str) -> str:
-    m = re.search(r"<html[^>]*\blang\s*=\s*[\"']?([A-Za-z]{2,3})", html[:5000], re.I)
-    return m.group(1) if m else ""
 
 
 def _jsonl_fields(raw: str) -> dict[str, Any]:
@@ -154,13 +191,17 @@ def _jsonl_fields(raw: str) -> dict[str, Any]:
         raise InvalidRecord("record has neither 'html' nor 'text'")
     url = rec.get("url") if isinstance(rec.get("url"), str) else None
     if isinstance(html, str) and html.strip():
-        fields = _trafilatura_fields(html, url)
+        fields = html_fields(html, url)
     else:
         fields = {"text": normalize_body(str(text)), "link": url or ""}
     if isinstance(rec.get("title"), str) and rec["title"].strip():
         fields["title"] = rec["title"]
     if rec.get("published"):
-        fields["published"] = parse_date(rec.get("published")) or fields.get("published")
+        published = parse_date(rec.get("published"))
+        if published is not None:
+            fields["published"], fields["date_source"] = published, "feed"
+        elif not fields.get("published"):
+            fields["date_unparsed"] = str(rec["published"])[:100]
     if url:
         fields["link"] = url
     for key in ("source", "language", "summary"):
@@ -189,10 +230,11 @@ def unit_fields(unit: Unit) -> dict[str, Any]:
     if unit.input_kind == "jsonl":
         return _jsonl_fields(unit.raw)
     if unit.input_kind == "html":
-        return _trafilatura_fields(unit.raw, None)
+        return html_fields(unit.raw, None)
     if unit.input_kind == "text":
         return parse_text_article(unit.raw)
     fields = dict(unit.fields)
+    fields["date_source"] = "feed" if fields.get("published") else "none"
     body = html_to_text(fields.get("html") or "") or normalize_body(fields.get("text") or "")
     summary = html_to_text(fields.get("summary") or "")
     if not body:
@@ -218,8 +260,7 @@ def build_article(unit: Unit, fields: dict[str, Any], ingested_at: datetime) -> 
         article_id = sha256_hex("content:" + content_key(f"{title or ''}\n{text}"))[:32]
     published = fields.get("published")
     updated = fields.get("updated")
-    date_source = "published" if published else "ingested"
-    day = (published or ingested_at).strftime("%Y-%m-%d")
+    date_source = str(fields.get("date_source") or "none") if published else "none"
     summary = strip_tags(str(fields.get("summary") or "")) or None
     source = normalize_line(str(fields.get("source") or "")) or domain_of(url) or None
     return Article(
@@ -244,11 +285,18 @@ def build_article(unit: Unit, fields: dict[str, Any], ingested_at: datetime) -> 
         input_path=unit.input_path,
         input_kind=unit.input_kind,
         ingested_at=ingested_at,
-        date=day,
+        date=partition_date(published, ingested_at),
         date_source=date_source,
+        rights=fields.get("rights"),
         unit_key=unit.unit_key,
         guid=fields.get("guid") or None,
+        date_unparsed=fields.get("date_unparsed"),
     )
+
+
+def partition_date(published: datetime | None, ingested_at: datetime) -> str:
+    """The UTC date of publication, else of ingestion (date_source 'none' says so)."""
+    return (published or ingested_at).astimezone(timezone.utc).strftime("%Y-%m-%d")
 
 
 def extract_article(unit: Unit, ingested_at: datetime) -> Iterator[Article]:

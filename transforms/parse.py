@@ -126,6 +126,10 @@ def _feed_units(path: str, text: str) -> Iterator[Unit]:
         html = next((c.get("value", "") for c in contents if "html" in c.get("type", "")), "")
         plain = next((c.get("value", "") for c in contents if c.get("type") == "text/plain"), "")
         title_detail = entry.get("title_detail") or {}
+        published = from_struct(entry.get("published_parsed")) \
+            or from_struct(entry.get("created_parsed")) \
+            or from_struct(entry.get("updated_parsed"))
+        raw_date = entry.get("published") or entry.get("created") or entry.get("updated")
         fields = {
             "title": _text(entry.get("title")),
             "title_is_html": "html" in str(title_detail.get("type", "")),
@@ -134,9 +138,8 @@ def _feed_units(path: str, text: str) -> Iterator[Unit]:
             "authors": _authors_of(entry),
             # RSS 1.0's dc:date reaches feedparser as 'updated': for an entry with no other
             # date it is the publication date.
-            "published": from_struct(entry.get("published_parsed"))
-            or from_struct(entry.get("created_parsed"))
-            or from_struct(entry.get("updated_parsed")),
+            "published": published,
+            "date_unparsed": str(raw_date)[:100] if raw_date and published is None else None,
             "updated": from_struct(entry.get("updated_parsed")),
             "summary": _text(entry.get("summary")),
             "html": html,
@@ -169,6 +172,9 @@ def _jsonfeed_units(path: str, doc: dict[str, Any]) -> Iterator[Unit]:
             "authors": [str(a.get("name")) for a in authors
                         if isinstance(a, dict) and a.get("name")],
             "published": parse_date(item.get("date_published")),
+            "date_unparsed": str(item.get("date_published"))[:100]
+            if item.get("date_published") and parse_date(item.get("date_published")) is None
+            else None,
             "updated": parse_date(item.get("date_modified")),
             "summary": _text(item.get("summary")),
             "html": _text(item.get("content_html")),

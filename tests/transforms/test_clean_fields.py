@@ -1,0 +1,187 @@
+"""Cleaning and field steps as pure functions, and the step chain machinery."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from schemas.records import Article, Reject, Unit
+from tests.conftest import FIXED_NOW
+from transforms.boilerplate import boilerplate_rule
+from transforms.clean import (
+    CleanArticles,
+    drop_repeated_paragraphs,
+    drop_title_byline,
+    normalize_unicode,
+    remove_boilerplate,
+    strip_markup,
+)
+from transforms.common import Sink
+from transforms.extract import build_article, unit_fields
+from transforms.fields import ExtractFields, clean_author, dateline, dates, finalize, language
+from transforms.quotes import extract_quotes
+from transforms.steps import StepSpecError, resolve_steps
+
+
+def art(text: str, title: str = "A title", **fields: object) -> Article:
+    unit = Unit("t.xml", "rss", 0, fields={"title": title, "text": text, **fields})
+    return build_article(unit, unit_fields(unit), FIXED_NOW)
+
+
+@pytest.mark.parametrize(
+    ("line", "rule"),
+    [
+        ("Newsroom logo", "logo_alt"),
+        ("None", "null_literal"),
+        ("undefined", "null_literal"),
+        ("Advertisement", "advertisement"),
+        ("Anzeige", "advertisement"),
+        ("Publicité", "advertisement"),
+        ("Реклама", "advertisement"),
+        ("Share this article", "share_widget"),
+        ("Follow us on Twitter and Facebook", "follow_widget"),
+        ("Suivez-nous sur Instagram", "follow_widget"),
+        ("We use cookies to improve your experience. By continuing you accept our use of "
+         "cookies.", "cookie_notice"),
+        ("Sign up for our daily newsletter", "newsletter"),
+        ("Abonnieren Sie unseren Newsletter", "newsletter"),
+        ("Read more", "read_more"),
+        ("Lire la suite", "read_more"),
+        ("Leer más", "read_more"),
+        ("Читать далее", "read_more"),
+        ("© 2024 Harbour Times. All rights reserved.", "copyright"),
+        ("Todos los derechos reservados 2024", "copyright"),
+        ("The ferry will add two sailings a day.", None),
+        ("Share prices fell by 3 percent on Monday after the results.", None),
+    ],
+)
+def test_boilerplate_table(line: str, rule: str | None) -> None:
+    assert boilerplate_rule(line) == rule
+
+
+def test_boilerplate_removal_keeps_update_date() -> None:
+    a = art("Last update: April 16, 2024 01:19\n\nNewsroom logo\n\nReal text here.\n\n"
+            "Advertisement\n\nMore real text.")
+    out = a.replace(**remove_boilerplate(a))
+    assert out.text == "Real text here.\n\nMore real text."
+    assert out.updated_at == datetime(2024, 4, 16, 1, 19, tzinfo=timezone.utc)
+
+
+def test_unicode_and_markup() -> None:
+    a = art("Zero\u200bwidth\u00a0and\x07 control", title="Caf\u0065\u0301 &amp;amp; <b>bold</b>")
+    a = a.replace(**normalize_unicode(a))
+    a = a.replace(**strip_markup(a))
+    assert a.title == "Café & bold"
+    assert a.text == "Zerowidth and control"
+
+
+def test_repeated_paragraph_and_title_byline_dropped() -> None:
+    a = art("A title\n\nBy Ann Lee\n\nFirst paragraph.\n\nSecond.\n\nFirst  paragraph.",
+            authors=["Ann Lee"])
+    a = a.replace(**drop_repeated_paragraphs(a))
+    a = a.replace(**drop_title_byline(a))
+    assert a.text == "First paragraph.\n\nSecond."
+
+
+@pytest.mark.parametrize(
+    ("raw", "names"),
+    [
+        ("By Jane Roe", ["Jane Roe"]),
+        ("By Ann Lee and Bo Chen", ["Ann Lee", "Bo Chen"]),
+        ("jane@paper.example (Jane Roe)", ["Jane Roe"]),
+        ("foobar@gmail.com", []),
+        ("Azamat Batyrov November 26, 2018", ["Azamat Batyrov"]),
+        ("By Max Muster | 12.03.2024", ["Max Muster"]),
+        ("https://paper.example/authors/jane", []),
+    ],
+)
+def test_clean_author(raw: str, names: list[str]) -> None:
+    assert clean_author(raw) == names
+
+
+def test_dates_from_url_and_none() -> None:
+    a = art("x", link="https://p.example/2024/03/18/story")
+    assert dates(a) == {"published_at": datetime(2024, 3, 18, tzinfo=timezone.utc),
+                        "date_source": "url"}
+    assert dates(art("x", link="https://p.example/story")) == {"date_source": "none"}
+
+
+def test_dateline_and_language() -> None:
+    assert dateline(art("ASTANA — The president said.")) == {"dateline": "ASTANA"}
+    assert dateline(art("TROMSØ, Norway — Ice closed.")) == {"dateline": "TROMSØ, Norway"}
+    assert dateline(art("Mostly — a sentence with a dash.")) == {}
+    assert language(art("Die Fähre fährt wieder nach Fahrplan, sagte die Gemeinde am Mittwoch "
+                        "in einer Mitteilung."))["language"] == "de"
+    assert language(art("La mairie a annoncé mercredi que le marché de printemps reviendra "
+                        "sur la place."))["language"] == "fr"
+
+
+def test_quotes_before_after_and_continued() -> None:
+    text = ("“We will not stop here,” Minister Ann Lee said on Monday. “The plan is funded.”\n\n"
+            "Bo Chen told reporters: “Nobody expected the vote to be this close.”\n\n"
+            "“The first part of a long quote goes on and on\n\n"
+            "“and ends in the next paragraph,” said Dana Park.\n\n"
+            "\"It is a straight quote with enough words,\" he said.")
+    assert extract_quotes(text) == [
+        ("Ann Lee", "We will not stop here"),
+        ("Ann Lee", "The plan is funded."),
+        ("Bo Chen", "Nobody expected the vote to be this close."),
+        ("Dana Park", "The first part of a long quote goes on and on and ends in the next "
+                      "paragraph"),
+        ("Dana Park", "It is a straight quote with enough words"),
+    ]
+
+
+def test_finalize_recomputes_hash_and_ids() -> None:
+    a = art("Body text here.").replace(text="Other body.")
+    f = finalize(a)
+    assert f.word_count == 2
+    assert f.content_hash != a.content_hash
+    assert f.article_id != a.article_id  # no URL: the id follows the cleaned content
+
+
+def test_step_specs() -> None:
+    default = resolve_steps(None)
+    assert [s.name for s in default["clean"]][0] == "normalize_unicode"
+    fewer = resolve_steps(["-quotes", "+tests.fixtures.custom_steps:tag_ferries"])
+    assert "quotes" not in [s.name for s in fewer["fields"]]
+    assert fewer["fields"][-1].name == "tests.fixtures.custom_steps:tag_ferries"
+    only = resolve_steps(["language", "clean:tests.fixtures.custom_steps:tag_ferries"])
+    assert [s.name for s in only["clean"]] == ["tests.fixtures.custom_steps:tag_ferries"]
+    assert [s.name for s in only["fields"]] == ["language"]
+    for bad in (["nosuchstep"], ["-nosuchstep"], ["no.such.module:fn"], ["language", "-quotes"],
+                ["language", "language"]):
+        with pytest.raises(StepSpecError):
+            resolve_steps(bad)
+
+
+def _key(x: object) -> object:
+    if isinstance(x, Reject):
+        return (x.stage, x.reason)
+    return (x.title, tuple(x.categories))  # type: ignore[attr-defined]
+
+
+def test_chains_under_beam_route_failures_to_rejects() -> None:
+    steps = resolve_steps(["normalize_unicode", "tests.fixtures.custom_steps:tag_ferries",
+                           "tests.fixtures.custom_steps:drop_sport"])
+    failing = resolve_steps(["clean:tests.fixtures.custom_steps:explode"])
+    ferry = art("The ferry sails at six.", title="Ferry")
+    sport = art("A match.", title="Cup", source="Island Sport")
+    other = art("Quiet day.", title="Calm")
+    with TestPipeline() as p:
+        with Sink("Rejects", beam.Map(_key)) as rejects:
+            cleaned = (p | beam.Create([ferry, sport, other])
+                       | CleanArticles(steps["clean"], rejects)
+                       | ExtractFields(steps["fields"], rejects))
+            broken = (p | "Again" >> beam.Create([other])
+                      | "Explode" >> CleanArticles(failing["clean"], rejects))
+        assert_that(cleaned | beam.Map(_key), equal_to([("Ferry", ("ferry",)), ("Calm", ())]))
+        assert_that(broken, equal_to([]), label="Broken")
+        assert_that(rejects.output(), equal_to([
+            ("fields:tests.fixtures.custom_steps:drop_sport", "dropped_by_step"),
+            ("clean:tests.fixtures.custom_steps:explode", "step_failed"),
+        ]), label="Rejects")

@@ -1,0 +1,123 @@
+"""CleanArticles: the cleaning chain. Each step is a small pure function registered by name.
+
+Built-in steps, in default order:
+  normalize_unicode         NFC, no zero-width or control characters, single spaces
+  strip_markup              entities decoded and tags stripped in title, summary and body
+  remove_boilerplate        lines from the BOILERPLATE_RULES table; "Last update:" -> updated_at
+  drop_repeated_paragraphs  a paragraph that repeats an earlier one is dropped
+  drop_title_byline         the headline and byline are dropped from the body when they
+                            merely repeat the title and the authors
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Any
+
+from schemas.records import Article
+from transforms.boilerplate import boilerplate_rule, update_stamp
+from transforms.extract import parse_byline, split_names
+from transforms.steps import ApplySteps, Step, step
+from transforms.text import content_key, html_to_text, normalize_body, normalize_line, strip_tags
+
+_HTML_IN_TEXT = re.compile(r"</?(p|br|div|span|a|b|i|em|strong|li|ul|h[1-6])\b[^>]*>", re.I)
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [p for p in text.split("\n\n") if p]
+
+
+@step("normalize_unicode", "clean")
+def normalize_unicode(article: Article) -> dict[str, Any]:
+    return {
+        "title": normalize_line(article.title) if article.title else article.title,
+        "summary": normalize_line(article.summary) if article.summary else article.summary,
+        "text": normalize_body(article.text),
+        "authors": tuple(n for n in (normalize_line(a) for a in article.authors) if n),
+        "categories": tuple(c for c in (normalize_line(x) for x in article.categories) if c),
+    }
+
+
+def _unescape(text: str) -> str:
+    # Feeds double-escape often ('&amp;amp;'); unescape until stable, at most three times.
+    for _ in range(3):
+        decoded = html.unescape(text)
+        if decoded == text:
+            break
+        text = decoded
+    return text
+
+
+@step("strip_markup", "clean")
+def strip_markup(article: Article) -> dict[str, Any]:
+    text = article.text
+    if _HTML_IN_TEXT.search(text):
+        text = html_to_text(text)
+    return {
+        "title": strip_tags(_unescape(article.title)) or None if article.title else None,
+        "summary": strip_tags(_unescape(article.summary)) or None if article.summary else None,
+        "text": normalize_body(_unescape(text)) if "&" in text else text,
+    }
+
+
+@step("remove_boilerplate", "clean")
+def remove_boilerplate(article: Article) -> dict[str, Any]:
+    kept: list[str] = []
+    updated = article.updated_at
+    for para in _paragraphs(article.text):
+        stamp = update_stamp(para)
+        if stamp is not None:
+            updated = updated or stamp  # type: ignore[assignment]
+            continue
+        if boilerplate_rule(para):
+            continue
+        kept.append(para)
+    return {"text": "\n\n".join(kept), "updated_at": updated}
+
+
+@step("drop_repeated_paragraphs", "clean")
+def drop_repeated_paragraphs(article: Article) -> dict[str, Any]:
+    seen: set[str] = set()
+    kept: list[str] = []
+    for para in _paragraphs(article.text):
+        key = content_key(para)
+        if key and key in seen:
+            continue
+        seen.add(key)
+        kept.append(para)
+    return {"text": "\n\n".join(kept)}
+
+
+@step("drop_title_byline", "clean")
+def drop_title_byline(article: Article) -> dict[str, Any]:
+    title_key = content_key(article.title or "")
+    author_keys = {content_key(a) for a in article.authors}
+    authors = list(article.authors)
+    kept: list[str] = []
+    for i, para in enumerate(_paragraphs(article.text)):
+        head = i < 4  # headline and byline sit at the top of the body
+        if head and title_key and content_key(para) == title_key:
+            continue
+        byline = parse_byline(para) if head and len(para) < 200 else None
+        if byline is not None:
+            names = byline[0]
+            if not authors:
+                authors = names
+            if {content_key(n) for n in names} <= author_keys | {content_key(n) for n in authors}:
+                continue
+        if head and author_keys and content_key(para) in author_keys:
+            continue
+        kept.append(para)
+    return {"text": "\n\n".join(kept), "authors": tuple(authors)}
+
+
+class CleanArticles(ApplySteps):
+    """Article -> Article through the cleaning chain. An article a step fails on becomes a
+    reject with stage ``clean:<step>``."""
+
+    def __init__(self, steps: tuple[Step, ...], error_handler: Any) -> None:
+        super().__init__("clean", steps, error_handler)
+
+
+__all__ = ["CleanArticles", "split_names"]
