@@ -29,6 +29,13 @@ BOILERPLATE_RULES: tuple[tuple[str, str], ...] = (
                   r"|seguir leyendo|читать далее|подробнее|read the full story)\W{0,5}"),
     ("copyright", r"(©|\(c\)|copyright|todos los derechos|tous droits|alle rechte|все права)"
                   r".{0,200}"),
+    ("share_widget", r"(like this (story|article)\?|liked this (story|article)\?).{0,80}"),
+    ("tags_label", r"(tags|schlagwörter|schlagworte|mots-clés|etiquetas|теги|метки)\s*:?"),
+    ("related_links", r"(related|related (articles|stories|posts|content|coverage)|don['’]t miss"
+                      r"|you (may|might) also like|recommended( for you)?|more (stories|news)"
+                      r"|mehr zum thema|lesen sie auch|à lire aussi|lire aussi|te puede interesar"
+                      r"|читайте также|смотрите также)\W{0,3}"),
+    ("reprint_notice", r"this copy is for your personal, non-commercial use only\..{0,400}"),
 )
 
 _COMPILED = tuple((name, re.compile(pattern, re.I | re.S)) for name, pattern in BOILERPLATE_RULES)

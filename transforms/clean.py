@@ -76,16 +76,32 @@ def remove_boilerplate(article: Article) -> dict[str, Any]:
     return {"text": "\n\n".join(kept), "updated_at": updated}
 
 
+# Only a long paragraph that comes back is an artefact (a lead repeated at the end). Short
+# repeated lines are content: interview questions, recipe steps, table rows. On the AEB pages,
+# dropping every repeat cost 0.5 points of recall; none of the pages repeats a paragraph of 30
+# words or more that its ground truth keeps twice.
+MIN_REPEAT_WORDS = 30
+
+
 @step("drop_repeated_paragraphs", "clean")
 def drop_repeated_paragraphs(article: Article) -> dict[str, Any]:
+    """Drop a long paragraph that repeats an earlier one, also when the repeat was glued to
+    the end or start of another paragraph (the shared sample repeats its lead that way)."""
     seen: set[str] = set()
+    long_paragraphs: list[str] = []
     kept: list[str] = []
     for para in _paragraphs(article.text):
         key = content_key(para)
-        if key and key in seen:
+        if key in seen and key.count(" ") + 1 >= MIN_REPEAT_WORDS:
             continue
+        for earlier in long_paragraphs:
+            if earlier in para and earlier != para:
+                para = " ".join(para.replace(earlier, " ").split())
         seen.add(key)
-        kept.append(para)
+        if key.count(" ") + 1 >= MIN_REPEAT_WORDS:
+            long_paragraphs.append(para)
+        if para:
+            kept.append(para)
     return {"text": "\n\n".join(kept)}
 
 

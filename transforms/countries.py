@@ -13,6 +13,13 @@ from functools import lru_cache
 from importlib import resources
 
 DATA_FILE = "countries.tsv"
+# Phrases that contain a country form but name no country: matched (longest first) and dropped.
+BLOCKLIST = (
+    "Latin America", "Latin American", "Latin Americans", "Indian Ocean", "Gulf of Guinea",
+    "Gulf of Mexico", "Mexican wave", "French fries", "French toast", "Turkish delight",
+    "Chinese whispers", "Dutch courage", "Swiss cheese", "Brussels sprouts", "Panama hat",
+    "Indian summer", "American football", "Irish coffee", "Russian roulette", "Spanish flu",
+)
 
 
 def load_gazetteer(text: str) -> dict[str, str]:
@@ -35,9 +42,12 @@ def load_gazetteer(text: str) -> dict[str, str]:
 def _matcher() -> tuple[re.Pattern[str], dict[str, str]]:
     text = resources.files("transforms").joinpath("data", DATA_FILE).read_text(encoding="utf-8")
     forms = load_gazetteer(text)
+    for phrase in BLOCKLIST:
+        forms[phrase] = ""
     alternation = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
     # \w on both sides: "Iran" does not match in "Iranian" unless "Iranian" is listed itself.
-    pattern = re.compile(rf"(?<![\w.-])(?:{alternation})(?![\w-])")
+    # Hyphens are boundaries, so "U.S.-led", "Russia-Ukraine" and "pro-Russian" match.
+    pattern = re.compile(rf"(?<![\w.])(?:{alternation})(?!\w)")
     return pattern, forms
 
 
@@ -46,4 +56,4 @@ def find_countries(text: str) -> list[str]:
     if not text:
         return []
     pattern, forms = _matcher()
-    return sorted({forms[m.group(0)] for m in pattern.finditer(text)})
+    return sorted({forms[m.group(0)] for m in pattern.finditer(text)} - {""})

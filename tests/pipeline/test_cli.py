@@ -95,6 +95,9 @@ def golden_rows(out: Path) -> str:
             "url": _v(r.url), "input": _rel(r.input_path), "kind": r.input_kind,
             "published_at": None if pd.isna(r.published_at) else r.published_at.isoformat(),
             "language": _v(r.language), "words": int(r.word_count),
+            "countries": list(r.countries), "quotes": len(r.quotes),
+            "dateline": _v(r.dateline),
+            "rights": None if r.rights is None else {k: _v(v) for k, v in r.rights.items()},
         }, ensure_ascii=False))
     for r in dups.sort_values(["article_id", "input_path"]).itertuples():
         lines.append(json.dumps({
@@ -183,3 +186,46 @@ def test_same_input_same_ids_whatever_names_and_reruns(tmp_path: Path,
     # a rerun into the same output rewrites the same files: no row appears twice
     run_samples(first)
     assert _decisions(first)[0] == _decisions(second)[0]
+
+
+def test_sample_article_end_to_end(sample_run: tuple[Path, dict]) -> None:
+    """Issue 3's acceptance: the real plain-text article from ../shared/samples."""
+    out, _ = sample_run
+    df = pd.read_parquet(out / "articles")
+    row = df[df.input_path.str.endswith("kazakhstan_peacemaker.txt")].iloc[0]
+    assert row.title == "Kazakhstan Offers To Play Peacemaker For U.S., Russia & China"
+    assert list(row.authors) == ["Azamat Batyrov"]
+    assert row.published_at.date().isoformat() == "2018-11-26"
+    assert row.updated_at.isoformat() == "2024-04-16T01:19:00+00:00"
+    assert row.date_source == "text"
+    for gone in ("Newsroom logo", "Last update", "\nNone\n", row.title, "By Azamat Batyrov"):
+        assert gone not in row.text
+    lead = "The 78-year-old leader, who has led Kazakhstan since its independence"
+    assert row.text.count(lead) == 1
+    assert row.language == "en"
+    assert {"KZ", "US", "RU", "CN", "SY", "AF", "IR", "TR"} <= set(row.countries)
+    by_him = [q for q in row.quotes if q["speaker"] and "Nazarbayev" in q["speaker"]]
+    assert len(by_him) >= 5
+    assert any(q["text"].startswith("Kazakhstan is ready to provide its platform") for q in by_him)
+
+
+def test_steps_and_config_file_change_the_chain(tmp_path: Path) -> None:
+    config = tmp_path / "newsbeam.toml"
+    config.write_text('steps = ["-quotes", "+tests.fixtures.custom_steps:tag_ferries"]\n'
+                      'max-bytes = "10MB"\n', encoding="utf-8")
+    out = tmp_path / "out"
+    manifest = run_samples(out, SAMPLES, "--config", str(config))
+    assert "quotes" not in manifest["options"]["steps"]["fields"]
+    assert manifest["options"]["max_bytes"] == 10 * 1024 * 1024
+    df = pd.read_parquet(out / "articles")
+    assert all(len(q) == 0 for q in df.quotes)
+    ferry = df[df.title.str.contains("Ferry", na=False)]
+    assert len(ferry) and all("ferry" in list(c) for c in ferry.categories)
+    # a flag on the command line wins over the file; a bad step is a usage error
+    proc = newsbeam("run", str(SAMPLES), "--output", str(tmp_path / "o2"), "--config",
+                    str(config), "--steps", "nosuchstep")
+    assert proc.returncode == 2 and "unknown step 'nosuchstep'" in proc.stderr
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stepz: [language]\n", encoding="utf-8")
+    proc = newsbeam("run", str(SAMPLES), "--output", str(tmp_path / "o3"), "--config", str(bad))
+    assert proc.returncode == 2 and "unknown option 'stepz'" in proc.stderr

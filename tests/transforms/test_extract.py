@@ -22,7 +22,7 @@ def test_plain_text_article_from_shared_sample() -> None:
     assert article.authors == ("Azamat Batyrov",)
     assert article.published_at == datetime(2018, 11, 26, tzinfo=timezone.utc)
     assert article.updated_at == datetime(2024, 4, 16, 1, 19, tzinfo=timezone.utc)
-    assert article.date == "2018-11-26" and article.date_source == "published"
+    assert article.date == "2018-11-26" and article.date_source == "text"
     # the lines around the title are not body text
     assert "Newsroom logo" not in article.text
     assert not article.text.startswith("None")
@@ -89,7 +89,7 @@ def test_missing_date_falls_back_to_ingestion_date() -> None:
     unit = Unit("f.xml", "rss", 0, fields={"title": "T", "text": "Body", "link": ""})
     article = build_article(unit, unit_fields(unit), FIXED_NOW)
     assert article.date == FIXED_NOW.date().isoformat()
-    assert article.date_source == "ingested"
+    assert article.date_source == "none"
     assert article.published_at is None
 
 

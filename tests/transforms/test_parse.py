@@ -33,7 +33,7 @@ def _doc(path: Path) -> RawDocument:
         ("pages/harbourtimes-ferry-strike.html", "html", 1),
         ("pages/valley-weekly-school.htm", "html", 1),
         ("kazakhstan_peacemaker.txt", "text", 1),
-        ("dumps/crawl-2024-03.jsonl", "jsonl", 5),
+        ("dumps/crawl-2024-03.jsonl", "jsonl", 6),
     ],
 )
 def test_samples_split_into_units(name: str, kind: str, units: int) -> None:

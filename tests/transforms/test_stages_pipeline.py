@@ -79,6 +79,7 @@ def test_extract_articles_outputs_and_rejects() -> None:
             articles = p | beam.Create(units) | ExtractArticles(rejects, FIXED_NOW)
         assert_that(articles | beam.Map(_title), equal_to([
             "Spring market returns to the square", "Storm warning for the outer coast", "",
+            "Ice closes northern harbour for the first time in a decade",
         ]), label="Articles")
         assert_that(rejects.output(), equal_to([
             ("crawl-2024-03.jsonl", "extract", "invalid_json"),
