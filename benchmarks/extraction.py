@@ -72,12 +72,21 @@ def same_day(got: datetime | None, want: str | None) -> bool:
         return got is None
     if got is None:
         return False
-    want_dt = parse_date(want)
+    want_dt = _aware(want)
     if want_dt is None:
         return False
     if len(want) == 10:  # a date without time: compare the calendar date as written
         return got.date().isoformat() == want
-    return got.date() == want_dt.date()
+    # a labelled time carries the page's offset: compare the date in that zone
+    return got.astimezone(want_dt.tzinfo).date() == want_dt.date()
+
+
+def _aware(text: str) -> datetime | None:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def same_instant(got: datetime | None, want: str | None) -> bool | None:
@@ -177,7 +186,10 @@ def main() -> int:
 
     startup = time_whole_pipeline([pages[0].path])
     whole = time_whole_pipeline([p.path for p in pages])
-    meta_rows, labelled = metadata_table({p.id: p for p in pages})
+    if LABELS.exists():
+        meta_rows, labelled = metadata_table({p.id: p for p in pages})
+    else:
+        meta_rows, labelled = [f"(no labels at {LABELS})"], 0
 
     def row(name: str, s: Score) -> str:
         return f"| {name} | {s.precision:.4f} | {s.recall:.4f} | {s.f1:.4f} |"

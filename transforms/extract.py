@@ -128,7 +128,7 @@ def html_fields(html: str, url: str | None) -> dict[str, Any]:
     text = meta.get("text") or ""
     if not text:
         try:
-            _tree, text, _length = trafilatura.baseline(html)
+            _tree, text, _length = trafilatura.baseline(tree)
         except Exception as exc:
             raise ExtractionFailed(f"trafilatura cannot read the page: {exc}") from exc
     title = page.get("jsonld_title") or meta.get("title") or page.get("og_title") or ""

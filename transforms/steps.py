@@ -63,6 +63,7 @@ DEFAULT_STEPS: tuple[str, ...] = (
     "drop_repeated_paragraphs",
     "drop_title_byline",
     # ExtractFields
+    "title",
     "authors",
     "dates",
     "dateline",

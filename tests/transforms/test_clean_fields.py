@@ -22,7 +22,15 @@ from transforms.clean import (
 )
 from transforms.common import Sink
 from transforms.extract import build_article, unit_fields
-from transforms.fields import ExtractFields, clean_author, dateline, dates, finalize, language
+from transforms.fields import (
+    ExtractFields,
+    clean_author,
+    clean_title,
+    dateline,
+    dates,
+    finalize,
+    language,
+)
 from transforms.quotes import extract_quotes
 from transforms.steps import StepSpecError, resolve_steps
 
@@ -191,3 +199,37 @@ def test_chains_under_beam_route_failures_to_rejects() -> None:
             ("fields:tests.fixtures.custom_steps:drop_sport", "dropped_by_step"),
             ("clean:tests.fixtures.custom_steps:explode", "step_failed"),
         ]), label="Rejects")
+
+
+@pytest.mark.parametrize(
+    ("raw", "names"),
+    [
+        ("TOM KRISHER, AP Auto Writer", ["Tom Krisher"]),
+        ("Reuters", []),
+        ("Finian Cunningham. Sputnik International", ["Finian Cunningham"]),
+        ("Dr. Sofie Hagen", ["Dr. Sofie Hagen"]),
+        ("Troy L. Smith", ["Troy L. Smith"]),
+        ("Текст Венера Ерофеева", ["Венера Ерофеева"]),
+        ("Harbour Times", []),
+        ("The Russian, Syrian defense ministries", []),
+    ],
+)
+def test_authors_are_people(raw: str, names: list[str]) -> None:
+    assert clean_author(raw, ("Harbour Times", "harbourtimes.example")) == names
+
+
+@pytest.mark.parametrize(
+    ("raw", "site", "domain", "expected"),
+    [
+        ("Opinion | Republicans Are Following Trump", "The New York Times", "nytimes.com",
+         "Republicans Are Following Trump"),
+        ("Bike & Style book review | MoreBikes", "MoreBikes", "morebikes.co.uk",
+         "Bike & Style book review"),
+        ("A Loja dos Materiais - Como Educar Seus Filhos", None, "comoeducarseusfilhos.com.br",
+         "A Loja dos Materiais"),
+        ("Spider-Man - Far From Home review", "Empire", "empireonline.com",
+         "Spider-Man - Far From Home review"),
+    ],
+)
+def test_clean_title(raw: str, site: str | None, domain: str, expected: str) -> None:
+    assert clean_title(raw, site, domain) == expected
