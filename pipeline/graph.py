@@ -1,9 +1,10 @@
 """build(p, config): wires the stages, nothing else. Read it top to bottom to follow the data.
 
 paths -> RawDocument -> Unit -> Article -> clean Article -> Article with fields
-      -> deduplicated Article                                     -> OUT/articles
+      -> deduplicated Article (against this run and OUT/_index)   -> OUT/articles
 every failure on the way                                          -> OUT/rejects
 every dropped copy                                                -> OUT/duplicates
+what the kept articles look like to later runs                    -> OUT/_index
 the list of files written                                         -> the run report
 """
 
@@ -39,11 +40,28 @@ def write_report(files: list[dict[str, Any]], path: str) -> None:
         fh.write(json.dumps(ordered, indent=1).encode("utf-8"))
 
 
+def index_pattern(config: Config) -> str | None:
+    """The index files earlier runs left in OUT/_index, or None for a new OUT."""
+    pattern = join_path(config.output_dir, "_index", "*.parquet")
+    try:
+        found = FileSystems.match([pattern])[0].metadata_list
+    except Exception:
+        return None
+    return pattern if found else None
+
+
+def _identity(row: dict[str, Any]) -> dict[str, Any]:
+    return row
+
+
 def build(p: beam.Pipeline, config: Config) -> None:
     out = config.output_dir
+    stored = index_pattern(config)
     with Sink("WriteRejects", WritePartitionedParquet(out, "rejects", reject_row)) as rejects, \
             Sink("WriteDuplicates", WritePartitionedParquet(out, "duplicates", duplicate_row)) \
-            as dups:
+            as dups, Sink("WriteIndex", WritePartitionedParquet(out, "_index", _identity)) \
+            as index:
+        history = p | "ReadIndex" >> beam.io.ReadFromParquet(stored) if stored else None
         articles = (
             p
             | "ListInputs" >> beam.Create(list(config.inputs))
@@ -52,13 +70,14 @@ def build(p: beam.Pipeline, config: Config) -> None:
             | "ExtractArticles" >> ExtractArticles(rejects, ingested_at=config.ingested_at)
             | "CleanArticles" >> CleanArticles(config.steps["clean"], rejects)
             | "ExtractFields" >> ExtractFields(config.steps["fields"], rejects)
-            | "DedupeArticles" >> DedupeArticles(dups)
+            | "DedupeArticles" >> DedupeArticles(dups, config.near, history, index,
+                                                 config.run_id)
         )
         article_files = articles | "WriteArticles" >> WritePartitionedParquet(
             out, "articles", article_row
         )
     (
-        (article_files, dups.output(), rejects.output())
+        (article_files, dups.output(), rejects.output(), index.output())
         | "AllFiles" >> beam.Flatten()
         | "CollectFiles" >> beam.combiners.ToList()
         | "WriteReport" >> beam.Map(write_report, report_path(config))

@@ -1,7 +1,8 @@
 """The command line: parse -> build -> run -> manifest and summary. Logging is set up here once.
 
 Exit codes: 0 ok; 1 the pipeline failed; 2 usage error (nothing was run);
-3 the run finished but its accounting does not balance (in != articles + duplicates + rejects).
+3 the run finished but its accounting does not balance (in != articles + duplicates + rejects);
+4 OUT is locked by another run (or by a killed one: --break-lock).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import graph
+from pipeline.lock import LockBusy, acquire
 from pipeline.manifest import build_manifest, read_report, tally_files, write_manifest
 from pipeline.options import (
     Config,
@@ -28,7 +30,7 @@ from pipeline.options import (
 )
 from transforms.common import METRICS_NAMESPACE
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ACCOUNTING = 0, 1, 2, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ACCOUNTING, EXIT_LOCKED = 0, 1, 2, 3, 4
 LOG = logging.getLogger("newsbeam")
 
 DESCRIPTION = """newsbeam: ingest raw news (RSS, Atom, JSON Feed, HTML pages, plain-text
@@ -45,7 +47,8 @@ output layout:
   OUT/rejects/part-*.parquet                    one row per unit that is no article, with reason
   OUT/_runs/<run_id>.json                       the run manifest
 
-exit codes: 0 ok, 1 pipeline failed, 2 usage error, 3 accounting does not balance.
+exit codes: 0 ok, 1 pipeline failed, 2 usage error, 3 accounting does not balance,
+4 OUT is locked by another run.
 read it: pandas.read_parquet("OUT/articles")"""
 
 
@@ -211,6 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"newsbeam: error: {exc}\n")
         return EXIT_USAGE
     try:
+        lock = acquire(config.output_dir, config.run_id, config.break_lock)
+    except LockBusy as exc:
+        sys.stderr.write(f"newsbeam: error: {exc}\n")
+        return EXIT_LOCKED
+    try:
         code, manifest = execute(config)
     except KeyboardInterrupt:
         sys.stderr.write("newsbeam: interrupted\n")
@@ -220,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"newsbeam: error: the pipeline failed: {type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}\n")
         return EXIT_FAILED
+    finally:
+        lock.release()
     print_summary(manifest)
     if code == EXIT_ACCOUNTING:
         sys.stderr.write(

@@ -48,6 +48,7 @@ class Tally:
     reject_stages: Counter[str] = field(default_factory=Counter)
     duplicate_methods: Counter[str] = field(default_factory=Counter)
     bytes_written: int = 0
+    index_rows: int = 0
 
 
 def read_report(config: Config, path: str) -> list[dict[str, Any]]:
@@ -65,6 +66,9 @@ def tally_files(files: list[dict[str, Any]]) -> Tally:
     tally = Tally()
     for f in files:
         dataset = f["dataset"]
+        if dataset == "_index":
+            tally.index_rows += int(f["rows"])
+            continue
         if dataset == "articles":
             meta = FileSystems.match([f["path"]])[0].metadata_list[0]
             tally.bytes_written += meta.size_in_bytes
@@ -119,6 +123,7 @@ def build_manifest(
         "rejects_by_stage": dict(sorted(tally.reject_stages.items())),
         "duplicates_by_method": dict(sorted(tally.duplicate_methods.items())),
         "bytes_written": tally.bytes_written,
+        "index_rows_written": tally.index_rows,
         "files": files,
     }
 

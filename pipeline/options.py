@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 
 from apache_beam.io.filesystems import FileSystems
 
+from transforms.neardup import NearConfig
 from transforms.read import DEFAULT_MAX_BYTES
 from transforms.steps import DEFAULT_STEPS, Step, StepSpecError, resolve_steps
 
@@ -41,6 +42,8 @@ class Config:
     quiet: bool = False
     steps: dict[str, tuple[Step, ...]] = field(default_factory=dict)
     config_file: str | None = None
+    near: NearConfig | None = field(default_factory=NearConfig)
+    break_lock: bool = False
 
     def step_names(self) -> dict[str, list[str]]:
         return {chain: [s.name for s in steps] for chain, steps in self.steps.items()}
@@ -125,7 +128,9 @@ def _comma_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-CONFIG_KEYS = {"output", "max_bytes", "ingested_at", "steps", "quiet"}
+CONFIG_KEYS = {"output", "max_bytes", "ingested_at", "steps", "quiet", "no_dedupe",
+               "near_threshold", "containment", "shingle_size", "num_perm", "bands",
+               "boilerplate_df"}
 
 
 def load_config_file(path: str) -> dict[str, object]:
@@ -205,6 +210,30 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
              "names, e.g. steps = [\"-quotes\"], max-bytes = \"20MB\"); flags given on the "
              "command line win.",
     )
+    dedupe = parser.add_argument_group("near-duplicate detection")
+    defaults = NearConfig()
+    dedupe.add_argument("--no-dedupe", action="store_true",
+                        help="switch near-duplicate detection off (exact duplicates by URL, "
+                             "id and content hash are still removed)")
+    dedupe.add_argument("--near-threshold", type=float, default=defaults.jaccard, metavar="J",
+                        help=f"Jaccard similarity of shingle sets that makes a near copy "
+                             f"(default {defaults.jaccard})")
+    dedupe.add_argument("--containment", type=float, default=defaults.containment, metavar="C",
+                        help="share of the shorter article found in the longer one that makes "
+                             f"a near copy: truncated or extended copies (default "
+                             f"{defaults.containment})")
+    dedupe.add_argument("--shingle-size", type=int, default=defaults.shingle_size, metavar="N",
+                        help=f"words per shingle (default {defaults.shingle_size})")
+    dedupe.add_argument("--num-perm", type=int, default=defaults.num_perm, metavar="N",
+                        help=f"MinHash permutations (default {defaults.num_perm})")
+    dedupe.add_argument("--bands", type=int, default=defaults.bands, metavar="N",
+                        help=f"LSH bands; num-perm must be a multiple (default {defaults.bands})")
+    dedupe.add_argument("--boilerplate-df", type=int, default=defaults.boilerplate_df,
+                        metavar="N",
+                        help="a paragraph found in this many articles is boilerplate and not "
+                             f"compared (default {defaults.boilerplate_df})")
+    parser.add_argument("--break-lock", action="store_true",
+                        help="remove a lock left on OUT by a run that was killed")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the "
                         "final summary.")
 
@@ -217,6 +246,17 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
         steps = resolve_steps(args.steps)
     except StepSpecError as exc:
         raise UsageError(f"--steps: {exc}") from exc
+    near = None
+    if not args.no_dedupe:
+        near = NearConfig(
+            shingle_size=args.shingle_size, num_perm=args.num_perm, bands=args.bands,
+            jaccard=args.near_threshold, containment=args.containment,
+            boilerplate_df=args.boilerplate_df,
+        )
+        try:
+            near.validate()
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
     inputs = expand_inputs(list(args.inputs))
     output = prepare_output(args.output)
     started = (now or args.ingested_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
@@ -237,4 +277,6 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
         quiet=args.quiet,
         steps=steps,
         config_file=getattr(args, "config", None),
+        near=near,
+        break_lock=args.break_lock,
     )

@@ -97,15 +97,33 @@ REJECT_SCHEMA = pa.schema(
     metadata={"newsbeam.dataset": "rejects", "newsbeam.schema_version": SCHEMA_VERSION},
 )
 
+INDEX_SCHEMA = pa.schema(
+    [
+        _f("article_id", pa.string(), "Id of a stored article.", False),
+        _f("url", pa.string(), "Its canonical URL."),
+        _f("source_domain", pa.string(), "Its source domain (scopes the feed id)."),
+        _f("guid", pa.string(), "Its feed id/guid."),
+        _f("content_hash", pa.string(), "Its normalized-content hash.", False),
+        _f("published_at", UTC_TS, "Its publication time."),
+        _f("shingles", pa.list_(pa.uint32()), "Hashes of its word shingles (near-dup "
+           "verification).", False),
+        _f("bands", pa.list_(pa.string()), "Its MinHash LSH band keys.", False),
+        _f("run_id", pa.string(), "The run that stored it.", False),
+    ],
+    metadata={"newsbeam.dataset": "_index", "newsbeam.schema_version": SCHEMA_VERSION},
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "articles": ARTICLE_SCHEMA,
     "duplicates": DUPLICATE_SCHEMA,
     "rejects": REJECT_SCHEMA,
+    "_index": INDEX_SCHEMA,
 }
 PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
     "articles": ARTICLE_PARTITION_COLUMNS,
     "duplicates": (),
     "rejects": (),
+    "_index": (),
 }
 
 

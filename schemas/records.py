@@ -97,6 +97,9 @@ class Article:
     id_aliases: tuple[str, ...] = ()
     # a date string the source gave that could not be parsed (counted, never guessed)
     date_unparsed: str | None = None
+    # an article already stored in OUT by an earlier run (read from OUT/_index); it takes part
+    # in duplicate detection and always wins, but is never written again
+    stored: bool = False
 
     def replace(self, **changes: Any) -> Article:
         return dataclasses.replace(self, **changes)

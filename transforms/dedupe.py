@@ -22,8 +22,21 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.error_handling import ErrorHandler
 
+import numpy as np
+
 from schemas.records import Article, Duplicate
 from transforms.common import METRICS_NAMESPACE
+from transforms.neardup import (
+    MIN_SHINGLES,
+    NearConfig,
+    NearDoc,
+    band_keys,
+    candidate_pairs,
+    doc_shingles,
+    minhash,
+    paragraph_hashes,
+    verify_pair,
+)
 
 _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 DUP_TAG = "duplicates"
@@ -45,6 +58,7 @@ def completeness(article: Article) -> int:
 def rank_key(article: Article) -> tuple[Any, ...]:
     """Total order for choosing the kept copy: smaller is better."""
     return (
+        not article.stored,
         article.published_at is None,
         article.published_at or _FAR_FUTURE,
         -completeness(article),
@@ -104,6 +118,7 @@ def resolve_group(articles: Iterable[Article], method: str) -> tuple[Article, li
             kept_unit_key=kept.unit_key,
         )
         for a in ordered[1:]
+        if not a.stored  # a stored article is never reported again
     ]
     return kept, dups
 
@@ -150,16 +165,312 @@ def _apply_repoint(element: tuple[str, dict[str, Iterable[Duplicate]]]) -> Itera
     yield from repoint(element[1]["earlier"], element[1]["later"])
 
 
-class DedupeArticles(beam.PTransform):
-    """Article -> Article with exact duplicates (url, id, content hash) removed; every
-    removed copy goes to ``duplicates_sink`` as a Duplicate row."""
+def rank_label(article: Article) -> str:
+    """rank_key as one sortable string, ending in the article id (after \x1f)."""
+    published = article.published_at.isoformat() if article.published_at else "9"
+    return "|".join((
+        "0" if article.stored else "1",
+        ("0" + published) if article.published_at else "1",
+        f"{99 - completeness(article):02d}",
+        f"{10**9 - len(article.text):010d}",
+        article.url or "",
+        article.input_path,
+        article.unit_key,
+    )) + "\x1f" + article.article_id
 
-    def __init__(self, duplicates_sink: ErrorHandler) -> None:
+
+def label_article_id(label: str) -> str:
+    return label.rsplit("\x1f", 1)[1]
+
+
+def ghost_article(record: dict[str, Any]) -> Article:
+    """An article stored by an earlier run, as the exact stages need it."""
+    return Article(
+        article_id=record["article_id"], url=record.get("url"), source=None,
+        source_domain=record.get("source_domain"), title=None, authors=(),
+        published_at=record.get("published_at"), updated_at=None, language=None, text="",
+        summary=None, categories=(), word_count=0, countries=(), quotes=(),
+        content_hash=record["content_hash"], input_path="", input_kind="stored",
+        ingested_at=record.get("published_at") or _FAR_FUTURE, date="", date_source="none",
+        unit_key=f"stored:{record['article_id']}", guid=record.get("guid"), stored=True,
+    )
+
+
+def stored_near_doc(record: dict[str, Any]) -> NearDoc:
+    return NearDoc(
+        node=f"stored:{record['article_id']}",
+        rank="0|" + record["article_id"] + "\x1f" + record["article_id"],
+        article_id=record["article_id"],
+        shingles=np.asarray(record.get("shingles") or [], dtype=np.uint64),
+        bands=tuple(record.get("bands") or ()),
+        stored=True,
+    )
+
+
+def near_doc(article: Article, common: Iterable[str], config: NearConfig) -> NearDoc:
+    core, full, all_common = doc_shingles(article.text, config.shingle_size, common)
+    bands: list[str] = []
+    for shingles in (core, full) if full is not core else (core,):
+        if shingles.size >= MIN_SHINGLES:
+            bands.extend(band_keys(minhash(shingles, config.num_perm), config.bands))
+    return NearDoc(article.unit_key, rank_label(article), article.article_id, core,
+                   tuple(dict.fromkeys(bands)), full=None if full is core else full,
+                   all_common=all_common)
+
+
+def index_row(article: Article, doc: NearDoc | None, run_id: str) -> dict[str, Any]:
+    return {
+        "article_id": article.article_id, "url": article.url,
+        "source_domain": article.source_domain, "guid": article.guid,
+        "content_hash": article.content_hash, "published_at": article.published_at,
+        "shingles": [int(x) for x in doc.full_set()] if doc is not None else [],
+        "bands": list(doc.bands) if doc is not None else [],
+        "run_id": run_id,
+    }
+
+
+# ------------------------------------------------------------------ Beam wiring, near stage
+def _paragraph_keys(article: Article) -> Iterator[tuple[str, str]]:
+    for h in paragraph_hashes(article.text):
+        yield (h, article.unit_key)
+
+
+def _common_paragraphs(element: tuple[str, Iterable[str]], min_df: int
+                       ) -> Iterator[tuple[str, str]]:
+    para, units = element[0], sorted(set(element[1]))
+    if len(units) >= min_df:
+        for unit in units:
+            yield (unit, para)
+
+
+def _by_unit_key(article: Article) -> tuple[str, Article]:
+    return (article.unit_key, article)
+
+
+def _to_near_doc(element: tuple[str, dict[str, list[Any]]], config: NearConfig
+                 ) -> Iterator[NearDoc]:
+    for article in element[1]["article"]:
+        yield near_doc(article, element[1]["common"], config)
+
+
+def _band_members(doc: NearDoc) -> Iterator[tuple[str, tuple[str, str, bool]]]:
+    for band in doc.bands:
+        yield (band, (doc.node, doc.rank, doc.stored))
+
+
+def _bucket_pairs(element: tuple[str, Iterable[tuple[str, str, bool]]], max_bucket: int
+                  ) -> Iterator[tuple[tuple[str, str], None]]:
+    for pair in candidate_pairs(element[1], max_bucket):
+        yield (pair, None)
+
+
+def _pair_by_first(element: tuple[tuple[str, str], Any]) -> tuple[str, tuple[str, str]]:
+    return (element[0][0], element[0])
+
+
+def _doc_by_node(doc: NearDoc) -> tuple[str, NearDoc]:
+    return (doc.node, doc)
+
+
+def _attach_first(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[Any, Any]]:
+    """(a, {pairs (a, b), doc a}) -> (b, ((a, b), doc a))"""
+    docs = element[1]["doc"]
+    if not docs:
+        return
+    for pair in element[1]["pair"]:
+        yield (pair[1], (pair, docs[0]))
+
+
+def _verify(element: tuple[str, dict[str, list[Any]]], config: NearConfig
+            ) -> Iterator[tuple[str, str, float]]:
+    docs = element[1]["doc"]
+    if not docs:
+        return
+    second = docs[0]
+    for pair, first in element[1]["pair"]:
+        dup, sim = verify_pair(first, second, config)
+        if dup:
+            yield (first.node, second.node, round(sim, 4))
+
+
+def _edge_key(edge: tuple[str, str, float]) -> tuple[tuple[str, str], float]:
+    return ((edge[0], edge[1]), edge[2])
+
+
+def _directed(edge: tuple[tuple[str, str], float]) -> Iterator[tuple[str, tuple[str, float]]]:
+    (a, b), sim = edge
+    yield (a, (b, sim))
+    yield (b, (a, sim))
+
+
+def _node_rank(doc: NearDoc) -> tuple[str, str]:
+    return (doc.node, doc.rank)
+
+
+def _send_labels(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, str]]:
+    labels = element[1]["label"]
+    if not labels:
+        return
+    label = labels[0]
+    yield (element[0], label)
+    for neighbour, _sim in element[1]["edge"]:
+        yield (neighbour, label)
+
+
+def _max_similarity(element: tuple[str, Iterable[tuple[str, float]]]) -> tuple[str, float]:
+    return (element[0], max(sim for _n, sim in element[1]))
+
+
+def _resolve_near(element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
+    articles = element[1]["article"]
+    if not articles:
+        return
+    article = articles[0]
+    labels = element[1]["label"]
+    own = rank_label(article)
+    if labels and labels[0] < own:
+        sims = element[1]["sim"]
+        yield beam.pvalue.TaggedOutput(DUP_TAG, Duplicate(
+            article_id=article.article_id, duplicate_of=label_article_id(labels[0]),
+            method="near", similarity=float(sims[0]) if sims else 0.0,
+            input_path=article.input_path, url=article.url, title=article.title,
+            unit_key=article.unit_key, kept_unit_key="",
+        ))
+        return
+    yield article
+
+
+class NearDedupe(beam.PTransform):
+    """Article -> Article with near-duplicates removed (method ``near``); ``history`` holds
+    the NearDocs of articles stored by earlier runs, which always win."""
+
+    def __init__(self, config: NearConfig, duplicates_sink: ErrorHandler,
+                 history: beam.PCollection[NearDoc] | None = None,
+                 earlier: beam.PCollection[Duplicate] | None = None,
+                 index_sink: ErrorHandler | None = None, run_id: str = "") -> None:
+        super().__init__()
+        self._config = config
+        self._sink = duplicates_sink
+        self._history = history
+        self._earlier = earlier
+        self._index = index_sink
+        self._run_id = run_id
+
+    def expand(self, articles: beam.PCollection[Article]) -> beam.PCollection[Article]:
+        cfg = self._config
+        common = (
+            articles
+            | "ParagraphKeys" >> beam.FlatMap(_paragraph_keys)
+            | "GroupParagraphs" >> beam.GroupByKey()
+            | "CommonParagraphs" >> beam.FlatMap(_common_paragraphs, cfg.boilerplate_df)
+        )
+        by_unit = articles | "ByUnit" >> beam.Map(_by_unit_key)
+        docs = (
+            {"article": by_unit, "common": common}
+            | "JoinCommon" >> beam.CoGroupByKey()
+            | "Signatures" >> beam.FlatMap(_to_near_doc, cfg)
+        )
+        if self._history is not None:
+            docs = (docs, self._history) | "WithHistory" >> beam.Flatten()
+        pairs = (
+            docs
+            | "BandMembers" >> beam.FlatMap(_band_members)
+            | "GroupBands" >> beam.GroupByKey()
+            | "CandidatePairs" >> beam.FlatMap(_bucket_pairs, cfg.max_bucket)
+            | "DistinctPairs" >> beam.GroupByKey()
+            | "PairByFirst" >> beam.Map(_pair_by_first)
+        )
+        doc_by_node = docs | "DocByNode" >> beam.Map(_doc_by_node)
+        edges = (
+            {"pair": pairs, "doc": doc_by_node}
+            | "JoinFirst" >> beam.CoGroupByKey()
+            | "CarryFirst" >> beam.FlatMap(_attach_first)
+        )
+        edges = (
+            {"pair": edges, "doc": doc_by_node}
+            | "JoinSecond" >> beam.CoGroupByKey()
+            | "Verify" >> beam.FlatMap(_verify, cfg)
+            | "EdgeKey" >> beam.Map(_edge_key)
+            | "DirectedEdges" >> beam.FlatMap(_directed)
+        )
+        labels = docs | "OwnLabels" >> beam.Map(_node_rank)
+        for i in range(cfg.rounds):
+            labels = (
+                {"label": labels, "edge": edges}
+                | f"Round{i}Join" >> beam.CoGroupByKey()
+                | f"Round{i}Send" >> beam.FlatMap(_send_labels)
+                | f"Round{i}Min" >> beam.CombinePerKey(min)
+            )
+        sims = edges | "NodeSimilarity" >> beam.GroupByKey() | "MaxSim" >> beam.Map(
+            _max_similarity)
+        result = (
+            {"article": by_unit, "label": labels, "sim": sims}
+            | "JoinLabels" >> beam.CoGroupByKey()
+            | "Resolve" >> beam.FlatMap(_resolve_near).with_outputs(DUP_TAG, main="kept")
+        )
+        near_dups = result[DUP_TAG]
+        if self._earlier is not None:
+            # an exact copy of an article that turned out to be a near copy points to the keeper
+            repointed = (
+                {
+                    "earlier": self._earlier | "EarlierByKept" >> beam.Map(_by_kept),
+                    "later": near_dups | "NearByUnit" >> beam.Map(_by_unit),
+                }
+                | "JoinNear" >> beam.CoGroupByKey()
+                | "RepointNear" >> beam.FlatMap(_apply_repoint)
+            )
+            self._sink.add_error_pcollection(repointed)
+        self._sink.add_error_pcollection(near_dups)
+        kept = result["kept"]
+        if self._index is not None:
+            rows = (
+                {"article": kept | "KeptByUnit" >> beam.Map(_by_unit_key), "doc": doc_by_node}
+                | "JoinKeptDocs" >> beam.CoGroupByKey()
+                | "IndexRows" >> beam.FlatMap(_index_rows, self._run_id)
+            )
+            self._index.add_error_pcollection(rows)
+        return kept
+
+
+def _index_rows(element: tuple[str, dict[str, list[Any]]], run_id: str
+                ) -> Iterator[dict[str, Any]]:
+    for article in element[1]["article"]:
+        docs = element[1]["doc"]
+        yield index_row(article, docs[0] if docs else None, run_id)
+
+
+def _plain_index_row(article: Article, run_id: str) -> dict[str, Any]:
+    return index_row(article, None, run_id)
+
+
+def _not_stored(article: Article) -> bool:
+    return not article.stored
+
+
+class DedupeArticles(beam.PTransform):
+    """Article -> Article with duplicates removed: exact ones (url, id, content hash) then, unless
+    ``near`` is None, near ones. Every removed copy goes to ``duplicates_sink`` as a Duplicate
+    row. ``history`` (index records of earlier runs) takes part in every key and always wins,
+    so a rerun of the same input adds nothing."""
+
+    def __init__(self, duplicates_sink: ErrorHandler, near: NearConfig | None = None,
+                 history: beam.PCollection[dict[str, Any]] | None = None,
+                 index_sink: ErrorHandler | None = None, run_id: str = "") -> None:
         super().__init__()
         self._sink = duplicates_sink
+        self._near = near
+        self._history = history
+        self._index = index_sink
+        self._run_id = run_id
 
     def expand(self, articles: beam.PCollection[Article]) -> beam.PCollection[Article]:
         survivors = articles
+        stored_docs = None
+        if self._history is not None:
+            ghosts = self._history | "StoredArticles" >> beam.Map(ghost_article)
+            survivors = (articles, ghosts) | "WithStored" >> beam.Flatten()
+            if self._near is not None:
+                stored_docs = self._history | "StoredNearDocs" >> beam.Map(stored_near_doc)
         dropped: beam.PCollection[Duplicate] | None = None
         for method, key_fn in KEYS:
             name = method.capitalize()
@@ -185,5 +496,12 @@ class DedupeArticles(beam.PTransform):
                 )
                 dropped = (repointed, new) | f"All{name}" >> beam.Flatten()
         assert dropped is not None
-        self._sink.add_error_pcollection(dropped)
-        return survivors
+        survivors = survivors | "DropStored" >> beam.Filter(_not_stored)
+        if self._near is None:
+            self._sink.add_error_pcollection(dropped)
+            if self._index is not None:
+                self._index.add_error_pcollection(
+                    survivors | "IndexRows" >> beam.Map(_plain_index_row, self._run_id))
+            return survivors
+        return survivors | "Near" >> NearDedupe(
+            self._near, self._sink, stored_docs, dropped, self._index, self._run_id)

@@ -49,6 +49,8 @@ def row_identity(dataset: str, row: dict[str, Any]) -> str:
     """What makes a row itself, for sorting and for the content-derived file name."""
     if dataset == "articles":
         return f"{row['article_id']}|{row['content_hash']}"
+    if dataset == "_index":
+        return f"{row['article_id']}|{row['content_hash']}"
     if dataset == "duplicates":
         return f"{row['article_id']}|{row['duplicate_of']}|{row['input_path']}|{row['url']}"
     return f"{row['input_path']}|{row['stage']}|{row['reason']}|{row['excerpt']}"

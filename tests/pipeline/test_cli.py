@@ -135,7 +135,7 @@ def test_output_layout_has_no_temporary_files(sample_run: tuple[Path, dict]) -> 
     visible = [p for p in out.rglob("*") if p.is_file()]
     assert not [p for p in visible if p.name.startswith(".") or "temp" in p.name.lower()]
     assert {p.relative_to(out).parts[0] for p in visible} == {
-        "articles", "duplicates", "rejects", "_runs"}
+        "articles", "duplicates", "rejects", "_runs", "_index"}
     for p in (out / "articles").rglob("*.parquet"):
         assert p.parent.name.startswith("date=")
         assert p.stat().st_size > 0
@@ -229,3 +229,47 @@ def test_steps_and_config_file_change_the_chain(tmp_path: Path) -> None:
     bad.write_text("stepz: [language]\n", encoding="utf-8")
     proc = newsbeam("run", str(SAMPLES), "--output", str(tmp_path / "o3"), "--config", str(bad))
     assert proc.returncode == 2 and "unknown option 'stepz'" in proc.stderr
+
+
+def test_second_run_into_the_same_output_adds_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = newsbeam("run", str(SAMPLES), "--output", str(out), "--ingested-at", INGESTED_AT)
+    assert first.returncode == 0, first.stderr
+    before = {p: p.stat().st_mtime_ns for p in (out / "articles").rglob("*.parquet")}
+    second = newsbeam("run", str(SAMPLES), "--output", str(out),
+                      "--ingested-at", "2026-01-16T12:00:00Z")
+    assert second.returncode == 0, second.stderr
+    manifests = sorted((out / "_runs").glob("*.json"))
+    assert len(manifests) == 2
+    rerun = json.loads(manifests[-1].read_text())
+    assert rerun["counts"]["articles"] == 0
+    first_counts = json.loads(manifests[0].read_text())["counts"]
+    assert rerun["counts"]["duplicates"] == first_counts["articles"] + first_counts["duplicates"]
+    # earlier partitions are neither rewritten nor deleted
+    assert {p: p.stat().st_mtime_ns for p in (out / "articles").rglob("*.parquet")} == before
+    dups = pd.read_parquet(out / "duplicates")
+    stored_ids = set(pd.read_parquet(out / "articles").article_id)
+    assert set(dups.duplicate_of) <= stored_ids
+
+
+def test_a_concurrent_run_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / "_lock").write_text(json.dumps({
+            "run_id": "other", "pid": holder.pid, "host": __import__("socket").gethostname(),
+            "started": "2026-01-15T12:00:00+00:00"}))
+        proc = newsbeam("run", str(SAMPLES), "--output", str(out))
+        assert proc.returncode == 4
+        assert "is in use by run other" in proc.stderr
+        assert not (out / "_runs").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: the lock is stale, newsbeam says so, and --break-lock clears it
+    proc = newsbeam("run", str(SAMPLES), "--output", str(out))
+    assert proc.returncode == 4 and "--break-lock" in proc.stderr
+    proc = newsbeam("run", str(SAMPLES), "--output", str(out), "--break-lock")
+    assert proc.returncode == 0, proc.stderr
+    assert not (out / "_lock").exists()

@@ -25,7 +25,7 @@ def _doc(path: Path) -> RawDocument:
     [
         ("feeds/harbour-times.rss.xml", "rss", 4),
         ("feeds/nordkurier-latin1.rss.xml", "rss", 2),
-        ("feeds/coastwatch.atom.xml", "atom", 3),
+        ("feeds/coastwatch.atom.xml", "atom", 4),
         ("feeds/marine-science.rdf", "rdf", 2),
         ("feeds/old-netscape.rss091.xml", "rss", 1),
         ("feeds/harbour-archive.rss.xml.gz", "rss", 2),

@@ -1,0 +1,76 @@
+"""One run at a time per OUT: a lock file, OUT/_lock, created atomically (O_EXCL).
+
+A second run fails at once with a message naming the holder. A lock whose process is gone
+(same host, pid not running) is stale: newsbeam says so, and ``--break-lock`` removes it.
+Local output folders only: object stores (gs://, s3://) have no atomic create-if-absent that
+Beam's FileSystems exposes, so a run there takes no lock (the docs say so).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+LOCK_NAME = "_lock"
+
+
+class LockBusy(Exception):
+    """Another run holds OUT, or a killed one left its lock."""
+
+
+@dataclass
+class Lock:
+    path: str | None
+
+    def release(self) -> None:
+        if self.path and os.path.exists(self.path):
+            os.remove(self.path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def describe(holder: dict[str, object]) -> str:
+    return (f"run {holder.get('run_id')} (pid {holder.get('pid')} on {holder.get('host')}, "
+            f"since {holder.get('started')})")
+
+
+def acquire(output_dir: str, run_id: str, break_lock: bool = False) -> Lock:
+    if "://" in output_dir:
+        return Lock(None)
+    path = os.path.join(output_dir, LOCK_NAME)
+    me = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
+          "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    for _attempt in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    holder = json.load(fh)
+            except (OSError, ValueError):
+                holder = {}
+            stale = holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) \
+                and not _alive(int(holder["pid"]))
+            if break_lock:
+                os.remove(path)
+                continue
+            if stale:
+                raise LockBusy(f"{output_dir} has a stale lock from {describe(holder)}, which is "
+                               "no longer running; rerun with --break-lock to remove it")
+            raise LockBusy(f"{output_dir} is in use by {describe(holder)}; wait for it to "
+                           "finish (or use another --output)")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(me, fh)
+        return Lock(path)
+    raise LockBusy(f"could not take the lock on {output_dir}")

@@ -1,0 +1,149 @@
+"""Near duplicates: shingles, signatures, similarity, and the Beam stage with shuffled input."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+
+import apache_beam as beam
+import numpy as np
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from schemas.records import Article, Duplicate, Unit
+from tests.conftest import FIXED_NOW
+from transforms.common import Sink
+from transforms.dedupe import DedupeArticles, rank_label
+from transforms.extract import build_article, unit_fields
+from transforms.neardup import (
+    NearConfig,
+    band_keys,
+    candidate_pairs,
+    doc_shingles,
+    is_near_duplicate,
+    minhash,
+    paragraph_hashes,
+    shingle_set,
+    similarity,
+)
+
+T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
+STORY = [
+    "The town council voted 21 to 6 on Tuesday to build a 1.2 kilometre sea wall in front of "
+    "the old harbour, ending three years of debate about protecting the warehouses.",
+    "The wall will be raised 1.4 metres above the current quay and is expected to cost 310 "
+    "million. Work starts in June and should be finished before the storm season of 2026.",
+    "Opponents said the design would block the view from the market square, and the council "
+    "promised glass sections along the promenade to keep the view of the fjord open.",
+    "The harbour office said boats would keep using the inner basin during construction, "
+    "with a temporary pontoon for the ferry to the islands on the north side.",
+]
+FOOTER = ("This article is provided for information only and does not constitute advice. "
+          "Copyright the Coastal Press Association, all rights reserved, republication without "
+          "written permission is prohibited under the terms of our syndication agreement.")
+CFG = NearConfig()
+
+
+def text(*paragraphs: str) -> str:
+    return "\n\n".join(paragraphs)
+
+
+def test_shingles_ignore_case_punctuation_quotes_and_wrapping() -> None:
+    a = shingle_set(text(*STORY), 5)
+    rewrapped = " ".join(STORY).replace("the", "The").replace(",", " ,")
+    assert np.array_equal(a, shingle_set(rewrapped, 5))
+    assert shingle_set("“Quoted” words here now", 5).tolist() == \
+        shingle_set('"Quoted" words here now', 5).tolist()
+
+
+def test_boilerplate_is_left_out_but_syndicated_copies_keep_their_text() -> None:
+    footer_hash = paragraph_hashes(FOOTER)[0]
+    short = text("A short story about the regatta results on Sunday afternoon.", FOOTER)
+    core, full, all_common = doc_shingles(short, 5, [footer_hash])
+    assert core.size < full.size and not all_common
+    story_hashes = paragraph_hashes(text(*STORY))
+    core, full, all_common = doc_shingles(text(*STORY), 5, story_hashes)
+    assert all_common and full.size > core.size
+
+
+def test_minhash_estimates_jaccard_and_bands_agree() -> None:
+    a, b = shingle_set(text(*STORY), 5), shingle_set(text(*STORY[:3]), 5)
+    jac, cont = similarity(a, b)
+    sa, sb = minhash(a, 128), minhash(b, 128)
+    assert abs(float(np.mean(sa == sb)) - jac) < 0.15  # 128 permutations: std about 0.04
+    assert cont == 1.0
+    assert np.array_equal(minhash(a, 128), minhash(a.copy(), 128))  # deterministic
+    assert len(band_keys(sa, 32)) == 32
+    assert set(band_keys(sa, 32)) & set(band_keys(sb, 32))
+
+
+@pytest.mark.parametrize(
+    ("variant", "expected"),
+    [
+        (text(*STORY[:3]) + "\n\nRead the full story at Harbour Times.", True),  # truncated
+        (text(*STORY, "Update: the council published the tender documents on Friday, "
+                      "and the first bids are due at the end of April."), True),  # appended
+        (text(*[p.replace("council", "town board") for p in STORY]), True),  # words changed
+        (text("A different story about a sailing regatta and its 164 entries this year.",
+              STORY[2]), False),  # shares one paragraph
+    ],
+)
+def test_verification(variant: str, expected: bool) -> None:
+    dup, _sim = is_near_duplicate(shingle_set(text(*STORY), 5), shingle_set(variant, 5), CFG)
+    assert dup is expected
+
+
+def test_candidate_pairs_are_bounded_and_skip_stored_pairs() -> None:
+    members = [(f"n{i}", f"r{i:03d}", i < 2) for i in range(6)]
+    pairs = set(candidate_pairs(members, max_bucket=3))
+    assert ("n0", "n1") not in pairs  # both stored
+    assert all(a < b for a, b in pairs)
+    # n1..n5 each pair with the better ranked of the top 3 (n0, n1, n2): 1 + 2 + 3 + 3 + 3,
+    # less the stored pair (n0, n1)
+    assert len(pairs) == 11
+
+
+def make(path: str, body: str, link: str, published: datetime, title: str = "T") -> Article:
+    fields = {"title": title, "text": body, "link": link, "published": published,
+              "feed_link": "https://feed.example/", "date_source": "feed"}
+    unit = Unit(path, "rss", 0, fields=fields)
+    return build_article(unit, unit_fields(unit), FIXED_NOW)
+
+
+ORIGINAL = make("a.xml", text(*STORY), "https://a.example/wall", T0, "Sea wall approved")
+TRUNCATED = make("b.xml", text(*STORY[:3], "Read the full story at Harbour Times."),
+                 "https://b.example/wall", T0 + timedelta(hours=1), "Wall gets go-ahead")
+UPDATED = make("c.xml", text(*STORY, "Update: bids are due at the end of April, the council "
+               "said on Friday in a statement to the press."),
+               "https://c.example/wall", T0 + timedelta(hours=2), "Sea wall: update")
+NEWS = [make(f"n{i}.xml", text(f"Story number {i} is about a different event entirely, with "
+             f"its own {i} words and facts and people and places in the valley.", FOOTER),
+             f"https://n.example/{i}", T0 + timedelta(days=i)) for i in range(4)]
+
+
+def _dup(d: Duplicate) -> tuple[str, str, str]:
+    return (d.input_path, d.duplicate_of, d.method)
+
+
+def _path(a: Article) -> str:
+    return a.input_path
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_near_stage_keeps_the_earliest_whatever_the_order(seed: int) -> None:
+    articles = [ORIGINAL, TRUNCATED, UPDATED, *NEWS]
+    random.Random(seed).shuffle(articles)
+    with TestPipeline() as p:
+        with Sink("Dups", beam.Map(_dup)) as sink:
+            kept = p | beam.Create(articles) | DedupeArticles(sink, CFG)
+        assert_that(kept | beam.Map(_path),
+                    equal_to(["a.xml", "n0.xml", "n1.xml", "n2.xml", "n3.xml"]), label="Kept")
+        assert_that(sink.output(), equal_to([
+            ("b.xml", ORIGINAL.article_id, "near"), ("c.xml", ORIGINAL.article_id, "near"),
+        ]), label="Dups")
+
+
+def test_rank_label_orders_like_rank_key() -> None:
+    assert rank_label(ORIGINAL) < rank_label(TRUNCATED) < rank_label(UPDATED)
+    assert rank_label(ORIGINAL.replace(stored=True)) < rank_label(ORIGINAL)
