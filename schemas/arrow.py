@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from schemas.records import Article, Duplicate, Reject
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 RIGHTS = pa.struct([
@@ -64,6 +64,11 @@ ARTICLE_SCHEMA = pa.schema(
            "without the dash."),
         _f("rights", RIGHTS, "Text-and-data-mining reservation of the page: TDMRep "
            "tdm-reservation/tdm-policy, robots noai/noimageai. Null when the page states none."),
+        _f("revision", pa.int32(), "1 for the first version of an article; an updated version "
+           "(same URL, newer updated_at or a materially changed body) has the next number and "
+           "the same article_id.", False),
+        _f("changes", pa.list_(pa.string()), "What changed from the previous revision: title, "
+           "text, updated_at. Empty for revision 1.", False),
         _f("date", pa.string(), "Partition column (directory date=YYYY-MM-DD): the UTC date of "
            "published_at, else of ingested_at.", False),
     ],
@@ -108,6 +113,7 @@ INDEX_SCHEMA = pa.schema(
         _f("shingles", pa.list_(pa.uint32()), "Hashes of its word shingles (near-dup "
            "verification).", False),
         _f("bands", pa.list_(pa.string()), "Its MinHash LSH band keys.", False),
+        _f("revision", pa.int32(), "Its revision number.", False),
         _f("run_id", pa.string(), "The run that stored it.", False),
     ],
     metadata={"newsbeam.dataset": "_index", "newsbeam.schema_version": SCHEMA_VERSION},
@@ -154,6 +160,7 @@ def article_row(article: Article) -> dict[str, Any]:
     row["categories"] = list(article.categories)
     row["countries"] = list(article.countries)
     row["quotes"] = [{"speaker": s, "text": t} for s, t in article.quotes]
+    row["changes"] = list(article.changes)
     return row
 
 

@@ -91,6 +91,8 @@ class Article:
     date_source: str
     dateline: str | None = None
     rights: dict[str, Any] | None = None
+    revision: int = 1
+    changes: tuple[str, ...] = ()
     unit_key: str = ""
     guid: str | None = None
     # id keys of copies this article absorbed (dedupe); lets a later key still find them.

@@ -28,6 +28,8 @@ from schemas.records import Article, Duplicate
 from transforms.common import METRICS_NAMESPACE
 from transforms.neardup import (
     MIN_SHINGLES,
+    shingle_set,
+    similarity,
     NearConfig,
     NearDoc,
     band_keys,
@@ -97,30 +99,111 @@ KEYS: tuple[tuple[str, Callable[[Article], str | None]], ...] = (
 )
 
 
-def resolve_group(articles: Iterable[Article], method: str) -> tuple[Article, list[Duplicate]]:
-    """Keep the first article by rank_key; the others become Duplicate rows."""
+def _duplicate(a: Article, kept: Article, method: str, similarity: float = 1.0) -> Duplicate:
+    return Duplicate(
+        article_id=a.article_id, duplicate_of=kept.article_id, method=method,
+        similarity=similarity, input_path=a.input_path, url=a.url, title=a.title,
+        unit_key=a.unit_key, kept_unit_key=kept.unit_key,
+    )
+
+
+def resolve_group(articles: Iterable[Article], method: str
+                  ) -> tuple[list[Article], list[Duplicate]]:
+    """Keep the first article by rank_key; the others become Duplicate rows. Revisions of the
+    kept article (same id, another revision number) are kept too: they are not copies."""
     ordered = sorted(articles, key=rank_key)
     kept = ordered[0]
     aliases = {k for a in ordered[1:] for k in (own_id_key(a), *a.id_aliases) if k}
     aliases.discard(own_id_key(kept) or "")
     if aliases - set(kept.id_aliases):
         kept = kept.replace(id_aliases=tuple(sorted(aliases | set(kept.id_aliases))))
-    dups = [
-        Duplicate(
-            article_id=a.article_id,
-            duplicate_of=kept.article_id,
-            method=method,
-            similarity=1.0,
-            input_path=a.input_path,
-            url=a.url,
-            title=a.title,
-            unit_key=a.unit_key,
-            kept_unit_key=kept.unit_key,
-        )
-        for a in ordered[1:]
-        if not a.stored  # a stored article is never reported again
-    ]
-    return kept, dups
+    keep = [kept]
+    dups = []
+    for a in ordered[1:]:
+        if a.article_id == kept.article_id and a.revision != kept.revision:
+            keep.append(a)
+        elif not a.stored:  # a stored article is never reported again
+            dups.append(_duplicate(a, kept, method))
+    return keep, dups
+
+
+def _revision_time(article: Article) -> datetime:
+    return article.updated_at or article.published_at or article.ingested_at
+
+
+# A copy with the same URL is a new revision only if it says it was updated (a newer
+# updated_at) or if its body changed materially: as long as the last version (90% or more) and
+# sharing less than 90% of its 5-word shingles with it. A shorter, poorer copy (a feed summary
+# of a page already stored) stays a duplicate.
+REVISION_MIN_LENGTH = 0.9
+REVISION_MAX_SIMILARITY = 0.9
+
+
+def _is_revision(new: Article, last: Article) -> bool:
+    if new.content_hash == last.content_hash:
+        return False
+    if new.updated_at and (last.updated_at is None or new.updated_at > last.updated_at):
+        return True
+    if last.stored and not last.text:
+        # a stored version is known by its hash only: a longer body that differs is an update
+        return new.word_count >= REVISION_MIN_LENGTH * max(last.word_count, 1)
+    if len(new.text) < REVISION_MIN_LENGTH * len(last.text):
+        return False
+    a = shingle_set(new.text, 5)
+    b = shingle_set(last.text, 5)
+    jaccard, _containment = similarity(a, b)
+    return jaccard < REVISION_MAX_SIMILARITY
+
+
+def _changes(new: Article, last: Article) -> tuple[str, ...]:
+    changed = []
+    if last.title is not None and (new.title or "") != (last.title or ""):
+        changed.append("title")
+    if new.content_hash != last.content_hash:
+        changed.append("text")
+    if new.updated_at != last.updated_at and new.updated_at is not None:
+        changed.append("updated_at")
+    return tuple(changed)
+
+
+def resolve_revisions(articles: Iterable[Article]) -> tuple[list[Article], list[Duplicate]]:
+    """All the copies of one canonical URL (stored ones included) -> the versions to keep,
+    numbered, and the duplicates. Copies of one version keep the best by rank_key."""
+    members = list(articles)
+    stored = sorted((a for a in members if a.stored), key=lambda a: a.revision)
+    by_hash: dict[str, list[Article]] = {}
+    for a in members:
+        if not a.stored:
+            by_hash.setdefault(a.content_hash, []).append(a)
+    dups: list[Duplicate] = []
+    candidates = []
+    for group in by_hash.values():
+        best, *rest = sorted(group, key=rank_key)
+        dups.extend(_duplicate(a, best, "url") for a in rest)
+        candidates.append(best)
+    versions = list(stored)
+    kept: list[Article] = []
+    for a in sorted(candidates, key=lambda a: (_revision_time(a), rank_key(a))):
+        same = next((v for v in versions if v.content_hash == a.content_hash), None)
+        if same is not None:
+            dups.append(_duplicate(a, same, "url"))
+            continue
+        if not versions:
+            versions.append(a)
+            kept.append(a)
+            continue
+        last = versions[-1]
+        if _is_revision(a, last):
+            revised = a.replace(revision=last.revision + 1, changes=_changes(a, last))
+            versions.append(revised)
+            kept.append(revised)
+        else:
+            dups.append(_duplicate(a, max(versions, key=lambda v: v.revision), "url"))
+    # every version learns the feed ids of all the copies of its URL (see id_key)
+    aliases = {k for a in members for k in (own_id_key(a), *a.id_aliases) if k}
+    kept = [a.replace(id_aliases=tuple(sorted(aliases - {own_id_key(a) or ""}))) for a in kept]
+    # a stored version stays in the flow so later keys still see it (it is never written)
+    return stored + kept, dups
 
 
 def repoint(earlier: Iterable[Duplicate], later: Iterable[Duplicate]) -> Iterator[Duplicate]:
@@ -146,8 +229,11 @@ class _ResolveGroups(beam.DoFn):
         self._dropped = Metrics.counter(METRICS_NAMESPACE, f"dedupe.{method}")
 
     def process(self, element: tuple[str, Iterable[Article]]) -> Iterator[Any]:
-        kept, dups = resolve_group(element[1], self._method)
-        yield kept
+        if self._method == "url" and element[0].startswith("k:"):
+            kept, dups = resolve_revisions(element[1])
+        else:
+            kept, dups = resolve_group(element[1], self._method)
+        yield from kept
         for dup in dups:
             self._dropped.inc()
             yield beam.pvalue.TaggedOutput(DUP_TAG, dup)
@@ -191,6 +277,7 @@ def ghost_article(record: dict[str, Any]) -> Article:
         published_at=record.get("published_at"), updated_at=None, language=None, text="",
         summary=None, categories=(), word_count=0, countries=(), quotes=(),
         content_hash=record["content_hash"], input_path="", input_kind="stored",
+        revision=int(record.get("revision") or 1),
         ingested_at=record.get("published_at") or _FAR_FUTURE, date="", date_source="none",
         unit_key=f"stored:{record['article_id']}", guid=record.get("guid"), stored=True,
     )
@@ -225,6 +312,7 @@ def index_row(article: Article, doc: NearDoc | None, run_id: str) -> dict[str, A
         "content_hash": article.content_hash, "published_at": article.published_at,
         "shingles": [int(x) for x in doc.full_set()] if doc is not None else [],
         "bands": list(doc.bands) if doc is not None else [],
+        "revision": article.revision,
         "run_id": run_id,
     }
 
@@ -282,29 +370,32 @@ def _attach_first(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[A
 
 
 def _verify(element: tuple[str, dict[str, list[Any]]], config: NearConfig
-            ) -> Iterator[tuple[str, str, float]]:
+            ) -> Iterator[tuple[str, str, float, str, str]]:
     docs = element[1]["doc"]
     if not docs:
         return
     second = docs[0]
     for pair, first in element[1]["pair"]:
+        if first.article_id == second.article_id:
+            continue  # revisions of one article are not copies of each other
         dup, sim = verify_pair(first, second, config)
         if dup:
-            yield (first.node, second.node, round(sim, 4))
+            yield (first.node, second.node, round(sim, 4), first.rank, second.rank)
 
 
-def _edge_key(edge: tuple[str, str, float]) -> tuple[tuple[str, str], float]:
+def _edge_key(edge: tuple[str, str, float, str, str]) -> tuple[tuple[str, str], float]:
     return ((edge[0], edge[1]), edge[2])
+
+
+def _edge_ranks(edge: tuple[str, str, float, str, str]) -> Iterator[tuple[str, str]]:
+    yield (edge[0], edge[3])
+    yield (edge[1], edge[4])
 
 
 def _directed(edge: tuple[tuple[str, str], float]) -> Iterator[tuple[str, tuple[str, float]]]:
     (a, b), sim = edge
     yield (a, (b, sim))
     yield (b, (a, sim))
-
-
-def _node_rank(doc: NearDoc) -> tuple[str, str]:
-    return (doc.node, doc.rank)
 
 
 def _send_labels(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, str]]:
@@ -386,14 +477,22 @@ class NearDedupe(beam.PTransform):
             | "JoinFirst" >> beam.CoGroupByKey()
             | "CarryFirst" >> beam.FlatMap(_attach_first)
         )
-        edges = (
+        verified = (
             {"pair": edges, "doc": doc_by_node}
             | "JoinSecond" >> beam.CoGroupByKey()
             | "Verify" >> beam.FlatMap(_verify, cfg)
+        )
+        edges = (
+            verified
             | "EdgeKey" >> beam.Map(_edge_key)
             | "DirectedEdges" >> beam.FlatMap(_directed)
         )
-        labels = docs | "OwnLabels" >> beam.Map(_node_rank)
+        # only articles with a verified edge take part in label propagation
+        labels = (
+            verified
+            | "EdgeRanks" >> beam.FlatMap(_edge_ranks)
+            | "OwnLabels" >> beam.CombinePerKey(min)
+        )
         for i in range(cfg.rounds):
             labels = (
                 {"label": labels, "edge": edges}

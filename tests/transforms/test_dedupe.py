@@ -13,7 +13,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from schemas.records import Article, Duplicate, Unit
 from tests.conftest import FIXED_NOW
 from transforms.common import Sink
-from transforms.dedupe import DedupeArticles, rank_key, resolve_group
+from transforms.dedupe import DedupeArticles, rank_key, resolve_group, resolve_revisions
 from transforms.extract import build_article, unit_fields
 
 T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
@@ -29,7 +29,7 @@ def make(path: str, title: str, text: str, link: str = "", guid: str = "",
 
 ORIGINAL = make("a.xml", "Storm", "The storm hit the coast.", "https://a.example/storm",
                 published=T0)
-SAME_URL_LATER = make("b.xml", "Storm (updated)", "The storm hit the coast hard.",
+SAME_URL_LATER = make("b.xml", "Storm (updated)", "The storm hit the coast.",
                       "https://a.example/storm?utm_source=rss", published=T0 + timedelta(hours=2))
 SAME_TEXT = make("c.xml", "Storm!", "The  storm hit the coast.", "https://b.example/copy",
                  published=T0 + timedelta(hours=1))
@@ -50,8 +50,8 @@ def test_earliest_published_wins_then_completeness() -> None:
 def test_resolve_group_is_independent_of_order() -> None:
     group = [ORIGINAL, SAME_URL_LATER, SAME_TEXT]
     results = {
-        (kept.unit_key, tuple(sorted(d.unit_key for d in dups)))
-        for kept, dups in (resolve_group(p, "url") for p in itertools.permutations(group))
+        (kept[0].unit_key, tuple(sorted(d.unit_key for d in dups)))
+        for kept, dups in (resolve_group(p, "exact") for p in itertools.permutations(group))
     }
     assert len(results) == 1
 
@@ -95,3 +95,21 @@ def test_every_duplicate_points_at_a_kept_article() -> None:
     x = make("x.xml", "X", "Other text.", "https://y.example/1", published=T0 + timedelta(days=2))
     run_dedupe([x, y, z], kept=["z.xml"],
                dups=[("x.xml", z.article_id, "url"), ("y.xml", z.article_id, "exact")])
+
+
+def test_updated_versions_are_revisions_not_duplicates() -> None:
+    body = ("The storm hit the coast on Monday night and closed the harbour for the ferries and "
+            "the fishing boats until the wind eased on Tuesday morning.")
+    first = make("r1.xml", "Storm closes harbour", body, "https://a.example/storm",
+                 published=T0)
+    feed_copy = make("r0.xml", "Storm closes harbour", "Storm closes harbour.",
+                     "https://a.example/storm", published=T0 + timedelta(minutes=5))
+    update = make("r2.xml", "Storm closes harbour for two days", body + " On Wednesday the "
+                  "harbour master said the harbour would stay closed for another day while "
+                  "divers checked the quay.", "https://a.example/storm?utm_source=x",
+                  published=T0).replace(updated_at=T0 + timedelta(days=1))
+    for order in itertools.permutations([first, feed_copy, update]):
+        kept, dups = resolve_revisions(order)
+        assert [(a.input_path, a.revision, a.changes) for a in kept] == [
+            ("r1.xml", 1, ()), ("r2.xml", 2, ("title", "text", "updated_at"))]
+        assert [(d.input_path, d.method) for d in dups] == [("r0.xml", "url")]

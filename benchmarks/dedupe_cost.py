@@ -1,0 +1,107 @@
+"""What deduplication costs: its share of the pipeline's time on 10,000 articles, and the peak
+memory of a run as the history held in OUT grows.
+
+    python benchmarks/dedupe_cost.py [--aeb ../shared/data/aeb] [--articles 10000]
+
+The corpus is made of sentences from the AEB article bodies (real news text); one article in
+five is a near copy of another. The same corpus runs with and without near-duplicate
+detection (--no-dedupe keeps the exact stages, which cannot be switched off); the difference
+is the near stage's cost. Memory: a fixed batch of 1,000 new articles is run into an OUT that
+already holds 0, 5,000 and 10,000 stored articles; the peak resident set of the run
+(DirectRunner, one process) is reported for each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def make_corpus(aeb: Path, n: int, seed: int, prefix: str) -> list[dict]:
+    """n articles of real news sentences: each draws 8 to 30 sentences at random from the
+    whole AEB ground truth (so articles are distinct), and one in five is a near copy of an
+    earlier one (3% of its words changed)."""
+    truth = json.loads((aeb / "ground-truth.json").read_text(encoding="utf-8"))
+    sentences = [s.strip() for v in truth.values()
+                 for s in re.split(r"(?<=[.!?])\s+", v.get("articleBody") or "")
+                 if len(s.split()) >= 6]
+    rng = random.Random(seed)
+    docs: list[dict] = []
+    for i in range(n):
+        if docs and rng.random() < 0.2:
+            words = rng.choice(docs)["text"].split(" ")
+            for k in rng.sample(range(len(words)), max(1, len(words) // 33)):
+                words[k] = "edited"
+            text = " ".join(words)
+        else:
+            picked = rng.sample(sentences, rng.randint(8, 30))
+            text = "\n\n".join(" ".join(picked[j:j + 3]) for j in range(0, len(picked), 3))
+        docs.append({"url": f"https://cost.example/{prefix}{i}", "title": f"Doc {prefix}{i}",
+                     "text": text})
+    return docs
+
+
+def run(corpus: Path, out: Path, *extra: str) -> tuple[float, int]:
+    """(seconds, peak RSS in MiB of the child run)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-c",
+         "import resource, sys; from pipeline.main import main; code = main(sys.argv[1:]); "
+         "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
+         "file=sys.stderr); sys.exit(code)",
+         "run", str(corpus), "--output", str(out), "--quiet", *extra],
+        cwd=REPO, capture_output=True, text=True,
+    )
+    seconds = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-3000:])
+    peak = next(int(line.split()[1]) for line in proc.stderr.splitlines()
+                if line.startswith("PEAK_KB"))
+    return seconds, peak // 1024
+
+
+def write(docs: list[dict], path: Path) -> Path:
+    path.write_text("\n".join(json.dumps(d) for d in docs) + "\n", encoding="utf-8")
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--aeb", type=Path, default=REPO.parent / "shared" / "data" / "aeb")
+    parser.add_argument("--articles", type=int, default=10_000)
+    args = parser.parse_args()
+    steps = "--steps=-quotes,-countries"
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        corpus = write(make_corpus(args.aeb, args.articles, 1, "a"), tmp / "corpus.jsonl")
+        with_near, rss_near = run(corpus, tmp / "o1", steps)
+        without, rss_plain = run(corpus, tmp / "o2", steps, "--no-dedupe")
+        share = (with_near - without) / with_near
+        print(f"{args.articles} articles: with near-dup detection {with_near:.1f} s "
+              f"(peak {rss_near} MiB), without {without:.1f} s (peak {rss_plain} MiB); "
+              f"near stage share of the run: {share:.1%}")
+        batch = write(make_corpus(args.aeb, 1000, 99, "new"), tmp / "batch.jsonl")
+        for stored in (0, args.articles // 2, args.articles):
+            out = tmp / f"hist{stored}"
+            if stored:
+                history = write(make_corpus(args.aeb, stored, 5, f"h{stored}-"),
+                                tmp / f"history{stored}.jsonl")
+                run(history, out, steps)
+            seconds, peak = run(batch, out, steps)
+            print(f"1000 new articles into an OUT holding {stored} stored: {seconds:.1f} s, "
+                  f"peak {peak} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
