@@ -45,7 +45,7 @@ class NearConfig:
     jaccard: float = 0.6
     containment: float = 0.8
     boilerplate_df: int = 3
-    rounds: int = 8
+    rounds: int = 6
     max_bucket: int = 200
 
     def validate(self) -> None:
@@ -57,12 +57,15 @@ class NearConfig:
             raise ValueError("--near-threshold and --containment must be in (0, 1]")
 
 
+def _hash_tokens(tokens: list[str]) -> str | None:
+    if len(tokens) < MIN_PARAGRAPH_WORDS:
+        return None
+    return hashlib.blake2b(" ".join(tokens).encode("utf-8"), digest_size=8).hexdigest()
+
+
 def paragraph_hash(paragraph: str) -> str | None:
     """Hash of a paragraph long enough to count as shared boilerplate, else None."""
-    key = content_key(paragraph)
-    if key.count(" ") + 1 < MIN_PARAGRAPH_WORDS:
-        return None
-    return hashlib.blake2b(key.encode("utf-8"), digest_size=8).hexdigest()
+    return _hash_tokens(content_key(paragraph).split())
 
 
 def paragraph_hashes(text: str) -> list[str]:
@@ -91,13 +94,16 @@ def doc_shingles(text: str, size: int, common: Iterable[str]) -> tuple[np.ndarra
     """(core, full, all_common): the shingles without the boilerplate paragraphs, with them,
     and whether every long paragraph of the article is common. An article whose long
     paragraphs are all common is one of several copies of a syndicated story, not a story
-    wrapped in boilerplate: it is compared on its full text."""
-    full = shingle_set(text, size)
-    mine = set(paragraph_hashes(text))
+    wrapped in boilerplate: it is compared on its full text. Each paragraph is tokenized once."""
+    tokens = [content_key(p).split() for p in text.split("\n\n")]
+    hashes = [_hash_tokens(t) for t in tokens]
+    full = _shingles([w for t in tokens for w in t], size)
+    mine = {h for h in hashes if h}
     shared = mine & set(common)
     if not shared:
         return full, full, False
-    return shingle_set(text, size, shared), full, shared == mine
+    core_tokens = [w for t, h in zip(tokens, hashes) if h not in shared for w in t]
+    return _shingles(core_tokens, size), full, shared == mine
 
 
 def _seeds(num_perm: int) -> np.ndarray:
