@@ -17,6 +17,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.commit import staging_dir
 from pipeline.options import Config
 from schemas import article_row, duplicate_row, reject_row
 from transforms.clean import CleanArticles
@@ -31,7 +32,7 @@ from transforms.write import WritePartitionedParquet, join_path
 
 def report_path(config: Config) -> str:
     """Where the pipeline leaves the list of files it wrote, for the driver's manifest."""
-    return join_path(config.output_dir, "_runs", f".{config.run_id}.files.json")
+    return join_path(staging_dir(config.output_dir, config.run_id), "files.json")
 
 
 def write_report(files: list[dict[str, Any]], path: str) -> None:
@@ -56,10 +57,13 @@ def _identity(row: dict[str, Any]) -> dict[str, Any]:
 
 def build(p: beam.Pipeline, config: Config) -> None:
     out = config.output_dir
+    stage = staging_dir(out, config.run_id)
     stored = index_pattern(config)
-    with Sink("WriteRejects", WritePartitionedParquet(out, "rejects", reject_row)) as rejects, \
-            Sink("WriteDuplicates", WritePartitionedParquet(out, "duplicates", duplicate_row)) \
-            as dups, Sink("WriteIndex", WritePartitionedParquet(out, "_index", _identity)) \
+    with Sink("WriteRejects", WritePartitionedParquet(out, "rejects", reject_row, stage)) \
+            as rejects, \
+            Sink("WriteDuplicates",
+                 WritePartitionedParquet(out, "duplicates", duplicate_row, stage)) as dups, \
+            Sink("WriteIndex", WritePartitionedParquet(out, "_index", _identity, stage)) \
             as index:
         history = p | "ReadIndex" >> beam.io.ReadFromParquet(stored) if stored else None
         articles = (
@@ -74,7 +78,7 @@ def build(p: beam.Pipeline, config: Config) -> None:
                                                  config.run_id)
         )
         article_files = articles | "WriteArticles" >> WritePartitionedParquet(
-            out, "articles", article_row
+            out, "articles", article_row, stage
         )
     (
         (article_files, dups.output(), rejects.output(), index.output())

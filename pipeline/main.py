@@ -19,6 +19,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import graph
+from pipeline.commit import clean_leftovers, commit, remove_staging
 from pipeline.lock import LockBusy, acquire
 from pipeline.manifest import build_manifest, read_report, tally_files, write_manifest
 from pipeline.options import (
@@ -155,10 +156,12 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
     counters = _counters(result)
     files = read_report(config, graph.report_path(config))
     tally = tally_files(files)
+    commit(files)
     finished = datetime.now(timezone.utc)
     manifest = build_manifest(config, finished, units_in(counters), counters, files, tally,
                               _runner_name(config.beam_args))
     path = write_manifest(config, manifest)
+    remove_staging(config.output_dir, config.run_id)
     LOG.info("manifest: %s", path)
     code = EXIT_OK if manifest["accounting"]["balanced"] else EXIT_ACCOUNTING
     return code, manifest
@@ -219,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"newsbeam: error: {exc}\n")
         return EXIT_LOCKED
     try:
+        clean_leftovers(config.output_dir)
         code, manifest = execute(config)
     except KeyboardInterrupt:
         sys.stderr.write("newsbeam: interrupted\n")

@@ -56,7 +56,6 @@ def read_report(config: Config, path: str) -> list[dict[str, Any]]:
         return []
     with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
         files: list[dict[str, Any]] = json.loads(fh.read().decode("utf-8"))
-    FileSystems.delete([path])
     return files
 
 
@@ -66,17 +65,18 @@ def tally_files(files: list[dict[str, Any]]) -> Tally:
     tally = Tally()
     for f in files:
         dataset = f["dataset"]
+        source = f.get("staged") or f["path"]
         if dataset == "_index":
             tally.index_rows += int(f["rows"])
             continue
         if dataset == "articles":
-            meta = FileSystems.match([f["path"]])[0].metadata_list[0]
+            meta = FileSystems.match([source])[0].metadata_list[0]
             tally.bytes_written += meta.size_in_bytes
-            with FileSystems.open(f["path"],
+            with FileSystems.open(source,
                                   compression_type=CompressionTypes.UNCOMPRESSED) as fh:
                 tally.rows[dataset] += pq.ParquetFile(fh).metadata.num_rows
             continue
-        with FileSystems.open(f["path"], compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        with FileSystems.open(source, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
             data = fh.read()
         tally.bytes_written += len(data)
         column = "reason" if dataset == "rejects" else "method"
@@ -124,7 +124,7 @@ def build_manifest(
         "duplicates_by_method": dict(sorted(tally.duplicate_methods.items())),
         "bytes_written": tally.bytes_written,
         "index_rows_written": tally.index_rows,
-        "files": files,
+        "files": [{k: v for k, v in f.items() if k != "staged"} for f in files],
     }
 
 

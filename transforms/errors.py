@@ -77,6 +77,14 @@ class NotAFeed(RejectError):
     reason = "not_a_feed"
 
 
+class ParserError(RejectError):
+    """feedparser itself raised on the document (it does on about 0.16% of mutated feeds,
+    mostly in encoding detection, instead of flagging them as ill-formed)."""
+
+    stage = "parse"
+    reason = "parser_error"
+
+
 class EmptyFeed(RejectError):
     """A feed with zero entries (the detail names the feed title)."""
 

@@ -143,7 +143,10 @@ def html_fields(html: str, url: str | None) -> dict[str, Any]:
         authors = [meta["author"]] if meta.get("author") else []
     canonical = page.get("canonical") or meta.get("url") or url or ""
     if canonical and url:
-        canonical = urljoin(url, canonical)
+        try:
+            canonical = urljoin(url, canonical)
+        except ValueError:
+            canonical = url
     published, date_source, unparsed = None, "none", None
     candidates = (
         ("jsonld", page.get("jsonld_published")),

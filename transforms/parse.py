@@ -26,7 +26,15 @@ from schemas.records import RawDocument, Unit
 from transforms.common import apply_stage
 from transforms.dates import from_struct, parse_date
 from transforms.decode import decode_bytes, looks_binary
-from transforms.errors import BinaryInput, EmptyContent, EmptyFeed, HostileXml, InvalidJson, NotAFeed
+from transforms.errors import (
+    BinaryInput,
+    EmptyContent,
+    EmptyFeed,
+    HostileXml,
+    InvalidJson,
+    NotAFeed,
+    ParserError,
+)
 
 _ENTITY_DECL = re.compile(r"<!ENTITY", re.I)
 _XML_PROLOG = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
@@ -98,12 +106,15 @@ def _authors_of(entry: Any) -> list[str]:
 def _feed_units(path: str, text: str) -> Iterator[Unit]:
     body = _XML_PROLOG.sub("", text, count=1).encode("utf-8")
     body = b'<?xml version="1.0" encoding="utf-8"?>\n' + body
-    parsed = feedparser.parse(
-        io.BytesIO(body),
-        response_headers={"content-type": "application/xml; charset=utf-8"},
-        sanitize_html=True,
-        resolve_relative_uris=True,
-    )
+    try:
+        parsed = feedparser.parse(
+            io.BytesIO(body),
+            response_headers={"content-type": "application/xml; charset=utf-8"},
+            sanitize_html=True,
+            resolve_relative_uris=True,
+        )
+    except Exception as exc:  # feedparser raises on some broken documents: a typed reject
+        raise ParserError(f"feedparser failed: {type(exc).__name__}: {exc}"[:500]) from exc
     version = parsed.get("version") or ""
     entries = parsed.get("entries") or []
     if not version and not entries:

@@ -15,6 +15,7 @@ Output: one record per written file: {"dataset", "path", "rows", "partition"}.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -64,29 +65,47 @@ def _join(base: str, *parts: str) -> str:
     return path
 
 
+def _inside(path: str, root: str) -> bool:
+    """True when ``path`` lies under ``root`` (no '..' escape, no absolute jump)."""
+    if "://" in root:
+        return path.startswith(root.rstrip("/") + "/") and "/../" not in path
+    real_root = os.path.realpath(root)
+    return os.path.commonpath([os.path.realpath(path), real_root]) == real_root
+
+
 def write_partition(
-    output_dir: str, dataset: str, part: str, rows: Iterable[dict[str, Any]]
+    output_dir: str, dataset: str, part: str, rows: Iterable[dict[str, Any]],
+    staging_dir: str | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Write one partition's rows as one Parquet file; yield what was written."""
+    """Write one partition's rows as one Parquet file; yield what was written.
+
+    With ``staging_dir`` the file is written there and only named for its final place: the
+    driver moves it into OUT when the whole run succeeded (pipeline/commit.py)."""
     ordered = sorted(rows, key=lambda r: row_identity(dataset, r))
     if not ordered:
         return
     digest = hashlib.sha256(
         "\n".join(row_identity(dataset, r) for r in ordered).encode("utf-8")
     ).hexdigest()[:20]
-    directory = _join(output_dir, dataset, part)
-    final = _join(directory, f"part-{digest}.parquet")
-    temp = _join(directory, f".part-{digest}-{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
+    name = f"part-{digest}.parquet"
+    final = _join(output_dir, dataset, part, name)
+    target = _join(staging_dir, dataset, part, name) if staging_dir else final
+    for path in (final, target):
+        if not _inside(path, output_dir):
+            raise ValueError(f"refusing to write outside the output folder: {path}")
+    temp = _join(staging_dir or output_dir, dataset, part,
+                 f".part-{digest}-{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
     schema = file_schema(dataset)
     table = pa.Table.from_pylist(
         [{name: r.get(name) for name in schema.names} for r in ordered], schema=schema
     )
     with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
         pq.write_table(table, fh, compression="zstd")
-    if FileSystems.exists(final):
-        FileSystems.delete([final])
-    FileSystems.rename([temp], [final])
-    yield {"dataset": dataset, "path": final, "rows": len(ordered), "partition": part}
+    if FileSystems.exists(target):
+        FileSystems.delete([target])
+    FileSystems.rename([temp], [target])
+    yield {"dataset": dataset, "path": final, "staged": target if staging_dir else None,
+           "rows": len(ordered), "partition": part}
 
 
 def _key_by_partition(row: dict[str, Any], dataset: str) -> tuple[str, dict[str, Any]]:
@@ -94,9 +113,10 @@ def _key_by_partition(row: dict[str, Any], dataset: str) -> tuple[str, dict[str,
 
 
 def _write_group(
-    element: tuple[str, Iterable[dict[str, Any]]], output_dir: str, dataset: str
+    element: tuple[str, Iterable[dict[str, Any]]], output_dir: str, dataset: str,
+    staging_dir: str | None,
 ) -> Iterator[dict[str, Any]]:
-    yield from write_partition(output_dir, dataset, element[0], element[1])
+    yield from write_partition(output_dir, dataset, element[0], element[1], staging_dir)
 
 
 class WritePartitionedParquet(beam.PTransform):
@@ -107,8 +127,10 @@ class WritePartitionedParquet(beam.PTransform):
         output_dir: str,
         dataset: str,
         to_row: Callable[[Any], dict[str, Any]],
+        staging_dir: str | None = None,
     ) -> None:
         super().__init__()
+        self._staging_dir = staging_dir
         if dataset not in PARTITION_COLUMNS:
             raise ValueError(f"unknown dataset {dataset!r}")
         self._output_dir = output_dir
@@ -121,7 +143,8 @@ class WritePartitionedParquet(beam.PTransform):
             | "ToRow" >> beam.Map(self._to_row)
             | "KeyByPartition" >> beam.Map(_key_by_partition, self._dataset)
             | "GroupByPartition" >> beam.GroupByKey()
-            | "WriteFiles" >> beam.FlatMap(_write_group, self._output_dir, self._dataset)
+            | "WriteFiles" >> beam.FlatMap(_write_group, self._output_dir, self._dataset,
+                                           self._staging_dir)
         )
 
 

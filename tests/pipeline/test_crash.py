@@ -1,0 +1,78 @@
+"""Crash consistency: a real CLI process killed with SIGKILL at several points, then the same
+command again, gives the dataset of one clean run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO, SAMPLES
+
+INGESTED_AT = "2026-01-15T12:00:00Z"
+
+
+def command(out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "pipeline", "run", str(SAMPLES), "--output", str(out),
+            "--ingested-at", INGESTED_AT, "--quiet", *extra]
+
+
+def dataset(out: Path) -> tuple[list[str], list[tuple[str, str]], list[str]]:
+    arts = pd.read_parquet(out / "articles")
+    dups = pd.read_parquet(out / "duplicates")
+    rejects = pd.read_parquet(out / "rejects")
+    return (sorted(arts.article_id + ":" + arts.revision.astype(str)),
+            sorted(zip(dups.article_id, dups.duplicate_of)), sorted(rejects.reason))
+
+
+@pytest.fixture(scope="module")
+def clean_run(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    out = tmp_path_factory.mktemp("clean") / "out"
+    subprocess.run(command(out), cwd=REPO, check=True, capture_output=True)
+    return dataset(out)
+
+
+def _kill_when(out: Path, marker: str, timeout: float = 120.0) -> bool:
+    """Start a run, SIGKILL it when ``marker`` shows up under OUT; False if it finished first."""
+    proc = subprocess.Popen(command(out), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if any(marker in str(p) for p in out.rglob("*")) if out.exists() else False:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return True
+        time.sleep(0.005)
+    proc.wait()
+    return False
+
+
+@pytest.mark.parametrize("marker", ["_lock", "_staging", "part-", "date="])
+def test_killed_run_then_rerun_equals_a_clean_run(tmp_path: Path, marker: str,
+                                                  clean_run: tuple) -> None:
+    out = tmp_path / "out"
+    killed = _kill_when(out, marker)
+    if not killed or (out / "_runs").exists():
+        pytest.skip(f"the run finished before the kill point {marker!r} was seen")
+    # the killed run leaves a stale lock that names it; nothing it wrote is half visible
+    if killed and (out / "_lock").exists():
+        proc = subprocess.run(command(out), cwd=REPO, capture_output=True, text=True)
+        assert proc.returncode == 4 and "stale lock" in proc.stderr
+    if (out / "articles").exists():
+        visible = [p for p in (out / "articles").rglob("*") if p.is_file()]
+        assert all(p.suffix == ".parquet" and not p.name.startswith(".") for p in visible)
+    proc = subprocess.run(command(out, "--break-lock"), cwd=REPO, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert dataset(out) == clean_run
+    assert not (out / "_lock").exists()
+    assert not (out / "_staging").exists()
+    manifests = list((out / "_runs").glob("*.json"))
+    assert len(manifests) == 1 and json.loads(manifests[0].read_text())["accounting"]["balanced"]
