@@ -113,6 +113,14 @@ class EmptyContent(RejectError):
     reason = "empty_content"
 
 
+class HtmlTooDeep(RejectError):
+    """An HTML page nested so deep (250 levels or more) that the extractor drops its text
+    (trafilatura silently returns nothing from 254 levels on)."""
+
+    stage = "extract"
+    reason = "html_too_deep"
+
+
 class ExtractionFailed(RejectError):
     """trafilatura could not read the page at all."""
 

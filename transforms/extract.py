@@ -30,7 +30,16 @@ from schemas.records import Article, Unit
 from transforms.boilerplate import boilerplate_rule, update_stamp
 from transforms.common import apply_stage
 from transforms.dates import parse_date
-from transforms.errors import EmptyContent, ExtractionFailed, InvalidJson, InvalidRecord
+from lxml import etree
+
+from transforms.errors import (
+    EmptyContent,
+    ExtractionFailed,
+    HtmlTooDeep,
+    InvalidJson,
+    InvalidRecord,
+    TooLarge,
+)
 from transforms.html_meta import date_from_url, page_metadata
 from transforms.text import (
     content_key,
@@ -112,9 +121,26 @@ def parse_text_article(raw: str) -> dict[str, Any]:
     return fields
 
 
+MAX_HTML_DEPTH = 250
+# trafilatura's own size cap does not apply to in-memory input: a 57 MB page took 1.6 GB.
+MAX_HTML_CHARS = 10_000_000
+
+
+def tree_depth(tree: Any) -> int:
+    """Deepest element nesting of a parsed page (iterative: no recursion limit)."""
+    depth = deepest = 0
+    for event, _node in etree.iterwalk(tree, events=("start", "end")):
+        depth += 1 if event == "start" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def html_fields(html: str, url: str | None) -> dict[str, Any]:
     """Parse the page once; read its metadata from the tree, then hand the same tree to
     trafilatura for the main text."""
+    if len(html) > MAX_HTML_CHARS:
+        raise TooLarge(f"the page has {len(html)} characters; pages over {MAX_HTML_CHARS} are "
+                       "not extracted (memory)")
     tree = trafilatura.load_html(html)
     if tree is None:
         raise ExtractionFailed("the page cannot be parsed as HTML")
@@ -127,10 +153,16 @@ def html_fields(html: str, url: str | None) -> dict[str, Any]:
     meta = doc.as_dict() if doc is not None and hasattr(doc, "as_dict") else (doc or {})
     text = meta.get("text") or ""
     if not text:
+        depth = tree_depth(tree)
+        if depth >= MAX_HTML_DEPTH:
+            raise HtmlTooDeep(f"the page is nested {depth} levels deep; no text can be "
+                              "extracted from it")
         try:
             _tree, text, _length = trafilatura.baseline(tree)
         except Exception as exc:
             raise ExtractionFailed(f"trafilatura cannot read the page: {exc}") from exc
+        if not (text or "").strip():
+            raise EmptyContent("no article text found in the page")
     title = page.get("jsonld_title") or meta.get("title") or page.get("og_title") or ""
     if not title:
         found = tree.xpath("//title/text()")
