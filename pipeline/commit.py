@@ -79,7 +79,9 @@ def clean_leftovers(output_dir: str) -> list[str]:
             removed.append(os.path.join(staging, name))
     for root, _dirs, names in os.walk(output_dir):
         for name in names:
-            if name.startswith(".") and name.endswith(TEMP_SUFFIX):
+            if (name.startswith(".") and name.endswith(TEMP_SUFFIX)) or (
+                root == output_dir and name.startswith("_lock.") and name.endswith(".tmp")
+            ):
                 os.remove(os.path.join(root, name))
                 removed.append(os.path.join(root, name))
     for path in removed:

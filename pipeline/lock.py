@@ -51,26 +51,41 @@ def acquire(output_dir: str, run_id: str, break_lock: bool = False) -> Lock:
     path = os.path.join(output_dir, LOCK_NAME)
     me = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
           "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    for _attempt in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+    # The lock is written complete to a private name and then hard-linked into place: link()
+    # fails if the lock exists, so creating it is atomic and a lock is never seen half-written.
+    temp = f"{path}.{me['pid']}.tmp"
+    with open(temp, "w", encoding="utf-8") as fh:
+        json.dump(me, fh)
+    try:
+        for _attempt in range(2):
             try:
-                with open(path, encoding="utf-8") as fh:
-                    holder = json.load(fh)
-            except (OSError, ValueError):
-                holder = {}
-            stale = holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) \
-                and not _alive(int(holder["pid"]))
-            if break_lock:
-                os.remove(path)
-                continue
-            if stale:
-                raise LockBusy(f"{output_dir} has a stale lock from {describe(holder)}, which is "
-                               "no longer running; rerun with --break-lock to remove it")
-            raise LockBusy(f"{output_dir} is in use by {describe(holder)}; wait for it to "
-                           "finish (or use another --output)")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(me, fh)
-        return Lock(path)
-    raise LockBusy(f"could not take the lock on {output_dir}")
+                os.link(temp, path)
+                return Lock(path)
+            except FileExistsError:
+                holder = _read(path)
+                if break_lock:
+                    os.remove(path)
+                    continue
+                if holder is None:
+                    raise LockBusy(f"{output_dir} has an unreadable lock file {path}; if no run "
+                                   "is writing there, rerun with --break-lock") from None
+                stale = holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) \
+                    and not _alive(int(holder["pid"]))
+                if stale:
+                    raise LockBusy(f"{output_dir} has a stale lock from {describe(holder)}, "
+                                   "which is no longer running; rerun with --break-lock to "
+                                   "remove it") from None
+                raise LockBusy(f"{output_dir} is in use by {describe(holder)}; wait for it to "
+                               "finish (or use another --output)") from None
+        raise LockBusy(f"could not take the lock on {output_dir}")
+    finally:
+        os.remove(temp)
+
+
+def _read(path: str) -> dict[str, object] | None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            holder = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return holder if isinstance(holder, dict) else None
