@@ -119,8 +119,15 @@ def _setup_logging(level: str, quiet: bool) -> None:
         force=True,
     )
     # Beam and its dependencies are chatty at INFO; keep their warnings.
-    for noisy in ("apache_beam", "root", "trafilatura", "htmldate", "urllib3", "charset_normalizer"):
+    noisy_loggers = ("apache_beam", "root", "trafilatura", "htmldate", "urllib3",
+                     "charset_normalizer")
+    for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))
+    if level != "DEBUG":
+        # A failing element makes Beam log its traceback before the run fails; the run's own
+        # one-line error says what happened (--log-level DEBUG shows the traceback).
+        logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
+        logging.getLogger("apache_beam.runners.worker").setLevel(logging.CRITICAL)
 
 
 def _counters(result: Any) -> dict[str, int]:

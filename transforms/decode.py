@@ -109,7 +109,9 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str]:
             try:
                 return data[len(bom):].decode(codec), codec
             except UnicodeDecodeError as exc:
-                raise DecodeError(f"byte order mark says {codec} but bytes do not decode: {exc}")
+                raise DecodeError(
+                    f"byte order mark says {codec} but bytes do not decode: {exc}"
+                ) from exc
     wide = wide_encoding(data)
     if wide is not None:
         try:
@@ -117,13 +119,13 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str]:
         except UnicodeDecodeError as exc:
             raise DecodeError(f"bytes look like {wide} but do not decode: {exc}") from exc
     name = declared or declared_encoding(data)
-    codec = normalize_encoding(name)
+    declared_codec = normalize_encoding(name)
     as_utf8 = _utf8(data)
-    if codec is not None:
-        if as_utf8 is not None and not _is_multibyte(codec) and not data.isascii():
+    if declared_codec is not None:
+        if as_utf8 is not None and not _is_multibyte(declared_codec) and not data.isascii():
             return as_utf8, "utf-8"
         try:
-            return data.decode(codec), codec
+            return data.decode(declared_codec), declared_codec
         except UnicodeDecodeError:
             pass  # the declaration lies; fall through to detection
     if as_utf8 is not None:

@@ -19,17 +19,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.error_handling import ErrorHandler
-
-import numpy as np
 
 from schemas.records import Article, Duplicate
 from transforms.common import METRICS_NAMESPACE
 from transforms.neardup import (
     MIN_SHINGLES,
-    shingle_set,
-    similarity,
     NearConfig,
     NearDoc,
     band_keys,
@@ -37,6 +34,8 @@ from transforms.neardup import (
     doc_shingles,
     minhash,
     paragraph_hashes,
+    shingle_set,
+    similarity,
     verify_pair,
 )
 
@@ -375,7 +374,7 @@ def _verify(element: tuple[str, dict[str, list[Any]]], config: NearConfig
     if not docs:
         return
     second = docs[0]
-    for pair, first in element[1]["pair"]:
+    for _pair, first in element[1]["pair"]:
         if first.article_id == second.article_id:
             continue  # revisions of one article are not copies of each other
         dup, sim = verify_pair(first, second, config)

@@ -18,20 +18,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from urllib.parse import urljoin
 from datetime import datetime, timezone
 from typing import Any
+from urllib.parse import urljoin
 
 import apache_beam as beam
 import trafilatura
 from apache_beam.transforms.error_handling import ErrorHandler
+from lxml import etree
 
 from schemas.records import Article, Unit
 from transforms.boilerplate import boilerplate_rule, update_stamp
 from transforms.common import apply_stage
 from transforms.dates import parse_date
-from lxml import etree
-
 from transforms.errors import (
     EmptyContent,
     ExtractionFailed,
@@ -224,7 +223,8 @@ def _jsonl_fields(raw: str) -> dict[str, Any]:
     if not isinstance(rec, dict):
         raise InvalidRecord(f"line is a JSON {type(rec).__name__}, not an object")
     html, text = rec.get("html"), rec.get("text")
-    if not (isinstance(html, str) and html.strip()) and not (isinstance(text, str) and text.strip()):
+    has_html = isinstance(html, str) and bool(html.strip())
+    if not has_html and not (isinstance(text, str) and text.strip()):
         raise InvalidRecord("record has neither 'html' nor 'text'")
     url = rec.get("url") if isinstance(rec.get("url"), str) else None
     if isinstance(html, str) and html.strip():

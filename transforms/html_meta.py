@@ -23,7 +23,8 @@ _ARTICLE_TYPES = {
 _PUBLISHED_META = (
     "article:published_time", "og:article:published_time", "datepublished", "pubdate",
     "publishdate", "publish-date", "published_time", "date", "dc.date", "dc.date.issued",
-    "dcterms.created", "dcterms.date", "sailthru.date", "parsely-pub-date", "cxenseparse:recs:publishtime",
+    "dcterms.created", "dcterms.date", "sailthru.date", "parsely-pub-date",
+    "cxenseparse:recs:publishtime",
 )
 _MODIFIED_META = (
     "article:modified_time", "og:updated_time", "datemodified", "dcterms.modified",
@@ -31,7 +32,9 @@ _MODIFIED_META = (
 )
 _AUTHOR_META = ("author", "article:author", "dc.creator", "parsely-author", "sailthru.author",
                 "byl")
-_URL_DATE = re.compile(r"/((?:19|20)\d{2})[/-](0?[1-9]|1[0-2])[/-](0?[1-9]|[12]\d|3[01])(?:/|[-_]|$)")
+_URL_DATE = re.compile(
+    r"/((?:19|20)\d{2})[/-](0?[1-9]|1[0-2])[/-](0?[1-9]|[12]\d|3[01])(?:/|[-_]|$)"
+)
 
 
 def _jsonld_objects(tree: Any) -> Iterator[dict[str, Any]]:
@@ -110,7 +113,8 @@ def page_metadata(tree: Any) -> dict[str, Any]:
         result["jsonld_authors"] = _names(article.get("author"))
         result["jsonld_published"] = _first_str(article.get("datePublished"))
         result["jsonld_modified"] = _first_str(article.get("dateModified"))
-        result["jsonld_publisher"] = (_names(article.get("publisher")) or [None])[0]
+        publisher = _names(article.get("publisher"))
+        result["jsonld_publisher"] = publisher[0] if publisher else None
         result["jsonld_section"] = _first_str(article.get("articleSection"))
         result["jsonld_language"] = _first_str(article.get("inLanguage"))
     if publishers and not result.get("jsonld_publisher"):

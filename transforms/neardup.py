@@ -102,7 +102,7 @@ def doc_shingles(text: str, size: int, common: Iterable[str]) -> tuple[np.ndarra
     shared = mine & set(common)
     if not shared:
         return full, full, False
-    core_tokens = [w for t, h in zip(tokens, hashes) if h not in shared for w in t]
+    core_tokens = [w for t, h in zip(tokens, hashes, strict=False) if h not in shared for w in t]
     return _shingles(core_tokens, size), full, shared == mine
 
 
@@ -138,10 +138,11 @@ def minhash(shingles: np.ndarray, num_perm: int) -> np.ndarray:
 
 def band_keys(signature: np.ndarray, bands: int) -> list[str]:
     rows = len(signature) // bands
-    return [
-        f"{i}:{hashlib.blake2b(signature[i * rows:(i + 1) * rows].tobytes(), digest_size=8).hexdigest()}"
-        for i in range(bands)
-    ]
+    keys = []
+    for i in range(bands):
+        digest = hashlib.blake2b(signature[i * rows:(i + 1) * rows].tobytes(), digest_size=8)
+        keys.append(f"{i}:{digest.hexdigest()}")
+    return keys
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:

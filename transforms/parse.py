@@ -38,7 +38,9 @@ from transforms.errors import (
 
 _ENTITY_DECL = re.compile(r"<!ENTITY", re.I)
 _XML_PROLOG = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
-_LEADING_JUNK = re.compile(r"^(\s+|<\?[^>]*\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(\[.*?\])?\s*>)", re.S | re.I)
+_LEADING_JUNK = re.compile(
+    r"^(\s+|<\?[^>]*\?>|<!--.*?-->|<!DOCTYPE[^>\[]*(\[.*?\])?\s*>)", re.S | re.I
+)
 _FIRST_TAG = re.compile(r"^<([A-Za-z_][\w:.\-]*)")
 _HTML_HINT = re.compile(r"<(html|body|head|article|div|p)\b", re.I)
 _FEED_ROOTS = {"rss", "feed", "rdf:rdf", "rdf", "channel", "redirect"}

@@ -166,7 +166,7 @@ def _decisions(out: Path) -> tuple[list[str], list[tuple[str, str, str]], list[s
     rejs = pd.read_parquet(out / "rejects")
     return (
         sorted(arts.article_id),
-        sorted(zip(dups.article_id, dups.duplicate_of, dups.method)),
+        sorted(zip(dups.article_id, dups.duplicate_of, dups.method, strict=False)),
         sorted(rejs.reason),
     )
 

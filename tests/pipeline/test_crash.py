@@ -29,7 +29,7 @@ def dataset(out: Path) -> tuple[list[str], list[tuple[str, str]], list[str]]:
     dups = pd.read_parquet(out / "duplicates")
     rejects = pd.read_parquet(out / "rejects")
     return (sorted(arts.article_id + ":" + arts.revision.astype(str)),
-            sorted(zip(dups.article_id, dups.duplicate_of)), sorted(rejects.reason))
+            sorted(zip(dups.article_id, dups.duplicate_of, strict=False)), sorted(rejects.reason))
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +76,31 @@ def test_killed_run_then_rerun_equals_a_clean_run(tmp_path: Path, marker: str,
     assert not (out / "_staging").exists()
     manifests = list((out / "_runs").glob("*.json"))
     assert len(manifests) == 1 and json.loads(manifests[0].read_text())["accounting"]["balanced"]
+
+
+def test_full_disk_fails_clearly_and_the_next_run_recovers(tmp_path: Path,
+                                                          clean_run: tuple) -> None:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here to fill a disk: {mounted.stderr.strip()}")
+    try:
+        filler = disk / "filler"
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        filler.write_bytes(b"\0" * max(0, free - 100 * 1024))  # leave 100 KB
+        out = disk / "out"
+        proc = subprocess.run(command(out), cwd=REPO, capture_output=True, text=True)
+        assert proc.returncode == 1
+        assert "No space left on device" in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert not (out / "_runs").exists()  # nothing committed
+        assert not (out / "_lock").exists()
+        filler.unlink()
+        proc = subprocess.run(command(out), cwd=REPO, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        assert dataset(out) == clean_run
+        assert not (out / "_staging").exists()
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)

@@ -59,7 +59,8 @@ def test_hostile_corpus(tmp_path: Path) -> None:
     manifest = json.loads(next((out / "_runs").glob("*.json")).read_text())
     assert manifest["accounting"]["balanced"]
     rejects = pd.read_parquet(out / "rejects")
-    reasons = dict(zip(rejects.input_path.map(lambda p: Path(p).name), rejects.reason))
+    names = rejects.input_path.map(lambda p: Path(p).name)
+    reasons = dict(zip(names, rejects.reason, strict=True))
     assert reasons["nul.xml"] == "binary_content"
     assert reasons["deep.html"] == "html_too_deep"
     assert reasons["bomb.xml.gz"] == "decompress_error"

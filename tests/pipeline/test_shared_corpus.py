@@ -19,7 +19,9 @@ from tests.conftest import REPO, shared_data
 
 pytestmark = pytest.mark.shared
 
-MOJIBAKE = re.compile("Ã[\u0080-\u00bf]|Â[\u0080-\u00bf ]|â€|Ð[\u0080-\u00bf]|Ñ[\u0080-\u00bf]|\ufffd")
+MOJIBAKE = re.compile(
+    "Ã[\u0080-\u00bf]|Â[\u0080-\u00bf ]|â€|Ð[\u0080-\u00bf]|Ñ[\u0080-\u00bf]|\ufffd"
+)
 
 # One title per miniflux feed, checked by reading the source bytes in their true encoding.
 MINIFLUX_TITLES = {
@@ -94,7 +96,8 @@ def _squash(text: str) -> str:
 def _pattern(expected: str) -> re.Pattern[str]:
     # rss-parser keeps entities and tags in titles: compare the text they stand for, ignoring
     # whitespace. It also failed on some Latin-1 feeds and wrote U+FFFD: let those match any
-    # single character (or none: a lost no-break space), so the comparison still checks every other character.
+    # single character (or none: a lost no-break space), so the comparison still checks
+    # every other character.
     text = _squash(re.sub(r"<[^>]*>", "", html.unescape(expected)))
     return re.compile("".join(".?" if ch == "\ufffd" else re.escape(ch) for ch in text))
 

@@ -5,6 +5,7 @@ Nothing else may escape (an escaping exception would be an ``internal_error`` re
 from __future__ import annotations
 
 import gzip
+import os
 from datetime import datetime, timezone
 
 from hypothesis import HealthCheck, given, settings
@@ -32,7 +33,8 @@ from transforms.read import decompress
 from transforms.urls import canonical_url
 
 NOW = datetime(2026, 1, 15, tzinfo=timezone.utc)
-SETTINGS = settings(max_examples=int(__import__("os").environ.get("NEWSBEAM_PROPERTY_EXAMPLES", "150")), deadline=None,
+EXAMPLES = int(os.environ.get("NEWSBEAM_PROPERTY_EXAMPLES", "150"))
+SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
 SEEDS = [p.read_bytes() for p in sorted(SAMPLES.rglob("*"))
          if p.is_file() and "junk" not in p.parts]

@@ -6,7 +6,7 @@ import codecs
 
 import pytest
 
-from transforms.decode import decode_bytes, declared_encoding, looks_binary, wide_encoding
+from transforms.decode import declared_encoding, decode_bytes, looks_binary, wide_encoding
 from transforms.errors import DecodeError
 
 CAFE_UTF8 = "Café – Grüße".encode()
@@ -73,4 +73,4 @@ def test_binary_and_wide_text_are_told_apart() -> None:
     assert looks_binary(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
     assert not looks_binary("<a>ok</a>".encode("utf-16-le"))
     assert wide_encoding("<a/>".encode("utf-32-le")) == "utf-32-le"
-    assert not looks_binary("plain text\nwith lines\n".encode())
+    assert not looks_binary(b"plain text\nwith lines\n")

@@ -9,7 +9,13 @@ import pytest
 from schemas.records import Unit
 from tests.conftest import FIXED_NOW, SAMPLES
 from transforms.errors import EmptyContent, InvalidJson, InvalidRecord
-from transforms.extract import build_article, extract_article, parse_byline, split_names, unit_fields
+from transforms.extract import (
+    build_article,
+    extract_article,
+    parse_byline,
+    split_names,
+    unit_fields,
+)
 from transforms.urls import canonical_url
 
 KAZAKH = SAMPLES / "kazakhstan_peacemaker.txt"

@@ -20,7 +20,8 @@ NOW = datetime(2026, 1, 15, tzinfo=timezone.utc)
 
 def article(i: int, day: str) -> Article:
     return Article(
-        article_id=f"id{i:02d}", url=f"https://x.example/{i}", source="X", source_domain="x.example",
+        article_id=f"id{i:02d}", url=f"https://x.example/{i}", source="X",
+        source_domain="x.example",
         title=f"T{i}", authors=("A",), published_at=datetime.fromisoformat(f"{day}T10:00:00+00:00"),
         updated_at=None, language="en", text="body", summary=None, categories=(), word_count=1,
         countries=("NO",), quotes=(("Ann", "Hi"),), content_hash=f"h{i}", input_path="in.xml",
