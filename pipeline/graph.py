@@ -65,7 +65,6 @@ def build(p: beam.Pipeline, config: Config) -> None:
                  WritePartitionedParquet(out, "duplicates", duplicate_row, stage)) as dups, \
             Sink("WriteIndex", WritePartitionedParquet(out, "_index", _identity, stage)) \
             as index:
-        history = p | "ReadIndex" >> beam.io.ReadFromParquet(stored) if stored else None
         articles = (
             p
             | "ListInputs" >> beam.Create(list(config.inputs))
@@ -74,7 +73,7 @@ def build(p: beam.Pipeline, config: Config) -> None:
             | "ExtractArticles" >> ExtractArticles(rejects, ingested_at=config.ingested_at)
             | "CleanArticles" >> CleanArticles(config.steps["clean"], rejects)
             | "ExtractFields" >> ExtractFields(config.steps["fields"], rejects)
-            | "DedupeArticles" >> DedupeArticles(dups, config.near, history, index,
+            | "DedupeArticles" >> DedupeArticles(dups, config.near, stored, index,
                                                  config.run_id)
         )
         article_files = articles | "WriteArticles" >> WritePartitionedParquet(

@@ -14,12 +14,15 @@ Everything is keyed grouping (GroupByKey, CoGroupByKey): no global index on one 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.error_handling import ErrorHandler
 
@@ -96,6 +99,112 @@ KEYS: tuple[tuple[str, Callable[[Article], str | None]], ...] = (
     ("id", id_key),
     ("exact", hash_key),
 )
+
+
+# ------------------------------------------------------- history: a semi-join, not a full load
+# Every run compares its articles with everything OUT holds, through the same joins as within
+# the run. Before a stored record enters a join it must share at least one key with this run:
+# the run's keys (URLs, feed ids, content hashes, band keys) are gathered into a sorted array
+# of 64-bit digests (8 bytes a key, so it grows with the run, never with the history) and
+# handed to the filter that sits right behind the index read. A stored record that shares no
+# key with the run cannot change any decision, so the joins, and a worker's memory, only ever
+# hold the few stored records that matter. (A semi-join reduction, as a Bloom-filter join
+# does it; here the filter is exact up to 64-bit digest collisions, which only let a record
+# through.)
+EXACT_COLUMNS = ["article_id", "url", "source_domain", "guid", "content_hash", "published_at",
+                 "revision"]
+NEAR_COLUMNS = ["article_id", "shingles", "bands"]
+
+
+def key_digest(key: str) -> int:
+    return int.from_bytes(hashlib.blake2b(key.encode("utf-8"), digest_size=8).digest(), "little")
+
+
+class KeyDigestSet(beam.CombineFn):
+    """str keys -> a sorted, unique uint64 array of their digests (membership: ``in_digests``)."""
+
+    def create_accumulator(self) -> list[np.ndarray]:
+        return []
+
+    def add_input(self, acc: list[np.ndarray], key: str) -> list[np.ndarray]:
+        acc.append(np.array([key_digest(key)], dtype=np.uint64))
+        if len(acc) >= 4096:
+            acc[:] = [np.unique(np.concatenate(acc))]
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[list[np.ndarray]]) -> list[np.ndarray]:
+        arrays = [a for acc in accs for a in acc]
+        return [np.unique(np.concatenate(arrays))] if arrays else []
+
+    def extract_output(self, acc: list[np.ndarray]) -> np.ndarray:
+        if not acc:
+            return np.zeros(0, dtype=np.uint64)
+        return np.unique(np.concatenate(acc))
+
+
+def in_digests(digests: np.ndarray, keys: list[str | None]) -> np.ndarray:
+    """A boolean array: which of ``keys`` are in the sorted digest set (None never is)."""
+    present = np.array([k is not None and k != "" for k in keys], dtype=bool)
+    if digests.size == 0 or not present.any():
+        return np.zeros(len(keys), dtype=bool)
+    wanted = np.array([key_digest(k) if k else 0 for k in keys], dtype=np.uint64)
+    pos = np.searchsorted(digests, wanted)
+    pos[pos >= digests.size] = 0
+    return present & (digests[pos] == wanted)
+
+
+def exact_keys(article: Article) -> Iterator[str]:
+    """The keys a stored record can share with this article at the exact stages."""
+    for key in (url_key(article), own_id_key(article), hash_key(article)):
+        if key:
+            yield key
+
+
+def stored_sharing_keys(table: pa.Table, digests: np.ndarray) -> Iterator[dict[str, Any]]:
+    """Index rows (one row group, EXACT_COLUMNS) -> those sharing a URL, feed id or content
+    hash with this run. Only those become Python objects."""
+    cols = table.to_pydict()
+    ids = [f"{d or ''}|{g}" if g else None
+           for d, g in zip(cols["source_domain"], cols["guid"], strict=True)]
+    hit = (in_digests(digests, cols["url"]) | in_digests(digests, ids)
+           | in_digests(digests, cols["content_hash"]))
+    rows = np.flatnonzero(hit)
+    if rows.size:
+        yield from table.take(pa.array(rows)).to_pylist()
+
+
+def stored_sharing_bands(table: pa.Table, digests: np.ndarray) -> Iterator[dict[str, Any]]:
+    """Index rows (one row group, NEAR_COLUMNS) -> those sharing an LSH band key with this
+    run. The shingle lists of the others are never turned into Python objects."""
+    bands = table.column("bands").combine_chunks()
+    flat = pc.list_flatten(bands).to_pylist()
+    parents = pc.list_parent_indices(bands).to_numpy()
+    rows = np.unique(parents[in_digests(digests, flat)])
+    if rows.size:
+        yield from table.take(pa.array(rows)).to_pylist()
+
+
+def _pattern(_digests: np.ndarray, pattern: str) -> str:
+    return pattern
+
+
+def read_stored(digests: beam.PCollection[np.ndarray], pattern: str, columns: list[str],
+                matcher: Callable[[pa.Table, np.ndarray], Iterator[dict[str, Any]]],
+                name: str) -> beam.PCollection[dict[str, Any]]:
+    """The index rows under ``pattern`` that ``matcher`` finds in ``digests`` (this run's key
+    digest set). The read hangs off the digest set itself, so a runner cannot start it (and
+    buffer the whole history) before the filter can run: each row group is read, filtered and
+    dropped in one fused step."""
+    return (
+        digests
+        | f"IndexPattern{name}" >> beam.Map(_pattern, pattern)
+        | f"ReadIndex{name}" >> beam.io.ReadAllFromParquetBatched(columns=columns)
+        | f"StoredSharing{name}" >> beam.FlatMap(matcher, beam.pvalue.AsSingleton(digests))
+    )
+
+
+def _doc_bands(doc: NearDoc) -> Iterator[str]:
+    yield from doc.bands
 
 
 def _duplicate(a: Article, kept: Article, method: str, similarity: float = 1.0) -> Duplicate:
@@ -431,11 +540,13 @@ def _resolve_near(element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
 
 
 class NearDedupe(beam.PTransform):
-    """Article -> Article with near-duplicates removed (method ``near``); ``history`` holds
-    the NearDocs of articles stored by earlier runs, which always win."""
+    """Article -> Article with near-duplicates removed (method ``near``). ``history`` is the
+    file pattern of the index of articles stored by earlier runs, which always win; only
+    those sharing a band key with this run's articles enter the joins (see
+    ``read_stored``)."""
 
     def __init__(self, config: NearConfig, duplicates_sink: ErrorHandler,
-                 history: beam.PCollection[NearDoc] | None = None,
+                 history: str | None = None,
                  earlier: beam.PCollection[Duplicate] | None = None,
                  index_sink: ErrorHandler | None = None, run_id: str = "") -> None:
         super().__init__()
@@ -461,7 +572,17 @@ class NearDedupe(beam.PTransform):
             | "Signatures" >> beam.FlatMap(_to_near_doc, cfg)
         )
         if self._history is not None:
-            docs = (docs, self._history) | "WithHistory" >> beam.Flatten()
+            run_bands = (
+                docs
+                | "RunBandKeys" >> beam.FlatMap(_doc_bands)
+                | "RunBandDigests" >> beam.CombineGlobally(KeyDigestSet())
+            )
+            stored = (
+                read_stored(run_bands, self._history, NEAR_COLUMNS, stored_sharing_bands,
+                            "Signatures")
+                | "StoredNearDocs" >> beam.Map(stored_near_doc)
+            )
+            docs = (docs, stored) | "WithHistory" >> beam.Flatten()
         pairs = (
             docs
             | "BandMembers" >> beam.FlatMap(_band_members)
@@ -549,10 +670,15 @@ class DedupeArticles(beam.PTransform):
     """Article -> Article with duplicates removed: exact ones (url, id, content hash) then, unless
     ``near`` is None, near ones. Every removed copy goes to ``duplicates_sink`` as a Duplicate
     row. ``history`` (index records of earlier runs) takes part in every key and always wins,
-    so a rerun of the same input adds nothing."""
+    so a rerun of the same input adds nothing.
+
+    ``history`` is the file pattern of OUT/_index (None for a new OUT). Its key columns and
+    its signature columns are read separately, each only once this run's keys are known and
+    filtered right behind its read (``read_stored``): memory follows the run, not the size of
+    OUT."""
 
     def __init__(self, duplicates_sink: ErrorHandler, near: NearConfig | None = None,
-                 history: beam.PCollection[dict[str, Any]] | None = None,
+                 history: str | None = None,
                  index_sink: ErrorHandler | None = None, run_id: str = "") -> None:
         super().__init__()
         self._sink = duplicates_sink
@@ -563,12 +689,17 @@ class DedupeArticles(beam.PTransform):
 
     def expand(self, articles: beam.PCollection[Article]) -> beam.PCollection[Article]:
         survivors = articles
-        stored_docs = None
         if self._history is not None:
-            ghosts = self._history | "StoredArticles" >> beam.Map(ghost_article)
+            run_keys = (
+                articles
+                | "RunKeys" >> beam.FlatMap(exact_keys)
+                | "RunKeyDigests" >> beam.CombineGlobally(KeyDigestSet())
+            )
+            ghosts = (
+                read_stored(run_keys, self._history, EXACT_COLUMNS, stored_sharing_keys, "Keys")
+                | "StoredArticles" >> beam.Map(ghost_article)
+            )
             survivors = (articles, ghosts) | "WithStored" >> beam.Flatten()
-            if self._near is not None:
-                stored_docs = self._history | "StoredNearDocs" >> beam.Map(stored_near_doc)
         dropped: beam.PCollection[Duplicate] | None = None
         for method, key_fn in KEYS:
             name = method.capitalize()
@@ -602,4 +733,4 @@ class DedupeArticles(beam.PTransform):
                     survivors | "IndexRows" >> beam.Map(_plain_index_row, self._run_id))
             return survivors
         return survivors | "Near" >> NearDedupe(
-            self._near, self._sink, stored_docs, dropped, self._index, self._run_id)
+            self._near, self._sink, self._history, dropped, self._index, self._run_id)

@@ -31,6 +31,9 @@ from schemas.arrow import PARTITION_COLUMNS, file_schema
 
 _SAFE_VALUE = re.compile(r"[^A-Za-z0-9_.\-]")
 TEMP_SUFFIX = ".inprogress"
+# Row groups of at most this many rows: a reader (and newsbeam's own index read, which filters
+# one row group at a time) never has to hold more than this in memory at once.
+ROW_GROUP_ROWS = 5000
 
 
 def partition_value(value: object) -> str:
@@ -100,7 +103,7 @@ def write_partition(
         [{name: r.get(name) for name in schema.names} for r in ordered], schema=schema
     )
     with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        pq.write_table(table, fh, compression="zstd")
+        pq.write_table(table, fh, compression="zstd", row_group_size=ROW_GROUP_ROWS)
     if FileSystems.exists(target):
         FileSystems.delete([target])
     FileSystems.rename([temp], [target])

@@ -273,3 +273,41 @@ def test_a_concurrent_run_is_refused(tmp_path: Path) -> None:
     proc = newsbeam("run", str(SAMPLES), "--output", str(out), "--break-lock")
     assert proc.returncode == 0, proc.stderr
     assert not (out / "_lock").exists()
+
+
+STORY = (
+    "The city council voted on Tuesday to expand the tram network to the northern districts, "
+    "after two years of debate over its cost and route.\n\n"
+    "The new line will run for eleven kilometres and serve about forty thousand residents, "
+    "according to the transport department, which expects works to start next spring.\n\n"
+    "Opponents argued that the money would be better spent on buses, which can be rerouted "
+    "as the city grows, while supporters pointed to lower emissions and quieter streets."
+)
+
+
+def test_a_near_copy_in_a_later_run_is_a_duplicate_of_the_stored_story(tmp_path: Path
+                                                                       ) -> None:
+    out = tmp_path / "out"
+    first = tmp_path / "run1.jsonl"
+    first.write_text(json.dumps({"url": "https://a.example/tram", "title": "Tram vote",
+                                 "text": STORY}) + "\n", encoding="utf-8")
+    proc = newsbeam("run", str(first), "--output", str(out), "--ingested-at", INGESTED_AT)
+    assert proc.returncode == 0, proc.stderr
+    stored_id = pd.read_parquet(out / "articles").article_id.item()
+    # a republished copy (new headline, new URL, a few words changed) and an unrelated story
+    copy = STORY.replace("Tuesday", "Wednesday").replace("about forty", "some forty")
+    second = tmp_path / "run2.jsonl"
+    second.write_text(
+        json.dumps({"url": "https://b.example/news/1", "title": "Council backs trams",
+                    "text": copy + "\n\nRead the full story on our website."}) + "\n"
+        + json.dumps({"url": "https://b.example/news/2", "title": "Harbour",
+                      "text": STORY.replace("tram", "ferry").replace("council", "port")[::-1]})
+        + "\n", encoding="utf-8")
+    proc = newsbeam("run", str(second), "--output", str(out),
+                    "--ingested-at", "2026-01-16T12:00:00Z")
+    assert proc.returncode == 0, proc.stderr
+    dups = pd.read_parquet(out / "duplicates")
+    assert list(dups.method) == ["near"]
+    assert dups.duplicate_of.item() == stored_id
+    assert dups.url.item() == "https://b.example/news/1"
+    assert len(pd.read_parquet(out / "articles")) == 2  # the stored story and the new one

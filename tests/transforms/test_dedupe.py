@@ -113,3 +113,44 @@ def test_updated_versions_are_revisions_not_duplicates() -> None:
         assert [(a.input_path, a.revision, a.changes) for a in kept] == [
             ("r1.xml", 1, ()), ("r2.xml", 2, ("title", "text", "updated_at"))]
         assert [(d.input_path, d.method) for d in dups] == [("r0.xml", "url")]
+
+
+def test_stored_rows_are_filtered_by_the_run_keys_before_any_join() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from transforms.dedupe import (
+        KeyDigestSet,
+        in_digests,
+        key_digest,
+        stored_sharing_bands,
+        stored_sharing_keys,
+    )
+
+    combine = KeyDigestSet()
+    acc = combine.create_accumulator()
+    for key in ["https://a.example/x", "0:abc", "a.example|g-1", "0:abc"]:
+        acc = combine.add_input(acc, key)
+    digests = combine.extract_output(combine.merge_accumulators([acc, []]))
+    assert digests.dtype == np.uint64 and list(digests) == sorted(set(digests))
+    assert len(digests) == 3
+    assert in_digests(digests, ["0:abc", "0:abd", None, ""]).tolist() == [True, False, False,
+                                                                          False]
+    assert key_digest("0:abc") in digests
+    keys = pa.table({
+        "article_id": ["s1", "s2", "s3", "s4"],
+        "url": ["https://a.example/x", "https://z.example/", None, None],
+        "source_domain": [None, None, "a.example", "b.example"],
+        "guid": [None, None, "g-1", "g-1"],
+        "content_hash": ["h1", "h2", "h3", "h4"],
+    })
+    assert [r["article_id"] for r in stored_sharing_keys(keys, digests)] == ["s1", "s3"]
+    bands = pa.table({
+        "article_id": ["s1", "s2", "s3"],
+        "bands": [["0:zzz", "1:yyy"], ["0:abc"], []],
+        "shingles": [[1, 2], [3, 4], []],
+    })
+    rows = list(stored_sharing_bands(bands, digests))
+    assert [r["article_id"] for r in rows] == ["s2"]
+    assert rows[0]["shingles"] == [3, 4]
+    assert list(stored_sharing_bands(bands, np.zeros(0, dtype=np.uint64))) == []
