@@ -1,7 +1,7 @@
 """What deduplication costs: its share of the pipeline's time on 10,000 articles, and the peak
 memory of a run as the history held in OUT grows.
 
-    python benchmarks/dedupe_cost.py [--aeb ../shared/data/aeb] [--articles 10000]
+    python benchmarks/dedupe_cost.py [--aeb ../shared/data/aeb] [--articles 10000] [--html]
 
 The corpus is made of sentences from the AEB article bodies (real news text); one article in
 five is a near copy of another. The same corpus runs with and without near-duplicate
@@ -14,6 +14,7 @@ already holds 0, 5,000 and 10,000 stored articles; the peak resident set of the 
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import random
 import re
@@ -51,6 +52,37 @@ def make_corpus(aeb: Path, n: int, seed: int, prefix: str) -> list[dict]:
     return docs
 
 
+def make_pages(aeb: Path, docs: list[dict], out_dir: Path) -> Path:
+    """The same articles as HTML pages: each article's paragraphs replace the paragraphs of a
+    real AEB page (its navigation, scripts, sidebars and footers kept), so extraction works
+    on pages of real size and shape. One file per article."""
+    import gzip
+
+    import lxml.html
+
+    templates = sorted((aeb / "html").glob("*.html.gz"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shells = []
+    for path in templates:
+        tree = lxml.html.fromstring(gzip.decompress(path.read_bytes()))
+        paragraphs = tree.xpath("//p")
+        if len(paragraphs) < 3:
+            continue
+        parent = paragraphs[0].getparent()
+        for p in paragraphs:
+            p.getparent().remove(p)
+        marker = lxml.html.fromstring("<p>NEWSBEAM-BODY</p>")
+        parent.insert(0, marker)
+        shells.append(lxml.html.tostring(tree, encoding="unicode"))
+    for i, doc in enumerate(docs):
+        body = "".join(f"<p>{html.escape(p)}</p>" for p in doc["text"].split("\n\n"))
+        page = shells[i % len(shells)].replace("<p>NEWSBEAM-BODY</p>", body, 1)
+        page = page.replace("<head>", f'<head><link rel="canonical" href="{doc["url"]}">'
+                            f"<title>{html.escape(doc['title'])}</title>", 1)
+        (out_dir / f"page{i:05d}.html").write_text(page, encoding="utf-8")
+    return out_dir
+
+
 def run(corpus: Path, out: Path, *extra: str) -> tuple[float, int]:
     """(seconds, peak RSS in MiB of the child run)."""
     t0 = time.perf_counter()
@@ -79,6 +111,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--aeb", type=Path, default=REPO.parent / "shared" / "data" / "aeb")
     parser.add_argument("--articles", type=int, default=10_000)
+    parser.add_argument("--html", action="store_true",
+                        help="also measure the share on the same articles as HTML pages")
+    parser.add_argument("--history", type=int, nargs="+", default=[0, 5_000, 10_000, 20_000],
+                        help="stored history sizes for the memory series")
     args = parser.parse_args()
     steps = "--steps=-quotes,-countries"
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -87,16 +123,29 @@ def main() -> int:
         with_near, rss_near = run(corpus, tmp / "o1", steps)
         without, rss_plain = run(corpus, tmp / "o2", steps, "--no-dedupe")
         share = (with_near - without) / with_near
-        print(f"{args.articles} articles: with near-dup detection {with_near:.1f} s "
-              f"(peak {rss_near} MiB), without {without:.1f} s (peak {rss_plain} MiB); "
-              f"near stage share of the run: {share:.1%}")
+        print(f"{args.articles} text articles (JSONL): with near-dup detection "
+              f"{with_near:.1f} s (peak {rss_near} MiB), without {without:.1f} s "
+              f"(peak {rss_plain} MiB); near stage share of the run: {share:.1%}", flush=True)
+        if args.html:
+            pages = make_pages(args.aeb, make_corpus(args.aeb, args.articles, 1, "a"),
+                               tmp / "pages")
+            with_near, rss_near = run(pages, tmp / "p1", steps)
+            without, rss_plain = run(pages, tmp / "p2", steps, "--no-dedupe")
+            share = (with_near - without) / with_near
+            print(f"{args.articles} HTML pages: with near-dup detection {with_near:.1f} s "
+                  f"(peak {rss_near} MiB), without {without:.1f} s (peak {rss_plain} MiB); "
+                  f"near stage share of the run: {share:.1%}", flush=True)
         batch = write(make_corpus(args.aeb, 1000, 99, "new"), tmp / "batch.jsonl")
-        for stored in (0, args.articles // 2, args.articles):
+        for stored in args.history:
             out = tmp / f"hist{stored}"
             if stored:
-                history = write(make_corpus(args.aeb, stored, 5, f"h{stored}-"),
-                                tmp / f"history{stored}.jsonl")
-                run(history, out, steps)
+                # in files of 5,000 articles: one JSONL file stays under --max-bytes
+                folder = tmp / f"history{stored}"
+                folder.mkdir()
+                docs = make_corpus(args.aeb, stored, 5, f"h{stored}-")
+                for k in range(0, stored, 5000):
+                    write(docs[k:k + 5000], folder / f"part{k // 5000}.jsonl")
+                run(folder, out, steps)
             seconds, peak = run(batch, out, steps)
             print(f"1000 new articles into an OUT holding {stored} stored: {seconds:.1f} s, "
                   f"peak {peak} MiB")

@@ -124,6 +124,9 @@ def _setup_logging(level: str, quiet: bool) -> None:
     for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))
     if level != "DEBUG":
+        # trafilatura warns per page about its internal choices ("discarding data: None");
+        # what matters to a user (an empty page) is a reject row already.
+        logging.getLogger("trafilatura").setLevel(logging.ERROR)
         # A failing element makes Beam log its traceback before the run fails; the run's own
         # one-line error says what happened (--log-level DEBUG shows the traceback).
         logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)

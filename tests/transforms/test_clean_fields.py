@@ -233,3 +233,21 @@ def test_authors_are_people(raw: str, names: list[str]) -> None:
 )
 def test_clean_title(raw: str, site: str | None, domain: str, expected: str) -> None:
     assert clean_title(raw, site, domain) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Nov 26, 2018 10:00 AM EST", "2018-11-26T15:00:00+00:00"),
+        ("Tue, 26 Nov 2018 10:00:00 PDT", "2018-11-26T17:00:00+00:00"),
+        ("November 26, 2018 10:00 CEST", "2018-11-26T08:00:00+00:00"),
+        ("2018-11-26T10:00:00+05:30", "2018-11-26T04:30:00+00:00"),
+        # ambiguous abbreviation: read as UTC, like a date without a zone, never guessed
+        ("Nov 26, 2018 10:00 IST", "2018-11-26T10:00:00+00:00"),
+    ],
+)
+def test_zone_abbreviations_convert_to_utc(text: str, expected: str) -> None:
+    from transforms.dates import parse_date
+
+    parsed = parse_date(text)
+    assert parsed is not None and parsed.isoformat() == expected
