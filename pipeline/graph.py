@@ -1,6 +1,9 @@
 """build(p, config): wires the stages, nothing else. Read it top to bottom to follow the data.
 
-paths -> RawDocument -> Unit -> Article -> clean Article -> Article with fields
+paths -----------------------------> RawDocument (ReadSources)
+feed URLs (+ OUT/_state/feeds) ----> RawDocument (FetchFeeds)     -> new OUT/_state/feeds
+RawDocument -> Unit (-> with its linked page: FollowLinks) -> Article -> clean Article
+      -> Article with fields
       -> deduplicated Article (against this run and OUT/_index)   -> OUT/articles
 every failure on the way                                          -> OUT/rejects
 every dropped copy                                                -> OUT/duplicates
@@ -24,6 +27,7 @@ from transforms.clean import CleanArticles
 from transforms.common import Sink
 from transforms.dedupe import DedupeArticles
 from transforms.extract import ExtractArticles
+from transforms.fetch import FetchFeeds, FollowLinks
 from transforms.fields import ExtractFields
 from transforms.parse import ParseDocuments
 from transforms.read import ReadSources
@@ -41,9 +45,9 @@ def write_report(files: list[dict[str, Any]], path: str) -> None:
         fh.write(json.dumps(ordered, indent=1).encode("utf-8"))
 
 
-def index_pattern(config: Config) -> str | None:
-    """The index files earlier runs left in OUT/_index, or None for a new OUT."""
-    pattern = join_path(config.output_dir, "_index", "*.parquet")
+def index_pattern(config: Config, dataset: str = "_index") -> str | None:
+    """The files earlier runs left in OUT/<dataset> (the index, the feed state), or None."""
+    pattern = join_path(config.output_dir, dataset, "*.parquet")
     try:
         found = FileSystems.match([pattern])[0].metadata_list
     except Exception:
@@ -64,12 +68,31 @@ def build(p: beam.Pipeline, config: Config) -> None:
             Sink("WriteDuplicates",
                  WritePartitionedParquet(out, "duplicates", duplicate_row, stage)) as dups, \
             Sink("WriteIndex", WritePartitionedParquet(out, "_index", _identity, stage)) \
-            as index:
-        articles = (
+            as index, \
+            Sink("WriteFeedState",
+                 WritePartitionedParquet(out, "_state/feeds", _identity, stage), p) as state:
+        docs = (
             p
             | "ListInputs" >> beam.Create(list(config.inputs))
             | "ReadSources" >> ReadSources(rejects, max_bytes=config.max_bytes)
-            | "ParseDocuments" >> ParseDocuments(rejects)
+        )
+        if config.feeds:
+            fetched = (
+                p
+                | "ListFeeds" >> beam.Create(list(config.feeds))
+                | "FetchFeeds" >> FetchFeeds(rejects, state, config.fetch,
+                                             index_pattern(config, "_state/feeds"),
+                                             config.ingested_at, config.run_id)
+            )
+            docs = (docs, fetched) | "AllDocuments" >> beam.Flatten()
+        units = docs | "ParseDocuments" >> ParseDocuments(rejects)
+        if config.follow_links:
+            seen = [pattern for pattern in (stored, index_pattern(config, "duplicates"))
+                    if pattern]
+            units = units | "FollowLinks" >> FollowLinks(
+                rejects, config.fetch, seen, check_robots=not config.fetch.ignore_robots)
+        articles = (
+            units
             | "ExtractArticles" >> ExtractArticles(rejects, ingested_at=config.ingested_at)
             | "CleanArticles" >> CleanArticles(config.steps["clean"], rejects)
             | "ExtractFields" >> ExtractFields(config.steps["fields"], rejects)
@@ -80,7 +103,7 @@ def build(p: beam.Pipeline, config: Config) -> None:
             out, "articles", article_row, stage
         )
     (
-        (article_files, dups.output(), rejects.output(), index.output())
+        (article_files, dups.output(), rejects.output(), index.output(), state.output())
         | "AllFiles" >> beam.Flatten()
         | "CollectFiles" >> beam.combiners.ToList()
         | "WriteReport" >> beam.Map(write_report, report_path(config))

@@ -143,9 +143,10 @@ def _counters(result: Any) -> dict[str, int]:
 
 
 def units_in(counters: dict[str, int]) -> int:
-    """Input units = files rejected whole (read, parse) + units the parser emitted."""
-    return counters.get("read.rejected", 0) + counters.get("parse.rejected", 0) \
-        + counters.get("parse.out", 0)
+    """Input units = files and feeds rejected whole (read, fetch, parse) + units the parser
+    emitted."""
+    return counters.get("read.rejected", 0) + counters.get("fetch_feed.rejected", 0) \
+        + counters.get("parse.rejected", 0) + counters.get("parse.out", 0)
 
 
 def _runner_name(beam_args: tuple[str, ...]) -> str:

@@ -22,6 +22,7 @@ from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.options import Config
+from transforms.http import redact
 from transforms.write import join_path
 
 LIBRARIES = ("newsbeam", "apache-beam", "feedparser", "trafilatura", "pyarrow",
@@ -49,6 +50,7 @@ class Tally:
     duplicate_methods: Counter[str] = field(default_factory=Counter)
     bytes_written: int = 0
     index_rows: int = 0
+    state_rows: int = 0
 
 
 def read_report(config: Config, path: str) -> list[dict[str, Any]]:
@@ -68,6 +70,9 @@ def tally_files(files: list[dict[str, Any]]) -> Tally:
         source = f.get("staged") or f["path"]
         if dataset == "_index":
             tally.index_rows += int(f["rows"])
+            continue
+        if dataset == "_state/feeds":
+            tally.state_rows += int(f["rows"])
             continue
         if dataset == "articles":
             meta = FileSystems.match([source])[0].metadata_list[0]
@@ -107,9 +112,9 @@ def build_manifest(
         "started_at": config.ingested_at.isoformat(),
         "finished_at": finished_at.isoformat(),
         "duration_s": round((finished_at - config.ingested_at).total_seconds(), 3),
-        "command": sys.argv,
+        "command": [redact(arg) for arg in sys.argv],
         "inputs": {"requested": list(config.requested_inputs), "files": len(config.inputs),
-                   "paths": list(config.inputs)},
+                   "paths": list(config.inputs), "feeds": [redact(u) for u in config.feeds]},
         "output": config.output_dir,
         "options": {"max_bytes": config.max_bytes, "beam_args": list(config.beam_args),
                     "runner": runner, "steps": config.step_names(),
@@ -124,6 +129,17 @@ def build_manifest(
         "duplicates_by_method": dict(sorted(tally.duplicate_methods.items())),
         "bytes_written": tally.bytes_written,
         "index_rows_written": tally.index_rows,
+        "feeds": {
+            "requested": len(config.feeds),
+            "fetched": stage_counters.get("fetch_feed.out", 0),
+            "not_modified": tally.state_rows - stage_counters.get("fetch_feed.out", 0),
+            "failed": stage_counters.get("fetch_feed.rejected", 0),
+        },
+        "pages": {
+            "follow_links": config.follow_links,
+            "fetched": stage_counters.get("fetch_page.out", 0),
+            "failed": stage_counters.get("fetch_page.rejected", 0),
+        },
         "files": [{k: v for k, v in f.items() if k != "staged"} for f in files],
     }
 

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 
 from apache_beam.io.filesystems import FileSystems
 
+from transforms.http import FetchPolicy, redact
 from transforms.neardup import NearConfig
 from transforms.read import DEFAULT_MAX_BYTES
 from transforms.steps import DEFAULT_STEPS, Step, StepSpecError, resolve_steps
@@ -44,6 +45,9 @@ class Config:
     config_file: str | None = None
     near: NearConfig | None = field(default_factory=NearConfig)
     break_lock: bool = False
+    feeds: tuple[str, ...] = ()
+    follow_links: bool = False
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)
 
     def step_names(self) -> dict[str, list[str]]:
         return {chain: [s.name for s in steps] for chain, steps in self.steps.items()}
@@ -51,6 +55,44 @@ class Config:
 
 def _is_remote(path: str) -> bool:
     return "://" in path
+
+
+def is_url(spec: str) -> bool:
+    return spec.lower().startswith(("http://", "https://"))
+
+
+def check_feed_url(url: str, where: str) -> str:
+    """A feed URL as the user gave it, checked for what can be checked before the run."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        raise UsageError(f"{where}: not a valid URL: {redact(url)} ({exc})") from exc
+    if parts.scheme.lower() not in ("http", "https"):
+        raise UsageError(f"{where}: only http and https feeds can be fetched: {redact(url)}")
+    if not parts.hostname or any(ch.isspace() for ch in url):
+        raise UsageError(f"{where}: not a valid URL: {redact(url)}")
+    return url
+
+
+def read_feed_list(path: str) -> list[str]:
+    """--feeds FILE: one URL per line; blank lines and '#' comments ignored."""
+    try:
+        lines = open(path, encoding="utf-8").read().splitlines()
+    except OSError as exc:
+        raise UsageError(f"cannot read --feeds {path}: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"--feeds {path} is not UTF-8 text: {exc}") from exc
+    urls = []
+    for number, line in enumerate(lines, 1):
+        text = line.split("#", 1)[0].strip() if not line.lstrip().startswith("#") else ""
+        if text:
+            urls.append(check_feed_url(text, f"--feeds {path} line {number}"))
+    if not urls:
+        raise UsageError(f"--feeds {path} lists no URL")
+    return urls
 
 
 def _walk(directory: str) -> list[str]:
@@ -64,7 +106,8 @@ def _walk(directory: str) -> list[str]:
 def expand_inputs(specs: list[str]) -> tuple[str, ...]:
     """Files, directories (recursive) and globs -> sorted, unique file paths."""
     if not specs:
-        raise UsageError("no INPUT given: name at least one file, directory or glob")
+        raise UsageError("no INPUT given: name at least one file, directory, glob or feed "
+                         "URL (or --feeds FILE)")
     paths: set[str] = set()
     for spec in specs:
         if _is_remote(spec):
@@ -130,7 +173,9 @@ def _comma_list(text: str) -> list[str]:
 
 CONFIG_KEYS = {"output", "max_bytes", "ingested_at", "steps", "quiet", "no_dedupe",
                "near_threshold", "containment", "shingle_size", "num_perm", "bands",
-               "boilerplate_df"}
+               "boilerplate_df", "feeds", "follow_links", "allow_private_network",
+               "allow_network", "ignore_robots", "rate_per_host", "timeout", "retries",
+               "contact"}
 
 
 def load_config_file(path: str) -> dict[str, object]:
@@ -176,8 +221,9 @@ def _timestamp(text: str) -> datetime:
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "inputs", nargs="+", metavar="INPUT",
-        help="a file, a directory (read recursively, hidden files skipped) or a glob "
+        "inputs", nargs="*", metavar="INPUT",
+        help="an http(s):// feed URL, a file, a directory (read recursively, hidden files "
+             "skipped) or a glob "
              "(quote it, e.g. 'data/**/*.xml'). Kinds are detected from content: RSS, Atom, "
              "RDF, JSON Feed, HTML pages, plain-text articles, JSONL; .gz/.bz2 are "
              "decompressed.",
@@ -232,6 +278,36 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         metavar="N",
                         help="a paragraph found in this many articles is boilerplate and not "
                              f"compared (default {defaults.boilerplate_df})")
+    web = parser.add_argument_group("feeds over HTTP")
+    web.add_argument("--feeds", metavar="FILE",
+                     help="a file listing feed URLs, one per line ('#' starts a comment); an "
+                          "http(s):// INPUT is a feed URL too")
+    web.add_argument("--follow-links", action="store_true",
+                     help="fetch each new entry's linked page and extract the full article; "
+                          "feed and page metadata are merged field by field (the richer "
+                          "wins, recorded in field_sources). Pages already in OUT are not "
+                          "fetched again.")
+    web.add_argument("--allow-private-network", action="store_true",
+                     help="allow loopback, private, link-local and other non-public "
+                          "addresses (refused by default, redirects included, after DNS)")
+    web.add_argument("--allow-network", action="append", default=[], metavar="CIDR",
+                     help="allow one non-public network only, e.g. 10.1.0.0/16 (repeatable)")
+    web.add_argument("--ignore-robots", action="store_true",
+                     help="fetch linked pages even where robots.txt disallows it")
+    policy = FetchPolicy()
+    web.add_argument("--rate-per-host", type=float, default=policy.rate_per_host,
+                     metavar="N", help="requests per second to one host (default "
+                     f"{policy.rate_per_host:g})")
+    web.add_argument("--timeout", type=float, default=policy.read_timeout, metavar="SECONDS",
+                     help=f"read timeout of a request (default {policy.read_timeout:g}); "
+                          f"connect timeout {policy.connect_timeout:g}, whole response "
+                          f"{policy.total_timeout:g}")
+    web.add_argument("--retries", type=int, default=policy.retries, metavar="N",
+                     help="retries on connection errors, timeouts, 429 and 5xx, with "
+                          f"exponential backoff and Retry-After (default {policy.retries})")
+    web.add_argument("--contact", default=policy.contact, metavar="URL",
+                     help="contact URL or e-mail sent in the User-Agent "
+                          f"(default {policy.contact})")
     parser.add_argument("--break-lock", action="store_true",
                         help="remove a lock left on OUT by a run that was killed")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the "
@@ -257,11 +333,26 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
             near.validate()
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
-    inputs = expand_inputs(list(args.inputs))
+    feeds = [check_feed_url(spec, "INPUT") for spec in args.inputs if is_url(spec)]
+    if getattr(args, "feeds", None):
+        feeds.extend(read_feed_list(args.feeds))
+    file_specs = [spec for spec in args.inputs if not is_url(spec)]
+    inputs = expand_inputs(file_specs) if file_specs or not feeds else ()
+    policy = FetchPolicy(
+        read_timeout=args.timeout, retries=args.retries, rate_per_host=args.rate_per_host,
+        contact=args.contact, allow_private=args.allow_private_network,
+        allow_networks=tuple(args.allow_network), ignore_robots=args.ignore_robots,
+        max_bytes=args.max_bytes,
+    )
+    try:
+        policy.validate()
+    except ValueError as exc:
+        raise UsageError(str(exc).replace("FetchPolicy.", "--").replace("_", "-")) from exc
     output = prepare_output(args.output)
     started = (now or args.ingested_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
     started = started.replace(microsecond=0)
-    digest = hashlib.sha256("\n".join(inputs).encode("utf-8")).hexdigest()[:8]
+    feeds = sorted(set(feeds))
+    digest = hashlib.sha256("\n".join([*inputs, *feeds]).encode("utf-8")).hexdigest()[:8]
     run_id = f"{started:%Y%m%dT%H%M%SZ}-{digest}"
     if not any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
         # Chosen explicitly: Beam's default may try to download the Prism runner (offline hang).
@@ -273,10 +364,13 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
         ingested_at=started,
         max_bytes=args.max_bytes,
         beam_args=tuple(beam_args),
-        requested_inputs=tuple(args.inputs),
+        requested_inputs=tuple(redact(spec) for spec in args.inputs),
         quiet=args.quiet,
         steps=steps,
         config_file=getattr(args, "config", None),
         near=near,
         break_lock=args.break_lock,
+        feeds=tuple(feeds),
+        follow_links=args.follow_links,
+        fetch=policy,
     )

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from schemas.records import Article, Duplicate, Reject
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 RIGHTS = pa.struct([
@@ -21,6 +21,13 @@ RIGHTS = pa.struct([
     pa.field("tdm_policy", pa.string()),
     pa.field("noai", pa.bool_()),
     pa.field("noimageai", pa.bool_()),
+])
+# Which side gave each field of an article built from a feed entry and its linked page
+# (--follow-links): "feed" or "page"; null for other articles.
+FIELD_SOURCES = pa.struct([
+    pa.field(name, pa.string())
+    for name in ("title", "authors", "published_at", "updated_at", "text", "summary",
+                 "categories", "source")
 ])
 QUOTE = pa.struct([pa.field("speaker", pa.string()), pa.field("text", pa.string())])
 
@@ -54,7 +61,8 @@ ARTICLE_SCHEMA = pa.schema(
         _f("content_hash", pa.string(), "SHA-256 of the normalized body (or title when the "
            "body is empty); equal hashes are exact duplicates.", False),
         _f("input_path", pa.string(), "File the article was read from.", False),
-        _f("input_kind", pa.string(), "rss, atom, rdf, jsonfeed, html, text or jsonl.", False),
+        _f("input_kind", pa.string(), "rss, atom, rdf, jsonfeed, html, text, jsonl, or "
+           "linked (a feed entry with its linked page fetched).", False),
         _f("ingested_at", UTC_TS, "When this run started, in UTC.", False),
         _f("date_source", pa.string(), "Where published_at came from: feed (the feed or "
            "record), jsonld, meta (meta tags), url (a date in the URL path), text (the text or "
@@ -69,6 +77,9 @@ ARTICLE_SCHEMA = pa.schema(
            "the same article_id.", False),
         _f("changes", pa.list_(pa.string()), "What changed from the previous revision: title, "
            "text, updated_at. Empty for revision 1.", False),
+        _f("field_sources", FIELD_SOURCES, "For an article built from a feed entry and the "
+           "page it links to (--follow-links): which of them gave each field, 'feed' or "
+           "'page' (the richer one wins, field by field). Null for other articles."),
         _f("date", pa.string(), "Partition column (directory date=YYYY-MM-DD): the UTC date of "
            "published_at, else of ingested_at.", False),
     ],
@@ -114,9 +125,29 @@ INDEX_SCHEMA = pa.schema(
            "verification).", False),
         _f("bands", pa.list_(pa.string()), "Its MinHash LSH band keys.", False),
         _f("revision", pa.int32(), "Its revision number.", False),
+        _f("word_count", pa.int32(), "Its number of words: a later copy at its URL is a new "
+           "revision only if about as long (a teaser is not)."),
+        _f("updated_at", UTC_TS, "Its last update time: a later copy is a new revision if it "
+           "says it was updated after that."),
         _f("run_id", pa.string(), "The run that stored it.", False),
     ],
     metadata={"newsbeam.dataset": "_index", "newsbeam.schema_version": SCHEMA_VERSION},
+)
+
+FEED_STATE_SCHEMA = pa.schema(
+    [
+        _f("feed_key", pa.string(), "SHA-256 of the feed URL as given (credentials "
+           "included, so they are never stored in clear).", False),
+        _f("feed_url", pa.string(), "The feed URL, credentials removed.", False),
+        _f("final_url", pa.string(), "The URL answered after redirects."),
+        _f("etag", pa.string(), "The ETag the server sent, sent back as If-None-Match."),
+        _f("last_modified", pa.string(), "The Last-Modified the server sent, sent back as "
+           "If-Modified-Since."),
+        _f("status", pa.int32(), "HTTP status of the fetch: 200 or 304.", False),
+        _f("fetched_at", UTC_TS, "When the run that fetched it started.", False),
+        _f("run_id", pa.string(), "That run.", False),
+    ],
+    metadata={"newsbeam.dataset": "_state/feeds", "newsbeam.schema_version": SCHEMA_VERSION},
 )
 
 SCHEMAS: dict[str, pa.Schema] = {
@@ -124,12 +155,14 @@ SCHEMAS: dict[str, pa.Schema] = {
     "duplicates": DUPLICATE_SCHEMA,
     "rejects": REJECT_SCHEMA,
     "_index": INDEX_SCHEMA,
+    "_state/feeds": FEED_STATE_SCHEMA,
 }
 PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
     "articles": ARTICLE_PARTITION_COLUMNS,
     "duplicates": (),
     "rejects": (),
     "_index": (),
+    "_state/feeds": (),
 }
 
 

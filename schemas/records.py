@@ -32,6 +32,9 @@ class RawDocument:
 
     input_path: str
     data: bytes
+    # HTTP response headers (lower-case keys) of a fetched document: content-type carries
+    # the charset, content-location the base for relative links. None for files.
+    headers: dict[str, str] | None = None
 
     def excerpt(self) -> str:
         return bounded_excerpt(self.data)
@@ -99,6 +102,8 @@ class Article:
     id_aliases: tuple[str, ...] = ()
     # a date string the source gave that could not be parsed (counted, never guessed)
     date_unparsed: str | None = None
+    # feed entry + linked page: which side gave each field ("feed" / "page")
+    field_sources: dict[str, str] | None = None
     # an article already stored in OUT by an earlier run (read from OUT/_index); it takes part
     # in duplicate detection and always wins, but is never written again
     stored: bool = False

@@ -96,14 +96,17 @@ class Sink(ErrorHandler):
     pipeline: stages add PCollections to it, and on close they are flattened and handed to
     the consumer transform under ``label``."""
 
-    def __init__(self, label: str, consumer: beam.PTransform) -> None:
+    def __init__(self, label: str, consumer: beam.PTransform,
+                 pipeline: beam.Pipeline | None = None) -> None:
         super().__init__(consumer)
         self._label = label
+        self._pipeline = pipeline
 
     def close(self) -> None:
-        self._output = (
-            tuple(self._error_pcolls)
-            | f"Flatten{self._label}" >> beam.Flatten()
-            | self._label >> self._consumer
-        )
+        if not self._error_pcolls and self._pipeline is not None:
+            # nothing was routed here in this graph (no feed fetched): an empty input
+            pcoll = self._pipeline | f"Empty{self._label}" >> beam.Create([])
+        else:
+            pcoll = tuple(self._error_pcolls) | f"Flatten{self._label}" >> beam.Flatten()
+        self._output = pcoll | self._label >> self._consumer
         self._closed = True

@@ -112,7 +112,7 @@ KEYS: tuple[tuple[str, Callable[[Article], str | None]], ...] = (
 # does it; here the filter is exact up to 64-bit digest collisions, which only let a record
 # through.)
 EXACT_COLUMNS = ["article_id", "url", "source_domain", "guid", "content_hash", "published_at",
-                 "revision"]
+                 "revision", "word_count", "updated_at"]
 NEAR_COLUMNS = ["article_id", "shingles", "bands"]
 
 
@@ -382,8 +382,10 @@ def ghost_article(record: dict[str, Any]) -> Article:
     return Article(
         article_id=record["article_id"], url=record.get("url"), source=None,
         source_domain=record.get("source_domain"), title=None, authors=(),
-        published_at=record.get("published_at"), updated_at=None, language=None, text="",
-        summary=None, categories=(), word_count=0, countries=(), quotes=(),
+        published_at=record.get("published_at"), updated_at=record.get("updated_at"),
+        language=None, text="",
+        summary=None, categories=(), word_count=int(record.get("word_count") or 0),
+        countries=(), quotes=(),
         content_hash=record["content_hash"], input_path="", input_kind="stored",
         revision=int(record.get("revision") or 1),
         ingested_at=record.get("published_at") or _FAR_FUTURE, date="", date_source="none",
@@ -421,6 +423,8 @@ def index_row(article: Article, doc: NearDoc | None, run_id: str) -> dict[str, A
         "shingles": [int(x) for x in doc.full_set()] if doc is not None else [],
         "bands": list(doc.bands) if doc is not None else [],
         "revision": article.revision,
+        "word_count": article.word_count,
+        "updated_at": article.updated_at,
         "run_id": run_id,
     }
 

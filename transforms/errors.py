@@ -146,7 +146,10 @@ INTERNAL_ERROR = "internal_error"
 
 
 def reasons_markdown() -> str:
-    """docs/rejects.md, generated from the classes above so it cannot drift."""
+    """docs/rejects.md, generated from the classes above (and the fetch errors of
+    transforms/http.py) so it cannot drift."""
+    import transforms.http  # noqa: F401  (its RejectError classes register themselves)
+
     lines = [
         "# Reject reasons",
         "",
@@ -157,7 +160,7 @@ def reasons_markdown() -> str:
         "| reason | stage | meaning |",
         "| --- | --- | --- |",
     ]
-    for cls in sorted(RejectError.__subclasses__(), key=lambda c: c.reason):
+    for cls in sorted(RejectError.__subclasses__(), key=lambda c: (c.reason, c.stage)):
         lines.append(f"| `{cls.reason}` | {cls.stage} | {' '.join((cls.__doc__ or '').split())} |")
     lines.append(f"| `{INTERNAL_ERROR}` | any | An unexpected exception (a bug): `error_type` and "
                  "`detail` name it. The run goes on; please report it. |")

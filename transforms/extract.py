@@ -260,6 +260,98 @@ def _language(code: str | None) -> str | None:
     return m.group(1).lower() if m else None
 
 
+def _truncated(title: str) -> bool:
+    return title.rstrip().endswith(("...", "\u2026"))
+
+
+def _has_time(value: datetime | None) -> bool:
+    return value is not None and (value.hour, value.minute, value.second) != (0, 0, 0)
+
+
+def _date_rank(value: datetime | None, source: str | None, side: str) -> int:
+    """Smaller is richer: the publisher's structured date with a time of day (JSON-LD, meta
+    tags), then the feed's with a time, then any other page date, then a feed's bare day."""
+    if value is None:
+        return 9
+    timed = _has_time(value)
+    if side == "page" and source in ("jsonld", "meta") and timed:
+        return 0
+    if side == "feed" and timed:
+        return 1
+    return 2 if side == "page" else 3
+
+
+def merge_linked(feed: dict[str, Any], page: dict[str, Any]) -> dict[str, Any]:
+    """A feed entry's fields and its linked page's fields -> one set, the richer side winning
+    field by field; ``field_sources`` records which side gave what.
+
+    - text, summary, categories: the longer (more words, more entries); the feed wins ties.
+    - title: the feed's (an editor's headline, without the site name pages append), unless
+      it is missing or cut short ("...").
+    - authors: the side naming more people; the page wins ties (JSON-LD names are full).
+    - published: the page's JSON-LD or meta date when it has a time of day, else the feed's
+      when it has one, else any date the page gives, else the feed's (``_date_rank``).
+    - updated: the later one. source: the page's site name, else the feed title.
+    - link: the page's canonical URL; language and rights: the page's, else the feed's.
+    """
+    merged = dict(feed)
+    sources: dict[str, str] = {}
+
+    def take(name: str, side: str, key: str | None = None) -> None:
+        value = (page if side == "page" else feed).get(key or name)
+        if key is None:
+            merged[name] = value
+        sources[name] = side
+
+    page_words = len(words(page.get("text") or ""))
+    feed_words = len(words(feed.get("text") or ""))
+    merged["text"] = page.get("text") if page_words > feed_words else feed.get("text")
+    sources["text"] = "page" if page_words > feed_words else "feed"
+    ptitle, ftitle = str(page.get("title") or ""), str(feed.get("title") or "")
+    use_page_title = bool(ptitle) and (not ftitle or (_truncated(ftitle) and len(ptitle)
+                                                      > len(ftitle.rstrip(".\u2026 "))))
+    take("title", "page" if use_page_title else "feed")
+    page_authors, feed_authors = page.get("authors") or [], feed.get("authors") or []
+    take("authors", "page" if page_authors and len(page_authors) >= len(feed_authors)
+         else "feed")
+    ppub, fpub = page.get("published"), feed.get("published")
+    if _date_rank(ppub, page.get("date_source"), "page") < _date_rank(fpub, "feed", "feed"):
+        merged["published"], merged["date_source"] = ppub, page.get("date_source")
+        sources["published_at"] = "page"
+    else:
+        merged["date_source"] = "feed" if fpub is not None else "none"
+        sources["published_at"] = "feed"
+        if fpub is None:
+            merged["date_unparsed"] = feed.get("date_unparsed") or page.get("date_unparsed")
+    pupd, fupd = page.get("updated"), feed.get("updated")
+    later_page = pupd is not None and (fupd is None or pupd > fupd)
+    merged["updated"] = pupd if later_page else fupd
+    sources["updated_at"] = "page" if later_page else "feed"
+    psum, fsum = str(page.get("summary") or ""), str(feed.get("summary") or "")
+    take("summary", "page" if len(words(psum)) > len(words(fsum)) else "feed")
+    pcat, fcat = page.get("categories") or [], feed.get("categories") or []
+    take("categories", "page" if len(pcat) > len(fcat) else "feed")
+    take("source", "page" if page.get("source") else "feed")
+    merged["link"] = page.get("link") or feed.get("page_url") or feed.get("link")
+    merged["language"] = page.get("language") or feed.get("language")
+    merged["rights"] = page.get("rights")
+    merged["field_sources"] = sources
+    return merged
+
+
+def _entry_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """A feed entry's fields, with its body as text."""
+    fields = dict(fields)
+    fields["date_source"] = "feed" if fields.get("published") else "none"
+    body = html_to_text(fields.get("html") or "") or normalize_body(fields.get("text") or "")
+    summary = html_to_text(fields.get("summary") or "")
+    if not body:
+        body = summary
+    fields["text"] = body
+    fields["summary"] = summary
+    return fields
+
+
 def unit_fields(unit: Unit) -> dict[str, Any]:
     """The raw fields of a unit, whatever its kind."""
     if "invalid" in unit.fields:
@@ -270,15 +362,10 @@ def unit_fields(unit: Unit) -> dict[str, Any]:
         return html_fields(unit.raw, None)
     if unit.input_kind == "text":
         return parse_text_article(unit.raw)
-    fields = dict(unit.fields)
-    fields["date_source"] = "feed" if fields.get("published") else "none"
-    body = html_to_text(fields.get("html") or "") or normalize_body(fields.get("text") or "")
-    summary = html_to_text(fields.get("summary") or "")
-    if not body:
-        body = summary
-    fields["text"] = body
-    fields["summary"] = summary
-    return fields
+    if unit.input_kind == "linked":
+        page_url = unit.fields.get("page_url")
+        return merge_linked(_entry_fields(unit.fields), html_fields(unit.raw, page_url))
+    return _entry_fields(unit.fields)
 
 
 def build_article(unit: Unit, fields: dict[str, Any], ingested_at: datetime) -> Article:
@@ -328,6 +415,7 @@ def build_article(unit: Unit, fields: dict[str, Any], ingested_at: datetime) -> 
         unit_key=unit.unit_key,
         guid=fields.get("guid") or None,
         date_unparsed=fields.get("date_unparsed"),
+        field_sources=fields.get("field_sources"),
     )
 
 

@@ -83,6 +83,12 @@ def sniff_kind(text: str) -> str:
     return "text"
 
 
+def http_charset(content_type: str | None) -> str | None:
+    """The charset parameter of an HTTP Content-Type, if any."""
+    m = re.search(r"charset\s*=\s*[\"']?([\w.:\-]+)", content_type or "", re.I)
+    return m.group(1) if m else None
+
+
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
@@ -105,13 +111,18 @@ def _authors_of(entry: Any) -> list[str]:
     return names
 
 
-def _feed_units(path: str, text: str) -> Iterator[Unit]:
+def _feed_units(path: str, text: str, base: str | None = None) -> Iterator[Unit]:
     body = _XML_PROLOG.sub("", text, count=1).encode("utf-8")
     body = b'<?xml version="1.0" encoding="utf-8"?>\n' + body
+    headers = {"content-type": "application/xml; charset=utf-8"}
+    if base:
+        # a fetched feed: relative links resolve against the URL it was served from (an
+        # xml:base in the feed still wins, as feedparser applies it on top)
+        headers["content-location"] = base
     try:
         parsed = feedparser.parse(
             io.BytesIO(body),
-            response_headers={"content-type": "application/xml; charset=utf-8"},
+            response_headers=headers,
             sanitize_html=True,
             resolve_relative_uris=True,
         )
@@ -153,7 +164,9 @@ def _feed_units(path: str, text: str) -> Iterator[Unit]:
             # date it is the publication date.
             "published": published,
             "date_unparsed": str(raw_date)[:100] if raw_date and published is None else None,
-            "updated": from_struct(entry.get("updated_parsed")),
+            # not entry.get(): feedparser's get("updated_parsed") falls back to the
+            # publication date, which made every RSS entry look updated when published
+            "updated": from_struct(dict.get(entry, "updated_parsed")),
             "summary": _text(entry.get("summary")),
             "html": html,
             "text": plain,
@@ -239,12 +252,13 @@ def parse_document(doc: RawDocument) -> Iterator[Unit]:
 def _units_of(doc: RawDocument) -> Iterator[Unit]:
     if looks_binary(doc.data):
         raise BinaryInput("binary content (NUL or control bytes), not a text document")
-    text, _codec = decode_bytes(doc.data)
+    headers = doc.headers or {}
+    text, _codec = decode_bytes(doc.data, http_charset(headers.get("content-type")))
     kind = sniff_kind(text)
     if kind in ("feed", "html") and _ENTITY_DECL.search(text[:1_000_000]):
         raise HostileXml("the document declares XML entities; refused as hostile")
     if kind == "feed":
-        yield from _feed_units(doc.input_path, text)
+        yield from _feed_units(doc.input_path, text, headers.get("content-location"))
     elif kind == "jsonfeed":
         yield from _jsonfeed_units(doc.input_path, json.loads(text))
     elif kind == "json":

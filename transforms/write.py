@@ -55,6 +55,8 @@ def row_identity(dataset: str, row: dict[str, Any]) -> str:
         return f"{row['article_id']}|{row['content_hash']}"
     if dataset == "_index":
         return f"{row['article_id']}|{row['content_hash']}"
+    if dataset == "_state/feeds":
+        return f"{row['feed_key']}|{row['run_id']}"
     if dataset == "duplicates":
         return f"{row['article_id']}|{row['duplicate_of']}|{row['input_path']}|{row['url']}"
     return f"{row['input_path']}|{row['stage']}|{row['reason']}|{row['excerpt']}"

@@ -103,3 +103,24 @@ def test_json_that_is_not_jsonl_is_rejected() -> None:
 )
 def test_sniff_kind(text: str, kind: str) -> None:
     assert sniff_kind(text) == kind
+
+
+def test_an_entry_with_only_a_pubdate_is_not_marked_updated() -> None:
+    # feedparser's entry.get("updated_parsed") falls back to the publication date
+    feed = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item>'
+            b"<title>a</title><link>http://x.example/a</link>"
+            b"<pubDate>Mon, 04 Mar 2024 10:00:00 GMT</pubDate></item></channel></rss>")
+    (unit,) = parse_document(RawDocument("f.xml", feed))
+    assert unit.fields["published"].isoformat() == "2024-03-04T10:00:00+00:00"
+    assert unit.fields["updated"] is None
+
+
+def test_http_charset_and_base_url_of_a_fetched_feed() -> None:
+    feed = ('<?xml version="1.0"?><rss version="2.0"><channel><title>t</title><item>'
+            "<title>Café</title><link>/news/a</link></item></channel></rss>").encode("latin-1")
+    doc = RawDocument("https://feeds.example/rss", feed, headers={
+        "content-type": "application/rss+xml; charset=ISO-8859-1",
+        "content-location": "https://feeds.example/rss"})
+    (unit,) = parse_document(doc)
+    assert unit.fields["title"] == "Café"
+    assert unit.fields["link"] == "https://feeds.example/news/a"

@@ -1,0 +1,202 @@
+"""Feeds over HTTP end to end: the CLI against real loopback servers the tests start.
+
+Every server listens on 127.0.0.1, so runs pass --allow-network 127.0.0.1/32 (loopback only;
+any other private address stays refused, which the redirect test relies on).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from collections.abc import Iterator
+from html import escape
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.httpserver import Reply, ServerGroup, conditional, redirect
+from tests.pipeline.test_cli import newsbeam
+
+LOOPBACK = ("--allow-network", "127.0.0.1/32")
+RSS_TYPE = {"Content-Type": "application/rss+xml; charset=utf-8"}
+HTML_TYPE = {"Content-Type": "text/html; charset=utf-8"}
+BODY = ("Harbour workers in the northern port agreed on Monday to end a strike that had "
+        "halted shipping for nine days, after the operator raised its wage offer. ")
+
+
+def rss(items: list[tuple[str, str, str]], title: str = "Test feed") -> bytes:
+    """items: (title, link, description)."""
+    entries = "".join(
+        f"<item><title>{escape(t)}</title><link>{escape(link)}</link>"
+        f"<guid>{escape(link)}</guid><description>{escape(d)}</description>"
+        f"<pubDate>Mon, 04 Mar 2024 10:00:00 GMT</pubDate></item>"
+        for t, link, d in items
+    )
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+            f"<title>{escape(title)}</title><link>https://example.org/</link>"
+            f"{entries}</channel></rss>").encode()
+
+
+def page(title: str, author: str, published: str, paragraphs: int = 6) -> bytes:
+    ld = {"@context": "https://schema.org", "@type": "NewsArticle", "headline": title,
+          "author": {"@type": "Person", "name": author}, "datePublished": published}
+    words = (BODY * 3).split()
+    random.Random(title).shuffle(words)  # each story its own text: no near copies
+    body = "".join(f"<p>{' '.join(words[i * 20:(i + 1) * 20])}. Paragraph {i} of "
+                   f"{escape(title)} adds its own detail.</p>" for i in range(paragraphs))
+    return (f"<html><head><title>{escape(title)} | The Port Gazette</title>"
+            f'<script type="application/ld+json">{json.dumps(ld)}</script></head>'
+            f"<body><nav>Home News Sport</nav><article><h1>{escape(title)}</h1>{body}"
+            f"</article><footer>Copyright 2024 The Port Gazette</footer></body></html>"
+            ).encode()
+
+
+def run(out: Path, *args: str) -> dict:
+    proc = newsbeam("run", *args, "--output", str(out), *LOOPBACK,
+                    "--ingested-at", "2026-01-15T12:00:00Z")
+    assert proc.returncode == 0, proc.stderr
+    runs = sorted((out / "_runs").glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+    return json.loads(runs[-1].read_text())
+
+
+@pytest.fixture
+def servers() -> Iterator[ServerGroup]:
+    with ServerGroup() as group:
+        yield group
+
+
+def test_etag_round_trip_second_run_gets_304_and_adds_nothing(tmp_path: Path,
+                                                               servers: ServerGroup) -> None:
+    feed = rss([("Strike ends", "https://example.org/a", BODY * 3),
+                ("Ferry back", "https://example.org/b", BODY[::-1] * 3)])
+    server = servers.start({"/feed.xml": conditional(
+        Reply(body=feed, headers=RSS_TYPE), etag='"v1"',
+        last_modified="Mon, 04 Mar 2024 10:00:00 GMT")})
+    out = tmp_path / "out"
+    first = run(out, server.url("/feed.xml"))
+    assert first["counts"]["articles"] == 2
+    assert first["feeds"] == {"requested": 1, "fetched": 1, "not_modified": 0, "failed": 0}
+    state = pd.read_parquet(out / "_state" / "feeds")
+    assert state.etag.tolist() == ['"v1"'] and state.status.tolist() == [200]
+    second = run(out, server.url("/feed.xml"))
+    request = server.requests_for("/feed.xml")[-1]
+    assert request.headers["if-none-match"] == '"v1"'
+    assert request.headers["if-modified-since"] == "Mon, 04 Mar 2024 10:00:00 GMT"
+    assert second["counts"]["in"] == 0 and second["counts"]["articles"] == 0
+    assert second["feeds"]["not_modified"] == 1
+    assert len(pd.read_parquet(out / "articles")) == 2
+    # the state keeps the validators for the run after
+    assert set(pd.read_parquet(out / "_state" / "feeds").etag) == {'"v1"'}
+
+
+def test_follow_links_gives_full_text_and_the_pages_author_and_date(
+        tmp_path: Path, servers: ServerGroup) -> None:
+    site = servers.start()
+    site.route("/story", Reply(body=page("Strike ends at the port", "Maria Lopez",
+                                         "2024-03-04T09:30:00+01:00"), headers=HTML_TYPE))
+    site.route("/feed.xml", Reply(body=rss([("Strike ends at the port", site.url("/story"),
+                                             "Workers agreed to end the strike.")]),
+                                  headers=RSS_TYPE))
+    out = tmp_path / "out"
+    manifest = run(out, site.url("/feed.xml"), "--follow-links", "--ignore-robots")
+    assert manifest["pages"]["fetched"] == 1
+    art = pd.read_parquet(out / "articles").iloc[0]
+    assert art.input_kind == "linked"
+    assert "Paragraph 5 of Strike ends at the port adds its own detail" in art.text
+    assert art.word_count > 150
+    assert list(art.authors) == ["Maria Lopez"]
+    assert art.published_at.isoformat() == "2024-03-04T08:30:00+00:00"
+    assert art.title == "Strike ends at the port"
+    assert art.field_sources["text"] == "page" and art.field_sources["authors"] == "page"
+    assert art.field_sources["title"] == "feed"
+    assert site.requests_for("/story")[0].headers["user-agent"].startswith("newsbeam/")
+
+
+def test_every_failure_is_a_reject_and_good_feeds_still_land(tmp_path: Path,
+                                                             servers: ServerGroup) -> None:
+    bomb = gzip.compress(b"<rss>" + b" " * (40 * 1024 * 1024))
+    good = rss([("Fine", "https://example.org/fine", BODY * 2)])
+    server = servers.start({
+        "/good.xml": Reply(body=good, headers=RSS_TYPE),
+        "/missing.xml": Reply(404, b"gone"),
+        "/broken.xml": Reply(500, b"oops"),
+        "/slow.xml": Reply(body=good, headers=RSS_TYPE, delay=4.0),
+        "/big.xml": Reply(body=b"<rss>" + b"x" * (3 * 1024 * 1024), headers=RSS_TYPE),
+        "/bomb.xml": Reply(body=bomb, headers={**RSS_TYPE, "Content-Encoding": "gzip"}),
+        "/loop-a": redirect("/loop-b"),
+        "/loop-b": redirect("/loop-a"),
+        "/to-private": redirect("http://10.255.255.1/feed.xml"),
+        "/image.xml": Reply(body=b"\x89PNG....", headers={"Content-Type": "image/png"}),
+    })
+    urls = [server.url(p) for p in ("/good.xml", "/missing.xml", "/broken.xml", "/slow.xml",
+                                    "/big.xml", "/bomb.xml", "/loop-a", "/to-private",
+                                    "/image.xml")]
+    feeds = tmp_path / "feeds.txt"
+    feeds.write_text("# test feeds\n" + "\n".join(urls) + "\n\n")
+    out = tmp_path / "out"
+    manifest = run(out, "--feeds", str(feeds), "--timeout", "1", "--retries", "1",
+                   "--max-bytes", "2MB")
+    assert manifest["counts"]["articles"] == 1
+    rejects = pd.read_parquet(out / "rejects")
+    by_path = {r.input_path.rsplit("/", 1)[-1]: r for r in rejects.itertuples()}
+    assert {name: (r.stage, r.reason) for name, r in by_path.items()} == {
+        "missing.xml": ("fetch_feed", "http_404"),
+        "broken.xml": ("fetch_feed", "http_500"),
+        "slow.xml": ("fetch_feed", "timeout"),
+        "big.xml": ("fetch_feed", "too_large"),
+        "bomb.xml": ("fetch_feed", "too_large"),
+        "loop-a": ("fetch_feed", "redirect_loop"),
+        "to-private": ("fetch_feed", "private_address"),
+        "image.xml": ("fetch_feed", "bad_content_type"),
+    }
+    assert len(server.requests_for("/missing.xml")) == 1  # a 404 is not retried
+    assert len(server.requests_for("/broken.xml")) == 2  # a 500 is, --retries 1
+    assert manifest["accounting"]["balanced"]
+    assert manifest["feeds"]["failed"] == 8
+
+
+def test_robots_disallowed_page_is_never_fetched(tmp_path: Path, servers: ServerGroup) -> None:
+    site = servers.start({"/robots.txt": Reply(body=b"User-agent: *\nDisallow: /private/\n",
+                                               headers={"Content-Type": "text/plain"})})
+    site.route("/private/story", Reply(body=page("Secret", "X Y", "2024-03-04"),
+                                       headers=HTML_TYPE))
+    site.route("/public/story", Reply(body=page("Open", "Ann Lee", "2024-03-04"),
+                                      headers=HTML_TYPE))
+    site.route("/feed.xml", Reply(body=rss([("Secret", site.url("/private/story"), "teaser"),
+                                            ("Open", site.url("/public/story"), "teaser")]),
+                                  headers=RSS_TYPE))
+    out = tmp_path / "out"
+    manifest = run(out, site.url("/feed.xml"), "--follow-links", "--rate-per-host", "20")
+    assert site.requests_for("/private/story") == []
+    assert len(site.requests_for("/public/story")) == 1
+    assert len(site.requests_for("/robots.txt")) == 1
+    rejects = pd.read_parquet(out / "rejects")
+    assert rejects[["stage", "reason"]].values.tolist() == [["fetch_page", "robots_disallowed"]]
+    assert manifest["counts"]["articles"] == 1 and manifest["accounting"]["balanced"]
+
+
+def test_per_host_rate_and_stored_pages_are_not_fetched_again(tmp_path: Path,
+                                                               servers: ServerGroup) -> None:
+    site = servers.start({"/robots.txt": Reply(404, b"")})
+    n = 6
+    for i in range(n):
+        site.route(f"/s{i}", Reply(body=page(f"Story {i} " + "word " * i, "Ann Lee",
+                                             f"2024-03-0{i + 1}"), headers=HTML_TYPE))
+    items = [(f"Story {i}", site.url(f"/s{i}"), "teaser") for i in range(n)]
+    site.route("/feed.xml", Reply(body=rss(items[:4]), headers=RSS_TYPE))
+    out = tmp_path / "out"
+    run(out, site.url("/feed.xml"), "--follow-links", "--rate-per-host", "4")
+    arrivals = sorted(r.arrived for r in site.requests)
+    # feed, robots.txt and 4 pages: 6 requests to one host at 4 per second
+    assert len(arrivals) == 6
+    assert arrivals[-1] - arrivals[0] >= (6 - 1) / 4 - 0.02
+    # the feed grows by two entries: only the two new pages are fetched (pages whose article
+    # is stored, or was a duplicate of a stored one, are not fetched again)
+    site.route("/feed.xml", Reply(body=rss(items), headers=RSS_TYPE))
+    site.clear_log()
+    manifest = run(out, site.url("/feed.xml"), "--follow-links", "--rate-per-host", "4")
+    fetched = sorted(r.path for r in site.requests if r.path.startswith("/s"))
+    assert fetched == ["/s4", "/s5"]
+    assert manifest["counts"]["articles"] == 2 and manifest["counts"]["duplicates"] == 4

@@ -1,0 +1,368 @@
+"""FetchFeeds and FollowLinks: feeds and the pages they link to, fetched inside the pipeline.
+
+FetchFeeds: feed URL -> RawDocument (the body, with its HTTP headers, for ParseDocuments).
+- The validators of each feed's last fetch (OUT/_state/feeds) are joined to its URL
+  (CoGroupByKey on a hash of the URL) and sent as If-None-Match / If-Modified-Since. A 304
+  yields no document: no entry, no page is fetched again.
+- Every fetch that answered (200 or 304) leaves a state row for the next run; the rows are
+  staged and committed with the run's data, so a failed run never advances the state.
+- Rejects (stage ``fetch_feed``): ``http_<status>``, ``timeout``, ``too_large``,
+  ``private_address``, ``bad_content_type``, ``redirect_loop``, ``bad_url``,
+  ``connection_error``... (transforms/http.py). A dead feed never holds up the others.
+
+FollowLinks: Unit (feed entry) -> Unit of kind ``linked`` (the entry's fields and its page).
+- An entry whose canonical link is already stored in OUT is passed on as it is, never fetched
+  (it becomes a ``url`` duplicate of the stored article). Entries of this run that share a
+  link are fetched once.
+- Rejects (stage ``fetch_page``), one per entry: the reasons above and ``robots_disallowed``.
+
+Politeness without global state: requests are grouped by host (GroupByKey), so all of one
+host's requests are made in sequence by one worker, spaced by the HttpClient's per-host
+throttle; the hosts of a batch are fetched in parallel threads. This runs unchanged on a
+distributed runner. Beam's RequestResponseIO (Java) has the same ingredients (per-call
+timeouts, backoff, throttling); the Python SDK has no equivalent that works per host, hence
+this composite.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.error_handling import ErrorHandler
+
+from schemas.records import RawDocument, Reject, Unit, bounded_excerpt
+from transforms.common import METRICS_NAMESPACE, REJECTS_TAG, to_reject
+from transforms.decode import decode_bytes
+from transforms.dedupe import KeyDigestSet, in_digests, read_stored
+from transforms.http import FEED_TYPES, PAGE_TYPES, FetchPolicy, HttpClient, redact
+from transforms.parse import http_charset
+from transforms.urls import canonical_url
+
+STATE_TAG = "state"
+FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
+               "application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1")
+PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
+FEED_KINDS = frozenset({"rss", "atom", "rdf", "jsonfeed"})
+# hosts fetched at once by one worker (each host's requests stay in sequence)
+HOST_THREADS = 32
+
+_CLIENTS: dict[FetchPolicy, HttpClient] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def shared_client(policy: FetchPolicy) -> HttpClient:
+    """One HttpClient per worker process and policy, shared by FetchFeeds and FollowLinks, so
+    a host's feed and its pages share one throttle and one robots.txt cache."""
+    with _CLIENTS_LOCK:
+        client = _CLIENTS.get(policy)
+        if client is None:
+            client = _CLIENTS[policy] = HttpClient(policy)
+        return client
+
+
+def feed_key(url: str) -> str:
+    """The key of a feed's state: a hash, so a URL's credentials are never stored."""
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()
+
+
+def host_of(url: str) -> str:
+    """scheme://host:port, the unit of politeness (a malformed URL is its own host)."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{parts.port or ''}"
+    except ValueError:
+        return url
+
+
+@dataclass(frozen=True)
+class FeedRequest:
+    """A feed to fetch, with the validators of its last fetch."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def input_path(self) -> str:
+        return redact(self.url)
+
+    def excerpt(self) -> str:
+        return redact(self.url)
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """A linked page to fetch, and the feed entries that link to it."""
+
+    url: str
+    entries: tuple[Unit, ...]
+
+
+def fetch_reject(url: str, stage: str, exc: BaseException, unit_key: str = "") -> Reject:
+    rej = to_reject(redact(url), stage, exc)
+    return Reject(input_path=rej.input_path, stage=stage, reason=rej.reason,
+                  error_type=rej.error_type, detail=rej.detail,
+                  excerpt=bounded_excerpt(redact(url)), unit_key=unit_key)
+
+
+def fetch_feed(client: HttpClient, request: FeedRequest, fetched_at: datetime, run_id: str
+               ) -> list[Any]:
+    """One feed -> [RawDocument?, state row] or [Reject]."""
+    try:
+        result = client.fetch(request.url, accept=FEED_ACCEPT, allowed_types=FEED_TYPES,
+                              etag=request.etag, last_modified=request.last_modified)
+    except Exception as exc:  # typed RejectError, or a bug: a reject row either way
+        return [beam.pvalue.TaggedOutput(REJECTS_TAG,
+                                         fetch_reject(request.url, "fetch_feed", exc))]
+    state = {
+        "feed_key": feed_key(request.url), "feed_url": redact(request.url),
+        "final_url": result.final_url,
+        "etag": result.etag or (request.etag if result.not_modified else None),
+        "last_modified": result.last_modified
+        or (request.last_modified if result.not_modified else None),
+        "status": result.status, "fetched_at": fetched_at, "run_id": run_id,
+    }
+    out: list[Any] = [beam.pvalue.TaggedOutput(STATE_TAG, state)]
+    if not result.not_modified:
+        headers = {"content-location": result.final_url}
+        if result.content_type:
+            headers["content-type"] = result.headers.get("content-type", result.content_type)
+        out.append(RawDocument(input_path=redact(request.url), data=result.body,
+                               headers=headers))
+    return out
+
+
+def fetch_page(client: HttpClient, request: PageRequest, check_robots: bool) -> list[Any]:
+    """One linked page -> a ``linked`` Unit per entry that links to it, or a Reject each."""
+    try:
+        result = client.fetch(request.url, accept=PAGE_ACCEPT, allowed_types=PAGE_TYPES,
+                              check_robots=check_robots)
+        html, _codec = decode_bytes(result.body, http_charset(result.headers.get("content-type")))
+    except Exception as exc:  # typed RejectError, or a bug: a reject row per entry
+        return [beam.pvalue.TaggedOutput(
+            REJECTS_TAG, fetch_reject(request.url, "fetch_page", exc, unit.unit_key))
+            for unit in request.entries]
+    return [
+        Unit(input_path=unit.input_path, input_kind="linked", index=unit.index,
+             fields={**unit.fields, "page_url": result.final_url}, raw=html)
+        for unit in request.entries
+    ]
+
+
+class _FetchHosts(beam.DoFn):
+    """Batches of (host, requests) -> what ``fetch`` makes of each request. The hosts of a
+    batch run in parallel threads; one host's requests run in sequence (the client's throttle
+    spaces them). Metrics are counted here, in the bundle's thread: Beam's metric container
+    does not follow work into other threads."""
+
+    def __init__(self, policy: FetchPolicy, stage: str, fetch: Callable[..., list[Any]],
+                 **kwargs: Any) -> None:
+        self._policy = policy
+        self._stage = stage
+        self._fetch = fetch
+        self._kwargs = kwargs
+        self._in = Metrics.counter(METRICS_NAMESPACE, f"{stage}.in")
+        self._out = Metrics.counter(METRICS_NAMESPACE, f"{stage}.out")
+        self._rejected = Metrics.counter(METRICS_NAMESPACE, f"{stage}.rejected")
+        self._client: HttpClient | None = None
+
+    def setup(self) -> None:
+        self._client = shared_client(self._policy)
+
+    def _run_host(self, requests: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for request in requests:
+            out.extend(self._fetch(self._client, request, **self._kwargs))
+        return out
+
+    def process(self, batch: list[tuple[str, Iterable[Any]]]) -> Iterator[Any]:
+        groups = [sorted(requests, key=lambda r: r.url) for _host, requests in batch]
+        self._in.inc(sum(len(g) for g in groups))
+        with ThreadPoolExecutor(max_workers=max(1, min(len(groups), HOST_THREADS))) as pool:
+            for results in pool.map(self._run_host, groups):
+                for item in results:
+                    if isinstance(item, beam.pvalue.TaggedOutput):
+                        if item.tag == REJECTS_TAG:
+                            self._rejected.inc()
+                    else:
+                        self._out.inc()
+                    yield item
+
+
+def _by_host(request: FeedRequest | PageRequest) -> tuple[str, FeedRequest | PageRequest]:
+    return (host_of(request.url), request)
+
+
+def fetch_by_host(requests: beam.PCollection[Any], name: str, stage: str,
+                  policy: FetchPolicy, fetch: Callable[..., list[Any]], *tags: str,
+                  **kwargs: Any) -> Any:
+    return (
+        requests
+        | f"{name}ByHost" >> beam.Map(_by_host)
+        | f"{name}GroupHosts" >> beam.GroupByKey()
+        | f"{name}BatchHosts" >> beam.BatchElements(min_batch_size=1,
+                                                    max_batch_size=HOST_THREADS)
+        | f"{name}Fetch" >> beam.ParDo(_FetchHosts(policy, stage, fetch, **kwargs))
+        .with_outputs(REJECTS_TAG, *tags, main="good")
+    )
+
+
+# ---------------------------------------------------------------------------- FetchFeeds
+def _url_by_key(url: str) -> tuple[str, str]:
+    return (feed_key(url), url)
+
+
+def _state_by_key(row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return (row["feed_key"], row)
+
+
+def _feed_request(element: tuple[str, dict[str, list[Any]]]) -> Iterator[FeedRequest]:
+    states = sorted(element[1]["state"], key=lambda r: (r["fetched_at"], r["run_id"]))
+    last = states[-1] if states else {}
+    for url in sorted(set(element[1]["url"])):
+        yield FeedRequest(url, last.get("etag"), last.get("last_modified"))
+
+
+class FetchFeeds(beam.PTransform):
+    """Feed URL -> RawDocument; see the module docstring. ``state`` is the file pattern of
+    OUT/_state/feeds (None when there is none yet); new state rows go to ``state_sink``."""
+
+    def __init__(self, rejects: ErrorHandler, state_sink: ErrorHandler, policy: FetchPolicy,
+                 state: str | None, fetched_at: datetime, run_id: str) -> None:
+        super().__init__()
+        self._rejects = rejects
+        self._state_sink = state_sink
+        self._policy = policy
+        self._state = state
+        self._fetched_at = fetched_at
+        self._run_id = run_id
+
+    def expand(self, urls: beam.PCollection[str]) -> beam.PCollection[RawDocument]:
+        keyed = urls | "UrlByKey" >> beam.Map(_url_by_key)
+        if self._state is not None:
+            states = (
+                self._state_pipeline(urls.pipeline)
+                | "StateByKey" >> beam.Map(_state_by_key)
+            )
+        else:
+            states = urls.pipeline | "NoState" >> beam.Create([])
+        requests = (
+            {"url": keyed, "state": states}
+            | "JoinState" >> beam.CoGroupByKey()
+            | "FeedRequests" >> beam.FlatMap(_feed_request)
+        )
+        result = fetch_by_host(requests, "Feeds", "fetch_feed", self._policy, fetch_feed,
+                               STATE_TAG, fetched_at=self._fetched_at, run_id=self._run_id)
+        self._rejects.add_error_pcollection(result[REJECTS_TAG])
+        self._state_sink.add_error_pcollection(result[STATE_TAG])
+        return result["good"]
+
+    def _state_pipeline(self, p: beam.Pipeline) -> beam.PCollection[dict[str, Any]]:
+        return p | "ReadFeedState" >> beam.io.ReadFromParquet(self._state)
+
+
+# --------------------------------------------------------------------------- FollowLinks
+def entry_link(unit: Unit) -> str | None:
+    """The canonical http(s) link of a feed entry, or None (not followed)."""
+    if unit.input_kind not in FEED_KINDS or "invalid" in unit.fields:
+        return None
+    link = canonical_url(unit.fields.get("link") or None, unit.fields.get("feed_link") or None)
+    if not link or not link.startswith(("http://", "https://")):
+        return None
+    return link
+
+
+class _SplitFollowable(beam.DoFn):
+    def process(self, unit: Unit) -> Iterator[Any]:
+        link = entry_link(unit)
+        if link is None:
+            yield unit
+        else:
+            yield beam.pvalue.TaggedOutput("follow", (link, unit))
+
+
+def _link_key(element: tuple[str, Unit]) -> str:
+    return element[0]
+
+
+def stored_sharing_urls(table: Any, digests: Any) -> Iterator[dict[str, Any]]:
+    """Rows (one row group with a ``url`` column) whose URL is among this run's links."""
+    urls = table.column("url").to_pylist()
+    for url, hit in zip(urls, in_digests(digests, urls), strict=True):
+        if hit:
+            yield {"url": url}
+
+
+def _stored_url(row: dict[str, Any]) -> Iterator[tuple[str, bool]]:
+    if row.get("url"):
+        yield (row["url"], True)
+
+
+def _page_requests(element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
+    """Entries of one link: passed on when the page is stored already, else one request."""
+    link, groups = element
+    entries = sorted(groups["entry"], key=lambda u: u.unit_key)
+    if not entries:
+        return
+    if groups["stored"]:
+        for unit in entries:
+            yield beam.pvalue.TaggedOutput("stored", unit)
+        return
+    yield PageRequest(link, tuple(entries))
+
+
+class FollowLinks(beam.PTransform):
+    """Unit -> Unit: feed entries with an http(s) link become ``linked`` units carrying their
+    page; other units pass through. ``stored`` holds the file patterns of datasets with a
+    ``url`` column whose URLs are not fetched again (OUT/_index and OUT/duplicates)."""
+
+    def __init__(self, rejects: ErrorHandler, policy: FetchPolicy, stored: list[str],
+                 check_robots: bool = True) -> None:
+        super().__init__()
+        self._rejects = rejects
+        self._policy = policy
+        self._stored = stored
+        self._check_robots = check_robots
+
+    def expand(self, units: beam.PCollection[Unit]) -> beam.PCollection[Unit]:
+        split = units | "SplitFollowable" >> beam.ParDo(_SplitFollowable()).with_outputs(
+            "follow", main="other")
+        follow = split["follow"]
+        stored = units.pipeline | "NoStoredUrls" >> beam.Create([])
+        if self._stored:
+            digests = (
+                follow
+                | "LinkKeys" >> beam.Map(_link_key)
+                | "LinkDigests" >> beam.CombineGlobally(KeyDigestSet())
+            )
+            found = [
+                read_stored(digests, pattern, ["url"], stored_sharing_urls, f"Links{i}")
+                for i, pattern in enumerate(self._stored)
+            ]
+            stored = (
+                (stored, *found)
+                | "AllStoredUrls" >> beam.Flatten()
+                | "StoredUrls" >> beam.FlatMap(_stored_url)
+            )
+        planned = (
+            {"entry": follow, "stored": stored}
+            | "JoinStored" >> beam.CoGroupByKey()
+            | "PageRequests" >> beam.FlatMap(_page_requests).with_outputs("stored",
+                                                                         main="fetch")
+        )
+        result = fetch_by_host(planned["fetch"], "Pages", "fetch_page", self._policy,
+                               fetch_page, check_robots=self._check_robots)
+        self._rejects.add_error_pcollection(result[REJECTS_TAG])
+        return (
+            (split["other"], planned["stored"], result["good"])
+            | "AllUnits" >> beam.Flatten()
+        )
