@@ -209,7 +209,9 @@ def fetch_by_host(requests: beam.PCollection[Any], name: str, stage: str,
         requests
         | f"{name}ByHost" >> beam.Map(_by_host)
         | f"{name}GroupHosts" >> beam.GroupByKey()
-        | f"{name}BatchHosts" >> beam.BatchElements(min_batch_size=1,
+        # fixed batches (BatchElements would start at one host and grow): a bundle's end
+        # flushes a partial batch
+        | f"{name}BatchHosts" >> beam.BatchElements(min_batch_size=HOST_THREADS,
                                                     max_batch_size=HOST_THREADS)
         | f"{name}Fetch" >> beam.ParDo(_FetchHosts(policy, stage, fetch, **kwargs))
         .with_outputs(REJECTS_TAG, *tags, main="good")
