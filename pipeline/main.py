@@ -53,6 +53,16 @@ exit codes: 0 ok, 1 pipeline failed, 2 usage error, 3 accounting does not balanc
 read it: pandas.read_parquet("OUT/articles")"""
 
 
+STREAM_EPILOG = """Locally the stream runs as successive bounded runs of the batch graph, one
+per window in which something arrived (micro-batches on the DirectRunner): same stages, same
+dedupe against OUT/_index, same staged commits, one manifest per window in OUT/_runs and one
+for the stream. Files already read are remembered in OUT/_state/files, across restarts.
+SIGINT or SIGTERM stop cleanly (the open window is flushed); a second SIGINT aborts.
+
+exit codes: 0 ok (stopped by --stop-after or a signal), 1 a window's pipeline failed,
+2 usage error, 4 OUT is locked by another run."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error and exit code 2."""
 
@@ -75,8 +85,37 @@ def make_parser() -> argparse.ArgumentParser:
         epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_run_arguments(run)
-    parser.set_defaults(_run_parser=run)
+    stream = sub.add_parser(
+        "stream", help="streaming: watch folders and poll feeds, ingest what arrives",
+        description="Streaming ingestion: watch SOURCE folders and poll feed URLs; every "
+                    "--window, what arrived goes through the same stages as `run` into OUT.",
+        epilog=STREAM_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_run_arguments(stream, stream=True)
+    timing = stream.add_argument_group("streaming")
+    timing.add_argument("--window", type=_duration, default=60.0, metavar="DURATION",
+                        help="how often what arrived is ingested and written (default 60s); "
+                             "durations are written like 5s, 10m, 2h")
+    timing.add_argument("--poll", type=_duration, default=30.0, metavar="DURATION",
+                        help="how often folders are listed and feeds fetched (default 30s)")
+    timing.add_argument("--stop-after", type=_duration, default=None, metavar="DURATION",
+                        help="stop cleanly after this long (default: run until SIGINT or "
+                             "SIGTERM)")
+    timing.add_argument("--settle", type=_duration, default=2.0, metavar="DURATION",
+                        help="a file is read once its size and time have not changed for "
+                             "this long (default 2s)")
+    for sub_parser in (run, stream):
+        sub_parser.set_defaults(_run_parser=sub_parser)
     return parser
+
+
+def _duration(text: str) -> float:
+    from pipeline.stream import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _beam_option_names() -> set[str]:
@@ -119,7 +158,7 @@ def _setup_logging(level: str, quiet: bool) -> None:
         force=True,
     )
     # Beam and its dependencies are chatty at INFO; keep their warnings.
-    noisy_loggers = ("apache_beam", "root", "trafilatura", "htmldate", "urllib3",
+    noisy_loggers = ("apache_beam", "trafilatura", "htmldate", "urllib3",
                      "charset_normalizer")
     for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))
@@ -221,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     _setup_logging(args.log_level, getattr(args, "quiet", False))
+    if args.command == "stream":
+        return main_stream(args, extra)
     try:
         check_beam_args(extra)
         config = config_from_args(args, extra)
@@ -252,6 +293,47 @@ def main(argv: list[str] | None = None) -> int:
             f"but articles+duplicates+rejects={manifest['accounting']['out']}\n"
         )
     return code
+
+
+def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
+    from pipeline.stream import StopFlag, run_stream, stream_sources
+
+    try:
+        check_beam_args(extra)
+        folders, urls = stream_sources(list(args.inputs))
+        stream_args = argparse.Namespace(**vars(args))
+        stream_args.inputs = urls
+        config = config_from_args(stream_args, extra, files=False)
+        if not folders and not config.feeds:
+            raise UsageError("no SOURCE given: name a folder to watch or a feed URL (or "
+                             "--feeds FILE)")
+    except UsageError as exc:
+        sys.stderr.write(f"newsbeam: error: {exc}\n")
+        return EXIT_USAGE
+    try:
+        lock = acquire(config.output_dir, config.run_id, config.break_lock)
+    except LockBusy as exc:
+        sys.stderr.write(f"newsbeam: error: {exc}\n")
+        return EXIT_LOCKED
+    stop = StopFlag(on_abort=lock.release)
+    stop.install()
+    try:
+        clean_leftovers(config.output_dir)
+        LOG.info("streaming: watching %d folders and %d feeds into %s (window %gs, poll %gs)",
+                 len(folders), len(config.feeds), config.output_dir, args.window, args.poll)
+        code, manifest = run_stream(config, folders, args.window, args.poll, args.stop_after,
+                                    args.settle, execute, stop)
+    except Exception as exc:
+        LOG.debug("stream failure", exc_info=True)
+        sys.stderr.write(f"newsbeam: error: the stream failed: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else ''}\n")
+        return EXIT_FAILED
+    finally:
+        lock.release()
+    print(f"newsbeam stream {manifest['stream_id']}: stopped by {manifest['stopped_by']} after "
+          f"{manifest['windows']} windows: {manifest['articles']} articles, "
+          f"{manifest['duplicates']} duplicates, {manifest['rejects']} rejects")
+    return EXIT_FAILED if code == EXIT_FAILED else EXIT_OK
 
 
 def entrypoint() -> None:

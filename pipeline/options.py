@@ -219,15 +219,21 @@ def _timestamp(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-def add_run_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "inputs", nargs="*", metavar="INPUT",
-        help="an http(s):// feed URL, a file, a directory (read recursively, hidden files "
-             "skipped) or a glob "
-             "(quote it, e.g. 'data/**/*.xml'). Kinds are detected from content: RSS, Atom, "
-             "RDF, JSON Feed, HTML pages, plain-text articles, JSONL; .gz/.bz2 are "
-             "decompressed.",
-    )
+def add_run_arguments(parser: argparse.ArgumentParser, stream: bool = False) -> None:
+    if stream:
+        parser.add_argument(
+            "inputs", nargs="*", metavar="SOURCE",
+            help="a folder to watch (recursively; hidden and temporary names such as .part "
+                 "and .tmp are skipped) or an http(s):// feed URL to poll",
+        )
+    else:
+        parser.add_argument(
+            "inputs", nargs="*", metavar="INPUT",
+            help="an http(s):// feed URL, a file, a directory (read recursively, hidden files "
+                 "skipped) or a glob (quote it, e.g. 'data/**/*.xml'). Kinds are detected "
+                 "from content: RSS, Atom, RDF, JSON Feed, HTML pages, plain-text articles, "
+                 "JSONL; .gz/.bz2 are decompressed.",
+        )
     parser.add_argument(
         "-o", "--output", metavar="OUT",
         help="output directory; created if missing. Receives articles/, duplicates/, "
@@ -315,7 +321,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace, beam_args: list[str],
-                     now: datetime | None = None) -> Config:
+                     now: datetime | None = None, files: bool = True) -> Config:
     if not args.output:
         raise UsageError("the following arguments are required: -o/--output")
     try:
@@ -336,8 +342,8 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
     feeds = [check_feed_url(spec, "INPUT") for spec in args.inputs if is_url(spec)]
     if getattr(args, "feeds", None):
         feeds.extend(read_feed_list(args.feeds))
-    file_specs = [spec for spec in args.inputs if not is_url(spec)]
-    inputs = expand_inputs(file_specs) if file_specs or not feeds else ()
+    file_specs = [spec for spec in args.inputs if not is_url(spec)] if files else []
+    inputs = expand_inputs(file_specs) if files and (file_specs or not feeds) else ()
     policy = FetchPolicy(
         read_timeout=args.timeout, retries=args.retries, rate_per_host=args.rate_per_host,
         contact=args.contact, allow_private=args.allow_private_network,

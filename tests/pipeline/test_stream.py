@@ -1,0 +1,152 @@
+"""newsbeam stream end to end: a real process watching a real folder, files dropped while it
+runs, clean stops by --stop-after and by SIGTERM, and a restart that reads nothing twice.
+
+These tests wait on the stream (it is a stream); they wait for what they can observe (its
+log lines, its exit) rather than for fixed sleeps where they can.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.stream import Watcher, is_temporary, parse_duration
+from tests.conftest import REPO
+
+STORIES = {
+    name: " ".join(f"{name}{k} word{k % 7} sentence{k % 5}." for k in range(120))
+    for name in ("alpha", "bravo", "charlie", "delta", "echo")
+}
+
+
+def record(name: str) -> str:
+    return json.dumps({"url": f"https://news.example/{name}", "title": f"Story {name}",
+                       "text": STORIES[name], "published": "2024-03-04T10:00:00Z"}) + "\n"
+
+
+def start(folder: Path, out: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "stream", str(folder), "--output", str(out),
+         "--window", "2s", "--poll", "0.5s", "--settle", "1s", *args],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float = 60) -> None:
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if text in line:
+            return
+        if not line and proc.poll() is not None:
+            break
+    raise AssertionError(f"{text!r} never appeared")
+
+
+def drop_at(folder: Path, t0: float, at: float, name: str, content: str | bytes) -> None:
+    time.sleep(max(0.0, t0 + at - time.monotonic()))
+    data = content.encode() if isinstance(content, str) else content
+    (folder / name).write_bytes(data)
+
+
+def test_duration_and_temporary_names() -> None:
+    assert parse_duration("5s") == 5 and parse_duration("10m") == 600
+    assert parse_duration("2h") == 7200 and parse_duration("250ms") == 0.25
+    assert parse_duration("3") == 3
+    for bad in ("", "5x", "-1s", "0s"):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+    assert is_temporary("a.jsonl.part") and is_temporary(".hidden") and is_temporary("x.tmp")
+    assert is_temporary("f.crdownload") and not is_temporary("feed.xml")
+
+
+def test_watcher_waits_for_a_file_to_settle_and_reports_it_once(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    w = Watcher([str(tmp_path)], settle=2.0, clock=lambda: now[0])
+    f = tmp_path / "a.jsonl"
+    f.write_text("x")
+    os.utime(f, (now[0] - 0.5, now[0] - 0.5))  # written half a second ago
+    (tmp_path / "b.jsonl.part").write_text("y")
+    assert w.scan() == []  # too fresh
+    now[0] += 2.0
+    assert w.scan() == [str(f)]
+    assert w.scan() == []  # once
+    f.write_text("xx")  # rewritten with new content: new input
+    os.utime(f, (now[0] - 5, now[0] - 5))
+    assert w.scan() == [str(f)]
+    assert w.next_settle_in() is None
+
+
+def test_stream_ingests_drops_once_and_stops_cleanly(tmp_path: Path) -> None:
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    proc = start(folder, out, "--stop-after", "28s")
+    wait_for_line(proc, "streaming: watching")
+    t0 = time.monotonic()
+    drop_at(folder, t0, 0, "a.jsonl", record("alpha"))
+    drop_at(folder, t0, 4, "b.jsonl", record("bravo") + record("charlie"))
+    # written under a temporary name, renamed when complete
+    drop_at(folder, t0, 8, "d.jsonl.part", record("delta")[:40])
+    drop_at(folder, t0, 9, "d.jsonl.part", record("delta"))
+    os.rename(folder / "d.jsonl.part", folder / "d.jsonl")
+    # the same story again under another name: a duplicate
+    drop_at(folder, t0, 12, "a-again.jsonl", record("alpha"))
+    drop_at(folder, t0, 14, "junk.bin", b"\x00\x01\x02 binary junk \xff" * 20)
+    # a file written slowly under its final name: read only once complete
+    text, step = record("echo"), len(record("echo")) // 6 + 1
+    drop_at(folder, t0, 16, "ignored.tmp", "")
+    with open(folder / "e.jsonl", "w") as fh:
+        for i in range(0, len(text), step):
+            fh.write(text[i:i + step])
+            fh.flush()
+            time.sleep(0.4)  # a slow writer: 6 pieces 0.4 s apart, under --settle 1s
+    stdout, stderr = proc.communicate(timeout=90)
+    assert proc.returncode == 0, stderr
+    assert "stream" in stdout and "last window" in stdout  # progress lines
+    arts = pd.read_parquet(out / "articles")
+    assert sorted(arts.title) == [f"Story {n}" for n in sorted(STORIES)]
+    assert arts.article_id.is_unique
+    dups = pd.read_parquet(out / "duplicates")
+    assert dups.input_path.str.endswith("a-again.jsonl").tolist() == [True]
+    rejects = pd.read_parquet(out / "rejects")
+    assert rejects.input_path.str.endswith("junk.bin").tolist() == [True]
+    assert "invalid_json" not in set(rejects.reason)  # no file was read half-written
+    leftovers = [p for p in out.rglob("*") if p.name.startswith(".") or "_staging" in p.parts
+                 and p.is_file()]
+    assert leftovers == []
+    streams = [json.loads(p.read_text()) for p in (out / "_runs").glob("*-stream.json")]
+    assert len(streams) == 1 and streams[0]["stopped_by"] == "stop-after"
+    assert streams[0]["articles"] == 5 and streams[0]["files"] == 6
+
+
+def test_sigterm_flushes_and_a_restart_reads_nothing_twice(tmp_path: Path) -> None:
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text(record("alpha"))
+    old = time.time() - 60
+    os.utime(folder / "a.jsonl", (old, old))
+    proc = start(folder, out, "--window", "10m")
+    wait_for_line(proc, "streaming: watching")
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert "stopped by SIGTERM" in stdout
+    assert pd.read_parquet(out / "articles").title.tolist() == ["Story alpha"]
+    # stopped; more arrives; started again: a.jsonl is not read again, b.jsonl is
+    (folder / "b.jsonl").write_text(record("bravo"))
+    os.utime(folder / "b.jsonl", (old, old))
+    proc = start(folder, out, "--stop-after", "3s")
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert sorted(pd.read_parquet(out / "articles").title) == ["Story alpha", "Story bravo"]
+    assert not (out / "duplicates").exists() or pd.read_parquet(out / "duplicates").empty
+    runs = [json.loads(p.read_text()) for p in (out / "_runs").glob("*-w*.json")]
+    assert sorted(r["inputs"]["files"] for r in runs) == [1, 1]
