@@ -42,16 +42,29 @@ def _parent(path: str) -> str:
     return path.rsplit("/", 1)[0]
 
 
-def commit(files: list[dict[str, Any]]) -> None:
-    """Move staged files to their final names (data, then index)."""
+def _move(f: dict[str, Any]) -> None:
+    staged = f.get("staged")
+    if not staged:
+        return
+    _mkdirs(_parent(f["path"]))
+    if FileSystems.exists(f["path"]):
+        FileSystems.delete([f["path"]])
+    FileSystems.rename([staged], [f["path"]])
+
+
+def commit(files: list[dict[str, Any]], output_dir: str | None = None) -> None:
+    """Move staged files to their final names (data, then index). With ``output_dir`` (a
+    local OUT), article files move under their partition's lock, so they never land in a
+    partition that `newsbeam compact` is swapping."""
+    from pipeline.compact import partition_lock
+
     for f in sorted(files, key=lambda f: (COMMIT_ORDER.get(f["dataset"], 0), f["path"])):
-        staged = f.get("staged")
-        if not staged:
-            continue
-        _mkdirs(_parent(f["path"]))
-        if FileSystems.exists(f["path"]):
-            FileSystems.delete([f["path"]])
-        FileSystems.rename([staged], [f["path"]])
+        if output_dir and "://" not in output_dir and f["dataset"] == "articles" \
+                and f.get("partition") and f.get("staged"):
+            with partition_lock(output_dir, "articles", f["partition"]):
+                _move(f)
+        else:
+            _move(f)
 
 
 def remove_staging(output_dir: str, run_id: str) -> None:

@@ -106,6 +106,17 @@ def make_parser() -> argparse.ArgumentParser:
                              "this long (default 2s)")
     for sub_parser in (run, stream):
         sub_parser.set_defaults(_run_parser=sub_parser)
+    compact = sub.add_parser(
+        "compact", help="merge the small files of article partitions into one file each",
+        description="Merge the files of each article partition into one, atomically (readers "
+                    "see the old files or the new one, never both). Safe while a stream or a "
+                    "run writes other partitions: a partition being compacted is locked.")
+    compact.add_argument("output", metavar="OUT", help="a newsbeam output directory")
+    compact.add_argument("--partition", action="append", default=[], metavar="date=YYYY-MM-DD",
+                         help="compact only this partition (repeatable); default all that "
+                              "hold at least --min-files files")
+    compact.add_argument("--min-files", type=int, default=2, metavar="N",
+                         help="leave partitions with fewer files alone (default 2)")
     return parser
 
 
@@ -206,7 +217,7 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
     counters = _counters(result)
     files = read_report(config, graph.report_path(config))
     tally = tally_files(files)
-    commit(files)
+    commit(files, config.output_dir)
     finished = datetime.now(timezone.utc)
     manifest = build_manifest(config, finished, units_in(counters), counters, files, tally,
                               _runner_name(config.beam_args))
@@ -262,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.log_level, getattr(args, "quiet", False))
     if args.command == "stream":
         return main_stream(args, extra)
+    if args.command == "compact":
+        return main_compact(args, extra)
     try:
         check_beam_args(extra)
         config = config_from_args(args, extra)
@@ -293,6 +306,40 @@ def main(argv: list[str] | None = None) -> int:
             f"but articles+duplicates+rejects={manifest['accounting']['out']}\n"
         )
     return code
+
+
+def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
+    import os
+
+    from pipeline.compact import PartitionBusy, compact_partition, partitions
+
+    out = args.output
+    if extra:
+        sys.stderr.write(f"newsbeam: error: unknown option {extra[0]} for compact\n")
+        return EXIT_USAGE
+    if not os.path.isdir(os.path.join(out, "articles")):
+        sys.stderr.write(f"newsbeam: error: no newsbeam dataset in {out} (no articles/)\n")
+        return EXIT_USAGE
+    existing = partitions(out)
+    wanted = args.partition or existing
+    missing = [p for p in wanted if p not in existing]
+    if missing:
+        sys.stderr.write(f"newsbeam: error: no such partition in {out}/articles: "
+                         f"{missing[0]}\n")
+        return EXIT_USAGE
+    merged = 0
+    for part in wanted:
+        try:
+            done = compact_partition(out, part, min_files=max(1, args.min_files))
+        except PartitionBusy as exc:
+            sys.stderr.write(f"newsbeam: error: {exc}\n")
+            return EXIT_LOCKED
+        if done is not None:
+            merged += 1
+            print(f"  {part}: {done.files_before} files -> 1 ({done.rows} rows)"
+                  + ("" if done.swapped_atomically else " [swapped by two renames]"))
+    print(f"newsbeam compact {out}: {merged} of {len(wanted)} partitions merged")
+    return EXIT_OK
 
 
 def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
