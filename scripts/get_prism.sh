@@ -38,6 +38,7 @@ beam_version() {
     for py in "${NEWSBEAM_PYTHON:-}" "$repo_dir/.venv/bin/python" python3; do
         [[ -n "$py" ]] && command -v "$py" >/dev/null 2>&1 || continue
         # importlib.metadata: no `import apache_beam` (slow, noisy).
+        command -v timeout >/dev/null 2>&1 || break
         v="$(timeout 30 "$py" -c \
             'import importlib.metadata as m; print(m.version("apache-beam"))' \
             2>/dev/null || true)"
@@ -73,6 +74,7 @@ fi
 [[ -n "$go_bin" ]] && command -v "$go_bin" >/dev/null 2>&1 \
     || die "'go' not found (install Go or set NEWSBEAM_GO) - cannot build prism v$version"
 
+command -v timeout >/dev/null 2>&1 || die "'timeout' (coreutils) not found - refusing to run an unbounded build"
 mkdir -p "$bin_dir" || die "cannot create $bin_dir"
 
 # Serialise concurrent builds (two `newsbeam stream` starting at once).
