@@ -36,6 +36,19 @@ TEMP_SUFFIX = ".inprogress"
 ROW_GROUP_ROWS = 5000
 
 
+def _newsbeam_version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("newsbeam")
+    except metadata.PackageNotFoundError:
+        return "dev"
+
+
+# written into every file's metadata beside the schema version (newsbeam.schema_version)
+NEWSBEAM_VERSION = _newsbeam_version()
+
+
 def partition_value(value: object) -> str:
     """A partition value that is safe as one path component."""
     text = _SAFE_VALUE.sub("_", str(value))[:64].strip(".") or "_"
@@ -101,6 +114,8 @@ def write_partition(
     temp = _join(staging_dir or output_dir, dataset, part,
                  f".part-{digest}-{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
     schema = file_schema(dataset)
+    schema = schema.with_metadata({**(schema.metadata or {}),
+                                   b"newsbeam.version": NEWSBEAM_VERSION.encode()})
     table = pa.Table.from_pylist(
         [{name: r.get(name) for name in schema.names} for r in ordered], schema=schema
     )

@@ -32,3 +32,11 @@ def test_reject_reasons_doc_is_generated(update_golden: bool) -> None:
     from transforms.errors import reasons_markdown
 
     check_golden(REPO / "docs" / "rejects.md", reasons_markdown(), update_golden)
+
+
+def test_schema_doc_is_generated_and_covers_every_column(update_golden: bool) -> None:
+    from schemas.docs import ARTICLE_COLUMNS, schema_markdown
+    from tests.conftest import REPO
+
+    assert set(ARTICLE_COLUMNS) == set(SCHEMAS["articles"].names)
+    check_golden(REPO / "docs" / "schema.md", schema_markdown(), update_golden)
