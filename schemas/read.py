@@ -56,4 +56,6 @@ def polars_schema(dataset: str = "articles") -> Any:
 
     from schemas.arrow import file_schema
 
-    return pl.from_arrow(file_schema(dataset).empty_table()).schema
+    frame = pl.from_arrow(file_schema(dataset).empty_table())
+    assert isinstance(frame, pl.DataFrame)  # a table (not an array) gives a DataFrame
+    return frame.schema
