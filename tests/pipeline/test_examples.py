@@ -41,5 +41,5 @@ def test_questions_functions(out: Path) -> None:
     assert per_day.articles.sum() == len(df)
     speakers = questions.most_quoted_speakers(df)
     assert speakers.iloc[0].speaker == "Nazarbayev" and speakers.iloc[0].quotes >= 5
-    assert set(questions.top_countries(df).country) >= {"KZ", "US", "RU", "CN"}
+    assert set(questions.top_countries(df, 50).country) >= {"KZ", "US", "RU", "CN"}
     assert questions.latest_revisions(df).article_id.is_unique
