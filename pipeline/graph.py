@@ -22,6 +22,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.commit import staging_dir
 from pipeline.options import Config
+from pipeline.progress import ShowProgress
 from schemas import article_row, duplicate_row, reject_row
 from transforms.clean import CleanArticles
 from transforms.common import Sink
@@ -74,6 +75,7 @@ def build(p: beam.Pipeline, config: Config) -> None:
         docs = (
             p
             | "ListInputs" >> beam.Create(list(config.inputs))
+            | "Progress" >> beam.ParDo(ShowProgress(len(config.inputs), config.progress))
             | "ReadSources" >> ReadSources(rejects, max_bytes=config.max_bytes)
         )
         if config.feeds:

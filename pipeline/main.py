@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok; 1 the pipeline failed; 2 usage error (nothing was run);
 3 the run finished but its accounting does not balance (in != articles + duplicates + rejects);
-4 OUT is locked by another run (or by a killed one: --break-lock).
+4 OUT is locked by another run (or by a killed one: --break-lock);
+5 the run finished but its share of rejects is above --max-reject-ratio.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from pipeline.options import (
 from transforms.common import METRICS_NAMESPACE
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ACCOUNTING, EXIT_LOCKED = 0, 1, 2, 3, 4
+EXIT_REJECTS = 5  # finished, but the share of rejects is above --max-reject-ratio
+STAGE_TIMERS = ("read", "fetch_feed", "parse", "fetch_page", "extract", "clean", "fields",
+                "write")
 LOG = logging.getLogger("newsbeam")
 
 DESCRIPTION = """newsbeam: ingest raw news (RSS, Atom, JSON Feed, HTML pages, plain-text
@@ -49,7 +53,7 @@ output layout:
   OUT/_runs/<run_id>.json                       the run manifest
 
 exit codes: 0 ok, 1 pipeline failed, 2 usage error, 3 accounting does not balance,
-4 OUT is locked by another run.
+4 OUT is locked by another run, 5 rejects above --max-reject-ratio.
 read it: pandas.read_parquet("OUT/articles")"""
 
 
@@ -78,6 +82,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
                         help="log verbosity (default INFO)")
+    parser.add_argument("--log-format", default="text", choices=["text", "json"],
+                        help="json: one JSON object per log line (for schedulers); the run "
+                             "summary is logged as one JSON record too")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     run = sub.add_parser(
         "run", help="batch: ingest INPUT files into OUT",
@@ -161,13 +168,37 @@ def check_beam_args(beam_args: list[str]) -> None:
             raise UsageError(f"unknown option {arg}")
 
 
-def _setup_logging(level: str, quiet: bool) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC, ISO 8601), level, logger, message, and the
+    ``data`` a record carries (the run summary)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        import json
+
+        entry = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        data = getattr(record, "data", None)
+        if data is not None:
+            entry["data"] = data
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def _setup_logging(level: str, quiet: bool, fmt: str = "text") -> None:
     logging.basicConfig(
         level=logging.WARNING if quiet else getattr(logging, level),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
         force=True,
     )
+    if fmt == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(JsonFormatter())
     # Beam and its dependencies are chatty at INFO; keep their warnings.
     noisy_loggers = ("apache_beam", "trafilatura", "htmldate", "urllib3",
                      "charset_normalizer")
@@ -239,9 +270,26 @@ def print_summary(manifest: dict[str, Any], stream: Any = sys.stdout) -> None:
         f"  rejects    {c['rejects']:>8}  {_fmt(manifest['rejects_by_reason'])}",
         f"  accounting in={acc['in']} out={acc['out']} "
         + ("balanced" if acc["balanced"] else "DOES NOT BALANCE"),
+        f"  time       {_stage_times(manifest)}",
         f"  output     {manifest['output']} ({manifest['bytes_written']:,} bytes written)",
     ]
     stream.write("\n".join(lines) + "\n")
+
+
+def _stage_times(manifest: dict[str, Any]) -> str:
+    """Time per stage from the stage timers (seconds of work, summed over workers)."""
+    stages = manifest.get("stages", {})
+    parts = [f"{name} {stages[name + '.us'] / 1e6:.2f}s" for name in STAGE_TIMERS
+             if stages.get(name + ".us")]
+    measured = sum(stages.get(name + ".us", 0) for name in STAGE_TIMERS) / 1e6
+    rest = max(0.0, manifest["duration_s"] - measured)
+    parts.append(f"dedupe+runner {rest:.2f}s")
+    return ", ".join(parts)
+
+
+def reject_ratio(manifest: dict[str, Any]) -> float:
+    units = manifest["counts"]["in"]
+    return manifest["counts"]["rejects"] / units if units else 0.0
 
 
 def _fmt(counts: dict[str, int]) -> str:
@@ -270,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    _setup_logging(args.log_level, getattr(args, "quiet", False))
+    _setup_logging(args.log_level, getattr(args, "quiet", False), args.log_format)
     if args.command == "stream":
         return main_stream(args, extra)
     if args.command == "compact":
@@ -300,6 +348,17 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         lock.release()
     print_summary(manifest)
+    LOG.info("run summary", extra={"data": {
+        k: manifest[k] for k in ("run_id", "status", "duration_s", "counts",
+                                 "rejects_by_reason", "duplicates_by_method", "bytes_written")
+    }})
+    if code == EXIT_OK and config.max_reject_ratio is not None \
+            and reject_ratio(manifest) > config.max_reject_ratio:
+        sys.stderr.write(f"newsbeam: error: {manifest['counts']['rejects']} of "
+                         f"{manifest['counts']['in']} input units were rejected "
+                         f"({reject_ratio(manifest):.1%}), above --max-reject-ratio "
+                         f"{config.max_reject_ratio:g}\n")
+        return EXIT_REJECTS
     if code == EXIT_ACCOUNTING:
         sys.stderr.write(
             f"newsbeam: error: accounting does not balance: in={manifest['accounting']['in']} "

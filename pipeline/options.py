@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 
 from apache_beam.io.filesystems import FileSystems
 
+from pipeline.progress import progress_mode
 from transforms.http import FetchPolicy, redact
 from transforms.neardup import NearConfig
 from transforms.read import DEFAULT_MAX_BYTES
@@ -48,6 +49,8 @@ class Config:
     feeds: tuple[str, ...] = ()
     follow_links: bool = False
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
+    progress: str = "off"  # "tty", "plain" or "off" (pipeline/progress.py)
+    max_reject_ratio: float | None = None
 
     def step_names(self) -> dict[str, list[str]]:
         return {chain: [s.name for s in steps] for chain, steps in self.steps.items()}
@@ -167,6 +170,16 @@ def _size(text: str) -> int:
     return value
 
 
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a ratio: {text!r} (use e.g. 0.05)") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"a ratio is between 0 and 1: {text!r}")
+    return value
+
+
 def _comma_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -175,7 +188,7 @@ CONFIG_KEYS = {"output", "max_bytes", "ingested_at", "steps", "quiet", "no_dedup
                "near_threshold", "containment", "shingle_size", "num_perm", "bands",
                "boilerplate_df", "feeds", "follow_links", "allow_private_network",
                "allow_network", "ignore_robots", "rate_per_host", "timeout", "retries",
-               "contact"}
+               "contact", "max_reject_ratio"}
 
 
 def load_config_file(path: str) -> dict[str, object]:
@@ -314,6 +327,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, stream: bool = False) -> 
     web.add_argument("--contact", default=policy.contact, metavar="URL",
                      help="contact URL or e-mail sent in the User-Agent "
                           f"(default {policy.contact})")
+    parser.add_argument("--max-reject-ratio", type=_ratio, default=None, metavar="R",
+                        help="exit with code 5 when rejects / input units exceeds R (e.g. "
+                             "0.05), so a scheduler can alert; the data is still written")
     parser.add_argument("--break-lock", action="store_true",
                         help="remove a lock left on OUT by a run that was killed")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the "
@@ -372,6 +388,8 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
         beam_args=tuple(beam_args),
         requested_inputs=tuple(redact(spec) for spec in args.inputs),
         quiet=args.quiet,
+        progress=progress_mode(args.quiet),
+        max_reject_ratio=getattr(args, "max_reject_ratio", None),
         steps=steps,
         config_file=getattr(args, "config", None),
         near=near,

@@ -263,7 +263,7 @@ def _run_window(config: Config, ready: list[str], feeds_due: bool, watcher: Watc
     run_id = f"{now:%Y%m%dT%H%M%SZ}-w{totals.windows:05d}"
     window_config = dataclasses.replace(
         config, inputs=tuple(files), feeds=config.feeds if feeds_due else (),
-        run_id=run_id, ingested_at=now, requested_inputs=tuple(files),
+        run_id=run_id, ingested_at=now, requested_inputs=tuple(files), progress="off",
     )
     code, manifest = execute(window_config)
     write_file_state(config.output_dir, run_id,

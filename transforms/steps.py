@@ -164,8 +164,16 @@ class _ChainFn(beam.DoFn):
                         for s in steps}
         self._rejected = Metrics.counter(METRICS_NAMESPACE, f"{chain}.rejected")
         self._unparsed = Metrics.counter(METRICS_NAMESPACE, "dates.unparsed")
+        self._micros = Metrics.counter(METRICS_NAMESPACE, f"{chain}.us")
 
     def process(self, article: Article) -> Iterator[Any]:
+        started = time.perf_counter()
+        try:
+            yield from self._apply(article)
+        finally:
+            self._micros.inc(int((time.perf_counter() - started) * 1e6))
+
+    def _apply(self, article: Article) -> Iterator[Any]:
         current = article
         name = "start"
         try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -26,8 +27,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
+from apache_beam.metrics import Metrics
 
 from schemas.arrow import PARTITION_COLUMNS, file_schema
+from transforms.common import METRICS_NAMESPACE
 
 _SAFE_VALUE = re.compile(r"[^A-Za-z0-9_.\-]")
 TEMP_SUFFIX = ".inprogress"
@@ -136,7 +139,10 @@ def _write_group(
     element: tuple[str, Iterable[dict[str, Any]]], output_dir: str, dataset: str,
     staging_dir: str | None,
 ) -> Iterator[dict[str, Any]]:
-    yield from write_partition(output_dir, dataset, element[0], element[1], staging_dir)
+    t0 = time.perf_counter()
+    written = list(write_partition(output_dir, dataset, element[0], element[1], staging_dir))
+    Metrics.counter(METRICS_NAMESPACE, "write.us").inc(int((time.perf_counter() - t0) * 1e6))
+    yield from written
 
 
 class WritePartitionedParquet(beam.PTransform):

@@ -311,3 +311,43 @@ def test_a_near_copy_in_a_later_run_is_a_duplicate_of_the_stored_story(tmp_path:
     assert dups.duplicate_of.item() == stored_id
     assert dups.url.item() == "https://b.example/news/1"
     assert len(pd.read_parquet(out / "articles")) == 2  # the stored story and the new one
+
+
+def test_json_logs_reject_ratio_exit_code_and_stage_times(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = newsbeam("--log-format", "json", "run", str(SAMPLES), "--output", str(out),
+                    "--max-reject-ratio", "0.1")
+    assert proc.returncode == 5, proc.stderr  # 8 of 33 units are rejects in samples/
+    assert "above --max-reject-ratio 0.1" in proc.stderr
+    records = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    summary = next(r for r in records if r["message"] == "run summary")
+    assert summary["data"]["counts"]["rejects"] == 8 and summary["level"] == "INFO"
+    assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
+    assert "time       read" in proc.stdout and "extract" in proc.stdout
+    # the data is written all the same, and a looser ratio passes
+    assert (out / "articles").exists()
+    again = newsbeam("run", str(SAMPLES), "--output", str(tmp_path / "o2"),
+                     "--max-reject-ratio", "0.5")
+    assert again.returncode == 0, again.stderr
+
+
+def test_progress_lines() -> None:
+    import io
+
+    from pipeline.progress import Reporter
+
+    now = [0.0]
+    stream = io.StringIO()
+    rep = Reporter(100, "plain", stream, clock=lambda: now[0])
+    for _ in range(50):
+        now[0] += 0.5
+        rep.tick()
+    lines = stream.getvalue().splitlines()
+    assert lines[0].startswith("newsbeam: 20/100 inputs (20%), 2.0/s, ETA 40s")
+    assert len(lines) == 2  # one plain line every 10 s
+    tty = io.StringIO()
+    rep = Reporter(3, "tty", tty, clock=lambda: now[0])
+    for _ in range(3):
+        now[0] += 1
+        rep.tick()
+    assert tty.getvalue().startswith("\r\x1b[K") and tty.getvalue().endswith("ETA 0s\n")
