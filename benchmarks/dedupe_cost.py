@@ -18,14 +18,14 @@ import html
 import json
 import random
 import re
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+from common import run_cli  # noqa: E402
 
 
 def make_corpus(aeb: Path, n: int, seed: int, prefix: str) -> list[dict]:
@@ -85,21 +85,10 @@ def make_pages(aeb: Path, docs: list[dict], out_dir: Path) -> Path:
 
 def run(corpus: Path, out: Path, *extra: str) -> tuple[float, int]:
     """(seconds, peak RSS in MiB of the child run)."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c",
-         "import resource, sys; from pipeline.main import main; code = main(sys.argv[1:]); "
-         "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
-         "file=sys.stderr); sys.exit(code)",
-         "run", str(corpus), "--output", str(out), "--quiet", *extra],
-        cwd=REPO, capture_output=True, text=True,
-    )
-    seconds = time.perf_counter() - t0
+    proc, seconds, peak = run_cli("run", str(corpus), "--output", str(out), "--quiet", *extra)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])
-    peak = next(int(line.split()[1]) for line in proc.stderr.splitlines()
-                if line.startswith("PEAK_KB"))
-    return seconds, peak // 1024
+    return seconds, peak
 
 
 def write(docs: list[dict], path: Path) -> Path:

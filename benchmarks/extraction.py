@@ -28,6 +28,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+from common import report  # noqa: E402
+
 sys.path.insert(0, str(REPO))
 
 import htmldate  # noqa: E402
@@ -220,10 +223,7 @@ def main() -> int:
         f"| newsbeam whole pipeline (DirectRunner), minus start-up {startup:.2f}s | "
         f"{whole - startup:.2f} | — | {(whole - startup) / total_ref:.2f} |",
     ]
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.write:
-        args.write.write_text(report, encoding="utf-8")
+    report(lines, args.write)
     return 0
 
 

@@ -34,6 +34,9 @@ from itertools import combinations
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+from common import report  # noqa: E402
+
 sys.path.insert(0, str(REPO))
 
 import pandas as pd  # noqa: E402
@@ -226,10 +229,7 @@ def main() -> int:
         per = " | ".join(f"{r['per_kind'][k]:.2f}" for k in KINDS)
         lines.append(f"| {name} | {r['precision']:.4f} | {r['recall']:.4f} | {r['f1']:.4f} | "
                      f"{r['fp']} | {per} | {r['negatives_merged']} | {r['seconds']:.1f} |")
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.write:
-        args.write.write_text(report, encoding="utf-8")
+    report(lines, args.write)
     return 0
 
 

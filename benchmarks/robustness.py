@@ -19,10 +19,12 @@ import random
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+from common import run_cli  # noqa: E402
+
 sys.path.insert(0, str(REPO))
 
 import pandas as pd  # noqa: E402
@@ -62,18 +64,7 @@ def make_mutants(target: Path, count: int, seed: int = 11) -> int:
 
 
 def run(inputs: list[Path], out: Path) -> tuple[subprocess.CompletedProcess[str], float, int]:
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c",
-         "import resource, sys; from pipeline.main import main; code = main(sys.argv[1:]); "
-         "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
-         "file=sys.stderr); sys.exit(code)",
-         "run", *map(str, inputs), "--output", str(out), "--quiet"],
-        cwd=REPO, capture_output=True, text=True,
-    )
-    peak = next((int(line.split()[1]) for line in proc.stderr.splitlines()
-                 if line.startswith("PEAK_KB")), 0)
-    return proc, time.perf_counter() - t0, peak // 1024
+    return run_cli("run", *map(str, inputs), "--output", str(out), "--quiet")
 
 
 def main() -> int:

@@ -296,6 +296,21 @@ def _fmt(counts: dict[str, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in counts.items())
 
 
+def _error(message: str, code: int) -> int:
+    """A one-line error on stderr; returns the exit code."""
+    sys.stderr.write(f"newsbeam: error: {message}\n")
+    return code
+
+
+def _acquire(config: Config) -> Any:
+    """The lock on OUT, or None after a one-line error (the caller exits EXIT_LOCKED)."""
+    try:
+        return acquire(config.output_dir, config.run_id, config.break_lock)
+    except LockBusy as exc:
+        _error(str(exc), EXIT_LOCKED)
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args, extra = parser.parse_known_args(argv)
@@ -327,12 +342,9 @@ def main(argv: list[str] | None = None) -> int:
         check_beam_args(extra)
         config = config_from_args(args, extra)
     except UsageError as exc:
-        sys.stderr.write(f"newsbeam: error: {exc}\n")
-        return EXIT_USAGE
-    try:
-        lock = acquire(config.output_dir, config.run_id, config.break_lock)
-    except LockBusy as exc:
-        sys.stderr.write(f"newsbeam: error: {exc}\n")
+        return _error(str(exc), EXIT_USAGE)
+    lock = _acquire(config)
+    if lock is None:
         return EXIT_LOCKED
     try:
         clean_leftovers(config.output_dir)
@@ -414,12 +426,9 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
             raise UsageError("no SOURCE given: name a folder to watch or a feed URL (or "
                              "--feeds FILE)")
     except UsageError as exc:
-        sys.stderr.write(f"newsbeam: error: {exc}\n")
-        return EXIT_USAGE
-    try:
-        lock = acquire(config.output_dir, config.run_id, config.break_lock)
-    except LockBusy as exc:
-        sys.stderr.write(f"newsbeam: error: {exc}\n")
+        return _error(str(exc), EXIT_USAGE)
+    lock = _acquire(config)
+    if lock is None:
         return EXIT_LOCKED
     stop = StopFlag(on_abort=lock.release)
     stop.install()

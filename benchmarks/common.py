@@ -1,0 +1,34 @@
+"""What the benchmarks share: running the CLI in a child process with its peak memory, and
+printing (or writing) a report."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+_PEAK = ("import resource, sys; from pipeline.main import main; code = main(sys.argv[1:]); "
+         "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
+         "file=sys.stderr); sys.exit(code)")
+
+
+def run_cli(*args: str) -> tuple[subprocess.CompletedProcess[str], float, int]:
+    """Run `newsbeam ARGS` in a child process: (process, seconds, peak RSS in MiB)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _PEAK, *args], cwd=REPO,
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    peak = next((int(line.split()[1]) for line in proc.stderr.splitlines()
+                 if line.startswith("PEAK_KB")), 0)
+    return proc, seconds, peak // 1024
+
+
+def report(lines: list[str], write: Path | None) -> None:
+    """Print the report, and write it to ``write`` when given."""
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if write:
+        write.write_text(text, encoding="utf-8")
