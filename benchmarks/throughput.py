@@ -1,0 +1,175 @@
+"""Throughput on one machine: newsbeam end to end against a plain Python loop, one and two
+worker processes, time per stage, peak memory, and growth with the input size.
+
+    python benchmarks/throughput.py [--docs 2000] [--growth 1000 4000 16000] [--write FILE]
+
+Corpora (built in a temporary folder, nothing copied into the repo):
+- pages: the 181 AEB pages replicated to --docs distinct documents. Each copy changes every
+  third word of the page's text with a copy-specific suffix, so copies share no 5-word
+  shingle and deduplication keeps them all (a copy differing by one paragraph would be a
+  near duplicate, and dropped).
+- feeds: real feed files from ../shared/data/feeds, taken until they hold about --docs
+  entries.
+The plain loop does the same work without Beam: trafilatura.bare_extraction (text and
+metadata) for each page, feedparser.parse for each feed, and one pyarrow Parquet write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import gzip
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "benchmarks"))
+from common import report, run_cli  # noqa: E402
+
+SHARED = REPO.parent / "shared" / "data"
+
+
+def make_pages(n: int, folder: Path) -> Path:
+    import lxml.html
+
+    folder.mkdir(parents=True, exist_ok=True)
+    trees = []
+    for path in sorted((SHARED / "aeb" / "html").glob("*.html.gz")):
+        try:
+            trees.append(lxml.html.fromstring(gzip.decompress(path.read_bytes())))
+        except Exception:  # an unparsable template is skipped
+            continue
+    for i in range(n):
+        tree = copy.deepcopy(trees[i % len(trees)])
+        if i >= len(trees):
+            for node in tree.iter():
+                if not isinstance(node.tag, str) or node.tag in ("script", "style"):
+                    continue
+                if node.text and node.text.strip():
+                    words = node.text.split(" ")
+                    node.text = " ".join(w + f"q{i}" if k % 3 == 0 and w else w
+                                         for k, w in enumerate(words))
+        (folder / f"page{i:05d}.html").write_bytes(lxml.html.tostring(tree))
+    return folder
+
+
+def pick_feeds(n: int, folder: Path) -> tuple[Path, int]:
+    import feedparser
+
+    folder.mkdir(parents=True, exist_ok=True)
+    total = 0
+    candidates = sorted(p for p in (SHARED / "feeds").rglob("*")
+                        if p.is_file() and p.suffix in (".xml", ".rss", ".atom", ".rdf"))
+    for k, path in enumerate(candidates):
+        data = path.read_bytes()
+        if b"<!ENTITY" in data:
+            continue
+        entries = len(feedparser.parse(data).entries)
+        if entries == 0:
+            continue
+        (folder / f"f{k:05d}{path.suffix}").write_bytes(data)
+        total += entries
+        if total >= n:
+            break
+    return folder, total
+
+
+def plain_loop(pages: Path, feeds: Path, out: Path) -> float:
+    """The same work as a plain Python loop (one process)."""
+    import feedparser
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import trafilatura
+
+    t0 = time.perf_counter()
+    rows = []
+    for path in sorted(pages.iterdir()):
+        doc = trafilatura.bare_extraction(path.read_text(encoding="utf-8", errors="replace"),
+                                          with_metadata=True)
+        if doc is not None:
+            d = doc.as_dict()
+            rows.append({"url": d.get("url"), "title": d.get("title"), "text": d.get("text"),
+                         "author": d.get("author"), "date": d.get("date")})
+    for path in sorted(feeds.iterdir()):
+        for e in feedparser.parse(path.read_bytes()).entries:
+            rows.append({"url": e.get("link"), "title": e.get("title"),
+                         "text": e.get("summary"), "author": e.get("author"),
+                         "date": e.get("published")})
+    pq.write_table(pa.Table.from_pylist(rows), out)
+    return time.perf_counter() - t0
+
+
+def newsbeam(inputs: list[Path], out: Path, *extra: str) -> tuple[float, int, dict]:
+    proc, seconds, peak = run_cli("run", *map(str, inputs), "--output", str(out), "--quiet",
+                                  *extra)
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-3000:])
+    manifest = json.loads(next((out / "_runs").glob("*.json")).read_text())
+    return seconds, peak, manifest
+
+
+def stage_times(manifest: dict) -> str:
+    stages = manifest["stages"]
+    parts = [f"{s} {stages.get(s + '.us', 0) / 1e6:.1f}s"
+             for s in ("read", "parse", "extract", "clean", "fields", "write")]
+    measured = sum(stages.get(s + ".us", 0) for s in
+                   ("read", "parse", "extract", "clean", "fields", "write")) / 1e6
+    parts.append(f"dedupe+runner {max(0.0, manifest['duration_s'] - measured):.1f}s")
+    return ", ".join(parts)
+
+
+MULTI = ("--direct_num_workers", "2", "--direct_running_mode", "multi_processing")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--docs", type=int, default=2000)
+    parser.add_argument("--growth", type=int, nargs="*", default=[1000, 4000, 16000])
+    parser.add_argument("--write", type=Path)
+    args = parser.parse_args()
+    lines = [f"# throughput ({time.strftime('%Y-%m-%d')})", ""]
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        pages = make_pages(args.docs, tmp / "pages")
+        feeds, entries = pick_feeds(args.docs, tmp / "feeds")
+        units = args.docs + entries
+        loop = plain_loop(pages, feeds, tmp / "loop.parquet")
+        one, peak1, m1 = newsbeam([pages, feeds], tmp / "o1")
+        two, peak2, m2 = newsbeam([pages, feeds], tmp / "o2", *MULTI)
+        lines += [
+            f"{args.docs} pages + {entries} feed entries = {units} documents",
+            "",
+            "| what | seconds | documents/s | vs plain loop | peak MiB |",
+            "| --- | --- | --- | --- | --- |",
+            f"| plain loop (trafilatura, feedparser, pyarrow) | {loop:.1f} | "
+            f"{units / loop:.0f} | 1.00 | - |",
+            f"| newsbeam, 1 worker, start-up included | {one:.1f} | {units / one:.0f} | "
+            f"{one / loop:.2f} | {peak1} |",
+            f"| newsbeam, 2 workers (multi_processing) | {two:.1f} | {units / two:.0f} | "
+            f"{two / loop:.2f} | {peak2} (main process) |",
+            "",
+            f"speed-up of 2 workers over 1: {one / two:.2f}x",
+            f"time per stage, 1 worker: {stage_times(m1)}",
+            f"articles {m1['counts']['articles']}, duplicates {m1['counts']['duplicates']}, "
+            f"rejects {m1['counts']['rejects']}",
+            "",
+        ]
+        print("\n".join(lines), flush=True)
+        if args.growth:
+            lines += ["| pages | seconds | ms/page | peak MiB |", "| --- | --- | --- | --- |"]
+            for n in args.growth:
+                folder = make_pages(n, tmp / f"g{n}")
+                seconds, peak, _m = newsbeam([folder], tmp / f"go{n}")
+                lines.append(f"| {n} | {seconds:.1f} | {seconds / n * 1000:.1f} | {peak} |")
+                print(lines[-1], flush=True)
+                for p in folder.iterdir():
+                    p.unlink()
+    report(lines, args.write)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
