@@ -113,6 +113,14 @@ def make_parser() -> argparse.ArgumentParser:
                              "this long (default 2s)")
     for sub_parser in (run, stream):
         sub_parser.set_defaults(_run_parser=sub_parser)
+    report = sub.add_parser(
+        "report", help="write a self-contained HTML report of OUT (charts, no network)",
+        description="Write one self-contained HTML file about OUT: articles per day per "
+                    "source, languages, countries, duplicates and rejects over the runs, field "
+                    "coverage per source and the run history. No CDN, no network.")
+    from pipeline.report import add_report_arguments
+
+    add_report_arguments(report)
     compact = sub.add_parser(
         "compact", help="merge the small files of article partitions into one file each",
         description="Merge the files of each article partition into one, atomically (readers "
@@ -239,6 +247,7 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
     options = PipelineOptions(list(config.beam_args))
     LOG.info("run %s: %d input files -> %s", config.run_id, len(config.inputs),
              config.output_dir)
+    started_at = datetime.now(timezone.utc)
     t0 = time.monotonic()
     pipeline = beam.Pipeline(options=options)
     graph.build(pipeline, config)
@@ -251,7 +260,7 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
     commit(files, config.output_dir)
     finished = datetime.now(timezone.utc)
     manifest = build_manifest(config, finished, units_in(counters), counters, files, tally,
-                              _runner_name(config.beam_args))
+                              _runner_name(config.beam_args), started_at)
     path = write_manifest(config, manifest)
     remove_staging(config.output_dir, config.run_id)
     LOG.info("manifest: %s", path)
@@ -338,6 +347,12 @@ def main(argv: list[str] | None = None) -> int:
         return main_stream(args, extra)
     if args.command == "compact":
         return main_compact(args, extra)
+    if args.command == "report":
+        if extra:
+            return _error(f"unknown option {extra[0]} for report", EXIT_USAGE)
+        from pipeline.report import main_report
+
+        return int(main_report(args))
     try:
         check_beam_args(extra)
         config = config_from_args(args, extra)

@@ -104,14 +104,19 @@ def build_manifest(
     files: list[dict[str, Any]],
     tally: Tally,
     runner: str,
+    started_at: datetime | None = None,
 ) -> dict[str, Any]:
+    """``started_at`` is the wall-clock start of the run (``ingested_at`` may be set to any
+    time with --ingested-at, so it cannot time the run)."""
     out = sum(tally.rows.values())
+    started = started_at or config.ingested_at
     return {
         "run_id": config.run_id,
         "status": "ok" if units_in == out else "accounting_mismatch",
-        "started_at": config.ingested_at.isoformat(),
+        "started_at": started.isoformat(),
+        "ingested_at": config.ingested_at.isoformat(),
         "finished_at": finished_at.isoformat(),
-        "duration_s": round((finished_at - config.ingested_at).total_seconds(), 3),
+        "duration_s": round((finished_at - started).total_seconds(), 3),
         "command": [redact(arg) for arg in sys.argv],
         "inputs": {"requested": list(config.requested_inputs), "files": len(config.inputs),
                    "paths": list(config.inputs), "feeds": [redact(u) for u in config.feeds]},

@@ -413,7 +413,7 @@ def _top(counter: Counter[str], n: int, other: str | None = None) -> list[tuple[
     return head
 
 
-def section_summary(out_dir: str, stats: ArticleStats | None, history: RunHistory,
+def section_summary(stats: ArticleStats | None, history: RunHistory,
                     duplicates: Counter[str] | None, rejects: Counter[str] | None) -> str:
     rows: list[list[tuple[str, bool]]] = []
     if stats is not None:
@@ -470,7 +470,7 @@ def section_articles_per_day(stats: ArticleStats | None) -> str:
     chart = _stacked_bars(series, days, "Articles per day (date of published_at, else of "
                           "ingestion), by source", "day", "articles", "chart-articles-per-day")
     note = ('<p class="note">One bar per day that has articles; days without any are left '
-            f"out. {len(days)} days, {len(by_source)} sources"
+            f"out. Days: {len(days)}, sources: {len(by_source)}"
             + (f" (the {len(top)} largest shown apart)" if others else "") + ".</p>")
     return head + chart + note + "</section>"
 
@@ -532,8 +532,11 @@ def section_coverage(stats: ArticleStats | None) -> str:
     parts = ['<section id="field-coverage"><h2>Field coverage per source</h2>']
     fields = [f for f in COVERAGE_FIELDS if stats is not None
               and f not in stats.missing_columns]
-    if stats is None or not stats.coverage or not fields:
+    if stats is None or not stats.coverage:
         return "".join(parts) + _nodata("no articles yet") + "</section>"
+    if not fields:
+        return "".join(parts) + _nodata(f"none of {', '.join(COVERAGE_FIELDS)} is a column "
+                                        "of this dataset") + "</section>"
     import plotly.graph_objects as go
 
     shown = stats.coverage[:TOP_SOURCES_HEATMAP]
@@ -622,7 +625,7 @@ def build_report(out_dir: str, generated_at: datetime | None = None) -> str:
             f"schema version {_e(schema_version or 'unknown')}"]
     nav = "".join(f'<a href="#{key}">{_e(label)}</a>' for key, label in SECTIONS)
     body = "".join([
-        section_summary(out_dir, stats, history, duplicates, rejects),
+        section_summary(stats, history, duplicates, rejects),
         section_articles_per_day(stats),
         section_languages_countries(stats),
         section_duplicates_rejects(history, duplicates, rejects),

@@ -195,6 +195,7 @@ CHROMIUM_FLAGS = (
     "--remote-debugging-pipe",
 )
 TIMEOUT = 30.0
+SETTLED = "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(1))))"
 
 
 def find_chromium() -> str | None:
@@ -318,7 +319,10 @@ class Chromium:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{url}: not ready ({ready}) within {TIMEOUT:.0f}s")
             time.sleep(0.05)
-        self.evaluate("0")  # a round trip: events already sent have arrived
+        # Two animation frames, so that whatever the page still had to draw (and log) is
+        # done; the reply also comes after every event sent before it.
+        self.send("Runtime.evaluate", {"expression": SETTLED, "awaitPromise": True},
+                  session=True)
         return self._digest(self._events[start:])
 
     def _digest(self, events: list[dict[str, Any]]) -> Loaded:
