@@ -75,6 +75,9 @@ def build(p: beam.Pipeline, config: Config) -> None:
         docs = (
             p
             | "ListInputs" >> beam.Create(list(config.inputs))
+            # a runner splits work at stage boundaries: without this one, every file would
+            # be read, parsed and extracted by the one worker that ran Create
+            | "SpreadInputs" >> beam.Reshuffle()
             | "Progress" >> beam.ParDo(ShowProgress(len(config.inputs), config.progress))
             | "ReadSources" >> ReadSources(rejects, max_bytes=config.max_bytes)
         )
