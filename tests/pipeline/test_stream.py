@@ -150,3 +150,27 @@ def test_sigterm_flushes_and_a_restart_reads_nothing_twice(tmp_path: Path) -> No
     assert not (out / "duplicates").exists() or pd.read_parquet(out / "duplicates").empty
     runs = [json.loads(p.read_text()) for p in (out / "_runs").glob("*-w*.json")]
     assert sorted(r["inputs"]["files"] for r in runs) == [1, 1]
+
+
+def test_stream_polls_a_feed_and_sends_its_validators(tmp_path: Path) -> None:
+    from tests.httpserver import Reply, ServerGroup, conditional
+    from tests.pipeline.test_fetch import RSS_TYPE, rss
+
+    out = tmp_path / "out"
+    with ServerGroup() as servers:
+        server = servers.start({"/feed.xml": conditional(
+            Reply(body=rss([("Polled story", "https://example.org/polled", STORIES["alpha"])]),
+                  headers=RSS_TYPE), etag='"p1"')})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "stream", server.url("/feed.xml"), "--output",
+             str(out), "--window", "1s", "--poll", "1s", "--stop-after", "6s",
+             "--allow-network", "127.0.0.1/32"],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout, stderr = proc.communicate(timeout=90)
+        assert proc.returncode == 0, stderr
+        polls = server.requests_for("/feed.xml")
+    assert len(polls) >= 2  # polled every window while it ran
+    assert all(r.headers.get("if-none-match") == '"p1"' for r in polls[1:])
+    assert pd.read_parquet(out / "articles").title.tolist() == ["Polled story"]
+    stream = json.loads(next((out / "_runs").glob("*-stream.json")).read_text())
+    assert stream["articles"] == 1 and stream["feed_polls"] == len(polls)
