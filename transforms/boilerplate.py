@@ -36,6 +36,29 @@ BOILERPLATE_RULES: tuple[tuple[str, str], ...] = (
                       r"|mehr zum thema|lesen sie auch|à lire aussi|lire aussi|te puede interesar"
                       r"|читайте также|смотрите также)\W{0,3}"),
     ("reprint_notice", r"this copy is for your personal, non-commercial use only\..{0,400}"),
+    # "Related: <headline>", "READ MORE: <headline>", a bare "More:" or "Also:" (a link follows)
+    ("related_links", r"\[?(related( (post|posts|article|articles|story|stories|content|coverage))?"
+                      r"|read more|see more|see also|read also|also read|don['’]t miss"
+                      r"|mehr zum thema|lesen sie auch|à lire aussi|lire aussi|lee también"
+                      r"|ver también|leia também|veja também|читайте также|смотрите также)"
+                      r"\s*:\s*.{0,160}?\]?|(more|also|mehr|plus|más|ещё)\s*:"),
+    ("comment_count", r"(\d+\s+)?(comments?|kommentare?|commentaires?|comentários?|comentarios?"
+                      r"|комментари\w*)(\s*\(\d+\))?"),
+    ("reading_time", r"(reading time|read time|lesezeit|lesedauer|temps de lecture"
+                     r"|tiempo de lectura|tempo de leitura|время чтения)\s*:?\s*.{0,25}"
+                     r"|\d+\s*(min|mins|minutes?|minuten|minutos)\.?\s*(read|lesezeit|de lecture"
+                     r"|de lectura|de leitura)"),
+    # agency credits and contributor lines that close a story
+    ("credit_line", r"\((additional )?(reporting|writing|editing|compiled) by [^()]{0,300}\)\.?"
+                    r"|(with )?additional reporting by .{0,300}"
+                    r"|reporting by .{0,200}\b(editing|additional reporting) by .{0,200}"
+                    r"|.{0,200}\bcontributed (reporting|to this (report|story|article))\b.{0,120}"),
+    # how to reach the author: an address or a handle after follow / email / write to / reach
+    ("contact_line", r"(?=.*(\S@\S|@\w|twitter\.com/))((have a (news )?tip\?\s*)?.{0,60}\b(may|can)"
+                     r" be reached\b|follow|email|e-mail|write to|reach|contact)\b.{0,250}"),
+    ("contact_line", r"follow .{0,60}\b(on|at) (twitter|facebook|instagram|youtube|linkedin)\b"
+                     r".{0,150}"),
+    ("contact_line", r"\S+@\S+\.\w+|(https?://)?(www\.)?(twitter|facebook|instagram)\.com/\S+"),
 )
 
 _COMPILED = tuple((name, re.compile(pattern, re.I | re.S)) for name, pattern in BOILERPLATE_RULES)

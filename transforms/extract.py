@@ -134,6 +134,73 @@ def tree_depth(tree: Any) -> int:
     return deepest
 
 
+# The article body split into several containers of one class, with ads or inline modules
+# between them (Condé Nast's "article__body" chunks): trafilatura keeps the first container
+# only. Chunks of the first body container's class inside the same <article> are merged into
+# it before extraction; a list of teasers (each in its own <article>, or outside any) is not.
+_BODY_CLASS = re.compile(
+    r"(^|[\s_-])(article|post|entry|story)(-|__|_)?(body|content|text)($|[\s_-])", re.I
+)
+
+
+def merge_body_chunks(tree: Any) -> bool:
+    """Move the later chunks of a split article body into the first one (in place)."""
+    found = [e for e in tree.iter("div", "section", "article")
+             if e.get("itemprop") == "articleBody" or _BODY_CLASS.search(e.get("class") or "")]
+    if len(found) < 2:
+        return False
+    first = found[0]
+    chunks = [e for e in found if e.tag == first.tag and e.get("class") == first.get("class")]
+    chunks = [e for e in chunks if not any(a in chunks for a in e.iterancestors())]
+    if len(chunks) < 2:
+        return False
+    article = next(first.iterancestors("article"), None)
+    if article is None or any(next(c.iterancestors("article"), None) is not article
+                              for c in chunks[1:]):
+        return False
+    for chunk in chunks[1:]:
+        first.extend(list(chunk))
+        chunk.getparent().remove(chunk)
+    return True
+
+
+# favor_precision sometimes keeps nothing but a notice and a URL (a page whose body sits in a
+# block its stricter rules prune); below this many words outside boilerplate lines, the page is
+# extracted again in trafilatura's balanced mode and the longer text kept.
+MIN_PRECISION_WORDS = 25
+
+
+def _content_words(text: str, enough: int | None = None) -> int:
+    """Words outside boilerplate lines; counting stops once ``enough`` are found."""
+    found = 0
+    for line in text.splitlines():
+        if line.strip() and not boilerplate_rule(line):
+            found += len(words(line))
+            if enough is not None and found >= enough:
+                break
+    return found
+
+
+def _main_text(tree: Any, url: str | None) -> dict[str, Any]:
+    """trafilatura's text and metadata: precision mode, balanced mode when that keeps next
+    to nothing."""
+
+    def run(precision: bool) -> dict[str, Any]:
+        doc = trafilatura.bare_extraction(
+            tree, url=url, with_metadata=True, include_comments=False, include_tables=True,
+            favor_precision=precision,
+        )
+        return doc.as_dict() if doc is not None and hasattr(doc, "as_dict") else (doc or {})
+
+    meta = run(True)
+    found = _content_words(meta.get("text") or "", MIN_PRECISION_WORDS)
+    if found < MIN_PRECISION_WORDS:
+        retry = run(False)
+        if _content_words(retry.get("text") or "") > found:
+            meta = retry
+    return meta
+
+
 def html_fields(html: str, url: str | None) -> dict[str, Any]:
     """Parse the page once; read its metadata from the tree, then hand the same tree to
     trafilatura for the main text."""
@@ -144,12 +211,9 @@ def html_fields(html: str, url: str | None) -> dict[str, Any]:
     if tree is None:
         raise ExtractionFailed("the page cannot be parsed as HTML")
     page = page_metadata(tree)
+    merge_body_chunks(tree)  # after the metadata: it moves elements around
     # favor_precision: +0.5 points of F1 on the AEB benchmark (docs/benchmarks.md).
-    doc = trafilatura.bare_extraction(
-        tree, url=url, with_metadata=True, include_comments=False, include_tables=True,
-        favor_precision=True,
-    )
-    meta = doc.as_dict() if doc is not None and hasattr(doc, "as_dict") else (doc or {})
+    meta = _main_text(tree, url)
     text = meta.get("text") or ""
     if not text:
         depth = tree_depth(tree)

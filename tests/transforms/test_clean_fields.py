@@ -65,6 +65,22 @@ def art(text: str, title: str = "A title", **fields: object) -> Article:
         ("Todos los derechos reservados 2024", "copyright"),
         ("The ferry will add two sailings a day.", None),
         ("Share prices fell by 3 percent on Monday after the results.", None),
+        ("Related: Ferry strike ends after nine days", "related_links"),
+        ("READ MORE: How the port was rebuilt", "related_links"),
+        ("Lesen Sie auch: Der Hafen im Wandel", "related_links"),
+        ("More:", "related_links"),
+        ("12 comments", "comment_count"),
+        ("Tempo de leitura: 1 minuto", "reading_time"),
+        ("4 min read", "reading_time"),
+        ("(Reporting by Will Dunham; Editing by Tom Brown)", "credit_line"),
+        ("Anna Berg contributed to this report.", "credit_line"),
+        ("Email the writer at louise@example.com.", "contact_line"),
+        ("Follow Maria on Twitter @maria_reports", "contact_line"),
+        # prose that merely starts like one of them stays
+        ("More: the firm said it would appeal.", None),
+        ("Reporting by the Times found the contracts were never signed.", None),
+        ("Email records show Facebook knew about the flaw.", None),
+        ("Comments from residents were mostly positive.", None),
     ],
 )
 def test_boilerplate_table(line: str, rule: str | None) -> None:
@@ -251,3 +267,31 @@ def test_zone_abbreviations_convert_to_utc(text: str, expected: str) -> None:
 
     parsed = parse_date(text)
     assert parsed is not None and parsed.isoformat() == expected
+
+
+def test_a_split_article_body_is_merged_but_a_teaser_list_is_not() -> None:
+    import lxml.html
+
+    from transforms.extract import merge_body_chunks
+
+    split = lxml.html.fromstring(
+        "<html><body><article><div class='article__body'><p>First part.</p></div>"
+        "<div class='ad'>Buy now</div><div class='article__body'><p>Second part.</p></div>"
+        "</article></body></html>")
+    assert merge_body_chunks(split)
+    bodies = split.xpath("//div[@class='article__body']")
+    assert len(bodies) == 1 and bodies[0].text_content() == "First part.Second part."
+    teasers = lxml.html.fromstring(
+        "<html><body>" + "".join(
+            f"<article><div class='post-content'><p>Teaser {i}.</p></div></article>"
+            for i in range(3)) + "</body></html>")
+    assert not merge_body_chunks(teasers)
+    assert len(teasers.xpath("//div[@class='post-content']")) == 3
+
+
+def test_content_words_skip_boilerplate_lines() -> None:
+    from transforms.extract import _content_words
+
+    text = "Advertisement\n12 comments\nThe port reopened on Monday after nine days."
+    assert _content_words(text) == 8
+    assert _content_words(text, enough=3) >= 3
