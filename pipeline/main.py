@@ -216,6 +216,8 @@ def _setup_logging(level: str, quiet: bool, fmt: str = "text") -> None:
         # trafilatura warns per page about its internal choices ("discarding data: None");
         # what matters to a user (an empty page) is a reject row already.
         logging.getLogger("trafilatura").setLevel(logging.ERROR)
+        # "Really starting service" lines of the Flink/Spark job server and Prism
+        logging.getLogger("apache_beam.utils.subprocess_server").setLevel(logging.ERROR)
         # A failing element makes Beam log its traceback before the run fails; the run's own
         # one-line error says what happened (--log-level DEBUG shows the traceback).
         logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)

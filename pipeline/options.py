@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.progress import progress_mode
+from pipeline.runners import RunnerSetupError, runner_defaults
 from transforms.http import FetchPolicy, redact
 from transforms.neardup import NearConfig
 from transforms.read import DEFAULT_MAX_BYTES
@@ -51,6 +52,8 @@ class Config:
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
     progress: str = "off"  # "tty", "plain" or "off" (pipeline/progress.py)
     max_reject_ratio: float | None = None
+    # options runner_defaults added for a local Flink/Spark run (recorded in the manifest)
+    runner_setup: dict[str, str] = field(default_factory=dict)
 
     def step_names(self) -> dict[str, list[str]]:
         return {chain: [s.name for s in steps] for chain, steps in self.steps.items()}
@@ -379,6 +382,11 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
     if not any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
         # Chosen explicitly: Beam's default may try to download the Prism runner (offline hang).
         beam_args = [f"--runner={DEFAULT_RUNNER}", *beam_args]
+    try:
+        # FlinkRunner / SparkRunner: job-server jar, local master, LOOPBACK (pipeline/runners.py)
+        beam_args, runner_setup = runner_defaults(list(beam_args))
+    except RunnerSetupError as exc:
+        raise UsageError(str(exc)) from exc
     return Config(
         inputs=inputs,
         output_dir=output,
@@ -386,6 +394,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
         ingested_at=started,
         max_bytes=args.max_bytes,
         beam_args=tuple(beam_args),
+        runner_setup=runner_setup,
         requested_inputs=tuple(redact(spec) for spec in args.inputs),
         quiet=args.quiet,
         progress=progress_mode(args.quiet),

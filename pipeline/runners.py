@@ -1,0 +1,181 @@
+"""Defaults that let ``--runner FlinkRunner`` or ``--runner SparkRunner`` run with no other flag.
+
+Beam's portable runners start a Java job server (a jar) that runs the job on an embedded
+Flink or Spark cluster, and the Python code runs in an SDK harness. Locally the harness is
+this very process (``--environment_type=LOOPBACK``), so the pipeline's modules are already
+imported there and ``save_main_session`` is not needed. ``runner_defaults`` adds what such a
+local run needs and the user did not give; a flag the user gives always wins.
+
+Added when missing:
+
+* FlinkRunner: ``--flink_master=[local]``; with a local master ``--parallelism=2`` and
+  ``--environment_type=LOOPBACK``; ``--flink_job_server_jar`` (scripts/get_jobserver.sh flink).
+* SparkRunner: ``--spark_master_url=local[2]``; with a local master
+  ``--environment_cache_millis=60000`` and ``--environment_type=LOOPBACK``;
+  ``--spark_job_server_jar`` (scripts/get_jobserver.sh spark).
+
+Why each one (measured with Beam 2.77, see docs/runners.md): Beam's own default master for
+Flink is ``[auto]``, which also starts an embedded cluster, but ``[local]`` says so; Spark's
+default ``local[4]`` oversubscribes a 2-core machine. Without a jar Beam downloads
+``beam-runners-flink-2.2-job-server-2.77.0.jar`` itself at run time, with no Maven settings
+and no cache of ours (where that jar is not served: a 404 and a failed run).
+``--environment_cache_millis`` keeps the loopback
+harness between Spark stages instead of tearing it down and starting it again for each task
+(faster, and without the "call already closed" stack traces on teardown).
+
+A remote master (``--flink_master=host:8081``, ``--spark_master_url=spark://host:7077``) only
+gets the jar: the SDK harness must then run beside the cluster's workers (``--environment_type``
+DOCKER or PROCESS, or EXTERNAL), and the package must reach them (docs/runners.md).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+LOG = logging.getLogger("newsbeam")
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "get_jobserver.sh"
+LOCAL_PARALLELISM = 2
+FLINK_LOCAL_MASTERS = ("[local]", "[auto]")
+SPARK_LOCAL_MASTER = re.compile(r"^local(\[.+\])?$")  # as apache_beam's spark_runner
+FETCH_TIMEOUT_S = 1200  # the script's own deadline is 900 s; this only guards against a hang
+SPARK_ENVIRONMENT_CACHE_MS = 60_000
+
+
+class RunnerSetupError(Exception):
+    """The portable runner cannot be set up (no java, no job-server jar); one line, with the
+    fix."""
+
+
+def runner_name(beam_args: list[str]) -> str | None:
+    """The runner the args select, as Beam resolves it ('flink', 'spark', 'direct'...), or None.
+
+    Beam accepts any case and an optional 'Runner' suffix (``--runner flink``) or a dotted
+    class path; the last ``--runner`` wins, as with argparse.
+    """
+    value = _value(beam_args, "--runner")
+    if value is None:
+        return None
+    name = value.rsplit(".", 1)[-1].lower()
+    return name[: -len("runner")] if name.endswith("runner") and name != "runner" else name
+
+
+def runner_defaults(
+    beam_args: list[str],
+    cache_dir: str | None = None,
+    *,
+    fetch_jar: Callable[[str, str | None], str] | None = None,
+    java: Callable[[str], str | None] = shutil.which,
+) -> tuple[list[str], dict[str, str]]:
+    """Args for a working local FlinkRunner or SparkRunner run, and what was added.
+
+    Returns ``(args, added)``: ``args`` is ``beam_args`` with the missing defaults appended
+    (unchanged for any other runner), ``added`` maps each added option (without dashes) to
+    its value, for the run manifest. ``cache_dir`` is where job-server jars are kept
+    (default: the script's, ``$NEWSBEAM_CACHE`` or ``~/.cache/newsbeam``); ``fetch_jar``
+    replaces the script (tests). Raises ``RunnerSetupError`` when the job server cannot be
+    had.
+    """
+    runner = runner_name(beam_args)
+    if runner not in ("flink", "spark"):
+        return list(beam_args), {}
+    label = "FlinkRunner" if runner == "flink" else "SparkRunner"
+    added: dict[str, str] = {}
+
+    if runner == "flink":
+        master = _value(beam_args, "--flink_master")
+        if master is None:
+            master = added["flink_master"] = "[local]"
+        local = master.strip() in FLINK_LOCAL_MASTERS
+        if local and not _given(beam_args, "--parallelism"):
+            added["parallelism"] = str(LOCAL_PARALLELISM)
+    else:
+        master = _value(beam_args, "--spark_master_url")
+        if master is None:
+            master = added["spark_master_url"] = f"local[{LOCAL_PARALLELISM}]"
+        local = bool(SPARK_LOCAL_MASTER.match(master.strip()))
+        if local and not _given(beam_args, "--environment_cache_millis"):
+            added["environment_cache_millis"] = str(SPARK_ENVIRONMENT_CACHE_MS)
+    if local and not _given(beam_args, "--environment_type"):
+        added["environment_type"] = "LOOPBACK"
+
+    jar_flag = f"--{runner}_job_server_jar"
+    # A running job server (--job_endpoint) needs no jar, and no java here.
+    if not _given(beam_args, "--job_endpoint"):
+        launcher = _value(beam_args, "--job_server_java_launcher") or "java"
+        if java(launcher) is None:
+            raise RunnerSetupError(
+                f"{label} starts a Java job server, but '{launcher}' is not on PATH: install "
+                "Java 11 or newer (apt-get install openjdk-17-jre-headless), or pass "
+                "--job_endpoint=HOST:PORT of a running job server")
+        if not _given(beam_args, jar_flag):
+            added[jar_flag[2:]] = (fetch_jar or fetch_job_server_jar)(runner, cache_dir)
+
+    return [*beam_args, *(f"--{name}={value}" for name, value in added.items())], added
+
+
+def fetch_job_server_jar(runner: str, cache_dir: str | None = None) -> str:
+    """The cached job-server jar's path, from scripts/get_jobserver.sh (downloads it once).
+
+    The script's progress lines are logged as they come (a first download takes a while).
+    """
+    flag = f"--{runner}_job_server_jar"
+    if not SCRIPT.is_file():
+        raise RunnerSetupError(f"{SCRIPT} is missing (newsbeam installed without its scripts): "
+                               f"pass {flag}=PATH to a Beam {runner} job-server jar")
+    env = dict(os.environ, NEWSBEAM_PYTHON=sys.executable)
+    if cache_dir is not None:
+        env["NEWSBEAM_CACHE"] = cache_dir
+    proc = subprocess.Popen(["bash", str(SCRIPT), runner], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                            env=env)
+    last_error: list[str] = []
+
+    def relay() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            line = line.rstrip()
+            if line:
+                LOG.info("%s", line)
+                last_error[:] = [line]
+
+    relay_thread = threading.Thread(target=relay, daemon=True)
+    relay_thread.start()
+    watchdog = threading.Timer(FETCH_TIMEOUT_S, proc.kill)
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        out = proc.stdout.read()
+        code = proc.wait()
+    finally:
+        watchdog.cancel()
+    relay_thread.join(timeout=5)
+    path = out.strip().splitlines()[-1] if out.strip() else ""
+    if code != 0 or not path or not os.path.isfile(path):
+        why = last_error[0] if last_error else f"exit code {code}"
+        why = why.removeprefix("get_jobserver.sh: error: ")
+        raise RunnerSetupError(f"no {runner} job-server jar ({why}); pass {flag}=PATH to one")
+    return path
+
+
+def _given(args: list[str], flag: str) -> bool:
+    return any(a == flag or a.startswith(flag + "=") for a in args)
+
+
+def _value(args: list[str], flag: str) -> str | None:
+    """The last value given to ``flag`` (``--flag=v`` or ``--flag v``), or None."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg.startswith(flag + "="):
+            value = arg[len(flag) + 1:]
+        elif arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+    return value
