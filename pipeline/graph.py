@@ -72,12 +72,14 @@ def build(p: beam.Pipeline, config: Config) -> None:
             as index, \
             Sink("WriteFeedState",
                  WritePartitionedParquet(out, "_state/feeds", _identity, stage), p) as state:
-        docs = (
-            p
-            | "ListInputs" >> beam.Create(list(config.inputs))
+        paths = p | "ListInputs" >> beam.Create(list(config.inputs))
+        if config.spread_inputs:
             # a runner splits work at stage boundaries: without this one, every file would
-            # be read, parsed and extracted by the one worker that ran Create
-            | "SpreadInputs" >> beam.Reshuffle()
+            # be read, parsed and extracted by the one worker that ran Create (2 workers:
+            # 1.08x faster than one without it, 1.64x with it; docs/benchmarks.md)
+            paths = paths | "SpreadInputs" >> beam.Reshuffle()
+        docs = (
+            paths
             | "Progress" >> beam.ParDo(ShowProgress(len(config.inputs), config.progress))
             | "ReadSources" >> ReadSources(rejects, max_bytes=config.max_bytes)
         )

@@ -54,6 +54,8 @@ class Config:
     max_reject_ratio: float | None = None
     # options runner_defaults added for a local Flink/Spark run (recorded in the manifest)
     runner_setup: dict[str, str] = field(default_factory=dict)
+    # spread the input files over workers (a Reshuffle); pointless on one local worker
+    spread_inputs: bool = True
 
     def step_names(self) -> dict[str, list[str]]:
         return {chain: [s.name for s in steps] for chain, steps in self.steps.items()}
@@ -339,6 +341,15 @@ def add_run_arguments(parser: argparse.ArgumentParser, stream: bool = False) -> 
                         "final summary.")
 
 
+def single_local_worker(beam_args: list[str] | tuple[str, ...]) -> bool:
+    """The DirectRunner with one worker (the default): nothing to spread work over."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    opts = PipelineOptions(list(beam_args)).get_all_options()
+    runner = str(opts.get("runner") or DEFAULT_RUNNER)
+    return runner in ("DirectRunner", "direct") and int(opts.get("direct_num_workers") or 1) == 1
+
+
 def config_from_args(args: argparse.Namespace, beam_args: list[str],
                      now: datetime | None = None, files: bool = True) -> Config:
     if not args.output:
@@ -395,6 +406,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
         max_bytes=args.max_bytes,
         beam_args=tuple(beam_args),
         runner_setup=runner_setup,
+        spread_inputs=not single_local_worker(beam_args),
         requested_inputs=tuple(redact(spec) for spec in args.inputs),
         quiet=args.quiet,
         progress=progress_mode(args.quiet),
