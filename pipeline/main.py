@@ -313,6 +313,13 @@ def _error(message: str, code: int) -> int:
     return code
 
 
+def _failure(what: str, exc: Exception) -> int:
+    """A run that failed: its first line on stderr (the traceback at DEBUG)."""
+    LOG.debug("%s failure", what, exc_info=True)
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return _error(f"the {what} failed: {type(exc).__name__}: {first}", EXIT_FAILED)
+
+
 def _acquire(config: Config) -> Any:
     """The lock on OUT, or None after a one-line error (the caller exits EXIT_LOCKED)."""
     try:
@@ -370,10 +377,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("newsbeam: interrupted\n")
         return 130
     except Exception as exc:
-        LOG.debug("pipeline failure", exc_info=True)
-        sys.stderr.write(f"newsbeam: error: the pipeline failed: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}\n")
-        return EXIT_FAILED
+        return _failure("pipeline", exc)
     finally:
         lock.release()
     print_summary(manifest)
@@ -456,10 +460,7 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
         code, manifest = run_stream(config, folders, args.window, args.poll, args.stop_after,
                                     args.settle, execute, stop)
     except Exception as exc:
-        LOG.debug("stream failure", exc_info=True)
-        sys.stderr.write(f"newsbeam: error: the stream failed: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}\n")
-        return EXIT_FAILED
+        return _failure("stream", exc)
     finally:
         lock.release()
     print(f"newsbeam stream {manifest['stream_id']}: stopped by {manifest['stopped_by']} after "

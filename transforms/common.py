@@ -54,14 +54,19 @@ def to_reject(element: Any, stage: str, exc: BaseException) -> Reject:
     )
 
 
+def stage_counters(stage: str) -> tuple[Any, Any, Any]:
+    """The in/out/rejected counters of a stage (the manifest's accounting reads them)."""
+    made = [Metrics.counter(METRICS_NAMESPACE, f"{stage}.{name}")
+            for name in ("in", "out", "rejected")]
+    return made[0], made[1], made[2]
+
+
 class _StageFn(beam.DoFn):
     def __init__(self, fn: Callable[..., Iterable[Any]], stage: str, kwargs: dict[str, Any]):
         self._fn = fn
         self._stage = stage
         self._kwargs = kwargs
-        self._in = Metrics.counter(METRICS_NAMESPACE, f"{stage}.in")
-        self._out = Metrics.counter(METRICS_NAMESPACE, f"{stage}.out")
-        self._rejected = Metrics.counter(METRICS_NAMESPACE, f"{stage}.rejected")
+        self._in, self._out, self._rejected = stage_counters(stage)
         # time spent in the stage's own function (the run summary's time per stage)
         self._micros = Metrics.counter(METRICS_NAMESPACE, f"{stage}.us")
 

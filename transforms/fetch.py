@@ -36,11 +36,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from apache_beam.transforms.error_handling import ErrorHandler
 
 from schemas.records import RawDocument, Reject, Unit, bounded_excerpt
-from transforms.common import METRICS_NAMESPACE, REJECTS_TAG, to_reject
+from transforms.common import REJECTS_TAG, stage_counters, to_reject
 from transforms.decode import decode_bytes
 from transforms.dedupe import KeyDigestSet, in_digests, read_stored
 from transforms.http import FEED_TYPES, PAGE_TYPES, FetchPolicy, HttpClient, redact
@@ -170,9 +169,7 @@ class _FetchHosts(beam.DoFn):
         self._stage = stage
         self._fetch = fetch
         self._kwargs = kwargs
-        self._in = Metrics.counter(METRICS_NAMESPACE, f"{stage}.in")
-        self._out = Metrics.counter(METRICS_NAMESPACE, f"{stage}.out")
-        self._rejected = Metrics.counter(METRICS_NAMESPACE, f"{stage}.rejected")
+        self._in, self._out, self._rejected = stage_counters(stage)
         self._client: HttpClient | None = None
 
     def setup(self) -> None:
