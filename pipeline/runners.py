@@ -43,6 +43,7 @@ from pathlib import Path
 LOG = logging.getLogger("newsbeam")
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "get_jobserver.sh"
+PRISM_SCRIPT = SCRIPT.with_name("get_prism.sh")
 LOCAL_PARALLELISM = 2
 FLINK_LOCAL_MASTERS = ("[local]", "[auto]")
 SPARK_LOCAL_MASTER = re.compile(r"^local(\[.+\])?$")  # as apache_beam's spark_runner
@@ -85,6 +86,8 @@ def runner_defaults(
     had.
     """
     runner = runner_name(beam_args)
+    if runner == "prism":
+        return prism_defaults(beam_args, cache_dir)
     if runner not in ("flink", "spark"):
         return list(beam_args), {}
     label = "FlinkRunner" if runner == "flink" else "SparkRunner"
@@ -122,19 +125,42 @@ def runner_defaults(
     return [*beam_args, *(f"--{name}={value}" for name, value in added.items())], added
 
 
-def fetch_job_server_jar(runner: str, cache_dir: str | None = None) -> str:
-    """The cached job-server jar's path, from scripts/get_jobserver.sh (downloads it once).
+def prism_defaults(beam_args: list[str], cache_dir: str | None = None,
+                   fetch: Callable[[str | None], str] | None = None
+                   ) -> tuple[list[str], dict[str, str]]:
+    """PrismRunner: the binary built from Beam's Go module (scripts/get_prism.sh, cached), so
+    Beam never tries GitHub (where it cannot reach it, its download has no timeout)."""
+    added: dict[str, str] = {}
+    if not _given(beam_args, "--prism_location") and not _given(beam_args, "--job_endpoint"):
+        added["prism_location"] = (fetch or fetch_prism)(cache_dir)
+    if not _given(beam_args, "--prism_log_level"):
+        added["prism_log_level"] = "warn"
+    return [*beam_args, *(f"--{name}={value}" for name, value in added.items())], added
 
-    The script's progress lines are logged as they come (a first download takes a while).
-    """
-    flag = f"--{runner}_job_server_jar"
-    if not SCRIPT.is_file():
-        raise RunnerSetupError(f"{SCRIPT} is missing (newsbeam installed without its scripts): "
-                               f"pass {flag}=PATH to a Beam {runner} job-server jar")
+
+def fetch_prism(cache_dir: str | None = None) -> str:
+    """The cached Prism binary's path, from scripts/get_prism.sh (builds it once with Go)."""
+    return _script_output(PRISM_SCRIPT, [], cache_dir, "--prism_location",
+                          "Prism runner binary")
+
+
+def fetch_job_server_jar(runner: str, cache_dir: str | None = None) -> str:
+    """The cached job-server jar's path, from scripts/get_jobserver.sh (downloads it once)."""
+    return _script_output(SCRIPT, [runner], cache_dir, f"--{runner}_job_server_jar",
+                          f"{runner} job-server jar")
+
+
+def _script_output(script: Path, args: list[str], cache_dir: str | None, flag: str,
+                   what: str) -> str:
+    """Run one of newsbeam's fetch scripts: it prints a cached file's path on stdout and its
+    progress on stderr (logged as it comes: a first download or build takes a while)."""
+    if not script.is_file():
+        raise RunnerSetupError(f"{script} is missing (newsbeam installed without its scripts): "
+                               f"pass {flag}=PATH")
     env = dict(os.environ, NEWSBEAM_PYTHON=sys.executable)
     if cache_dir is not None:
         env["NEWSBEAM_CACHE"] = cache_dir
-    proc = subprocess.Popen(["bash", str(SCRIPT), runner], stdout=subprocess.PIPE,
+    proc = subprocess.Popen(["bash", str(script), *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                             env=env)
     last_error: list[str] = []
@@ -161,8 +187,8 @@ def fetch_job_server_jar(runner: str, cache_dir: str | None = None) -> str:
     path = out.strip().splitlines()[-1] if out.strip() else ""
     if code != 0 or not path or not os.path.isfile(path):
         why = last_error[0] if last_error else f"exit code {code}"
-        why = why.removeprefix("get_jobserver.sh: error: ")
-        raise RunnerSetupError(f"no {runner} job-server jar ({why}); pass {flag}=PATH to one")
+        why = why.split(": error: ", 1)[-1]
+        raise RunnerSetupError(f"no {what} ({why}); pass {flag}=PATH to one")
     return path
 
 

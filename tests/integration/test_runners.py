@@ -79,6 +79,13 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def portable_args(runner: str) -> list[str]:
     """The flags runner_defaults adds, with the jar from scripts/get_jobserver.sh (cached)."""
+    if runner == "PrismRunner":
+        try:
+            args, added = runner_defaults(["--runner", runner])
+        except RunnerSetupError as exc:
+            pytest.skip(f"no Prism binary and it cannot be built here: {exc}")
+        assert Path(added["prism_location"]).is_file()
+        return args
     if shutil.which("java") is None:
         pytest.skip(f"{runner} needs Java 11+ on PATH for its job server (java not found)")
     t0 = time.monotonic()
@@ -96,6 +103,7 @@ def portable_args(runner: str) -> list[str]:
 @pytest.mark.parametrize("runner_args", [
     pytest.param(["FlinkRunner"], id="flink"),
     pytest.param(["SparkRunner"], id="spark"),
+    pytest.param(["PrismRunner"], id="prism"),
     pytest.param(["--runner", "DirectRunner", "--direct_num_workers", "2",
                   "--direct_running_mode", "multi_processing"], id="direct-multiprocessing"),
 ])
@@ -152,3 +160,15 @@ def test_runner_defaults(given: list[str], expected_added: dict[str, str]) -> No
 def test_runner_defaults_without_java() -> None:
     with pytest.raises(RunnerSetupError, match="java.*not on PATH.*install Java"):
         runner_defaults(["--runner", "SparkRunner"], fetch_jar=fake_jar, java=lambda _: None)
+
+
+def test_prism_without_go_is_one_clear_error(tmp_path: Path) -> None:
+    env = dict(__import__("os").environ, NEWSBEAM_CACHE=str(tmp_path / "cache"),
+               NEWSBEAM_GO=str(tmp_path / "no-go"), PATH="/usr/bin:/bin")
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "run", "samples", "--output",
+                           str(tmp_path / "out"), "--runner", "PrismRunner"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("newsbeam: error")]
+    assert len(lines) == 1 and "--prism_location" in lines[0] and "Go" in lines[0]
+    assert not (tmp_path / "out" / "_runs").exists()
