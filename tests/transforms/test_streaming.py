@@ -1,0 +1,104 @@
+"""Window, trigger and cross-window dedupe semantics under TestStream (deterministic time).
+
+TestStream needs the BundleBasedDirectRunner with --streaming (without --streaming a late
+element is merged into the on-time pane)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms import trigger, window
+from apache_beam.transforms.window import TimestampedValue
+
+from transforms.streaming import DUPLICATE_TAG, FirstSeen, StampArrival, pane_file_name
+
+
+def streaming_pipeline() -> TestPipeline:
+    options = PipelineOptions(["--runner=BundleBasedDirectRunner"])
+    options.view_as(StandardOptions).streaming = True
+    return TestPipeline(options=options)
+
+
+def story(key: str, copy: int) -> tuple[str, dict[str, Any]]:
+    return (key, {"id": f"{key}-{copy}", "key": key})
+
+
+def _id(item: dict[str, Any]) -> str:
+    return str(item["id"])
+
+
+def _dup_pair(element: tuple[dict[str, Any], str]) -> tuple[str, str]:
+    return (element[0]["id"], element[1])
+
+
+def test_a_story_arriving_again_in_a_later_window_is_a_duplicate_until_the_horizon() -> None:
+    events = (
+        TestStream()
+        .advance_watermark_to(0)
+        .add_elements([TimestampedValue(story("a", 1), 10), TimestampedValue(story("b", 1), 20)])
+        .advance_watermark_to(70)  # the first 60 s window closes
+        .add_elements([TimestampedValue(story("a", 2), 80)])  # a copy, one window later
+        .advance_watermark_to(4000)  # past the 3600 s horizon: a's state expired
+        .add_elements([TimestampedValue(story("a", 3), 4000)])
+        .advance_watermark_to_infinity()
+    )
+    with streaming_pipeline() as p:
+        result = (
+            p
+            | events
+            | beam.ParDo(FirstSeen(horizon=3600, id_of=_id)).with_outputs(DUPLICATE_TAG,
+                                                                            main="kept")
+        )
+        kept_ids = result["kept"] | "KeptIds" >> beam.Map(_id)
+        dups = result[DUPLICATE_TAG] | "DupPairs" >> beam.Map(_dup_pair)
+        assert_that(kept_ids, equal_to(["a-1", "b-1", "a-3"]), label="Kept")
+        assert_that(dups, equal_to([("a-2", "a-1")]), label="Dups")
+
+
+def _pane_name(element: tuple[str, list[str]], w: Any = beam.DoFn.WindowParam,
+               pane: Any = beam.DoFn.PaneInfoParam) -> str:
+    return pane_file_name("date=2024-03-04", float(w.start), float(w.end), pane.index,
+                          element[1])
+
+
+def test_panes_of_one_window_get_distinct_file_names() -> None:
+    events = (
+        TestStream()
+        .advance_watermark_to(0)
+        .add_elements([TimestampedValue(("p", "x1"), 5), TimestampedValue(("p", "x2"), 6)])
+        .advance_watermark_to(61)  # on-time pane of [0, 60)
+        .add_elements([TimestampedValue(("p", "x3"), 30)])  # late, within allowed lateness
+        .advance_watermark_to_infinity()
+    )
+    with streaming_pipeline() as p:
+        names = (
+            p
+            | events
+            | beam.WindowInto(window.FixedWindows(60),
+                              trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
+                              accumulation_mode=trigger.AccumulationMode.DISCARDING,
+                              allowed_lateness=600)
+            | beam.GroupByKey()
+            | beam.Map(lambda kv: (kv[0], sorted(kv[1])))  # noqa: E731 - test wiring only
+            | beam.Map(_pane_name)
+        )
+        expected = [pane_file_name("date=2024-03-04", 0, 60, 0, ["x1", "x2"]),
+                    pane_file_name("date=2024-03-04", 0, 60, 1, ["x3"])]
+        assert_that(names, equal_to(expected))
+    assert expected[0] != expected[1]
+
+
+def test_arrival_time_is_the_event_time() -> None:
+    with streaming_pipeline() as p:
+        stamped = (
+            p
+            | TestStream().add_elements(["old story"]).advance_watermark_to_infinity()
+            | beam.ParDo(StampArrival(clock=lambda: 1_700_000_000.0))
+            | beam.Map(lambda e, ts=beam.DoFn.TimestampParam: (e, float(ts)))  # noqa: E731
+        )
+        assert_that(stamped, equal_to([("old story", 1_700_000_000.0)]))
