@@ -39,8 +39,9 @@ STAGE_TIMERS = ("read", "fetch_feed", "parse", "fetch_page", "extract", "clean",
 LOG = logging.getLogger("newsbeam")
 
 DESCRIPTION = """newsbeam: ingest raw news (RSS, Atom, JSON Feed, HTML pages, plain-text
-articles, JSONL) into a hive-partitioned Parquet dataset, with exact duplicates removed and
-every input unit accounted for (articles, duplicates or rejects)."""
+articles, JSONL; files or feed URLs) into a hive-partitioned Parquet dataset, with exact and
+near duplicates removed within a run and across runs, and every input unit accounted for
+(articles, duplicates or rejects)."""
 
 RUN_EPILOG = """Apache Beam pipeline options are passed through, e.g. --runner DirectRunner
 (the default), --direct_num_workers 2, --direct_running_mode multi_processing,
@@ -51,6 +52,8 @@ output layout:
   OUT/duplicates/part-*.parquet                 one row per dropped copy
   OUT/rejects/part-*.parquet                    one row per unit that is no article, with reason
   OUT/_runs/<run_id>.json                       the run manifest
+  OUT/_index, OUT/_state, OUT/_locks            newsbeam's own state (what later runs compare
+                                                against, feed validators, files a stream read)
 
 exit codes: 0 ok, 1 pipeline failed, 2 usage error, 3 accounting does not balance,
 4 OUT is locked by another run, 5 rejects above --max-reject-ratio.
@@ -87,7 +90,7 @@ def make_parser() -> argparse.ArgumentParser:
                              "summary is logged as one JSON record too")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     run = sub.add_parser(
-        "run", help="batch: ingest INPUT files into OUT",
+        "run", help="batch: ingest INPUT files and feed URLs into OUT",
         description="Batch ingestion: read INPUT files, write the dataset under OUT.",
         epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
