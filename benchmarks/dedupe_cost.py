@@ -96,6 +96,16 @@ def write(docs: list[dict], path: Path) -> Path:
     return path
 
 
+def near_share(corpus: Path, out: Path, steps: str, label: str) -> None:
+    """The same corpus with and without near-dup detection; the difference is its cost."""
+    with_near, rss_near = run(corpus, out / "near", steps)
+    without, rss_plain = run(corpus, out / "plain", steps, "--no-dedupe")
+    share = (with_near - without) / with_near
+    print(f"{label}: with near-dup detection {with_near:.1f} s (peak {rss_near} MiB), without "
+          f"{without:.1f} s (peak {rss_plain} MiB); near stage share of the run: {share:.1%}",
+          flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--aeb", type=Path, default=REPO.parent / "shared" / "data" / "aeb")
@@ -108,22 +118,12 @@ def main() -> int:
     steps = "--steps=-quotes,-countries"
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        corpus = write(make_corpus(args.aeb, args.articles, 1, "a"), tmp / "corpus.jsonl")
-        with_near, rss_near = run(corpus, tmp / "o1", steps)
-        without, rss_plain = run(corpus, tmp / "o2", steps, "--no-dedupe")
-        share = (with_near - without) / with_near
-        print(f"{args.articles} text articles (JSONL): with near-dup detection "
-              f"{with_near:.1f} s (peak {rss_near} MiB), without {without:.1f} s "
-              f"(peak {rss_plain} MiB); near stage share of the run: {share:.1%}", flush=True)
+        docs = make_corpus(args.aeb, args.articles, 1, "a")
+        near_share(write(docs, tmp / "corpus.jsonl"), tmp / "jsonl", steps,
+                   f"{args.articles} text articles (JSONL)")
         if args.html:
-            pages = make_pages(args.aeb, make_corpus(args.aeb, args.articles, 1, "a"),
-                               tmp / "pages")
-            with_near, rss_near = run(pages, tmp / "p1", steps)
-            without, rss_plain = run(pages, tmp / "p2", steps, "--no-dedupe")
-            share = (with_near - without) / with_near
-            print(f"{args.articles} HTML pages: with near-dup detection {with_near:.1f} s "
-                  f"(peak {rss_near} MiB), without {without:.1f} s (peak {rss_plain} MiB); "
-                  f"near stage share of the run: {share:.1%}", flush=True)
+            near_share(make_pages(args.aeb, docs, tmp / "pages"), tmp / "html", steps,
+                       f"{args.articles} HTML pages")
         batch = write(make_corpus(args.aeb, 1000, 99, "new"), tmp / "batch.jsonl")
         for stored in args.history:
             out = tmp / f"hist{stored}"

@@ -469,7 +469,9 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
     print(f"newsbeam stream {manifest['stream_id']}: stopped by {manifest['stopped_by']} after "
           f"{manifest['windows']} windows: {manifest['articles']} articles, "
           f"{manifest['duplicates']} duplicates, {manifest['rejects']} rejects")
-    return EXIT_FAILED if code == EXIT_FAILED else EXIT_OK
+    if code == EXIT_ACCOUNTING:
+        _error("a window's accounting did not balance (see its manifest in OUT/_runs)", code)
+    return code  # the worst window's exit code: 0, 1 or 3
 
 
 def entrypoint() -> None:

@@ -86,7 +86,8 @@ class Watcher:
     seen: dict[str, tuple[int, int]] = field(default_factory=dict)
     settle: float = 2.0
     clock: Callable[[], float] = time.time
-    pending: dict[str, tuple[int, int, float]] = field(default_factory=dict)
+    # files found but not settled yet: path -> (size, mtime_ns)
+    pending: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def _files(self) -> list[str]:
         found = []
@@ -108,17 +109,12 @@ class Watcher:
             sig = (st.st_size, st.st_mtime_ns)
             if self.seen.get(path) == sig:
                 continue
-            first = self.pending.get(path)
-            if first is not None and first[:2] != sig:
-                first = None  # it changed since the last scan: still being written
-            if first is None:
-                self.pending[path] = (*sig, now)
+            self.pending[path] = sig
             # complete once untouched for `settle` seconds (any write moves the mtime)
             if now - st.st_mtime_ns / 1e9 >= self.settle:
                 ready.append(path)
         for path in ready:
-            size, mtime, _t = self.pending.pop(path)
-            self.seen[path] = (size, mtime)
+            self.seen[path] = self.pending.pop(path)
         return ready
 
     def next_settle_in(self) -> float | None:
@@ -126,7 +122,7 @@ class Watcher:
         if not self.pending:
             return None
         now = self.clock()
-        return max(0.0, min(m / 1e9 + self.settle - now for _s, m, _t in self.pending.values()))
+        return max(0.0, min(m / 1e9 + self.settle - now for _s, m in self.pending.values()))
 
 
 def load_file_state(output_dir: str) -> dict[str, tuple[int, int]]:

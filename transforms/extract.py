@@ -361,16 +361,12 @@ def merge_linked(feed: dict[str, Any], page: dict[str, Any]) -> dict[str, Any]:
     merged = dict(feed)
     sources: dict[str, str] = {}
 
-    def take(name: str, side: str, key: str | None = None) -> None:
-        value = (page if side == "page" else feed).get(key or name)
-        if key is None:
-            merged[name] = value
+    def take(name: str, side: str) -> None:
+        merged[name] = (page if side == "page" else feed).get(name)
         sources[name] = side
 
     page_words = len(words(page.get("text") or ""))
-    feed_words = len(words(feed.get("text") or ""))
-    merged["text"] = page.get("text") if page_words > feed_words else feed.get("text")
-    sources["text"] = "page" if page_words > feed_words else "feed"
+    take("text", "page" if page_words > len(words(feed.get("text") or "")) else "feed")
     ptitle, ftitle = str(page.get("title") or ""), str(feed.get("title") or "")
     use_page_title = bool(ptitle) and (not ftitle or (_truncated(ftitle) and len(ptitle)
                                                       > len(ftitle.rstrip(".\u2026 "))))
