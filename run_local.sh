@@ -35,6 +35,9 @@ fi
 case "${1:-run}" in
   test)
     shift || true
+    # `newsbeam stream` runs on Beam's Prism runner: built once from the Go module proxy and
+    # cached (~60 s the first time); without Go the streaming tests say why they fail
+    NEWSBEAM_PYTHON="$VENV/bin/python" scripts/get_prism.sh >/dev/null || echo "run_local.sh: warning: no Prism runner (see above)" >&2
     set +e
     "$VENV/bin/python" -m pytest "$@"
     code=$?

@@ -90,11 +90,12 @@ def clean_leftovers(output_dir: str) -> list[str]:
         for name in sorted(os.listdir(staging)):
             FileSystems.delete([os.path.join(staging, name)])
             removed.append(os.path.join(staging, name))
+    state = os.path.join(output_dir, "_state")
     for root, _dirs, names in os.walk(output_dir):
         for name in names:
             if (name.startswith(".") and name.endswith(TEMP_SUFFIX)) or (
                 root == output_dir and name.startswith("_lock.") and name.endswith(".tmp")
-            ):
+            ) or (root == state and name.endswith(".stop")):  # an aborted stream's stop file
                 os.remove(os.path.join(root, name))
                 removed.append(os.path.join(root, name))
     for path in removed:

@@ -60,14 +60,15 @@ exit codes: 0 ok, 1 pipeline failed, 2 usage error, 3 accounting does not balanc
 read it: pandas.read_parquet("OUT/articles")"""
 
 
-STREAM_EPILOG = """Locally the stream runs as successive bounded runs of the batch graph, one
-per window in which something arrived (micro-batches on the DirectRunner): same stages, same
-dedupe against OUT/_index, same staged commits, one manifest per window in OUT/_runs and one
-for the stream. Files already read are remembered in OUT/_state/files, across restarts.
-SIGINT or SIGTERM stop cleanly (the open window is flushed); a second SIGINT aborts.
+STREAM_EPILOG = """The stream is an unbounded Beam pipeline on the Prism runner (built once from
+Beam's Go module by scripts/get_prism.sh; cached): the same stages and dedupe as `run`, windows
+of arrival time, each window committed whole with its own manifest in OUT/_runs. Files already
+read are remembered in OUT/_state/files, across restarts. --stop-after, SIGINT or SIGTERM stop
+cleanly (open windows are flushed); a second SIGINT aborts. --runner DirectRunner runs each
+window as a bounded batch run instead (micro-batches; no Prism needed). See docs/streaming.md.
 
-exit codes: 0 ok (stopped by --stop-after or a signal), 1 a window's pipeline failed,
-2 usage error, 4 OUT is locked by another run."""
+exit codes: 0 ok (stopped by --stop-after or a signal), 1 the pipeline failed,
+2 usage error, 3 a window's accounting did not balance, 4 OUT is locked by another run."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -114,6 +115,11 @@ def make_parser() -> argparse.ArgumentParser:
     timing.add_argument("--settle", type=_duration, default=2.0, metavar="DURATION",
                         help="a file is read once its size and time have not changed for "
                              "this long (default 2s)")
+    timing.add_argument("--dedupe-horizon", type=_duration, default=86400.0,
+                        metavar="DURATION",
+                        help="how long the stream keeps each article's content hash in its "
+                             "state to catch exact repeats at once; older ones are caught by "
+                             "OUT/_index (default 24h)")
     for sub_parser in (run, stream):
         sub_parser.set_defaults(_run_parser=sub_parser)
     report = sub.add_parser(
@@ -438,13 +444,18 @@ def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
-    from pipeline.stream import StopFlag, run_stream, stream_sources
+    from pipeline.runners import runner_name
+    from pipeline.stream import StopFlag, stream_sources
 
+    runner = runner_name(extra)
+    micro_batches = runner == "direct"
     try:
         check_beam_args(extra)
         folders, urls = stream_sources(list(args.inputs))
         stream_args = argparse.Namespace(**vars(args))
         stream_args.inputs = urls
+        if runner is None:
+            extra = ["--runner=PrismRunner", *extra]  # Beam's local runner for streaming
         config = config_from_args(stream_args, extra, files=False)
         if not folders and not config.feeds:
             raise UsageError("no SOURCE given: name a folder to watch or a feed URL (or "
@@ -454,17 +465,33 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
     lock = _acquire(config)
     if lock is None:
         return EXIT_LOCKED
-    stop = StopFlag(on_abort=lock.release)
+    prism: list[Any] = []
+
+    def abort() -> None:
+        for server in prism:
+            server.process.kill()
+        lock.release()
+
+    stop = StopFlag(on_abort=abort)
     stop.install()
     try:
         clean_leftovers(config.output_dir)
-        LOG.info("streaming: watching %d folders and %d feeds into %s (window %gs, poll %gs)",
-                 len(folders), len(config.feeds), config.output_dir, args.window, args.poll)
-        code, manifest = run_stream(config, folders, args.window, args.poll, args.stop_after,
-                                    args.settle, execute, stop)
+        LOG.info("streaming: watching %d folders and %d feeds into %s (window %gs, poll %gs, "
+                 "%s)", len(folders), len(config.feeds), config.output_dir, args.window,
+                 args.poll, "micro-batches on the DirectRunner" if micro_batches
+                 else f"{_runner_name(config.beam_args)}, streaming")
+        if micro_batches:
+            from pipeline.stream import run_stream
+
+            code, manifest = run_stream(config, folders, args.window, args.poll,
+                                        args.stop_after, args.settle, execute, stop)
+        else:
+            code, manifest = _stream_graph(config, folders, args, prism, stop)
     except Exception as exc:
         return _failure("stream", exc)
     finally:
+        for server in prism:
+            server.stop()
         lock.release()
     print(f"newsbeam stream {manifest['stream_id']}: stopped by {manifest['stopped_by']} after "
           f"{manifest['windows']} windows: {manifest['articles']} articles, "
@@ -472,6 +499,41 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
     if code == EXIT_ACCOUNTING:
         _error("a window's accounting did not balance (see its manifest in OUT/_runs)", code)
     return code  # the worst window's exit code: 0, 1 or 3
+
+
+def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
+                  prism: list[Any], stop: Any) -> tuple[int, dict[str, Any]]:
+    """The unbounded graph; on Prism, with a Prism server newsbeam starts in its own session."""
+    import dataclasses
+    import os
+
+    from pipeline.runners import _value, runner_name
+    from pipeline.stream import PrismServer, run_stream_graph
+    from pipeline.stream_graph import StreamSpec
+    from transforms.write import join_path
+
+    beam_args = [a for a in config.beam_args if a != "--streaming"] + ["--streaming"]
+    runner = _runner_name(config.beam_args)
+    if runner_name(beam_args) == "prism" and _value(beam_args, "--job_endpoint") is None:
+        binary = _value(beam_args, "--prism_location")
+        server = PrismServer(binary, os.path.join(config.output_dir, "_state", "prism.log"))
+        prism.append(server)
+        beam_args = [a for a in beam_args if not a.startswith(("--prism_location",
+                                                                "--prism_log_level"))]
+        beam_args += [f"--job_endpoint={server.endpoint}"]
+        if _value(beam_args, "--environment_type") is None:
+            beam_args.append("--environment_type=LOOPBACK")
+    started = datetime.now(timezone.utc).replace(microsecond=0)
+    stream_id = f"{started:%Y%m%dT%H%M%SZ}-stream"
+    spec = StreamSpec(
+        stream_id=stream_id, folders=tuple(folders), feeds=tuple(config.feeds),
+        window=args.window, poll=args.poll, settle=args.settle, horizon=args.dedupe_horizon,
+        stop_file=join_path(config.output_dir, "_state", f"{stream_id}.stop"),
+        runner=runner)
+    if "://" not in config.output_dir:
+        os.makedirs(os.path.dirname(spec.stop_file), exist_ok=True)
+    config = dataclasses.replace(config, beam_args=tuple(beam_args), run_id=stream_id)
+    return run_stream_graph(config, spec, args.stop_after, stop)
 
 
 def entrypoint() -> None:

@@ -1,7 +1,13 @@
 """newsbeam stream: watch folders and poll feeds, and ingest what arrives, window by window.
 
-Locally the stream runs as successive bounded runs of the batch graph (micro-batches on the
-DirectRunner), one per window of arrival time in which something arrived:
+Two drivers:
+
+- ``run_stream_graph`` (the default): runs the unbounded graph of pipeline/stream_graph.py on
+  Prism (started here, in its own session; ``PrismServer``), Dataflow or Flink, prints
+  progress from the windows' manifests, and stops it by the stop file (docs/streaming.md).
+- ``run_stream`` (``--runner DirectRunner``): successive bounded runs of the batch graph
+  (micro-batches), one per window of arrival time in which something arrived, for a machine
+  without Prism:
 
 - Every ``--poll`` the watched folders are listed. A file is ready once it is no temporary
   name (``.part``, ``.tmp``, ``.crdownload``, hidden...) and its size and modification time
@@ -18,9 +24,6 @@ DirectRunner), one per window of arrival time in which something arrived:
 - ``--stop-after``, SIGINT and SIGTERM stop cleanly: what is ready is flushed as a last window,
   the stream's own manifest is written, exit 0. A second SIGINT aborts at once (the lock is
   released; the next start cleans the staged leftovers).
-
-This keeps every promise of the streaming mode on one machine without a streaming runner. The
-unbounded graph for Dataflow or Flink is not built yet (see README, "Streaming").
 """
 
 from __future__ import annotations
@@ -39,23 +42,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from pipeline.options import Config, UsageError
 from transforms.http import redact
+from transforms.streaming import (  # noqa: F401 (the file watching, shared with the graph)
+    FILE_STATE,
+    TEMP_SUFFIXES,
+    is_temporary,
+    list_files,
+    load_file_state,
+    write_file_state,
+)
 
 LOG = logging.getLogger("newsbeam")
 
-TEMP_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".crdownload", ".download",
-                 ".inprogress", ".swp", "~")
-FILE_STATE = "_state/files"
-FILE_STATE_SCHEMA = pa.schema([
-    pa.field("path", pa.string(), nullable=False),
-    pa.field("size", pa.int64(), nullable=False),
-    pa.field("mtime_ns", pa.int64(), nullable=False),
-    pa.field("run_id", pa.string(), nullable=False),
-])
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$", re.I)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -71,12 +70,6 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def is_temporary(name: str) -> bool:
-    """A name a writer uses while the file is not complete yet."""
-    lower = name.lower()
-    return name.startswith((".", "~")) or lower.endswith(TEMP_SUFFIXES)
-
-
 @dataclass
 class Watcher:
     """Lists folders and says which files are new and complete. Pure apart from the listing
@@ -90,12 +83,7 @@ class Watcher:
     pending: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     def _files(self) -> list[str]:
-        found = []
-        for folder in self.folders:
-            for root, dirs, names in os.walk(folder):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                found.extend(os.path.join(root, n) for n in names if not is_temporary(n))
-        return sorted(found)
+        return list_files(self.folders)
 
     def scan(self) -> list[str]:
         """Files that became ready since the last scan (each reported once)."""
@@ -123,32 +111,6 @@ class Watcher:
             return None
         now = self.clock()
         return max(0.0, min(m / 1e9 + self.settle - now for _s, m in self.pending.values()))
-
-
-def load_file_state(output_dir: str) -> dict[str, tuple[int, int]]:
-    folder = os.path.join(output_dir, *FILE_STATE.split("/"))
-    seen: dict[str, tuple[int, int]] = {}
-    if not os.path.isdir(folder):
-        return seen
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".parquet") and not name.startswith("."):
-            table = pq.read_table(os.path.join(folder, name))
-            for row in table.to_pylist():
-                seen[row["path"]] = (row["size"], row["mtime_ns"])
-    return seen
-
-
-def write_file_state(output_dir: str, run_id: str, files: dict[str, tuple[int, int]]) -> None:
-    """The files a window read, written whole (temp name, then rename)."""
-    if not files:
-        return
-    folder = os.path.join(output_dir, *FILE_STATE.split("/"))
-    os.makedirs(folder, exist_ok=True)
-    rows = [{"path": p, "size": s, "mtime_ns": m, "run_id": run_id}
-            for p, (s, m) in sorted(files.items())]
-    temp = os.path.join(folder, f".part-{run_id}.parquet.inprogress")
-    pq.write_table(pa.Table.from_pylist(rows, schema=FILE_STATE_SCHEMA), temp)
-    os.replace(temp, os.path.join(folder, f"part-{run_id}.parquet"))
 
 
 @dataclass
@@ -309,3 +271,166 @@ def stream_sources(specs: list[str]) -> tuple[list[str], list[str]]:
         else:
             raise UsageError(f"SOURCE folder does not exist: {spec}")
     return folders, urls
+
+
+# --------------------------------------------------------------------------- the Beam graph
+PRISM_START_TIMEOUT_S = 30.0
+
+
+class PrismServer:
+    """A Prism job server of our own, in its own session: a SIGTERM or Ctrl-C sent to the
+    terminal's process group reaches newsbeam, which drains the job, and not Prism, which
+    would lose it. It shuts itself down when idle, should newsbeam die first."""
+
+    def __init__(self, binary: str, log_path: str) -> None:
+        import socket
+        import subprocess
+
+        from apache_beam.utils.subprocess_server import pick_port
+
+        self.port = pick_port(None)[0]
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        self._log = open(log_path, "ab")  # noqa: SIM115 (closed in stop())
+        self.process = subprocess.Popen(
+            [binary, "--job_port", str(self.port), "--serve_http=false", "--log_level",
+             "warn", "--idle_shutdown_timeout", "120s"],
+            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + PRISM_START_TIMEOUT_S
+        while True:
+            try:
+                socket.create_connection(("localhost", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(
+                        f"the Prism runner did not start (see {log_path})") from None
+                time.sleep(0.05)
+
+    @property
+    def endpoint(self) -> str:
+        return f"localhost:{self.port}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except Exception:
+                self.process.kill()
+        self._log.close()
+
+
+def window_manifests(output_dir: str, stream_id: str) -> list[dict[str, Any]]:
+    """The manifests the stream's windows wrote so far, oldest first."""
+    folder = os.path.join(output_dir, "_runs")
+    found = []
+    if os.path.isdir(folder):
+        for name in sorted(os.listdir(folder)):
+            if name.startswith(f"{stream_id}-") and name.endswith(".json"):
+                with open(os.path.join(folder, name), encoding="utf-8") as fh:
+                    found.append(json.load(fh))
+    return found
+
+
+def totals_of(manifests: list[dict[str, Any]]) -> Totals:
+    totals = Totals()
+    for m in manifests:
+        c = m["counts"]
+        totals.windows += 1
+        totals.articles += c["articles"]
+        totals.duplicates += c["duplicates"]
+        totals.rejects += c["rejects"]
+        totals.files += m["inputs"]["files"]
+        totals.last_window = f"{m['run_id']} (+{c['articles']} articles, " \
+                             f"+{c['duplicates']} duplicates, +{c['rejects']} rejects)"
+        totals.run_ids.append(m["run_id"])
+    return totals
+
+
+def _counter(result: Any, name: str) -> int:
+    from apache_beam.metrics.metric import MetricsFilter
+
+    try:
+        found = result.metrics().query(MetricsFilter().with_name(name))["counters"]
+    except Exception:  # a runner without metrics: the count is unknown, not an error
+        return 0
+    return sum(int(c.committed or c.attempted or 0) for c in found)
+
+
+def run_stream_graph(config: Config, spec: Any, stop_after: float | None, stop: StopFlag,
+                     out: Any = sys.stdout) -> tuple[int, dict[str, Any]]:
+    """Run the unbounded graph (pipeline/stream_graph.py) until --stop-after or a signal,
+    then drain it: the stop file makes every poll say "complete", every open window fires
+    and is committed, and the job finishes. Returns (exit code, the stream's manifest)."""
+    import apache_beam as beam
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.runners.runner import PipelineState
+
+    from pipeline.stream_graph import build_stream
+
+    started = time.monotonic()
+    started_at = datetime.now(timezone.utc).replace(microsecond=0)
+    deadline = started + stop_after if stop_after else None
+    pipeline = beam.Pipeline(options=PipelineOptions(list(config.beam_args)))
+    build_stream(pipeline, config, spec)
+    result = pipeline.run()
+    LOG.info("stream %s: %s job running", spec.stream_id, spec.runner)
+    finished = threading.Event()
+    failure: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            result.wait_until_finish()
+        except BaseException as exc:  # reported by the main thread
+            failure.append(exc)
+        finished.set()
+
+    threading.Thread(target=wait, name="newsbeam-stream-wait", daemon=True).start()
+    next_progress = started + spec.window
+    stop_requested = False
+    reason = ""
+    while not finished.is_set():
+        now = time.monotonic()
+        if not stop_requested and (stop.event.is_set()
+                                   or (deadline is not None and now >= deadline)):
+            reason = stop.reason or "stop-after"
+            LOG.info("stream %s: stopping (%s): flushing the open windows", spec.stream_id,
+                     reason)
+            with FileSystems.create(spec.stop_file) as fh:  # local, or where workers see it
+                fh.write(reason.encode() + b"\n")
+            stop_requested = True
+        if now >= next_progress:
+            _progress(totals_of(window_manifests(config.output_dir, spec.stream_id)),
+                      started, out)
+            next_progress = now + spec.window
+        wake = min(next_progress, deadline if deadline and not stop_requested else next_progress)
+        # a signal sets stop.event and wakes this wait at once
+        (finished if stop_requested else stop.event).wait(
+            max(0.05, min(1.0, wake - time.monotonic())))
+    if FileSystems.exists(spec.stop_file):
+        FileSystems.delete([spec.stop_file])
+    if failure:
+        raise failure[0]
+    state = result.state
+    if state != PipelineState.DONE:
+        raise RuntimeError(f"the streaming job ended in state {state}")
+    manifests = window_manifests(config.output_dir, spec.stream_id)
+    totals = totals_of(manifests)
+    totals.feed_polls = _counter(result, "stream.feed_polls")
+    _progress(totals, started, out)
+    code = 0 if all(m["accounting"]["balanced"] for m in manifests) else 3
+    manifest = {
+        "stream_id": spec.stream_id,
+        "started_at": started_at.isoformat(),
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "stopped_by": reason or "end",
+        "runner": spec.runner,
+        "sources": {"folders": list(spec.folders),
+                    "feeds": [redact(u) for u in spec.feeds]},
+        "window_s": spec.window, "poll_s": spec.poll, "dedupe_horizon_s": spec.horizon,
+        **dataclasses.asdict(totals),
+    }
+    _write_stream_manifest(config.output_dir, manifest)
+    return code, manifest

@@ -62,19 +62,26 @@ def stage_counters(stage: str) -> tuple[Any, Any, Any]:
 
 
 class _StageFn(beam.DoFn):
-    def __init__(self, fn: Callable[..., Iterable[Any]], stage: str, kwargs: dict[str, Any]):
+    def __init__(self, fn: Callable[..., Iterable[Any]], stage: str, kwargs: dict[str, Any],
+                 timestamp_as: str | None = None):
         self._fn = fn
         self._stage = stage
         self._kwargs = kwargs
+        # the name of a keyword argument that receives the element's event time (a UTC
+        # datetime): in the streaming graph, an article's ingested_at is its arrival time
+        self._timestamp_as = timestamp_as
         self._in, self._out, self._rejected = stage_counters(stage)
         # time spent in the stage's own function (the run summary's time per stage)
         self._micros = Metrics.counter(METRICS_NAMESPACE, f"{stage}.us")
 
-    def process(self, element: Any) -> Iterable[Any]:
+    def process(self, element: Any, ts: Any = beam.DoFn.TimestampParam) -> Iterable[Any]:
         self._in.inc()
         t0 = time.perf_counter()
+        kwargs = self._kwargs
+        if self._timestamp_as:
+            kwargs = {**kwargs, self._timestamp_as: ts.to_utc_datetime(has_tz=True)}
         try:
-            results = list(self._fn(element, **self._kwargs))
+            results = list(self._fn(element, **kwargs))
         except Exception as exc:  # routed, never dropped: every failure becomes a reject row
             self._micros.inc(int((time.perf_counter() - t0) * 1e6))
             self._rejected.inc()
@@ -91,11 +98,12 @@ def apply_stage(
     stage: str,
     fn: Callable[..., Iterable[Any]],
     error_handler: ErrorHandler,
+    timestamp_as: str | None = None,
     **kwargs: Any,
 ) -> beam.PCollection:
     """Apply ``fn`` (element -> iterable of outputs) as a FlatMap named ``label``; failures go
     to ``error_handler`` as Reject rows of stage ``stage``. Returns the good outputs."""
-    result = pcoll | label >> beam.ParDo(_StageFn(fn, stage, kwargs)).with_outputs(
+    result = pcoll | label >> beam.ParDo(_StageFn(fn, stage, kwargs, timestamp_as)).with_outputs(
         REJECTS_TAG, main="good"
     )
     error_handler.add_error_pcollection(result[REJECTS_TAG])
@@ -108,15 +116,18 @@ class Sink(ErrorHandler):
     the consumer transform under ``label``."""
 
     def __init__(self, label: str, consumer: beam.PTransform,
-                 pipeline: beam.Pipeline | None = None) -> None:
+                 pipeline: beam.Pipeline | None = None, windowfn: Any = None) -> None:
         super().__init__(consumer)
         self._label = label
         self._pipeline = pipeline
+        self._windowfn = windowfn  # the streaming graph's windows, for the empty input
 
     def close(self) -> None:
         if not self._error_pcolls and self._pipeline is not None:
             # nothing was routed here in this graph (no feed fetched): an empty input
             pcoll = self._pipeline | f"Empty{self._label}" >> beam.Create([])
+            if self._windowfn is not None:
+                pcoll = pcoll | f"Window{self._label}" >> beam.WindowInto(self._windowfn)
         else:
             pcoll = tuple(self._error_pcolls) | f"Flatten{self._label}" >> beam.Flatten()
         self._output = pcoll | self._label >> self._consumer

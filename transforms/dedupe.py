@@ -579,7 +579,7 @@ class NearDedupe(beam.PTransform):
             run_bands = (
                 docs
                 | "RunBandKeys" >> beam.FlatMap(_doc_bands)
-                | "RunBandDigests" >> beam.CombineGlobally(KeyDigestSet())
+                | "RunBandDigests" >> beam.CombineGlobally(KeyDigestSet()).without_defaults()
             )
             stored = (
                 read_stored(run_bands, self._history, NEAR_COLUMNS, stored_sharing_bands,
@@ -697,7 +697,7 @@ class DedupeArticles(beam.PTransform):
             run_keys = (
                 articles
                 | "RunKeys" >> beam.FlatMap(exact_keys)
-                | "RunKeyDigests" >> beam.CombineGlobally(KeyDigestSet())
+                | "RunKeyDigests" >> beam.CombineGlobally(KeyDigestSet()).without_defaults()
             )
             ghosts = (
                 read_stored(run_keys, self._history, EXACT_COLUMNS, stored_sharing_keys, "Keys")

@@ -491,12 +491,16 @@ def extract_article(unit: Unit, ingested_at: datetime) -> Iterator[Article]:
 class ExtractArticles(beam.PTransform):
     """Unit -> Article; units that cannot become articles are rejects (stage ``extract``)."""
 
-    def __init__(self, error_handler: ErrorHandler, ingested_at: datetime) -> None:
+    def __init__(self, error_handler: ErrorHandler, ingested_at: datetime | None) -> None:
+        """``ingested_at=None``: each article's is its event time (arrival, when streaming)."""
         super().__init__()
         self._errors = error_handler
         self._ingested_at = ingested_at
 
     def expand(self, units: beam.PCollection[Unit]) -> beam.PCollection[Article]:
+        if self._ingested_at is None:
+            return apply_stage(units, "Extract", "extract", extract_article, self._errors,
+                               timestamp_as="ingested_at")
         return apply_stage(
             units, "Extract", "extract", extract_article, self._errors,
             ingested_at=self._ingested_at,

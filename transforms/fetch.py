@@ -336,12 +336,13 @@ class FollowLinks(beam.PTransform):
         split = units | "SplitFollowable" >> beam.ParDo(_SplitFollowable()).with_outputs(
             "follow", main="other")
         follow = split["follow"]
-        stored = units.pipeline | "NoStoredUrls" >> beam.Create([])
+        stored = (units.pipeline | "NoStoredUrls" >> beam.Create([])
+                  | "StoredUrlWindows" >> beam.WindowInto(units.windowing.windowfn))
         if self._stored:
             digests = (
                 follow
                 | "LinkKeys" >> beam.Map(_link_key)
-                | "LinkDigests" >> beam.CombineGlobally(KeyDigestSet())
+                | "LinkDigests" >> beam.CombineGlobally(KeyDigestSet()).without_defaults()
             )
             found = [
                 read_stored(digests, pattern, ["url"], stored_sharing_urls, f"Links{i}")

@@ -1,9 +1,15 @@
-"""Building blocks of the unbounded graph (Beam's streaming model), tested under TestStream.
+"""Building blocks of the unbounded graph (Beam's streaming model; pipeline/stream_graph.py).
 
-`newsbeam stream` runs locally as micro-batches (pipeline/stream.py); these are the pieces an
-unbounded graph on Prism, Dataflow or Flink is made of, with their semantics pinned by
-tests/transforms/test_streaming.py (TestStream on the BundleBasedDirectRunner, deterministic
-time). See docs/streaming.md for what is still missing to wire them.
+Their semantics are pinned by tests/transforms/test_streaming.py (TestStream on the
+BundleBasedDirectRunner, deterministic time) and by the end-to-end stream tests on Prism.
+
+- ``PollSources``: the poll function of a ``Watch`` over the stream's sources. A folder poll
+  lists the files that are ready (no temporary name, size and mtime unchanged for ``settle``
+  seconds, not read by an earlier run: OUT/_state/files); a feed poll fetches the feed with
+  its last validators (If-None-Match / If-Modified-Since) and reports the body when it
+  changed. Each output is keyed (``arrival_key``) so Watch emits it once. Once the stop file
+  exists the poll says ``complete``: the watermark jumps to the end of time, every open window
+  fires, and the job drains to DONE (``cancel()`` would lose the open windows).
 
 - ``StampArrival``: event time = arrival time, so windows follow when newsbeam saw an item and
   a story published years ago is never late (its partition still comes from published_at).
@@ -20,16 +26,36 @@ time). See docs/streaming.md for what is still missing to wire them.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.parquet as pq
 from apache_beam.coders import StrUtf8Coder
+from apache_beam.io.watch import PollFn, PollResult
+from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 from apache_beam.transforms.window import TimestampedValue
 from apache_beam.utils.timestamp import Duration
+
+from schemas.records import Article, Duplicate, RawDocument, Reject
+from transforms.common import METRICS_NAMESPACE
+
+TEMP_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".crdownload", ".download",
+                 ".inprogress", ".swp", "~")
+FILE_STATE = "_state/files"
+FILE_STATE_SCHEMA = pa.schema([
+    pa.field("path", pa.string(), nullable=False),
+    pa.field("size", pa.int64(), nullable=False),
+    pa.field("mtime_ns", pa.int64(), nullable=False),
+    pa.field("run_id", pa.string(), nullable=False),
+])
 
 DUPLICATE_TAG = "duplicates"
 # Beam reads state and timers from these parameter defaults (module-level singletons)
@@ -37,6 +63,183 @@ _FIRST = ReadModifyWriteStateSpec("first", StrUtf8Coder())
 _EXPIRE = TimerSpec("expire", TimeDomain.WATERMARK)
 _FIRST_PARAM = beam.DoFn.StateParam(_FIRST)
 _EXPIRE_PARAM = beam.DoFn.TimerParam(_EXPIRE)
+
+
+def is_temporary(name: str) -> bool:
+    """A name a writer uses while the file is not complete yet."""
+    lower = name.lower()
+    return name.startswith((".", "~")) or lower.endswith(TEMP_SUFFIXES)
+
+
+def list_files(folders: Iterable[str]) -> list[str]:
+    """The files under ``folders`` (recursively), temporary names and hidden folders left out."""
+    found: list[str] = []
+    for folder in folders:
+        for root, dirs, names in os.walk(folder):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            found.extend(os.path.join(root, n) for n in names if not is_temporary(n))
+    return sorted(found)
+
+
+def load_file_state(output_dir: str) -> dict[str, tuple[int, int]]:
+    """path -> (size, mtime_ns) of every file a stream has read into OUT."""
+    folder = os.path.join(output_dir, *FILE_STATE.split("/"))
+    seen: dict[str, tuple[int, int]] = {}
+    if not os.path.isdir(folder):
+        return seen
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".parquet") and not name.startswith("."):
+            table = pq.read_table(os.path.join(folder, name))
+            for row in table.to_pylist():
+                seen[row["path"]] = (row["size"], row["mtime_ns"])
+    return seen
+
+
+def write_file_state(output_dir: str, run_id: str, files: dict[str, tuple[int, int]]) -> None:
+    """The files a window read, written whole (temp name, then rename)."""
+    if not files:
+        return
+    folder = os.path.join(output_dir, *FILE_STATE.split("/"))
+    os.makedirs(folder, exist_ok=True)
+    rows = [{"path": p, "size": s, "mtime_ns": m, "run_id": run_id}
+            for p, (s, m) in sorted(files.items())]
+    temp = os.path.join(folder, f".part-{run_id}.parquet.inprogress")
+    pq.write_table(pa.Table.from_pylist(rows, schema=FILE_STATE_SCHEMA), temp)
+    os.replace(temp, os.path.join(folder, f"part-{run_id}.parquet"))
+
+
+def ready_files(folders: Iterable[str], seen: dict[str, tuple[int, int]], settle: float,
+                now: float) -> list[tuple[str, int, int]]:
+    """(path, size, mtime_ns) of the files that are complete (untouched for ``settle``
+    seconds: any write moves the mtime) and not already read with this size and mtime."""
+    ready = []
+    for path in list_files(folders):
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue  # vanished between listing and stat
+        if seen.get(path) == (st.st_size, st.st_mtime_ns):
+            continue
+        if now - st.st_mtime_ns / 1e9 >= settle:
+            ready.append((path, st.st_size, st.st_mtime_ns))
+    return ready
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One thing a poll found: a ready file, a changed feed body, or a failed feed fetch."""
+
+    kind: str  # "file", "feed" or "feed_failed"
+    path: str
+    size: int = 0
+    mtime_ns: int = 0
+    doc: RawDocument | None = None
+    reject: Reject | None = None
+
+
+def arrival_key(arrival: Arrival) -> str:
+    """What makes an arrival new: a file's path, size and mtime (a file rewritten in place is
+    read again); a feed body's digest (an unchanged feed is not parsed again); a feed failure
+    once per stream and reason (a dead feed is one reject row, not one per poll)."""
+    if arrival.kind == "file":
+        return f"file|{arrival.path}|{arrival.size}|{arrival.mtime_ns}"
+    if arrival.kind == "feed" and arrival.doc is not None:
+        return f"feed|{arrival.path}|{hashlib.sha256(arrival.doc.data).hexdigest()}"
+    reason = arrival.reject.reason if arrival.reject else ""
+    return f"failed|{arrival.path}|{reason}"
+
+
+class PollSources(PollFn):
+    """Watch poll function over ("folder", path) and ("feed", url) sources; see above."""
+
+    def __init__(self, output_dir: str, stop_file: str, settle: float,
+                 policy: Any = None, clock: Callable[[], float] = time.time) -> None:
+        self._output_dir = output_dir
+        self._stop_file = stop_file
+        self._settle = settle
+        self._policy = policy
+        self._clock = clock
+        self._seen: dict[str, tuple[int, int]] | None = None
+        self._validators: dict[str, tuple[str | None, str | None]] = {}
+
+    def __call__(self, source: tuple[str, str]) -> PollResult:
+        from apache_beam.io.filesystems import FileSystems
+
+        stopping = FileSystems.exists(self._stop_file)  # OUT may be gs://: workers see it
+        now = self._clock()
+        kind, where = source
+        if kind == "folder":
+            if self._seen is None:  # read once per worker; Watch remembers the rest
+                self._seen = load_file_state(self._output_dir)
+            outputs = [Arrival("file", p, size, mtime)
+                       for p, size, mtime in ready_files([where], self._seen, self._settle, now)]
+        elif stopping:
+            outputs = []  # a last feed fetch would only delay the stop
+        else:
+            outputs = self._fetch(where, now)
+        stamped = [TimestampedValue(a, now) for a in outputs]
+        if stopping:
+            return PollResult.complete(stamped)
+        return PollResult.incomplete(stamped).with_watermark(now)
+
+    def _fetch(self, url: str, now: float) -> list[Arrival]:
+        from transforms.common import REJECTS_TAG
+        from transforms.fetch import FeedRequest, fetch_feed, shared_client
+
+        Metrics.counter(METRICS_NAMESPACE, "stream.feed_polls").inc()
+        etag, modified = self._validators.get(url, (None, None))
+        fetched_at = datetime.fromtimestamp(now, timezone.utc).replace(microsecond=0)
+        found: list[Arrival] = []
+        for out in fetch_feed(shared_client(self._policy), FeedRequest(url, etag, modified),
+                              fetched_at, "stream"):
+            if isinstance(out, RawDocument):
+                found.append(Arrival("feed", url, doc=out))
+            elif out.tag == REJECTS_TAG:
+                found.append(Arrival("feed_failed", url, reject=out.value))
+            else:  # the feed's state row: its validators for the next poll
+                self._validators[url] = (out.value["etag"], out.value["last_modified"])
+        return found
+
+    def default_output_coder(self) -> Any:
+        return beam.coders.PickleCoder()
+
+
+INPUTS_TAG = "inputs"
+FEED_REJECTS_TAG = "feed_rejects"
+DOCS_TAG = "docs"
+
+
+class SplitArrivals(beam.DoFn):
+    """Arrival -> a file path (main output), a feed document, a feed reject, and a record of
+    each file read (for OUT/_state/files, committed with its window)."""
+
+    def process(self, arrival: Arrival) -> Iterator[Any]:
+        if arrival.kind == "file":
+            yield arrival.path
+            yield beam.pvalue.TaggedOutput(INPUTS_TAG, {
+                "dataset": "_inputs", "path": arrival.path, "size": arrival.size,
+                "mtime_ns": arrival.mtime_ns})
+        elif arrival.doc is not None:
+            yield beam.pvalue.TaggedOutput(DOCS_TAG, arrival.doc)
+        elif arrival.reject is not None:
+            yield beam.pvalue.TaggedOutput(FEED_REJECTS_TAG, arrival.reject)
+
+
+def repeat_of(element: tuple[Article, str]) -> Duplicate:
+    """A FirstSeen duplicate -> its row: an exact copy of the article first seen."""
+    article, first_id = element
+    return Duplicate(article_id=article.article_id, duplicate_of=first_id, method="exact",
+                     similarity=1.0, input_path=article.input_path, url=article.url,
+                     title=article.title, unit_key=article.unit_key)
+
+
+@beam.typehints.with_output_types(tuple[str, Any])
+def content_key(article: Article) -> tuple[str, Article]:
+    return (article.content_hash, article)
+
+
+def article_id_of(article: Article) -> str:
+    return article.article_id
 
 
 class StampArrival(beam.DoFn):
@@ -52,20 +255,33 @@ class StampArrival(beam.DoFn):
 class FirstSeen(beam.DoFn):
     """(key, item) in the global window -> the first item of each key (main output); a later
     item of that key within ``horizon`` seconds of event time -> ``(item, first_id)`` on the
-    ``duplicates`` output. ``id_of`` names an item (the article id)."""
+    ``duplicates`` output. ``id_of`` names an item (the article id).
 
-    def __init__(self, horizon: float, id_of: Callable[[Any], str]) -> None:
+    With ``window`` (seconds), a copy that falls in the same fixed window as the first one
+    passes through: the window's own dedupe then chooses between them by the batch rules
+    (the total order), whatever order they arrived in."""
+
+    def __init__(self, horizon: float, id_of: Callable[[Any], str],
+                 window: float | None = None) -> None:
         self._horizon = horizon
         self._id_of = id_of
+        self._window = window
+
+    def _window_of(self, ts: Any) -> int:
+        return int(float(ts) // self._window) if self._window else -1
 
     def process(self, element: tuple[str, Any], ts: Any = beam.DoFn.TimestampParam,
                 first: Any = _FIRST_PARAM, expire: Any = _EXPIRE_PARAM) -> Iterator[Any]:
         _key, item = element
         kept = first.read()
         if kept is not None:
-            yield beam.pvalue.TaggedOutput(DUPLICATE_TAG, (item, kept))
+            first_id, _, first_window = kept.rpartition("|")
+            if self._window and int(first_window) == self._window_of(ts):
+                yield item
+                return
+            yield beam.pvalue.TaggedOutput(DUPLICATE_TAG, (item, first_id))
             return
-        first.write(self._id_of(item))
+        first.write(f"{self._id_of(item)}|{self._window_of(ts)}")
         expire.set(ts + Duration(seconds=self._horizon))
         yield item
 

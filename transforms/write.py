@@ -135,14 +135,26 @@ def _key_by_partition(row: dict[str, Any], dataset: str) -> tuple[str, dict[str,
     return (partition_dir(dataset, row), row)
 
 
-def _write_group(
-    element: tuple[str, Iterable[dict[str, Any]]], output_dir: str, dataset: str,
-    staging_dir: str | None,
-) -> Iterator[dict[str, Any]]:
-    t0 = time.perf_counter()
-    written = list(write_partition(output_dir, dataset, element[0], element[1], staging_dir))
-    Metrics.counter(METRICS_NAMESPACE, "write.us").inc(int((time.perf_counter() - t0) * 1e6))
-    yield from written
+class _WriteGroups(beam.DoFn):
+    """(partition, rows) -> one file. ``staging_for`` (window -> staging folder) stages each
+    window of a stream apart, to be committed by that window's own commit step."""
+
+    def __init__(self, output_dir: str, dataset: str, staging_dir: str | None,
+                 staging_for: Callable[[Any], str] | None) -> None:
+        self._output_dir = output_dir
+        self._dataset = dataset
+        self._staging_dir = staging_dir
+        self._staging_for = staging_for
+        self._micros = Metrics.counter(METRICS_NAMESPACE, "write.us")
+
+    def process(self, element: tuple[str, Iterable[dict[str, Any]]],
+                window: Any = beam.DoFn.WindowParam) -> Iterator[dict[str, Any]]:
+        t0 = time.perf_counter()
+        staging = self._staging_for(window) if self._staging_for else self._staging_dir
+        written = list(write_partition(self._output_dir, self._dataset, element[0],
+                                       element[1], staging))
+        self._micros.inc(int((time.perf_counter() - t0) * 1e6))
+        yield from written
 
 
 class WritePartitionedParquet(beam.PTransform):
@@ -154,9 +166,11 @@ class WritePartitionedParquet(beam.PTransform):
         dataset: str,
         to_row: Callable[[Any], dict[str, Any]],
         staging_dir: str | None = None,
+        staging_for: Callable[[Any], str] | None = None,
     ) -> None:
         super().__init__()
         self._staging_dir = staging_dir
+        self._staging_for = staging_for
         if dataset not in PARTITION_COLUMNS:
             raise ValueError(f"unknown dataset {dataset!r}")
         self._output_dir = output_dir
@@ -169,8 +183,8 @@ class WritePartitionedParquet(beam.PTransform):
             | "ToRow" >> beam.Map(self._to_row)
             | "KeyByPartition" >> beam.Map(_key_by_partition, self._dataset)
             | "GroupByPartition" >> beam.GroupByKey()
-            | "WriteFiles" >> beam.FlatMap(_write_group, self._output_dir, self._dataset,
-                                           self._staging_dir)
+            | "WriteFiles" >> beam.ParDo(_WriteGroups(self._output_dir, self._dataset,
+                                                      self._staging_dir, self._staging_for))
         )
 
 

@@ -127,13 +127,21 @@ def test_stream_ingests_drops_once_and_stops_cleanly(tmp_path: Path) -> None:
     assert streams[0]["articles"] == 5 and streams[0]["files"] == 6
 
 
-def test_sigterm_flushes_and_a_restart_reads_nothing_twice(tmp_path: Path) -> None:
+def window_manifests(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in (out / "_runs").glob("*.json")
+            if not p.name.endswith("-stream.json")]
+
+
+@pytest.mark.parametrize("runner", [[], ["--runner", "DirectRunner"]],
+                         ids=["prism-streaming", "direct-micro-batches"])
+def test_sigterm_flushes_and_a_restart_reads_nothing_twice(tmp_path: Path,
+                                                           runner: list[str]) -> None:
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
     (folder / "a.jsonl").write_text(record("alpha"))
     old = time.time() - 60
     os.utime(folder / "a.jsonl", (old, old))
-    proc = start(folder, out, "--window", "10m")
+    proc = start(folder, out, "--window", "10m", *runner)
     wait_for_line(proc, "streaming: watching")
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
@@ -143,13 +151,12 @@ def test_sigterm_flushes_and_a_restart_reads_nothing_twice(tmp_path: Path) -> No
     # stopped; more arrives; started again: a.jsonl is not read again, b.jsonl is
     (folder / "b.jsonl").write_text(record("bravo"))
     os.utime(folder / "b.jsonl", (old, old))
-    proc = start(folder, out, "--stop-after", "3s")
+    proc = start(folder, out, "--stop-after", "3s", *runner)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
     assert sorted(pd.read_parquet(out / "articles").title) == ["Story alpha", "Story bravo"]
     assert not (out / "duplicates").exists() or pd.read_parquet(out / "duplicates").empty
-    runs = [json.loads(p.read_text()) for p in (out / "_runs").glob("*-w*.json")]
-    assert sorted(r["inputs"]["files"] for r in runs) == [1, 1]
+    assert sorted(r["inputs"]["files"] for r in window_manifests(out)) == [1, 1]
 
 
 def test_stream_polls_a_feed_and_sends_its_validators(tmp_path: Path) -> None:
@@ -174,3 +181,27 @@ def test_stream_polls_a_feed_and_sends_its_validators(tmp_path: Path) -> None:
     assert pd.read_parquet(out / "articles").title.tolist() == ["Polled story"]
     stream = json.loads(next((out / "_runs").glob("*-stream.json")).read_text())
     assert stream["articles"] == 1 and stream["feed_polls"] == len(polls)
+
+
+def test_a_second_interrupt_aborts_and_the_next_start_recovers(tmp_path: Path) -> None:
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text(record("alpha"))
+    old = time.time() - 60
+    os.utime(folder / "a.jsonl", (old, old))
+    proc = start(folder, out, "--window", "10m")
+    wait_for_line(proc, "job running")
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)
+    _stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "aborting now" in stderr
+    # the lock was released and the Prism server killed: the next start runs, reads a.jsonl
+    # (its window never committed), and leaves nothing behind
+    proc = start(folder, out, "--stop-after", "3s")
+    _stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert pd.read_parquet(out / "articles").title.tolist() == ["Story alpha"]
+    assert [p for p in out.rglob("*") if p.name.startswith(".") or "_staging" in p.parts] == []
+    assert not list((out / "_state").glob("*.stop"))

@@ -102,3 +102,26 @@ def test_arrival_time_is_the_event_time() -> None:
             | beam.Map(lambda e, ts=beam.DoFn.TimestampParam: (e, float(ts)))  # noqa: E731
         )
         assert_that(stamped, equal_to([("old story", 1_700_000_000.0)]))
+
+
+def test_a_copy_in_the_same_window_is_left_to_the_window_dedupe() -> None:
+    events = (
+        TestStream()
+        .advance_watermark_to(0)
+        .add_elements([TimestampedValue(story("a", 1), 10)])
+        .add_elements([TimestampedValue(story("a", 2), 30)])  # same 60 s window: passes
+        .advance_watermark_to(70)
+        .add_elements([TimestampedValue(story("a", 3), 80)])  # next window: a duplicate
+        .advance_watermark_to_infinity()
+    )
+    with streaming_pipeline() as p:
+        result = (
+            p
+            | events
+            | beam.ParDo(FirstSeen(horizon=3600, id_of=_id, window=60)).with_outputs(
+                DUPLICATE_TAG, main="kept")
+        )
+        assert_that(result["kept"] | "KeptIds" >> beam.Map(_id), equal_to(["a-1", "a-2"]),
+                    label="kept")
+        assert_that(result[DUPLICATE_TAG] | "DupPairs" >> beam.Map(_dup_pair),
+                    equal_to([("a-3", "a-1")]), label="dups")
