@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -44,6 +44,8 @@ from transforms.neardup import (
 
 _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 DUP_TAG = "duplicates"
+CANDIDATE_TAG = "candidates"
+INDEX_TAG = "index"
 
 
 def completeness(article: Article) -> int:
@@ -142,7 +144,7 @@ class KeyDigestSet(beam.CombineFn):
         return np.unique(np.concatenate(acc))
 
 
-def in_digests(digests: np.ndarray, keys: list[str | None]) -> np.ndarray:
+def in_digests(digests: np.ndarray, keys: Sequence[str | None]) -> np.ndarray:
     """A boolean array: which of ``keys`` are in the sorted digest set (None never is)."""
     present = np.array([k is not None and k != "" for k in keys], dtype=bool)
     if digests.size == 0 or not present.any():
@@ -151,6 +153,59 @@ def in_digests(digests: np.ndarray, keys: list[str | None]) -> np.ndarray:
     pos = np.searchsorted(digests, wanted)
     pos[pos >= digests.size] = 0
     return present & (digests[pos] == wanted)
+
+
+class DigestCounts(beam.CombineFn):
+    """Arrays of uint64 digests (each distinct within its array) -> the sorted digests found
+    in at least ``min_count`` arrays. Vectorized: an element costs one small array, so a run
+    of n articles with k keys each holds at most 16 bytes per distinct key."""
+
+    def __init__(self, min_count: int) -> None:
+        self._min = min_count
+
+    def create_accumulator(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        return []
+
+    @staticmethod
+    def _compact(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        values = np.concatenate([v for v, _c in parts])
+        counts = np.concatenate([c for _v, c in parts])
+        uniq, inverse = np.unique(values, return_inverse=True)
+        return uniq, np.bincount(inverse, weights=counts, minlength=uniq.size).astype(np.int64)
+
+    def add_input(self, acc: list[tuple[np.ndarray, np.ndarray]], digests: np.ndarray
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+        if digests.size:
+            acc.append((digests, np.ones(digests.size, dtype=np.int64)))
+        if len(acc) >= 4096:
+            acc[:] = [self._compact(acc)]
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[list[tuple[np.ndarray, np.ndarray]]]
+                           ) -> list[tuple[np.ndarray, np.ndarray]]:
+        parts = [part for acc in accs for part in acc]
+        return [self._compact(parts)] if parts else []
+
+    def extract_output(self, acc: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        if not acc:
+            return np.zeros(0, dtype=np.uint64)
+        values, counts = self._compact(acc)
+        return values[counts >= self._min]
+
+
+class DigestMembership:
+    """``key in DigestMembership(digests)``: is the key's digest in the sorted array."""
+
+    def __init__(self, digests: np.ndarray) -> None:
+        self._digests = digests
+
+    def __contains__(self, key: object) -> bool:
+        return bool(isinstance(key, str) and in_digests(self._digests, [key])[0])
+
+
+def digests_of(keys: Iterable[str]) -> np.ndarray:
+    """Distinct digests of ``keys``, sorted."""
+    return np.unique(np.array([key_digest(k) for k in keys], dtype=np.uint64))
 
 
 def exact_keys(article: Article) -> Iterator[str]:
@@ -404,7 +459,8 @@ def stored_near_doc(record: dict[str, Any]) -> NearDoc:
     )
 
 
-def near_doc(article: Article, common: Iterable[str], config: NearConfig) -> NearDoc:
+def near_doc(article: Article, common: Any, config: NearConfig) -> NearDoc:
+    """``common``: the boilerplate paragraph hashes (a set, or a DigestMembership)."""
     core, full, all_common = doc_shingles(article.text, config.shingle_size, common)
     bands: list[str] = []
     for shingles in (core, full) if full is not core else (core,):
@@ -430,32 +486,57 @@ def index_row(article: Article, doc: NearDoc | None, run_id: str) -> dict[str, A
 
 
 # ------------------------------------------------------------------ Beam wiring, near stage
-def _paragraph_keys(article: Article) -> Iterator[tuple[str, str]]:
-    for h in paragraph_hashes(article.text):
-        yield (h, article.unit_key)
-
-
-def _common_paragraphs(element: tuple[str, Iterable[str]], min_df: int
-                       ) -> Iterator[tuple[str, str]]:
-    para, units = element[0], sorted(set(element[1]))
-    if len(units) >= min_df:
-        for unit in units:
-            yield (unit, para)
+def _paragraph_digests(article: Article) -> np.ndarray:
+    return digests_of(paragraph_hashes(article.text))
 
 
 def _by_unit_key(article: Article) -> tuple[str, Article]:
     return (article.unit_key, article)
 
 
-def _to_near_doc(element: tuple[str, dict[str, list[Any]]], config: NearConfig
-                 ) -> Iterator[NearDoc]:
-    for article in element[1]["article"]:
-        yield near_doc(article, element[1]["common"], config)
+def _with_doc(article: Article, common: np.ndarray, config: NearConfig
+              ) -> tuple[Article, NearDoc]:
+    return (article, near_doc(article, DigestMembership(common), config))
 
 
-def _band_members(doc: NearDoc) -> Iterator[tuple[str, tuple[str, str, bool]]]:
-    for band in doc.bands:
-        yield (band, (doc.node, doc.rank, doc.stored))
+def _band_digests(doc: NearDoc) -> np.ndarray:
+    return digests_of(doc.bands)
+
+
+def _split_candidates(element: tuple[Article, NearDoc], colliding: np.ndarray,
+                      run_id: str | None) -> Iterator[Any]:
+    """An article none of whose band keys any other article (of the run, or stored) has
+    cannot be a near copy, nor have one: it is kept as it is (with its index row), and only
+    the others, usually a small share, go through the candidate joins."""
+    article, doc = element
+    if doc.bands and in_digests(colliding, list(doc.bands)).any():
+        yield beam.pvalue.TaggedOutput(CANDIDATE_TAG, element)
+        return
+    yield article
+    if run_id is not None:
+        yield beam.pvalue.TaggedOutput(INDEX_TAG, index_row(article, doc, run_id))
+
+
+class _SplitCandidates(beam.DoFn):
+    def process(self, element: tuple[Article, NearDoc], colliding: np.ndarray,
+                run_id: str | None) -> Iterator[Any]:
+        yield from _split_candidates(element, colliding, run_id)
+
+
+def _candidate_article(element: tuple[Article, NearDoc]) -> Article:
+    return element[0]
+
+
+def _candidate_doc(element: tuple[Article, NearDoc]) -> NearDoc:
+    return element[1]
+
+
+def _band_members(doc: NearDoc, colliding: np.ndarray
+                  ) -> Iterator[tuple[str, tuple[str, str, bool]]]:
+    bands = list(doc.bands)
+    for band, shared in zip(bands, in_digests(colliding, bands), strict=True):
+        if shared:  # a band key no other article has pairs with nobody
+            yield (band, (doc.node, doc.rank, doc.stored))
 
 
 def _bucket_pairs(element: tuple[str, Iterable[tuple[str, str, bool]]], max_bucket: int
@@ -563,21 +644,20 @@ class NearDedupe(beam.PTransform):
 
     def expand(self, articles: beam.PCollection[Article]) -> beam.PCollection[Article]:
         cfg = self._config
+        # boilerplate: paragraphs found in at least boilerplate_df articles of the run
         common = (
             articles
-            | "ParagraphKeys" >> beam.FlatMap(_paragraph_keys)
-            | "GroupParagraphs" >> beam.GroupByKey()
-            | "CommonParagraphs" >> beam.FlatMap(_common_paragraphs, cfg.boilerplate_df)
+            | "ParagraphDigests" >> beam.Map(_paragraph_digests)
+            | "CommonParagraphs" >> beam.CombineGlobally(
+                DigestCounts(cfg.boilerplate_df)).without_defaults()
         )
-        by_unit = articles | "ByUnit" >> beam.Map(_by_unit_key)
-        docs = (
-            {"article": by_unit, "common": common}
-            | "JoinCommon" >> beam.CoGroupByKey()
-            | "Signatures" >> beam.FlatMap(_to_near_doc, cfg)
-        )
+        with_docs = articles | "Signatures" >> beam.Map(
+            _with_doc, beam.pvalue.AsSingleton(common), cfg)
+        run_docs = with_docs | "RunDocs" >> beam.Map(_candidate_doc)
+        all_docs = run_docs
         if self._history is not None:
             run_bands = (
-                docs
+                run_docs
                 | "RunBandKeys" >> beam.FlatMap(_doc_bands)
                 | "RunBandDigests" >> beam.CombineGlobally(KeyDigestSet()).without_defaults()
             )
@@ -586,10 +666,26 @@ class NearDedupe(beam.PTransform):
                             "Signatures")
                 | "StoredNearDocs" >> beam.Map(stored_near_doc)
             )
-            docs = (docs, stored) | "WithHistory" >> beam.Flatten()
+            all_docs = (run_docs, stored) | "WithHistory" >> beam.Flatten()
+        # band keys shared by two articles or more: only their holders can be near copies
+        colliding = beam.pvalue.AsSingleton(
+            all_docs
+            | "BandDigests" >> beam.Map(_band_digests)
+            | "CollidingBands" >> beam.CombineGlobally(DigestCounts(2)).without_defaults()
+        )
+        split = with_docs | "SplitCandidates" >> beam.ParDo(
+            _SplitCandidates(), colliding,
+            self._run_id if self._index is not None else None,
+        ).with_outputs(CANDIDATE_TAG, INDEX_TAG, main="alone")
+        candidates = split[CANDIDATE_TAG]
+        by_unit = (candidates | "CandidateArticles" >> beam.Map(_candidate_article)
+                   | "ByUnit" >> beam.Map(_by_unit_key))
+        docs = candidates | "CandidateDocs" >> beam.Map(_candidate_doc)
+        if self._history is not None:
+            docs = (docs, stored) | "CandidatesWithHistory" >> beam.Flatten()
         pairs = (
             docs
-            | "BandMembers" >> beam.FlatMap(_band_members)
+            | "BandMembers" >> beam.FlatMap(_band_members, colliding)
             | "GroupBands" >> beam.GroupByKey()
             | "CandidatePairs" >> beam.FlatMap(_bucket_pairs, cfg.max_bucket)
             | "DistinctPairs" >> beam.GroupByKey()
@@ -652,7 +748,8 @@ class NearDedupe(beam.PTransform):
                 | "IndexRows" >> beam.FlatMap(_index_rows, self._run_id)
             )
             self._index.add_error_pcollection(rows)
-        return kept
+            self._index.add_error_pcollection(split[INDEX_TAG])
+        return (split["alone"], kept) | "AllKept" >> beam.Flatten()
 
 
 def _index_rows(element: tuple[str, dict[str, list[Any]]], run_id: str

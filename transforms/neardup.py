@@ -1,15 +1,17 @@
 """Near-duplicate detection: shingles, MinHash signatures, LSH band keys and the verified
 similarity, as pure functions; NearDedupe wires them into Beam.
 
-Method (all keyed grouping, no index held by one worker):
+Method (keyed grouping and digest counts; no index of the texts is held by one worker):
 1. Paragraph frequency. A paragraph of 8 words or more that appears in at least
    ``boilerplate_df`` different articles is boilerplate (a footer, a disclaimer) and is left out
    of the shingles, unless leaving it out would leave an article almost nothing: copies of one
-   syndicated story share every paragraph, and must still be compared on them.
+   syndicated story share every paragraph, and must still be compared on them. Paragraphs are
+   counted as 64-bit digests in one vectorized combine (16 bytes per distinct paragraph).
 2. Shingles: word ``shingle_size``-grams of the normalized body (case, punctuation, quote style
    and paragraph breaks do not matter), hashed to 32 bits.
-3. MinHash with ``num_perm`` permutations; ``bands`` bands of num_perm/bands rows. Articles that
-   share a band key are candidates (GroupByKey on the band key).
+3. MinHash with ``num_perm`` permutations; ``bands`` bands of num_perm/bands rows. Band keys
+   held by two articles or more are found by a second digest count; an article with none of
+   them is kept at once. The others are candidates: GroupByKey on their shared band keys.
 4. Candidates are verified on their exact shingle sets: Jaccard >= ``jaccard`` or containment
    (the share of the shorter article found in the longer one) >= ``containment``. Containment
    catches a copy cut to 80% plus a "Read the full story" line and the original plus an update
@@ -89,8 +91,7 @@ def shingle_set(text: str, size: int, skip: Iterable[str] = ()) -> np.ndarray:
     return _shingles(content_key(text).split(), size)
 
 
-def doc_shingles(text: str, size: int, common: Iterable[str]) -> tuple[np.ndarray, np.ndarray,
-                                                                        bool]:
+def doc_shingles(text: str, size: int, common: Any) -> tuple[np.ndarray, np.ndarray, bool]:
     """(core, full, all_common): the shingles without the boilerplate paragraphs, with them,
     and whether every long paragraph of the article is common. An article whose long
     paragraphs are all common is one of several copies of a syndicated story, not a story
@@ -99,7 +100,7 @@ def doc_shingles(text: str, size: int, common: Iterable[str]) -> tuple[np.ndarra
     hashes = [_hash_tokens(t) for t in tokens]
     full = _shingles([w for t in tokens for w in t], size)
     mine = {h for h in hashes if h}
-    shared = mine & set(common)
+    shared = {h for h in mine if h in common}  # a set, or anything with `in` (DigestSet)
     if not shared:
         return full, full, False
     core_tokens = [w for t, h in zip(tokens, hashes, strict=False) if h not in shared for w in t]

@@ -162,11 +162,14 @@ def test_runner_defaults_without_java() -> None:
         runner_defaults(["--runner", "SparkRunner"], fetch_jar=fake_jar, java=lambda _: None)
 
 
-def test_prism_without_go_is_one_clear_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("command", [["run", "samples", "--runner", "PrismRunner"],
+                                     ["stream", "samples"]],  # stream: Prism by default
+                         ids=["run-prism", "stream-default"])
+def test_prism_without_go_is_one_clear_error(tmp_path: Path, command: list[str]) -> None:
     env = dict(__import__("os").environ, NEWSBEAM_CACHE=str(tmp_path / "cache"),
                NEWSBEAM_GO=str(tmp_path / "no-go"), PATH="/usr/bin:/bin")
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "run", "samples", "--output",
-                           str(tmp_path / "out"), "--runner", "PrismRunner"], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "pipeline", *command, "--output",
+                           str(tmp_path / "out")], cwd=REPO,
                           capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 2
     lines = [line for line in proc.stderr.splitlines() if line.startswith("newsbeam: error")]
