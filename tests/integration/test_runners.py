@@ -122,6 +122,43 @@ def test_same_dataset_as_the_direct_runner(runner_args: list[str], reference: di
           + ", ".join(f"{k} {v:.1f}s" for k, v in TIMINGS.items()))
 
 
+@pytest.mark.parametrize("runner, stop_after", [
+    pytest.param("PrismRunner", "10s", id="prism"),
+    pytest.param("FlinkRunner", "45s", id="flink"),
+])
+def test_a_stream_writes_what_a_batch_run_writes(runner: str, stop_after: str,
+                                                 reference: dict[str, Any],
+                                                 tmp_path: Path) -> None:
+    """`newsbeam stream samples` (all files already there, so all arrive in the first window,
+    whose dedupe is the batch dedupe) gives the batch run's dataset: streamed articles cannot
+    be told from batch ones. On Flink the unbounded graph runs in the embedded cluster."""
+    args = portable_args(runner)
+    if runner == "FlinkRunner":
+        args = [a for a in args if not a.startswith("--prism")]
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "pipeline", "stream", "samples", "--output", str(out),
+           "--window", "2s", "--poll", "1s", "--stop-after", stop_after, "-q",
+           *([] if runner == "PrismRunner" else args)]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_S, stdin=subprocess.DEVNULL)
+    TIMINGS[f"{runner} stream"] = time.monotonic() - t0
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    import pandas as pd
+
+    assert sorted(pd.read_parquet(out / "articles")["article_id"]) == reference["article_ids"]
+    dups = pd.read_parquet(out / "duplicates")
+    assert sorted(dups[["article_id", "duplicate_of", "method"]]
+                  .itertuples(index=False, name=None)) == reference["duplicates"]
+    rejects = pd.read_parquet(out / "rejects")
+    assert sorted(rejects[["input_path", "reason"]].itertuples(index=False, name=None)) \
+        == reference["rejects"]
+    windows = [json.loads(p.read_text()) for p in (out / "_runs").glob("*.json")
+               if not p.name.endswith("-stream.json")]
+    assert windows and all(w["accounting"]["balanced"] for w in windows)
+    assert {w["options"]["runner"] for w in windows} == {runner}
+
+
 # runner_defaults without Java or a download: what it adds, and that the user's flags win.
 
 def fake_jar(runner: str, cache_dir: str | None) -> str:
