@@ -114,6 +114,16 @@ def test_stream_ingests_drops_once_and_stops_cleanly(tmp_path: Path) -> None:
     arts = pd.read_parquet(out / "articles")
     assert sorted(arts.title) == [f"Story {n}" for n in sorted(STORIES)]
     assert arts.article_id.is_unique
+    # windows follow arrival (today), partitions follow published_at (2024-03-04)
+    assert [p.name for p in (out / "articles").iterdir()] == ["date=2024-03-04"]
+    # one file per window and partition, each window's files listed in its own manifest
+    windows = window_manifests(out)
+    files = [f for w in windows for f in w["files"] if f["dataset"] == "articles"]
+    assert len(files) == len({(f["path"]) for f in files}) == len(
+        list((out / "articles").rglob("*.parquet")))
+    for w in windows:
+        parts = [f["partition"] for f in w["files"] if f["dataset"] == "articles"]
+        assert len(parts) == len(set(parts))
     dups = pd.read_parquet(out / "duplicates")
     assert dups.input_path.str.endswith("a-again.jsonl").tolist() == [True]
     rejects = pd.read_parquet(out / "rejects")
@@ -157,6 +167,15 @@ def test_sigterm_flushes_and_a_restart_reads_nothing_twice(tmp_path: Path,
     assert sorted(pd.read_parquet(out / "articles").title) == ["Story alpha", "Story bravo"]
     assert not (out / "duplicates").exists() or pd.read_parquet(out / "duplicates").empty
     assert sorted(r["inputs"]["files"] for r in window_manifests(out)) == [1, 1]
+    # a third start: the alpha story again under a new name is a duplicate of the stored one
+    (folder / "alpha-again.jsonl").write_text(record("alpha"))
+    os.utime(folder / "alpha-again.jsonl", (old, old))
+    proc = start(folder, out, "--stop-after", "3s", *runner)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert sorted(pd.read_parquet(out / "articles").title) == ["Story alpha", "Story bravo"]
+    dups = pd.read_parquet(out / "duplicates")
+    assert dups.input_path.str.endswith("alpha-again.jsonl").tolist() == [True]
 
 
 def test_stream_polls_a_feed_and_sends_its_validators(tmp_path: Path) -> None:
