@@ -260,7 +260,9 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
              config.output_dir)
     started_at = datetime.now(timezone.utc)
     t0 = time.monotonic()
-    pipeline = beam.Pipeline(options=options)
+    from pipeline.runners import direct_engine
+
+    pipeline = beam.Pipeline(runner=direct_engine(config.beam_args), options=options)
     graph.build(pipeline, config)
     result = pipeline.run()
     result.wait_until_finish()

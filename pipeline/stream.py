@@ -238,11 +238,14 @@ def _run_window(config: Config, ready: list[str], feeds_due: bool, watcher: Watc
     return code
 
 
-def _progress(totals: Totals, started: float, out: Any) -> None:
+def _progress(totals: Totals, started: float, out: Any, polls: bool = True) -> None:
+    """One progress line; ``polls=False`` while the count of feed polls is not known yet (the
+    Beam graph reports it at the end)."""
     elapsed = time.monotonic() - started
+    sources = f"{totals.files} files" + (f" and {totals.feed_polls} feed polls" if polls else "")
     out.write(f"stream {elapsed:7.0f}s: {totals.articles} articles, {totals.duplicates} "
-              f"duplicates, {totals.rejects} rejects from {totals.files} files and "
-              f"{totals.feed_polls} feed polls; last window: {totals.last_window}\n")
+              f"duplicates, {totals.rejects} rejects from {sources}; last window: "
+              f"{totals.last_window}\n")
     out.flush()
 
 
@@ -403,7 +406,7 @@ def run_stream_graph(config: Config, spec: Any, stop_after: float | None, stop: 
             stop_requested = True
         if now >= next_progress:
             _progress(totals_of(window_manifests(config.output_dir, spec.stream_id)),
-                      started, out)
+                      started, out, polls=False)
             next_progress = now + spec.window
         wake = min(next_progress, deadline if deadline and not stop_requested else next_progress)
         # a signal sets stop.event and wakes this wait at once
