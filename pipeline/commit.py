@@ -43,12 +43,19 @@ def _parent(path: str) -> str:
 
 
 def _move(f: dict[str, Any]) -> None:
+    """Move one staged file into place. Idempotent: a commit that is run again (a retried
+    bundle, a finished journal) skips what is in place already, and never deletes a final
+    file before its replacement is there (the rename replaces it in one step)."""
     staged = f.get("staged")
     if not staged:
         return
+    if not FileSystems.exists(staged):
+        if FileSystems.exists(f["path"]):
+            return  # moved by an earlier attempt
+        raise FileNotFoundError(f"staged file missing and not in place: {staged}")
     _mkdirs(_parent(f["path"]))
-    if FileSystems.exists(f["path"]):
-        FileSystems.delete([f["path"]])
+    if "://" in f["path"] and FileSystems.exists(f["path"]):
+        FileSystems.delete([f["path"]])  # object stores: rename is copy + delete
     FileSystems.rename([staged], [f["path"]])
 
 
@@ -67,17 +74,81 @@ def commit(files: list[dict[str, Any]], output_dir: str | None = None) -> None:
             _move(f)
 
 
-def remove_staging(output_dir: str, run_id: str) -> None:
+def remove_staging(output_dir: str, run_id: str, remove_parent: bool = True) -> None:
+    """Remove a run's staging folder, and OUT/_staging once empty (``remove_parent``; a
+    stream's windows keep it: another window may be creating its folder in it)."""
     path = staging_dir(output_dir, run_id)
     if FileSystems.exists(path):
         FileSystems.delete([path])
+    if remove_parent:
+        remove_empty_staging(output_dir)
+
+
+def remove_empty_staging(output_dir: str) -> None:
+    """OUT/_staging, once nothing is staged in it."""
     parent = os.path.join(output_dir, STAGING)
     if "://" not in output_dir and os.path.isdir(parent) and not os.listdir(parent):
-        os.rmdir(parent)
+        try:
+            os.rmdir(parent)
+        except OSError:
+            pass  # not empty any more: someone else is staging
+
+
+JOURNAL_PREFIX = "_commit-"
+
+
+def journal_path(output_dir: str, stage_id: str, run_id: str) -> str:
+    return join_path(staging_dir(output_dir, stage_id), f"{JOURNAL_PREFIX}{run_id}.json")
+
+
+def commit_journaled(output_dir: str, stage_id: str, run_id: str, files: list[dict[str, Any]],
+                     inputs: dict[str, tuple[int, int]], manifest: dict[str, Any]) -> None:
+    """A stream window's commit, crash-safe: what it will do (files, inputs read, manifest) is
+    written whole into its staging folder first, then done. A start after a crash finishes a
+    journaled commit (``clean_leftovers``) instead of throwing it away; throwing it away
+    half-done would let the inputs be read again, and their units land twice."""
+    import json
+
+    from apache_beam.io.filesystem import CompressionTypes
+
+    path = journal_path(output_dir, stage_id, run_id)
+    temp = join_path(staging_dir(output_dir, stage_id), f".{run_id}{TEMP_SUFFIX}")
+    record = {"stage_id": stage_id, "run_id": run_id, "files": files,
+              "inputs": {p: list(sig) for p, sig in inputs.items()}, "manifest": manifest}
+    with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        fh.write(json.dumps(record, default=str).encode("utf-8"))
+    FileSystems.rename([temp], [path])
+    finish_commit(output_dir, record)
+
+
+def finish_commit(output_dir: str, record: dict[str, Any]) -> None:
+    """Do (or finish) a journaled commit; every step is idempotent."""
+    from pipeline.manifest import write_manifest_at
+    from transforms.streaming import write_file_state
+
+    commit(record["files"], output_dir)
+    write_file_state(output_dir, record["run_id"],
+                     {p: (int(s), int(m)) for p, (s, m) in record["inputs"].items()})
+    write_manifest_at(output_dir, record["run_id"], record["manifest"])
+    remove_staging(output_dir, record["stage_id"], remove_parent=False)
+
+
+def _finish_journals(folder: str, output_dir: str) -> bool:
+    """Finish the journaled commits in one staging folder; True if there was one."""
+    import json
+
+    journals = sorted(n for n in os.listdir(folder) if n.startswith(JOURNAL_PREFIX))
+    for name in journals:
+        with open(os.path.join(folder, name), encoding="utf-8") as fh:
+            record = json.load(fh)
+        LOG.warning("finishing the commit of an interrupted window: %s", record["run_id"])
+        finish_commit(output_dir, record)
+    return bool(journals)
 
 
 def clean_leftovers(output_dir: str) -> list[str]:
-    """Remove what killed runs left behind; return what was removed (for the log)."""
+    """Remove what killed runs left behind (a stream window that was committing is finished
+    instead); return what was removed (for the log)."""
     removed: list[str] = []
     if "://" in output_dir:
         staging = join_path(output_dir, STAGING)
@@ -88,8 +159,12 @@ def clean_leftovers(output_dir: str) -> list[str]:
     staging = os.path.join(output_dir, STAGING)
     if os.path.isdir(staging):
         for name in sorted(os.listdir(staging)):
-            FileSystems.delete([os.path.join(staging, name)])
-            removed.append(os.path.join(staging, name))
+            folder = os.path.join(staging, name)
+            if os.path.isdir(folder) and _finish_journals(folder, output_dir):
+                if not os.path.exists(folder):
+                    continue
+            FileSystems.delete([folder])
+            removed.append(folder)
     state = os.path.join(output_dir, "_state")
     for root, _dirs, names in os.walk(output_dir):
         for name in names:

@@ -152,8 +152,12 @@ def build_manifest(
 
 def write_manifest(config: Config, manifest: dict[str, Any]) -> str:
     """Write OUT/_runs/<run_id>.json atomically (temp name, then rename)."""
-    final = join_path(config.output_dir, "_runs", f"{config.run_id}.json")
-    temp = join_path(config.output_dir, "_runs", f".{config.run_id}.json.inprogress")
+    return write_manifest_at(config.output_dir, config.run_id, manifest)
+
+
+def write_manifest_at(output_dir: str, run_id: str, manifest: dict[str, Any]) -> str:
+    final = join_path(output_dir, "_runs", f"{run_id}.json")
+    temp = join_path(output_dir, "_runs", f".{run_id}.json.inprogress")
     with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
         fh.write(json.dumps(manifest, indent=2, default=str).encode("utf-8"))
     if FileSystems.exists(final):

@@ -294,10 +294,14 @@ class PrismServer:
         self.port = pick_port(None)[0]
         os.makedirs(os.path.dirname(log_path), exist_ok=True)
         self._log = open(log_path, "ab")  # noqa: SIM115 (closed in stop())
-        self.process = subprocess.Popen(
-            [binary, "--job_port", str(self.port), "--serve_http=false", "--log_level",
-             "warn", "--idle_shutdown_timeout", "120s"],
-            stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            self.process = subprocess.Popen(
+                [binary, "--job_port", str(self.port), "--serve_http=false", "--log_level",
+                 "warn", "--idle_shutdown_timeout", "120s"],
+                stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError:
+            self._log.close()
+            raise
         deadline = time.monotonic() + PRISM_START_TIMEOUT_S
         while True:
             try:
@@ -321,6 +325,7 @@ class PrismServer:
                 self.process.wait(timeout=10)
             except Exception:
                 self.process.kill()
+                self.process.wait(timeout=10)
         self._log.close()
 
 
@@ -414,6 +419,9 @@ def run_stream_graph(config: Config, spec: Any, stop_after: float | None, stop: 
             max(0.05, min(1.0, wake - time.monotonic())))
     if FileSystems.exists(spec.stop_file):
         FileSystems.delete([spec.stop_file])
+    from pipeline.commit import remove_empty_staging
+
+    remove_empty_staging(config.output_dir)
     if failure:
         raise failure[0]
     state = result.state

@@ -35,13 +35,13 @@ from apache_beam.coders import StrUtf8Coder
 from apache_beam.io.watch import Watch
 from apache_beam.transforms import window as beam_window
 
-from pipeline.commit import commit, remove_staging, staging_dir
-from pipeline.manifest import build_manifest, tally_files, write_manifest
+from pipeline.commit import commit_journaled, staging_dir
+from pipeline.manifest import build_manifest, tally_files
 from pipeline.options import Config
 from schemas import article_row, duplicate_row, reject_row
 from transforms.clean import CleanArticles
 from transforms.common import Sink
-from transforms.dedupe import DedupeArticles
+from transforms.dedupe import DedupeArticles, label_article_id, rank_label
 from transforms.extract import ExtractArticles
 from transforms.fetch import FollowLinks
 from transforms.fields import ExtractFields
@@ -56,10 +56,8 @@ from transforms.streaming import (
     PollSources,
     SplitArrivals,
     arrival_key,
-    article_id_of,
     content_key,
     repeat_of,
-    write_file_state,
 )
 from transforms.write import WritePartitionedParquet, join_path
 
@@ -139,18 +137,17 @@ class CommitWindow(beam.DoFn):
             self._config, run_id=run_id, inputs=tuple(sorted(inputs)),
             requested_inputs=tuple(sorted(inputs)), ingested_at=started,
             feeds=self._spec.feeds)
-        tally = tally_files(files)
+        tally = tally_files(files)  # from the staged files, before anything moves
         whole_inputs = sum(tally.reject_stages.get(s, 0) for s in WHOLE_INPUT_STAGES)
-        commit(files, config.output_dir)
-        write_file_state(config.output_dir, run_id, inputs)
         manifest = build_manifest(config, datetime.now(timezone.utc), units + whole_inputs,
                                   {}, files, tally, self._spec.runner, started)
         manifest["stream_id"] = self._spec.stream_id
         manifest["window"] = {"start": started.isoformat(),
                               "end": window.end.to_utc_datetime(has_tz=True).isoformat(),
                               "pane": pane.index}
-        write_manifest(config, manifest)
-        remove_staging(config.output_dir, stage_id)
+        # data, then index and file state, then the manifest; journaled, so a crash in the
+        # middle is finished by the next start (pipeline/commit.py)
+        commit_journaled(config.output_dir, stage_id, run_id, files, inputs, manifest)
         yield {"run_id": run_id, "counts": manifest["counts"],
                "balanced": manifest["accounting"]["balanced"]}
 
@@ -187,16 +184,18 @@ def build_stream(p: beam.Pipeline, config: Config, spec: StreamSpec) -> None:
             | "AllDocuments" >> beam.Flatten()
         )
         units = docs | "ParseDocuments" >> ParseDocuments(rejects)
-        if config.follow_links:
-            units = units | "FollowLinks" >> FollowLinks(
-                rejects, config.fetch, [stored, join_path(out, "duplicates", "*.parquet")],
-                check_robots=not config.fetch.ignore_robots)
+        # the input units, counted before FollowLinks (a failed page fetch is the reject of a
+        # unit counted here, as in batch, where parse.out counts them)
         unit_count = (
             units
             | "One" >> beam.Map(_one)
             | "CountUnits" >> beam.CombineGlobally(sum).without_defaults()
             | "UnitsRecord" >> beam.Map(_units_record)
         )
+        if config.follow_links:
+            units = units | "FollowLinks" >> FollowLinks(
+                rejects, config.fetch, [stored, join_path(out, "duplicates", "*.parquet")],
+                check_robots=not config.fetch.ignore_robots)
         first = (
             units
             | "ExtractArticles" >> ExtractArticles(rejects, ingested_at=None)
@@ -204,7 +203,8 @@ def build_stream(p: beam.Pipeline, config: Config, spec: StreamSpec) -> None:
             | "ExtractFields" >> ExtractFields(config.steps["fields"], rejects)
             | "ByContent" >> beam.Map(content_key)
             | "AcrossWindows" >> beam.WindowInto(beam_window.GlobalWindows())
-            | "FirstSeen" >> beam.ParDo(FirstSeen(spec.horizon, article_id_of, spec.window))
+            | "FirstSeen" >> beam.ParDo(FirstSeen(spec.horizon, rank_label, spec.window,
+                                                  label_article_id))
             .with_outputs(DUPLICATE_TAG, main="first")
         )
         dups.add_error_pcollection(

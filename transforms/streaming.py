@@ -161,12 +161,17 @@ class PollSources(PollFn):
         self._clock = clock
         self._seen: dict[str, tuple[int, int]] | None = None
         self._validators: dict[str, tuple[str | None, str | None]] = {}
+        # each feed's last body: a poll that Watch runs again (a retried or checkpointed round)
+        # gets a 304 and must still report it; Watch's digest dedupe emits it once
+        self._last_body: dict[str, Arrival] = {}
+        self._last_stamp = 0.0
 
     def __call__(self, source: tuple[str, str]) -> PollResult:
         from apache_beam.io.filesystems import FileSystems
 
         stopping = FileSystems.exists(self._stop_file)  # OUT may be gs://: workers see it
-        now = self._clock()
+        # never behind an earlier stamp (a clock stepped back would make outputs late)
+        now = self._last_stamp = max(self._clock(), self._last_stamp)
         kind, where = source
         if kind == "folder":
             if self._seen is None:  # read once per worker; Watch remembers the rest
@@ -190,14 +195,19 @@ class PollSources(PollFn):
         etag, modified = self._validators.get(url, (None, None))
         fetched_at = datetime.fromtimestamp(now, timezone.utc).replace(microsecond=0)
         found: list[Arrival] = []
+        answered = False
         for out in fetch_feed(shared_client(self._policy), FeedRequest(url, etag, modified),
                               fetched_at, "stream"):
             if isinstance(out, RawDocument):
-                found.append(Arrival("feed", url, doc=out))
+                self._last_body[url] = Arrival("feed", url, doc=out)
+                found.append(self._last_body[url])
             elif out.tag == REJECTS_TAG:
                 found.append(Arrival("feed_failed", url, reject=out.value))
             else:  # the feed's state row: its validators for the next poll
                 self._validators[url] = (out.value["etag"], out.value["last_modified"])
+                answered = True
+        if answered and not found and url in self._last_body:
+            found.append(self._last_body[url])  # 304: the body as last seen (emitted once)
         return found
 
     def default_output_coder(self) -> Any:
@@ -215,6 +225,14 @@ class SplitArrivals(beam.DoFn):
 
     def process(self, arrival: Arrival) -> Iterator[Any]:
         if arrival.kind == "file":
+            try:
+                st = os.stat(arrival.path)
+            except OSError:
+                return  # gone since the poll: nothing arrived
+            if (st.st_size, st.st_mtime_ns) != (arrival.size, arrival.mtime_ns):
+                # written again since the poll: a later poll reports it (with the signature
+                # it will be recorded under) once it has settled
+                return
             yield arrival.path
             yield beam.pvalue.TaggedOutput(INPUTS_TAG, {
                 "dataset": "_inputs", "path": arrival.path, "size": arrival.size,
@@ -254,18 +272,23 @@ class StampArrival(beam.DoFn):
 
 class FirstSeen(beam.DoFn):
     """(key, item) in the global window -> the first item of each key (main output); a later
-    item of that key within ``horizon`` seconds of event time -> ``(item, first_id)`` on the
-    ``duplicates`` output. ``id_of`` names an item (the article id).
+    item of that key within ``horizon`` seconds of event time -> ``(item, kept_id)`` on the
+    ``duplicates`` output.
 
-    With ``window`` (seconds), a copy that falls in the same fixed window as the first one
-    passes through: the window's own dedupe then chooses between them by the batch rules
-    (the total order), whatever order they arrived in."""
+    ``label_of`` gives an item's sortable label (the spine's rank label: the smallest is the
+    article a dedupe keeps) and ``id_of_label`` the article id in a label. With ``window``
+    (seconds), a copy that falls in the same fixed window as the first one passes through:
+    the window's own dedupe then chooses between them by the batch rules (the total order),
+    whatever order they arrived in, and the state remembers the smallest label of that window,
+    so a later copy points at the copy the window kept."""
 
-    def __init__(self, horizon: float, id_of: Callable[[Any], str],
-                 window: float | None = None) -> None:
+    def __init__(self, horizon: float, label_of: Callable[[Any], str],
+                 window: float | None = None,
+                 id_of_label: Callable[[str], str] | None = None) -> None:
         self._horizon = horizon
-        self._id_of = id_of
+        self._label_of = label_of
         self._window = window
+        self._id_of_label = id_of_label
 
     def _window_of(self, ts: Any) -> int:
         return int(float(ts) // self._window) if self._window else -1
@@ -273,17 +296,21 @@ class FirstSeen(beam.DoFn):
     def process(self, element: tuple[str, Any], ts: Any = beam.DoFn.TimestampParam,
                 first: Any = _FIRST_PARAM, expire: Any = _EXPIRE_PARAM) -> Iterator[Any]:
         _key, item = element
+        label, window = self._label_of(item), self._window_of(ts)
         kept = first.read()
-        if kept is not None:
-            first_id, _, first_window = kept.rpartition("|")
-            if self._window and int(first_window) == self._window_of(ts):
-                yield item
-                return
-            yield beam.pvalue.TaggedOutput(DUPLICATE_TAG, (item, first_id))
+        if kept is None:
+            first.write(f"{window}|{label}")
+            expire.set(ts + Duration(seconds=self._horizon))
+            yield item
             return
-        first.write(f"{self._id_of(item)}|{self._window_of(ts)}")
-        expire.set(ts + Duration(seconds=self._horizon))
-        yield item
+        first_window, _, first_label = kept.partition("|")
+        if self._window and int(first_window) == window:
+            if label < first_label:
+                first.write(f"{window}|{label}")
+            yield item
+            return
+        kept_id = self._id_of_label(first_label) if self._id_of_label else first_label
+        yield beam.pvalue.TaggedOutput(DUPLICATE_TAG, (item, kept_id))
 
     @on_timer(_EXPIRE)
     def expire(self, first: Any = _FIRST_PARAM) -> Iterable[Any]:

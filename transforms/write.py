@@ -96,7 +96,7 @@ def _inside(path: str, root: str) -> bool:
 
 def write_partition(
     output_dir: str, dataset: str, part: str, rows: Iterable[dict[str, Any]],
-    staging_dir: str | None = None,
+    staging_dir: str | None = None, tag: str = "",
 ) -> Iterator[dict[str, Any]]:
     """Write one partition's rows as one Parquet file; yield what was written.
 
@@ -108,7 +108,9 @@ def write_partition(
     digest = hashlib.sha256(
         "\n".join(row_identity(dataset, r) for r in ordered).encode("utf-8")
     ).hexdigest()[:20]
-    name = f"part-{digest}.parquet"
+    # a stream's files also carry their window and pane: the same rows written by two windows
+    # (a file rewritten with the same content) must not share a name
+    name = f"part-{digest}-{tag}.parquet" if tag else f"part-{digest}.parquet"
     final = _join(output_dir, dataset, part, name)
     target = _join(staging_dir, dataset, part, name) if staging_dir else final
     for path in (final, target):
@@ -148,11 +150,15 @@ class _WriteGroups(beam.DoFn):
         self._micros = Metrics.counter(METRICS_NAMESPACE, "write.us")
 
     def process(self, element: tuple[str, Iterable[dict[str, Any]]],
-                window: Any = beam.DoFn.WindowParam) -> Iterator[dict[str, Any]]:
+                window: Any = beam.DoFn.WindowParam,
+                pane: Any = beam.DoFn.PaneInfoParam) -> Iterator[dict[str, Any]]:
         t0 = time.perf_counter()
-        staging = self._staging_for(window) if self._staging_for else self._staging_dir
+        staging, tag = self._staging_dir, ""
+        if self._staging_for:
+            staging = self._staging_for(window)
+            tag = f"w{window.end.micros // 1000}-p{pane.index}"
         written = list(write_partition(self._output_dir, self._dataset, element[0],
-                                       element[1], staging))
+                                       element[1], staging, tag))
         self._micros.inc(int((time.perf_counter() - t0) * 1e6))
         yield from written
 

@@ -51,7 +51,7 @@ def test_a_story_arriving_again_in_a_later_window_is_a_duplicate_until_the_horiz
         result = (
             p
             | events
-            | beam.ParDo(FirstSeen(horizon=3600, id_of=_id)).with_outputs(DUPLICATE_TAG,
+            | beam.ParDo(FirstSeen(horizon=3600, label_of=_id)).with_outputs(DUPLICATE_TAG,
                                                                             main="kept")
         )
         kept_ids = result["kept"] | "KeptIds" >> beam.Map(_id)
@@ -118,10 +118,50 @@ def test_a_copy_in_the_same_window_is_left_to_the_window_dedupe() -> None:
         result = (
             p
             | events
-            | beam.ParDo(FirstSeen(horizon=3600, id_of=_id, window=60)).with_outputs(
+            | beam.ParDo(FirstSeen(horizon=3600, label_of=_id, window=60)).with_outputs(
                 DUPLICATE_TAG, main="kept")
         )
         assert_that(result["kept"] | "KeptIds" >> beam.Map(_id), equal_to(["a-1", "a-2"]),
                     label="kept")
         assert_that(result[DUPLICATE_TAG] | "DupPairs" >> beam.Map(_dup_pair),
                     equal_to([("a-3", "a-1")]), label="dups")
+
+
+def test_a_file_written_again_after_the_poll_is_left_for_a_later_poll(tmp_path) -> None:
+    import os
+
+    from transforms.streaming import INPUTS_TAG, Arrival, SplitArrivals
+
+    path = tmp_path / "a.jsonl"
+    path.write_text("one\n")
+    st = os.stat(path)
+    arrival = Arrival("file", str(path), st.st_size, st.st_mtime_ns)
+    out = list(SplitArrivals().process(arrival))
+    assert out[0] == str(path) and out[1].tag == INPUTS_TAG
+    path.write_text("one\ntwo\n")  # appended between the poll and the read
+    assert list(SplitArrivals().process(arrival)) == []
+    path.unlink()
+    assert list(SplitArrivals().process(arrival)) == []
+
+
+def test_a_feed_poll_run_again_after_a_304_still_reports_the_body(tmp_path) -> None:
+    from tests.httpserver import Reply, ServerGroup, conditional
+    from tests.pipeline.test_fetch import RSS_TYPE, rss
+    from transforms.http import FetchPolicy
+    from transforms.streaming import PollSources, arrival_key
+
+    policy = FetchPolicy(allow_networks=("127.0.0.1/32",))
+    poll = PollSources(str(tmp_path), str(tmp_path / "stop"), 1.0, policy)
+    with ServerGroup() as servers:
+        server = servers.start({"/feed.xml": conditional(
+            Reply(body=rss([("A story", "https://example.org/a", "Some text.")]),
+                  headers=RSS_TYPE), etag='"v1"')})
+        first = poll(("feed", server.url("/feed.xml")))
+        # Watch dropped that round (a retried bundle) and polls again: the server says 304
+        again = poll(("feed", server.url("/feed.xml")))
+        statuses = [r.headers.get("if-none-match") for r in server.requests_for("/feed.xml")]
+    assert statuses == [None, '"v1"']
+    assert len(first.outputs) == len(again.outputs) == 1
+    # the same body, so the same key: Watch emits it once however often it is reported
+    assert arrival_key(first.outputs[0].value) == arrival_key(again.outputs[0].value)
+    assert not first.is_complete
