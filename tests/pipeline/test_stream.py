@@ -57,6 +57,18 @@ def drop_at(folder: Path, t0: float, at: float, name: str, content: str | bytes)
     (folder / name).write_bytes(data)
 
 
+@pytest.fixture(scope="module")
+def prism() -> str:
+    """The Prism binary `newsbeam stream` runs on (built once with Go, cached); the tests
+    that need it skip, saying why, on a machine that cannot build it."""
+    from pipeline.runners import RunnerSetupError, fetch_prism
+
+    try:
+        return fetch_prism()
+    except RunnerSetupError as exc:
+        pytest.skip(f"no Prism runner here (newsbeam stream's default): {exc}")
+
+
 def test_duration_and_temporary_names() -> None:
     assert parse_duration("5s") == 5 and parse_duration("10m") == 600
     assert parse_duration("2h") == 7200 and parse_duration("250ms") == 0.25
@@ -85,7 +97,7 @@ def test_watcher_waits_for_a_file_to_settle_and_reports_it_once(tmp_path: Path) 
     assert w.next_settle_in() is None
 
 
-def test_stream_ingests_drops_once_and_stops_cleanly(tmp_path: Path) -> None:
+def test_stream_ingests_drops_once_and_stops_cleanly(tmp_path: Path, prism: str) -> None:
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
     proc = start(folder, out, "--stop-after", "28s")
@@ -145,7 +157,11 @@ def window_manifests(out: Path) -> list[dict]:
 @pytest.mark.parametrize("runner", [[], ["--runner", "DirectRunner"]],
                          ids=["prism-streaming", "direct-micro-batches"])
 def test_sigterm_flushes_and_a_restart_reads_nothing_twice(tmp_path: Path,
-                                                           runner: list[str]) -> None:
+                                                           runner: list[str],
+                                                           request: pytest.FixtureRequest
+                                                           ) -> None:
+    if not runner:
+        request.getfixturevalue("prism")
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
     (folder / "a.jsonl").write_text(record("alpha"))
@@ -178,7 +194,7 @@ def test_sigterm_flushes_and_a_restart_reads_nothing_twice(tmp_path: Path,
     assert dups.input_path.str.endswith("alpha-again.jsonl").tolist() == [True]
 
 
-def test_stream_polls_a_feed_and_sends_its_validators(tmp_path: Path) -> None:
+def test_stream_polls_a_feed_and_sends_its_validators(tmp_path: Path, prism: str) -> None:
     from tests.httpserver import Reply, ServerGroup, conditional
     from tests.pipeline.test_fetch import RSS_TYPE, rss
 
@@ -202,7 +218,8 @@ def test_stream_polls_a_feed_and_sends_its_validators(tmp_path: Path) -> None:
     assert stream["articles"] == 1 and stream["feed_polls"] == len(polls)
 
 
-def test_a_second_interrupt_aborts_and_the_next_start_recovers(tmp_path: Path) -> None:
+def test_a_second_interrupt_aborts_and_the_next_start_recovers(tmp_path: Path,
+                                                               prism: str) -> None:
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
     (folder / "a.jsonl").write_text(record("alpha"))
