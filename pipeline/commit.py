@@ -102,11 +102,13 @@ def journal_path(output_dir: str, stage_id: str, run_id: str) -> str:
 
 
 def commit_journaled(output_dir: str, stage_id: str, run_id: str, files: list[dict[str, Any]],
-                     inputs: dict[str, tuple[int, int]], manifest: dict[str, Any]) -> None:
-    """A stream window's commit, crash-safe: what it will do (files, inputs read, manifest) is
-    written whole into its staging folder first, then done. A start after a crash finishes a
-    journaled commit (``clean_leftovers``) instead of throwing it away; throwing it away
-    half-done would let the inputs be read again, and their units land twice."""
+                     inputs: dict[str, tuple[int, int]], manifest: dict[str, Any],
+                     remove_parent: bool = False) -> None:
+    """A run's or a stream window's commit, crash-safe: what it will do (files, inputs read,
+    manifest) is written whole into its staging folder first, then done. A start after a
+    crash finishes a journaled commit (``clean_leftovers``) instead of throwing it away:
+    thrown away half-done (the index moved, the manifest not written), the inputs would be
+    read again and their units land twice, as articles and as duplicates of themselves."""
     import json
 
     from apache_beam.io.filesystem import CompressionTypes
@@ -114,7 +116,8 @@ def commit_journaled(output_dir: str, stage_id: str, run_id: str, files: list[di
     path = journal_path(output_dir, stage_id, run_id)
     temp = join_path(staging_dir(output_dir, stage_id), f".{run_id}{TEMP_SUFFIX}")
     record = {"stage_id": stage_id, "run_id": run_id, "files": files,
-              "inputs": {p: list(sig) for p, sig in inputs.items()}, "manifest": manifest}
+              "inputs": {p: list(sig) for p, sig in inputs.items()}, "manifest": manifest,
+              "remove_parent": remove_parent}
     with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
         fh.write(json.dumps(record, default=str).encode("utf-8"))
     FileSystems.rename([temp], [path])
@@ -130,7 +133,8 @@ def finish_commit(output_dir: str, record: dict[str, Any]) -> None:
     write_file_state(output_dir, record["run_id"],
                      {p: (int(s), int(m)) for p, (s, m) in record["inputs"].items()})
     write_manifest_at(output_dir, record["run_id"], record["manifest"])
-    remove_staging(output_dir, record["stage_id"], remove_parent=False)
+    remove_staging(output_dir, record["stage_id"],
+                   remove_parent=bool(record.get("remove_parent")))
 
 
 def _finish_journals(folder: str, output_dir: str) -> bool:

@@ -20,9 +20,9 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import graph
-from pipeline.commit import clean_leftovers, commit, remove_staging
+from pipeline.commit import clean_leftovers, commit_journaled
 from pipeline.lock import LockBusy, acquire
-from pipeline.manifest import build_manifest, read_report, tally_files, write_manifest
+from pipeline.manifest import build_manifest, read_report, tally_files
 from pipeline.options import (
     Config,
     UsageError,
@@ -31,6 +31,7 @@ from pipeline.options import (
     load_config_file,
 )
 from transforms.common import METRICS_NAMESPACE
+from transforms.write import join_path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ACCOUNTING, EXIT_LOCKED = 0, 1, 2, 3, 4
 EXIT_REJECTS = 5  # finished, but the share of rejects is above --max-reject-ratio
@@ -269,14 +270,15 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
     LOG.info("pipeline finished in %.1fs", time.monotonic() - t0)
     counters = _counters(result)
     files = read_report(config, graph.report_path(config))
-    tally = tally_files(files)
-    commit(files, config.output_dir)
+    tally = tally_files(files)  # from the staged files
     finished = datetime.now(timezone.utc)
     manifest = build_manifest(config, finished, units_in(counters), counters, files, tally,
                               _runner_name(config.beam_args), started_at)
-    path = write_manifest(config, manifest)
-    remove_staging(config.output_dir, config.run_id)
-    LOG.info("manifest: %s", path)
+    # data, then the index, then the manifest; journaled, so a run killed in the middle of
+    # its commit is finished by the next start (pipeline/commit.py)
+    commit_journaled(config.output_dir, config.run_id, config.run_id, files, {}, manifest,
+                     remove_parent=True)
+    LOG.info("manifest: %s", join_path(config.output_dir, "_runs", f"{config.run_id}.json"))
     code = EXIT_OK if manifest["accounting"]["balanced"] else EXIT_ACCOUNTING
     return code, manifest
 
@@ -512,7 +514,6 @@ def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
     from pipeline.runners import _value, runner_name
     from pipeline.stream import PrismServer, run_stream_graph
     from pipeline.stream_graph import StreamSpec
-    from transforms.write import join_path
 
     beam_args = [a for a in config.beam_args if a != "--streaming"] + ["--streaming"]
     runner = _runner_name(config.beam_args)

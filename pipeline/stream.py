@@ -250,13 +250,10 @@ def _progress(totals: Totals, started: float, out: Any, polls: bool = True) -> N
 
 
 def _write_stream_manifest(output_dir: str, manifest: dict[str, Any]) -> None:
-    folder = os.path.join(output_dir, "_runs")
-    os.makedirs(folder, exist_ok=True)
-    final = os.path.join(folder, f"{manifest['stream_id']}.json")
-    temp = os.path.join(folder, f".{manifest['stream_id']}.json.inprogress")
-    with open(temp, "w", encoding="utf-8") as fh:
-        json.dump(manifest, fh, indent=2, default=str)
-    os.replace(temp, final)
+    """OUT/_runs/<stream id>.json, atomically, through FileSystems (OUT may be gs://)."""
+    from pipeline.manifest import write_manifest_at
+
+    write_manifest_at(output_dir, manifest["stream_id"], manifest)
 
 
 def stream_sources(specs: list[str]) -> tuple[list[str], list[str]]:
@@ -329,16 +326,27 @@ class PrismServer:
         self._log.close()
 
 
-def window_manifests(output_dir: str, stream_id: str) -> list[dict[str, Any]]:
-    """The manifests the stream's windows wrote so far, oldest first."""
-    folder = os.path.join(output_dir, "_runs")
-    found = []
-    if os.path.isdir(folder):
-        for name in sorted(os.listdir(folder)):
-            if name.startswith(f"{stream_id}-") and name.endswith(".json"):
-                with open(os.path.join(folder, name), encoding="utf-8") as fh:
-                    found.append(json.load(fh))
-    return found
+def window_manifests(output_dir: str, stream_id: str,
+                     cache: dict[str, dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The manifests the stream's windows wrote so far, oldest first, through Beam's
+    FileSystems (OUT may be gs://). With ``cache`` each is read once: a stream that runs for
+    days does not read every window's manifest again at every progress line."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    from transforms.write import join_path
+
+    cache = {} if cache is None else cache
+    try:
+        matched = FileSystems.match([join_path(output_dir, "_runs", f"{stream_id}-*.json")])
+        paths = sorted(m.path for m in matched[0].metadata_list)
+    except Exception:  # no _runs yet
+        paths = []
+    for path in paths:
+        if path not in cache:
+            with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+                cache[path] = json.loads(fh.read().decode("utf-8"))
+    return [cache[p] for p in paths]
 
 
 def totals_of(manifests: list[dict[str, Any]]) -> Totals:
@@ -397,6 +405,7 @@ def run_stream_graph(config: Config, spec: Any, stop_after: float | None, stop: 
 
     threading.Thread(target=wait, name="newsbeam-stream-wait", daemon=True).start()
     next_progress = started + spec.window
+    seen: dict[str, dict[str, Any]] = {}  # window manifests read so far
     stop_requested = False
     reason = ""
     while not finished.is_set():
@@ -410,7 +419,7 @@ def run_stream_graph(config: Config, spec: Any, stop_after: float | None, stop: 
                 fh.write(reason.encode() + b"\n")
             stop_requested = True
         if now >= next_progress:
-            _progress(totals_of(window_manifests(config.output_dir, spec.stream_id)),
+            _progress(totals_of(window_manifests(config.output_dir, spec.stream_id, seen)),
                       started, out, polls=False)
             next_progress = now + spec.window
         wake = min(next_progress, deadline if deadline and not stop_requested else next_progress)
@@ -427,7 +436,7 @@ def run_stream_graph(config: Config, spec: Any, stop_after: float | None, stop: 
     state = result.state
     if state != PipelineState.DONE:
         raise RuntimeError(f"the streaming job ended in state {state}")
-    manifests = window_manifests(config.output_dir, spec.stream_id)
+    manifests = window_manifests(config.output_dir, spec.stream_id, seen)
     totals = totals_of(manifests)
     totals.feed_polls = _counter(result, "stream.feed_polls")
     _progress(totals, started, out)
