@@ -264,6 +264,8 @@ def stream_sources(specs: list[str]) -> tuple[list[str], list[str]]:
     for spec in specs:
         if is_url(spec):
             urls.append(spec)
+        elif "://" in spec:
+            folders.append(spec.rstrip("/"))  # a prefix on gs:// or s3://, listed by Beam
         elif os.path.isdir(spec):
             folders.append(os.path.abspath(spec))
         elif os.path.exists(spec):

@@ -81,31 +81,98 @@ def list_files(folders: Iterable[str]) -> list[str]:
     return sorted(found)
 
 
+def _state_pattern(output_dir: str) -> str:
+    from transforms.write import join_path
+
+    return join_path(output_dir, *FILE_STATE.split("/"), "*.parquet")
+
+
 def load_file_state(output_dir: str) -> dict[str, tuple[int, int]]:
-    """path -> (size, mtime_ns) of every file a stream has read into OUT."""
-    folder = os.path.join(output_dir, *FILE_STATE.split("/"))
+    """path -> (size, mtime_ns) of every file a stream has read into OUT (local or gs://)."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
     seen: dict[str, tuple[int, int]] = {}
-    if not os.path.isdir(folder):
+    try:
+        found = FileSystems.match([_state_pattern(output_dir)])[0].metadata_list
+    except Exception:  # no state folder yet
         return seen
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".parquet") and not name.startswith("."):
-            table = pq.read_table(os.path.join(folder, name))
-            for row in table.to_pylist():
-                seen[row["path"]] = (row["size"], row["mtime_ns"])
+    for meta in sorted(found, key=lambda m: m.path):
+        if os.path.basename(meta.path).startswith("."):
+            continue
+        with FileSystems.open(meta.path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            table = pq.read_table(pa.BufferReader(fh.read()))
+        for row in table.to_pylist():
+            seen[row["path"]] = (row["size"], row["mtime_ns"])
     return seen
 
 
 def write_file_state(output_dir: str, run_id: str, files: dict[str, tuple[int, int]]) -> None:
-    """The files a window read, written whole (temp name, then rename)."""
+    """The files a window read, written whole (temp name, then rename), local or gs://."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    from transforms.write import join_path
+
     if not files:
         return
-    folder = os.path.join(output_dir, *FILE_STATE.split("/"))
-    os.makedirs(folder, exist_ok=True)
+    folder = join_path(output_dir, *FILE_STATE.split("/"))
     rows = [{"path": p, "size": s, "mtime_ns": m, "run_id": run_id}
             for p, (s, m) in sorted(files.items())]
-    temp = os.path.join(folder, f".part-{run_id}.parquet.inprogress")
-    pq.write_table(pa.Table.from_pylist(rows, schema=FILE_STATE_SCHEMA), temp)
-    os.replace(temp, os.path.join(folder, f"part-{run_id}.parquet"))
+    temp = join_path(folder, f".part-{run_id}.parquet.inprogress")
+    final = join_path(folder, f"part-{run_id}.parquet")
+    with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+        pq.write_table(pa.Table.from_pylist(rows, schema=FILE_STATE_SCHEMA), fh)
+    if FileSystems.exists(final):
+        FileSystems.delete([final])
+    FileSystems.rename([temp], [final])
+
+
+def file_signature(path: str) -> tuple[int, int] | None:
+    """(size, mtime_ns) of a file, local or on an object store; None when it is gone."""
+    if "://" not in path:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return (st.st_size, st.st_mtime_ns)
+    from apache_beam.io.filesystems import FileSystems
+
+    try:
+        found = FileSystems.match([path])[0].metadata_list
+    except Exception:
+        return None
+    if not found:
+        return None
+    return (found[0].size_in_bytes, int((found[0].last_updated_in_seconds or 0) * 1e9))
+
+
+def _listing(folder: str) -> list[tuple[str, int, int]]:
+    """(path, size, mtime_ns) of the files under a folder; on gs:// or s3:// through Beam's
+    FileSystems (object stores list recursively by prefix)."""
+    if "://" not in folder:
+        found = []
+        for path in list_files([folder]):
+            sig = file_signature(path)
+            if sig is not None:
+                found.append((path, *sig))
+        return found
+    from apache_beam.io.filesystems import FileSystems
+
+    from transforms.write import join_path
+
+    try:
+        metas = FileSystems.match([join_path(folder, "**")])[0].metadata_list
+    except Exception:  # an empty or missing prefix
+        return []
+    found = []
+    for meta in sorted(metas, key=lambda m: m.path):
+        parts = meta.path[len(folder):].strip("/").split("/")
+        if any(p.startswith(".") for p in parts[:-1]) or is_temporary(parts[-1]):
+            continue
+        found.append((meta.path, meta.size_in_bytes,
+                      int((meta.last_updated_in_seconds or 0) * 1e9)))
+    return found
 
 
 def ready_files(folders: Iterable[str], seen: dict[str, tuple[int, int]], settle: float,
@@ -113,15 +180,12 @@ def ready_files(folders: Iterable[str], seen: dict[str, tuple[int, int]], settle
     """(path, size, mtime_ns) of the files that are complete (untouched for ``settle``
     seconds: any write moves the mtime) and not already read with this size and mtime."""
     ready = []
-    for path in list_files(folders):
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue  # vanished between listing and stat
-        if seen.get(path) == (st.st_size, st.st_mtime_ns):
-            continue
-        if now - st.st_mtime_ns / 1e9 >= settle:
-            ready.append((path, st.st_size, st.st_mtime_ns))
+    for folder in folders:
+        for path, size, mtime in _listing(folder):
+            if seen.get(path) == (size, mtime):
+                continue
+            if now - mtime / 1e9 >= settle:
+                ready.append((path, size, mtime))
     return ready
 
 
@@ -225,11 +289,10 @@ class SplitArrivals(beam.DoFn):
 
     def process(self, arrival: Arrival) -> Iterator[Any]:
         if arrival.kind == "file":
-            try:
-                st = os.stat(arrival.path)
-            except OSError:
+            sig = file_signature(arrival.path)
+            if sig is None:
                 return  # gone since the poll: nothing arrived
-            if (st.st_size, st.st_mtime_ns) != (arrival.size, arrival.mtime_ns):
+            if sig != (arrival.size, arrival.mtime_ns):
                 # written again since the poll: a later poll reports it (with the signature
                 # it will be recorded under) once it has settled
                 return

@@ -165,3 +165,34 @@ def test_a_feed_poll_run_again_after_a_304_still_reports_the_body(tmp_path) -> N
     # the same body, so the same key: Watch emits it once however often it is reported
     assert arrival_key(first.outputs[0].value) == arrival_key(again.outputs[0].value)
     assert not first.is_complete
+
+
+def test_folders_and_file_state_on_another_filesystem() -> None:
+    """Folder watching and OUT/_state/files go through Beam's FileSystems, so a stream on
+    Dataflow can watch gs:// (an in-memory object store stands in for it: tests/objectstore)."""
+    import uuid
+
+    from apache_beam.io.filesystems import FileSystems
+
+    import tests.objectstore  # noqa: F401 (registers nbmem://)
+    from transforms.streaming import (
+        Arrival,
+        SplitArrivals,
+        load_file_state,
+        ready_files,
+        write_file_state,
+    )
+
+    root = f"nbmem://newsbeam-{uuid.uuid4().hex[:8]}"
+    for name in ("in/a.jsonl", "in/sub/b.jsonl", "in/c.jsonl.part", "in/.hidden/d.jsonl"):
+        with FileSystems.create(f"{root}/{name}") as fh:
+            fh.write(b'{"title": "x"}\n')
+    found = ready_files([f"{root}/in"], {}, settle=0.0, now=4e9)
+    assert [p for p, _s, _m in found] == [f"{root}/in/a.jsonl", f"{root}/in/sub/b.jsonl"]
+    path, size, mtime = found[0]
+    assert list(SplitArrivals().process(Arrival("file", path, size, mtime)))[0] == path
+    write_file_state(f"{root}/out", "w1", {path: (size, mtime)})
+    assert load_file_state(f"{root}/out") == {path: (size, mtime)}
+    seen = load_file_state(f"{root}/out")
+    assert [p for p, _s, _m in ready_files([f"{root}/in"], seen, 0.0, 4e9)] == [
+        f"{root}/in/sub/b.jsonl"]
