@@ -61,12 +61,13 @@ exit codes: 0 ok, 1 pipeline failed, 2 usage error, 3 accounting does not balanc
 read it: pandas.read_parquet("OUT/articles")"""
 
 
-STREAM_EPILOG = """The stream is an unbounded Beam pipeline on the Prism runner (built once from
-Beam's Go module by scripts/get_prism.sh; cached): the same stages and dedupe as `run`, windows
-of arrival time, each window committed whole with its own manifest in OUT/_runs. Files already
-read are remembered in OUT/_state/files, across restarts. --stop-after, SIGINT or SIGTERM stop
-cleanly (open windows are flushed); a second SIGINT aborts. --runner DirectRunner runs each
-window as a bounded batch run instead (micro-batches; no Prism needed). See docs/streaming.md.
+STREAM_EPILOG = """\
+The stream is an unbounded Beam pipeline on the Prism runner (built once from Beam's Go module
+by scripts/get_prism.sh; cached): the same stages and dedupe as `run`, windows of arrival time,
+each window committed whole with its own manifest in OUT/_runs. Files already read are
+remembered in OUT/_state/files, across restarts. --stop-after, SIGINT or SIGTERM stop cleanly
+(open windows are flushed); a second SIGINT aborts. --runner DirectRunner runs each window as a
+bounded batch run instead (micro-batches; no Prism needed). See docs/streaming.md.
 
 exit codes: 0 ok (stopped by --stop-after or a signal), 1 the pipeline failed,
 2 usage error, 3 a window's accounting did not balance, 4 OUT is locked by another run."""
