@@ -11,16 +11,10 @@ BundleBasedDirectRunner, deterministic time) and by the end-to-end stream tests 
   exists the poll says ``complete``: the watermark jumps to the end of time, every open window
   fires, and the job drains to DONE (``cancel()`` would lose the open windows).
 
-- ``StampArrival``: event time = arrival time, so windows follow when newsbeam saw an item and
-  a story published years ago is never late (its partition still comes from published_at).
 - ``FirstSeen``: cross-window dedupe in the global window, keyed by a dedupe key. The first
   arrival is kept, later arrivals within ``horizon`` seconds (event time) are duplicates;
   state expires by an event-time timer (processing-time timers keep a streaming job from
   ever finishing on Prism), and OUT/_index covers what is older.
-- ``pane_file_name``: one name per window, pane and partition. Beam reuses a window's file
-  names across panes when names come from the window alone, and a later pane overwrote an
-  earlier one in a trial (51 of 61 rows lost); the pane index and a digest of the rows keep
-  them apart.
 """
 
 from __future__ import annotations
@@ -323,16 +317,6 @@ def article_id_of(article: Article) -> str:
     return article.article_id
 
 
-class StampArrival(beam.DoFn):
-    """element -> the same element with event time = now (``clock``, seconds since epoch)."""
-
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self._clock = clock
-
-    def process(self, element: Any) -> Iterator[TimestampedValue]:
-        yield TimestampedValue(element, self._clock())
-
-
 class FirstSeen(beam.DoFn):
     """(key, item) in the global window -> the first item of each key (main output); a later
     item of that key within ``horizon`` seconds of event time -> ``(item, kept_id)`` on the
@@ -379,12 +363,3 @@ class FirstSeen(beam.DoFn):
     def expire(self, first: Any = _FIRST_PARAM) -> Iterable[Any]:
         first.clear()
         return ()
-
-
-def pane_file_name(partition: str, window_start: float, window_end: float, pane_index: int,
-                   row_ids: Iterable[str]) -> str:
-    """A file name that no other window, pane or set of rows shares."""
-    digest = hashlib.sha256("\n".join(sorted(row_ids)).encode("utf-8")).hexdigest()[:12]
-    part = partition.replace("/", "_").replace("=", "-") or "all"
-    return (f"part-{part}-w{int(window_start * 1000)}-{int(window_end * 1000)}"
-            f"-p{pane_index}-{digest}.parquet")
