@@ -97,11 +97,7 @@ def remove_empty_staging(output_dir: str) -> None:
 JOURNAL_PREFIX = "_commit-"
 
 
-def journal_path(output_dir: str, stage_id: str, run_id: str) -> str:
-    return join_path(staging_dir(output_dir, stage_id), f"{JOURNAL_PREFIX}{run_id}.json")
-
-
-def commit_journaled(output_dir: str, stage_id: str, run_id: str, files: list[dict[str, Any]],
+def commit_journaled(output_dir: str, run_id: str, files: list[dict[str, Any]],
                      inputs: dict[str, tuple[int, int]], manifest: dict[str, Any],
                      remove_parent: bool = False) -> None:
     """A run's or a stream window's commit, crash-safe: what it will do (files, inputs read,
@@ -113,9 +109,9 @@ def commit_journaled(output_dir: str, stage_id: str, run_id: str, files: list[di
 
     from apache_beam.io.filesystem import CompressionTypes
 
-    path = journal_path(output_dir, stage_id, run_id)
-    temp = join_path(staging_dir(output_dir, stage_id), f".{run_id}{TEMP_SUFFIX}")
-    record = {"stage_id": stage_id, "run_id": run_id, "files": files,
+    path = join_path(staging_dir(output_dir, run_id), f"{JOURNAL_PREFIX}{run_id}.json")
+    temp = join_path(staging_dir(output_dir, run_id), f".{run_id}{TEMP_SUFFIX}")
+    record = {"run_id": run_id, "files": files,
               "inputs": {p: list(sig) for p, sig in inputs.items()}, "manifest": manifest,
               "remove_parent": remove_parent}
     with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
@@ -133,27 +129,33 @@ def finish_commit(output_dir: str, record: dict[str, Any]) -> None:
     write_file_state(output_dir, record["run_id"],
                      {p: (int(s), int(m)) for p, (s, m) in record["inputs"].items()})
     write_manifest_at(output_dir, record["run_id"], record["manifest"])
-    remove_staging(output_dir, record["stage_id"],
+    remove_staging(output_dir, record["run_id"],
                    remove_parent=bool(record.get("remove_parent")))
 
 
-def _finish_journals(folder: str, output_dir: str) -> bool:
-    """Finish the journaled commits in one staging folder; True if there was one."""
+def _finish_journals(output_dir: str) -> None:
+    """Finish every journaled commit a killed run or stream left in OUT/_staging."""
     import json
 
-    journals = sorted(n for n in os.listdir(folder) if n.startswith(JOURNAL_PREFIX))
-    for name in journals:
-        with open(os.path.join(folder, name), encoding="utf-8") as fh:
-            record = json.load(fh)
-        LOG.warning("finishing the commit of an interrupted window: %s", record["run_id"])
+    from apache_beam.io.filesystem import CompressionTypes
+
+    pattern = join_path(output_dir, STAGING, "*", f"{JOURNAL_PREFIX}*.json")
+    try:
+        journals = sorted(m.path for m in FileSystems.match([pattern])[0].metadata_list)
+    except Exception:  # nothing staged
+        return
+    for path in journals:
+        with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
+            record = json.loads(fh.read().decode("utf-8"))
+        LOG.warning("finishing the commit of an interrupted run: %s", record["run_id"])
         finish_commit(output_dir, record)
-    return bool(journals)
 
 
 def clean_leftovers(output_dir: str) -> list[str]:
-    """Remove what killed runs left behind (a stream window that was committing is finished
-    instead); return what was removed (for the log)."""
+    """Remove what killed runs left behind (a commit that was under way is finished instead);
+    return what was removed (for the log)."""
     removed: list[str] = []
+    _finish_journals(output_dir)
     if "://" in output_dir:
         staging = join_path(output_dir, STAGING)
         if FileSystems.exists(staging):
@@ -163,12 +165,8 @@ def clean_leftovers(output_dir: str) -> list[str]:
     staging = os.path.join(output_dir, STAGING)
     if os.path.isdir(staging):
         for name in sorted(os.listdir(staging)):
-            folder = os.path.join(staging, name)
-            if os.path.isdir(folder) and _finish_journals(folder, output_dir):
-                if not os.path.exists(folder):
-                    continue
-            FileSystems.delete([folder])
-            removed.append(folder)
+            FileSystems.delete([os.path.join(staging, name)])
+            removed.append(os.path.join(staging, name))
     state = os.path.join(output_dir, "_state")
     for root, _dirs, names in os.walk(output_dir):
         for name in names:

@@ -60,6 +60,18 @@ def _identity(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def article_stages(units: beam.PCollection[Any], config: Config, rejects: Sink,
+                   ingested_at: Any) -> beam.PCollection[Any]:
+    """Unit -> Article with its fields: the stages `run` and `stream` share. ``ingested_at``
+    None: each article's is its event time (its arrival, in a stream)."""
+    return (
+        units
+        | "ExtractArticles" >> ExtractArticles(rejects, ingested_at=ingested_at)
+        | "CleanArticles" >> CleanArticles(config.steps["clean"], rejects)
+        | "ExtractFields" >> ExtractFields(config.steps["fields"], rejects)
+    )
+
+
 def build(p: beam.Pipeline, config: Config) -> None:
     out = config.output_dir
     stage = staging_dir(out, config.run_id)
@@ -99,10 +111,7 @@ def build(p: beam.Pipeline, config: Config) -> None:
             units = units | "FollowLinks" >> FollowLinks(
                 rejects, config.fetch, seen, check_robots=not config.fetch.ignore_robots)
         articles = (
-            units
-            | "ExtractArticles" >> ExtractArticles(rejects, ingested_at=config.ingested_at)
-            | "CleanArticles" >> CleanArticles(config.steps["clean"], rejects)
-            | "ExtractFields" >> ExtractFields(config.steps["fields"], rejects)
+            article_stages(units, config, rejects, config.ingested_at)
             | "DedupeArticles" >> DedupeArticles(dups, config.near, stored, index,
                                                  config.run_id)
         )

@@ -277,7 +277,7 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
                               _runner_name(config.beam_args), started_at)
     # data, then the index, then the manifest; journaled, so a run killed in the middle of
     # its commit is finished by the next start (pipeline/commit.py)
-    commit_journaled(config.output_dir, config.run_id, config.run_id, files, {}, manifest,
+    commit_journaled(config.output_dir, config.run_id, files, {}, manifest,
                      remove_parent=True)
     LOG.info("manifest: %s", join_path(config.output_dir, "_runs", f"{config.run_id}.json"))
     code = EXIT_OK if manifest["accounting"]["balanced"] else EXIT_ACCOUNTING
@@ -511,6 +511,7 @@ def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
     """The unbounded graph; on Prism, with a Prism server newsbeam starts in its own session."""
     import dataclasses
     import os
+    import tempfile
 
     from pipeline.runners import _value, runner_name
     from pipeline.stream import PrismServer, run_stream_graph
@@ -520,7 +521,8 @@ def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
     runner = _runner_name(config.beam_args)
     if runner_name(beam_args) == "prism" and _value(beam_args, "--job_endpoint") is None:
         binary = _value(beam_args, "--prism_location")
-        server = PrismServer(binary, os.path.join(config.output_dir, "_state", "prism.log"))
+        log_dir = config.output_dir if "://" not in config.output_dir else tempfile.gettempdir()
+        server = PrismServer(binary, os.path.join(log_dir, "_state", "prism.log"))
         prism.append(server)
         beam_args = [a for a in beam_args if not a.startswith(("--prism_location",
                                                                 "--prism_log_level"))]
@@ -534,8 +536,6 @@ def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
         window=args.window, poll=args.poll, settle=args.settle, horizon=args.dedupe_horizon,
         stop_file=join_path(config.output_dir, "_state", f"{stream_id}.stop"),
         runner=runner)
-    if "://" not in config.output_dir:
-        os.makedirs(os.path.dirname(spec.stop_file), exist_ok=True)
     config = dataclasses.replace(config, beam_args=tuple(beam_args), run_id=stream_id)
     return run_stream_graph(config, spec, args.stop_after, stop)
 

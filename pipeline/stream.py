@@ -47,9 +47,11 @@ from transforms.http import redact
 from transforms.streaming import (  # noqa: F401 (the file watching, shared with the graph)
     FILE_STATE,
     TEMP_SUFFIXES,
+    file_signature,
     is_temporary,
     list_files,
     load_file_state,
+    scan_folders,
     write_file_state,
 )
 
@@ -72,8 +74,8 @@ def parse_duration(text: str) -> float:
 
 @dataclass
 class Watcher:
-    """Lists folders and says which files are new and complete. Pure apart from the listing
-    (``stat`` and ``walk`` are injectable for tests)."""
+    """Lists folders and says which files are new and complete (the micro-batch driver's;
+    the Beam graph polls with ``PollSources``, on the same ``scan_folders``)."""
 
     folders: list[str]
     seen: dict[str, tuple[int, int]] = field(default_factory=dict)
@@ -82,28 +84,15 @@ class Watcher:
     # files found but not settled yet: path -> (size, mtime_ns)
     pending: dict[str, tuple[int, int]] = field(default_factory=dict)
 
-    def _files(self) -> list[str]:
-        return list_files(self.folders)
-
     def scan(self) -> list[str]:
         """Files that became ready since the last scan (each reported once)."""
-        now = self.clock()
-        ready = []
-        for path in self._files():
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue  # vanished between listing and stat
-            sig = (st.st_size, st.st_mtime_ns)
-            if self.seen.get(path) == sig:
-                continue
-            self.pending[path] = sig
-            # complete once untouched for `settle` seconds (any write moves the mtime)
-            if now - st.st_mtime_ns / 1e9 >= self.settle:
-                ready.append(path)
-        for path in ready:
-            self.seen[path] = self.pending.pop(path)
-        return ready
+        ready, unsettled = scan_folders(self.folders, self.seen, self.settle, self.clock())
+        for path, size, mtime in unsettled:
+            self.pending[path] = (size, mtime)
+        for path, size, mtime in ready:
+            self.pending.pop(path, None)
+            self.seen[path] = (size, mtime)
+        return [path for path, _size, _mtime in ready]
 
     def next_settle_in(self) -> float | None:
         """Seconds until the first pending file may be ready (None when none is pending)."""
@@ -205,12 +194,7 @@ def _run_window(config: Config, ready: list[str], feeds_due: bool, watcher: Watc
     files = []
     for path in sorted(ready):
         # written again since it was found ready: back to the watcher, for a later window
-        try:
-            st = os.stat(path)
-        except OSError:
-            watcher.seen.pop(path, None)
-            continue
-        if (st.st_size, st.st_mtime_ns) != watcher.seen.get(path):
+        if file_signature(path) != watcher.seen.get(path):  # changed, or gone
             watcher.seen.pop(path, None)
             continue
         files.append(path)
@@ -264,8 +248,15 @@ def stream_sources(specs: list[str]) -> tuple[list[str], list[str]]:
     for spec in specs:
         if is_url(spec):
             urls.append(spec)
-        elif "://" in spec:
-            folders.append(spec.rstrip("/"))  # a prefix on gs:// or s3://, listed by Beam
+        elif "://" in spec:  # a prefix on gs:// or s3://, listed through Beam's FileSystems
+            from apache_beam.io.filesystems import FileSystems
+
+            try:
+                FileSystems.get_filesystem(spec)
+            except ValueError:
+                raise UsageError(f"no filesystem for this SOURCE (install apache-beam[gcp] "
+                                 f"for gs://, [aws] for s3://): {spec}") from None
+            folders.append(spec.rstrip("/"))
         elif os.path.isdir(spec):
             folders.append(os.path.abspath(spec))
         elif os.path.exists(spec):

@@ -36,15 +36,13 @@ from apache_beam.io.watch import Watch
 from apache_beam.transforms import window as beam_window
 
 from pipeline.commit import commit_journaled, staging_dir
+from pipeline.graph import article_stages
 from pipeline.manifest import build_manifest, tally_files
 from pipeline.options import Config
 from schemas import article_row, duplicate_row, reject_row
-from transforms.clean import CleanArticles
 from transforms.common import Sink
 from transforms.dedupe import DedupeArticles, label_article_id, rank_label
-from transforms.extract import ExtractArticles
 from transforms.fetch import FollowLinks
-from transforms.fields import ExtractFields
 from transforms.parse import ParseDocuments
 from transforms.read import ReadSources
 from transforms.streaming import (
@@ -92,14 +90,15 @@ def window_run_id(stream_id: str, window: Any, pane_index: int = 0) -> str:
 
 
 class WindowStaging:
-    """window -> its staging folder (picklable, for the write steps)."""
+    """(window, pane) -> its staging folder (picklable, for the write steps)."""
 
     def __init__(self, output_dir: str, stream_id: str) -> None:
         self._output_dir = output_dir
         self._stream_id = stream_id
 
-    def __call__(self, window: Any) -> str:
-        return staging_dir(self._output_dir, window_run_id(self._stream_id, window))
+    def __call__(self, window: Any, pane: Any) -> str:
+        return staging_dir(self._output_dir,
+                           window_run_id(self._stream_id, window, pane.index))
 
 
 def _one(_element: Any) -> int:
@@ -129,8 +128,6 @@ class CommitWindow(beam.DoFn):
         inputs = {r["path"]: (r["size"], r["mtime_ns"]) for r in records
                   if r["dataset"] == "_inputs"}
         units = sum(r["rows"] for r in records if r["dataset"] == "_units")
-        # the staging folder is the pane-0 one (the write steps do not see the pane)
-        stage_id = window_run_id(self._spec.stream_id, window)
         run_id = window_run_id(self._spec.stream_id, window, pane.index)
         started = window.start.to_utc_datetime(has_tz=True)
         config = dataclasses.replace(
@@ -147,9 +144,8 @@ class CommitWindow(beam.DoFn):
                               "pane": pane.index}
         # data, then index and file state, then the manifest; journaled, so a crash in the
         # middle is finished by the next start (pipeline/commit.py)
-        commit_journaled(config.output_dir, stage_id, run_id, files, inputs, manifest)
-        yield {"run_id": run_id, "counts": manifest["counts"],
-               "balanced": manifest["accounting"]["balanced"]}
+        commit_journaled(config.output_dir, run_id, files, inputs, manifest)
+        yield {"run_id": run_id, "counts": manifest["counts"]}
 
 
 def build_stream(p: beam.Pipeline, config: Config, spec: StreamSpec) -> None:
@@ -197,10 +193,7 @@ def build_stream(p: beam.Pipeline, config: Config, spec: StreamSpec) -> None:
                 rejects, config.fetch, [stored, join_path(out, "duplicates", "*.parquet")],
                 check_robots=not config.fetch.ignore_robots)
         first = (
-            units
-            | "ExtractArticles" >> ExtractArticles(rejects, ingested_at=None)
-            | "CleanArticles" >> CleanArticles(config.steps["clean"], rejects)
-            | "ExtractFields" >> ExtractFields(config.steps["fields"], rejects)
+            article_stages(units, config, rejects, ingested_at=None)  # ingested = arrival
             | "ByContent" >> beam.Map(content_key)
             | "AcrossWindows" >> beam.WindowInto(beam_window.GlobalWindows())
             | "FirstSeen" >> beam.ParDo(FirstSeen(spec.horizon, rank_label, spec.window,

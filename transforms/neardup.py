@@ -196,11 +196,3 @@ def candidate_pairs(members: Iterable[tuple[str, str, bool]], max_bucket: int
             if stored_a and stored_b:
                 continue
             yield (node_b, node_a) if node_b < node_a else (node_a, node_b)
-
-
-def propagate(own: str, received: Iterable[str]) -> str:
-    return min([own, *received])
-
-
-def as_list(values: Any) -> list[Any]:
-    return list(values) if values is not None else []

@@ -169,18 +169,28 @@ def _listing(folder: str) -> list[tuple[str, int, int]]:
     return found
 
 
-def ready_files(folders: Iterable[str], seen: dict[str, tuple[int, int]], settle: float,
-                now: float) -> list[tuple[str, int, int]]:
-    """(path, size, mtime_ns) of the files that are complete (untouched for ``settle``
-    seconds: any write moves the mtime) and not already read with this size and mtime."""
-    ready = []
+Found = list[tuple[str, int, int]]  # (path, size, mtime_ns)
+
+
+def scan_folders(folders: Iterable[str], seen: dict[str, tuple[int, int]], settle: float,
+                 now: float) -> tuple[Found, Found]:
+    """(ready, unsettled): the files not already read with this size and mtime, split into
+    those complete (untouched for ``settle`` seconds: any write moves the mtime) and those
+    maybe still being written."""
+    ready: Found = []
+    unsettled: Found = []
     for folder in folders:
         for path, size, mtime in _listing(folder):
             if seen.get(path) == (size, mtime):
                 continue
-            if now - mtime / 1e9 >= settle:
-                ready.append((path, size, mtime))
-    return ready
+            (ready if now - mtime / 1e9 >= settle else unsettled).append((path, size, mtime))
+    return ready, unsettled
+
+
+def ready_files(folders: Iterable[str], seen: dict[str, tuple[int, int]], settle: float,
+                now: float) -> Found:
+    """The complete files of ``scan_folders``."""
+    return scan_folders(folders, seen, settle, now)[0]
 
 
 @dataclass(frozen=True)
@@ -311,10 +321,6 @@ def repeat_of(element: tuple[Article, str]) -> Duplicate:
 @beam.typehints.with_output_types(tuple[str, Any])
 def content_key(article: Article) -> tuple[str, Article]:
     return (article.content_hash, article)
-
-
-def article_id_of(article: Article) -> str:
-    return article.article_id
 
 
 class FirstSeen(beam.DoFn):

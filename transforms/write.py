@@ -138,11 +138,11 @@ def _key_by_partition(row: dict[str, Any], dataset: str) -> tuple[str, dict[str,
 
 
 class _WriteGroups(beam.DoFn):
-    """(partition, rows) -> one file. ``staging_for`` (window -> staging folder) stages each
-    window of a stream apart, to be committed by that window's own commit step."""
+    """(partition, rows) -> one file. ``staging_for`` ((window, pane) -> staging folder)
+    stages each window and pane of a stream apart, to be committed by its own commit step."""
 
     def __init__(self, output_dir: str, dataset: str, staging_dir: str | None,
-                 staging_for: Callable[[Any], str] | None) -> None:
+                 staging_for: Callable[[Any, Any], str] | None) -> None:
         self._output_dir = output_dir
         self._dataset = dataset
         self._staging_dir = staging_dir
@@ -155,7 +155,7 @@ class _WriteGroups(beam.DoFn):
         t0 = time.perf_counter()
         staging, tag = self._staging_dir, ""
         if self._staging_for:
-            staging = self._staging_for(window)
+            staging = self._staging_for(window, pane)
             tag = f"w{window.end.micros // 1000}-p{pane.index}"
         written = list(write_partition(self._output_dir, self._dataset, element[0],
                                        element[1], staging, tag))
@@ -172,7 +172,7 @@ class WritePartitionedParquet(beam.PTransform):
         dataset: str,
         to_row: Callable[[Any], dict[str, Any]],
         staging_dir: str | None = None,
-        staging_for: Callable[[Any], str] | None = None,
+        staging_for: Callable[[Any, Any], str] | None = None,
     ) -> None:
         super().__init__()
         self._staging_dir = staging_dir

@@ -36,7 +36,7 @@ def test_a_commit_killed_half_way_is_finished_by_the_next_start(
 
     monkeypatch.setattr(commit_mod, "finish_commit", killed)
     with pytest.raises(KeyboardInterrupt):
-        commit_journaled(str(out), "s1-w1", "s1-w1", files, inputs, manifest)
+        commit_journaled(str(out), "s1-w1", files, inputs, manifest)
     monkeypatch.undo()
     assert not (out / "_runs").exists() and load_file_state(str(out)) == {}
     # the next start: the commit is finished, nothing is deleted or doubled
@@ -51,7 +51,7 @@ def test_a_commit_killed_half_way_is_finished_by_the_next_start(
 def test_a_commit_run_twice_keeps_the_data(tmp_path: Path) -> None:
     out = tmp_path / "out"
     files = staged_files(out, "s1-w2")
-    record = {"stage_id": "s1-w2", "run_id": "s1-w2", "files": files, "inputs": {},
+    record = {"run_id": "s1-w2", "files": files, "inputs": {},
               "manifest": {"run_id": "s1-w2"}}
     commit_mod.finish_commit(str(out), record)
     commit_mod.finish_commit(str(out), record)  # a retried bundle: the files are in place

@@ -80,6 +80,17 @@ def test_duration_and_temporary_names() -> None:
     assert is_temporary("f.crdownload") and not is_temporary("feed.xml")
 
 
+def test_a_source_on_an_unknown_filesystem_is_a_usage_error(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "stream", "ftp://example.org/inbox", "--output",
+         str(tmp_path / "out"), "--runner", "DirectRunner"],
+        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "newsbeam: error: no filesystem for this SOURCE (install apache-beam[gcp] for gs://, "
+        "[aws] for s3://): ftp://example.org/inbox"]
+
+
 def test_watcher_waits_for_a_file_to_settle_and_reports_it_once(tmp_path: Path) -> None:
     now = [1_000_000.0]
     w = Watcher([str(tmp_path)], settle=2.0, clock=lambda: now[0])

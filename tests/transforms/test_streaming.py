@@ -89,7 +89,7 @@ def test_panes_of_one_window_are_written_to_distinct_files(tmp_path) -> None:
                               accumulation_mode=trigger.AccumulationMode.DISCARDING,
                               allowed_lateness=600)
             | WritePartitionedParquet(str(tmp_path / "out"), "rejects", dict,
-                                      staging_for=lambda _w: stage)  # noqa: E731
+                                      staging_for=lambda _w, _p: stage)  # noqa: E731
             | beam.Map(lambda f: (f["rows"], f["path"].rsplit("-", 2)[-1]))  # noqa: E731
         )
         assert_that(written, equal_to([(2, "p0.parquet"), (1, "p1.parquet")]))
