@@ -15,6 +15,7 @@ body).
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ from urllib.parse import urljoin
 
 import apache_beam as beam
 import trafilatura
+from trafilatura import metadata as tmeta
+from trafilatura import utils as tutils
 from apache_beam.transforms.error_handling import ErrorHandler
 from lxml import etree
 
@@ -181,24 +184,105 @@ def _content_words(text: str, enough: int | None = None) -> int:
     return found
 
 
-def _main_text(tree: Any, url: str | None) -> dict[str, Any]:
-    """trafilatura's text and metadata: precision mode, balanced mode when that keeps next
-    to nothing."""
+class TrafilaturaMetadata:
+    """trafilatura's metadata for one page, each field computed on first use.
 
-    def run(precision: bool) -> dict[str, Any]:
+    ``bare_extraction(with_metadata=True)`` runs every metadata extractor on every page, and
+    the costly ones (the author search deep-copies the tree, htmldate's search, the licence
+    search) are wasted when the page's JSON-LD or meta tags already gave newsbeam that field.
+    This follows ``trafilatura.metadata.extract_metadata`` step by step, in its order and with
+    its final trimming, but only for the fields newsbeam reads (a test checks the values
+    equal ``extract_metadata``'s on real pages). Metadata was about 25% of trafilatura's time
+    on the AEB pages, most of it the author search (docs/benchmarks.md)."""
+
+    def __init__(self, tree: Any, default_url: str | None) -> None:
+        self._tree = tree
+        md = tmeta.examine_meta(tree)
+        if md.author and " " not in md.author:
+            md.author = None
+        try:
+            md = tmeta.extract_meta_json(tree, md)
+        except Exception:  # trafilatura's own guard: bugs in its JSON-LD reader
+            pass
+        if not md.url:
+            md.url = tmeta.extract_url(tree, default_url)
+        self._md = md
+        self._done: dict[str, Any] = {}
+
+    @property
+    def raw_url(self) -> str | None:
+        """The URL as trafilatura hands it to its text extraction (before trimming)."""
+        return self._md.url
+
+    def url(self) -> str | None:
+        return self._get("url", lambda: self._md.url)
+
+    def _get(self, name: str, compute: Any) -> Any:
+        if name not in self._done:
+            value = compute()
+            if isinstance(value, str):  # Document.clean_and_trim
+                if len(value) > 10000:
+                    value = value[:9999] + "\u2026"
+                value = tutils.line_processing(html.unescape(value))
+            self._done[name] = value
+        return self._done[name]
+
+    def title(self) -> str | None:
+        return self._get("title", lambda: self._md.title or tmeta.extract_title(self._tree))
+
+    def author(self) -> str | None:
+        return self._get("author", lambda: self._md.author or tmeta.extract_author(self._tree))
+
+    def date(self) -> str | None:
+        def find() -> str | None:
+            params = tmeta.set_date_params(True)
+            params["url"] = self._md.url
+            return tmeta.find_date(self._tree, **params)
+        return self._get("date", find)
+
+    def sitename(self) -> str | None:
+        def find() -> str | None:
+            name = self._md.sitename or tmeta.extract_sitename(self._tree)
+            if name:
+                name = name.lstrip("@")
+                if name and "." not in name and not name[0].isupper():
+                    name = name.title()
+            elif self._md.url:
+                found = tmeta.META_URL.match(self._md.url)
+                name = found[1] if found else None
+            return name
+        return self._get("sitename", find)
+
+    def categories(self) -> list[str]:
+        return self._get("categories", lambda: list(
+            (self._md.categories or tmeta.extract_catstags("category", self._tree))
+            + (self._md.tags or tmeta.extract_catstags("tag", self._tree))))
+
+    def description(self) -> str | None:
+        return self._get("description", lambda: self._md.description)
+
+    def language(self) -> str | None:
+        return self._get("language", lambda: self._md.language)
+
+
+def _main_text(tree: Any, url: str | None) -> str:
+    """trafilatura's main text: precision mode, balanced mode when that keeps next to
+    nothing. Metadata is read separately (TrafilaturaMetadata), on demand."""
+
+    def run(precision: bool) -> str:
         doc = trafilatura.bare_extraction(
-            tree, url=url, with_metadata=True, include_comments=False, include_tables=True,
+            tree, url=url, with_metadata=False, include_comments=False, include_tables=True,
             favor_precision=precision,
         )
-        return doc.as_dict() if doc is not None and hasattr(doc, "as_dict") else (doc or {})
+        return (getattr(doc, "text", None) if doc is not None else None) or ""
 
-    meta = run(True)
-    found = _content_words(meta.get("text") or "", MIN_PRECISION_WORDS)
+    text = run(True)
+    found = _content_words(text, MIN_PRECISION_WORDS)
     if found < MIN_PRECISION_WORDS:
         retry = run(False)
-        if _content_words(retry.get("text") or "") > found:
-            meta = retry
-    return meta
+        if _content_words(retry) > found:
+            text = retry
+    return text
 
 
 def html_fields(html: str, url: str | None) -> dict[str, Any]:
@@ -213,8 +297,8 @@ def html_fields(html: str, url: str | None) -> dict[str, Any]:
     page = page_metadata(tree)
     merge_body_chunks(tree)  # after the metadata: it moves elements around
     # favor_precision: +0.5 points of F1 on the AEB benchmark (docs/benchmarks.md).
-    meta = _main_text(tree, url)
-    text = meta.get("text") or ""
+    meta = TrafilaturaMetadata(tree, url)
+    text = _main_text(tree, url or meta.raw_url)
     if not text:
         depth = tree_depth(tree)
         if depth >= MAX_HTML_DEPTH:
@@ -226,7 +310,7 @@ def html_fields(html: str, url: str | None) -> dict[str, Any]:
             raise ExtractionFailed(f"trafilatura cannot read the page: {exc}") from exc
         if not (text or "").strip():
             raise EmptyContent("no article text found in the page")
-    title = page.get("jsonld_title") or meta.get("title") or page.get("og_title") or ""
+    title = page.get("jsonld_title") or meta.title() or page.get("og_title") or ""
     if not title:
         found = tree.xpath("//title/text()")
         title = found[0] if found else ""
@@ -235,8 +319,8 @@ def html_fields(html: str, url: str | None) -> dict[str, Any]:
     elif page.get("meta_authors"):
         authors = [page["meta_authors"]]
     else:
-        authors = [meta["author"]] if meta.get("author") else []
-    canonical = page.get("canonical") or meta.get("url") or url or ""
+        authors = [meta.author()] if meta.author() else []
+    canonical = page.get("canonical") or meta.url() or url or ""
     if canonical and url:
         try:
             canonical = urljoin(url, canonical)
@@ -247,9 +331,11 @@ def html_fields(html: str, url: str | None) -> dict[str, Any]:
         ("jsonld", page.get("jsonld_published")),
         ("meta", page.get("meta_published")),
         ("url", date_from_url(canonical or url)),
-        ("text", meta.get("date")),
+        ("text", meta.date),
     )
     for source, raw in candidates:
+        if callable(raw):
+            raw = raw()
         if not raw:
             continue
         published = parse_date(raw)
@@ -258,7 +344,7 @@ def html_fields(html: str, url: str | None) -> dict[str, Any]:
             break
         unparsed = unparsed or str(raw)
     updated = parse_date(page.get("jsonld_modified")) or parse_date(page.get("meta_modified"))
-    categories = [c for c in (meta.get("categories") or []) + (meta.get("tags") or []) if c]
+    categories = [c for c in meta.categories() if c]
     if page.get("jsonld_section") and page["jsonld_section"] not in categories:
         categories.insert(0, page["jsonld_section"])
     return {
@@ -270,11 +356,11 @@ def html_fields(html: str, url: str | None) -> dict[str, Any]:
         "updated": updated,
         "date_source": date_source,
         "date_unparsed": unparsed if published is None else None,
-        "summary": page.get("description") or meta.get("description") or "",
+        "summary": page.get("description") or meta.description() or "",
         "categories": categories,
-        "source": page.get("site_name") or page.get("jsonld_publisher") or meta.get("sitename")
+        "source": page.get("site_name") or page.get("jsonld_publisher") or meta.sitename()
         or "",
-        "language": page.get("lang") or meta.get("language") or "",
+        "language": page.get("lang") or meta.language() or "",
         "rights": page.get("rights"),
     }
 

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from schemas.records import Unit
-from tests.conftest import FIXED_NOW, SAMPLES
+from tests.conftest import FIXED_NOW, SAMPLES, shared_data
 from transforms.errors import EmptyContent, InvalidJson, InvalidRecord
 from transforms.extract import (
     build_article,
@@ -132,3 +132,33 @@ def test_canonical_url(url: str, expected: str | None) -> None:
 def test_relative_link_resolved_against_feed() -> None:
     assert canonical_url("wildlife/seal", "https://coastwatch.example/") == \
         "https://coastwatch.example/wildlife/seal"
+
+
+def test_lazy_trafilatura_metadata_equals_extract_metadata() -> None:
+    """TrafilaturaMetadata computes only the fields newsbeam reads, each on demand; every
+    one of them must equal what trafilatura's own extract_metadata gives on real pages."""
+    import gzip
+
+    import trafilatura
+    from trafilatura.metadata import extract_metadata
+
+    from transforms.extract import TrafilaturaMetadata
+
+    pages = sorted((shared_data() / "aeb" / "html").glob("*.html.gz"))[:40]
+    assert len(pages) == 40
+    compared = 0
+    for path in pages:
+        html = gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace")
+        for url in (None, "https://example.com/news/2021/05/03/story.html"):
+            want = extract_metadata(trafilatura.load_html(html), url).as_dict()
+            got = TrafilaturaMetadata(trafilatura.load_html(html), url)
+            assert got.title() == want["title"], path.name
+            assert got.author() == want["author"], path.name
+            assert got.url() == want["url"], path.name
+            assert got.date() == want["date"], path.name
+            assert got.sitename() == want["sitename"], path.name
+            assert got.categories() == (want["categories"] or []) + (want["tags"] or []), \
+                path.name
+            assert got.description() == want["description"], path.name
+            compared += 1
+    assert compared == 80
