@@ -25,10 +25,10 @@ from urllib.parse import urljoin
 
 import apache_beam as beam
 import trafilatura
-from trafilatura import metadata as tmeta
-from trafilatura import utils as tutils
 from apache_beam.transforms.error_handling import ErrorHandler
 from lxml import etree
+from trafilatura import metadata as tmeta
+from trafilatura import utils as tutils
 
 from schemas.records import Article, Unit
 from transforms.boilerplate import boilerplate_rule, update_stamp
