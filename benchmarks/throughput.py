@@ -5,9 +5,11 @@ worker processes, time per stage, peak memory, and growth with the input size.
 
 Corpora (built in a temporary folder, nothing copied into the repo):
 - pages: the 181 AEB pages replicated to --docs distinct documents. Each copy changes every
-  third word of the page's text with a copy-specific suffix, so copies share no 5-word
-  shingle and deduplication keeps them all (a copy differing by one paragraph would be a
-  near duplicate, and dropped).
+  third word of the page's text (inside elements and after them) with a copy-specific
+  suffix, so copies share no 5-word shingle, and gets its own URL (canonical link, og:url and
+  wherever the page repeats them), so deduplication keeps them all (a copy differing by one
+  paragraph would be a near duplicate and dropped; a copy with the page's own URL would be a
+  revision of it).
 - feeds: real feed files from ../shared/data/feeds, taken until they hold about --docs
   entries.
 The plain loop does the same work without Beam: trafilatura.bare_extraction (text and
@@ -44,16 +46,37 @@ def make_pages(n: int, folder: Path) -> Path:
             continue
     for i in range(n):
         tree = copy.deepcopy(trees[i % len(trees)])
+        html = None
         if i >= len(trees):
             for node in tree.iter():
-                if not isinstance(node.tag, str) or node.tag in ("script", "style"):
+                if not isinstance(node.tag, str):
                     continue
-                if node.text and node.text.strip():
-                    words = node.text.split(" ")
-                    node.text = " ".join(w + f"q{i}" if k % 3 == 0 and w else w
-                                         for k, w in enumerate(words))
-        (folder / f"page{i:05d}.html").write_bytes(lxml.html.tostring(tree))
+                # the text inside the element, and the text after it (words after a link or
+                # a bold run live there), except inside scripts and styles
+                if node.tag not in ("script", "style") and node.text and node.text.strip():
+                    node.text = _mark_words(node.text, i)
+                if node.tail and node.tail.strip():
+                    node.tail = _mark_words(node.tail, i)
+            html = lxml.html.tostring(tree).decode("utf-8")
+            # a copy is another document: its own URL wherever the page names its own
+            for url in _own_urls(tree):
+                html = html.replace(url, url.rstrip("/") + f"/copy-{i}")
+        data = html.encode("utf-8") if html is not None else lxml.html.tostring(tree)
+        (folder / f"page{i:05d}.html").write_bytes(data)
     return folder
+
+
+def _mark_words(text: str, i: int) -> str:
+    """Every third word gets a copy-specific suffix: no 5-word shingle survives unchanged."""
+    words = text.split(" ")
+    return " ".join(w + f"q{i}" if k % 3 == 0 and w else w for k, w in enumerate(words))
+
+
+def _own_urls(tree) -> list[str]:
+    """The URLs a page gives for itself (canonical link, og:url), longest first."""
+    found = tree.xpath("//link[@rel='canonical']/@href | //meta[@property='og:url']/@content")
+    return sorted({u.strip() for u in found if u.strip().startswith("http")}, key=len,
+                  reverse=True)
 
 
 def pick_feeds(n: int, folder: Path) -> tuple[Path, int]:

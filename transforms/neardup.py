@@ -24,6 +24,7 @@ Method (keyed grouping and digest counts; no index of the texts is held by one w
 from __future__ import annotations
 
 import hashlib
+import itertools
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from transforms.text import content_key
+from transforms.text import content_tokens
 
 MIN_PARAGRAPH_WORDS = 8
 MIN_SHINGLES = 5
@@ -67,7 +68,7 @@ def _hash_tokens(tokens: list[str]) -> str | None:
 
 def paragraph_hash(paragraph: str) -> str | None:
     """Hash of a paragraph long enough to count as shared boilerplate, else None."""
-    return _hash_tokens(content_key(paragraph).split())
+    return _hash_tokens(content_tokens(paragraph))
 
 
 def paragraph_hashes(text: str) -> list[str]:
@@ -75,11 +76,25 @@ def paragraph_hashes(text: str) -> list[str]:
 
 
 def _shingles(tokens: list[str], size: int) -> np.ndarray:
-    if len(tokens) < size:
-        grams = [" ".join(tokens)] if tokens else []
+    """Sorted unique CRC-32s of the space-joined ``size``-grams of ``tokens``. The text is
+    joined and encoded once; each gram is hashed as a slice of that buffer (the same bytes as
+    joining the gram, without building it)."""
+    if not tokens:
+        return np.zeros(0, dtype=np.uint64)
+    joined = " ".join(tokens)
+    buf = joined.encode("utf-8")
+    if len(tokens) <= size:
+        return np.array([zlib.crc32(buf)], dtype=np.uint64)
+    # byte offset where each token starts (and where one more would start)
+    if len(buf) == len(joined):  # ASCII: one byte a character
+        lengths = [len(t) + 1 for t in tokens]
     else:
-        grams = [" ".join(tokens[i:i + size]) for i in range(len(tokens) - size + 1)]
-    return np.unique(np.array([zlib.crc32(g.encode("utf-8")) for g in grams], dtype=np.uint64))
+        lengths = [len(t.encode("utf-8")) + 1 for t in tokens]
+    starts = [0, *itertools.accumulate(lengths)]
+    view = memoryview(buf)
+    crc = zlib.crc32
+    hashes = [crc(view[starts[i]:starts[i + size] - 1]) for i in range(len(tokens) - size + 1)]
+    return np.unique(np.array(hashes, dtype=np.uint64))
 
 
 def shingle_set(text: str, size: int, skip: Iterable[str] = ()) -> np.ndarray:
@@ -88,7 +103,7 @@ def shingle_set(text: str, size: int, skip: Iterable[str] = ()) -> np.ndarray:
     skip = set(skip)
     if skip:
         text = "\n\n".join(p for p in text.split("\n\n") if paragraph_hash(p) not in skip)
-    return _shingles(content_key(text).split(), size)
+    return _shingles(content_tokens(text), size)
 
 
 def doc_shingles(text: str, size: int, common: Any) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -96,7 +111,7 @@ def doc_shingles(text: str, size: int, common: Any) -> tuple[np.ndarray, np.ndar
     and whether every long paragraph of the article is common. An article whose long
     paragraphs are all common is one of several copies of a syndicated story, not a story
     wrapped in boilerplate: it is compared on its full text. Each paragraph is tokenized once."""
-    tokens = [content_key(p).split() for p in text.split("\n\n")]
+    tokens = [content_tokens(p) for p in text.split("\n\n")]
     hashes = [_hash_tokens(t) for t in tokens]
     full = _shingles([w for t in tokens for w in t], size)
     mine = {h for h in hashes if h}
@@ -125,6 +140,18 @@ def _mix(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> _S31)
 
 
+def _mix_inplace(z: np.ndarray) -> None:
+    """_mix without temporaries (the signature's cost is memory traffic)."""
+    t = z >> _S30
+    z ^= t
+    z *= _M1
+    np.right_shift(z, _S27, out=t)
+    z ^= t
+    z *= _M2
+    np.right_shift(z, _S31, out=t)
+    z ^= t
+
+
 def minhash(shingles: np.ndarray, num_perm: int) -> np.ndarray:
     """MinHash signature (num_perm uint64 values) of a set of 32-bit hashes: one seeded
     64-bit mix per permutation, the minimum over the set."""
@@ -133,8 +160,9 @@ def minhash(shingles: np.ndarray, num_perm: int) -> np.ndarray:
     if shingles.size == 0:
         return np.full(num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        values = _mix(shingles.astype(np.uint64)[:, None] ^ _SEEDS[num_perm][None, :])
-    return values.min(axis=0)
+        z = shingles.astype(np.uint64)[:, None] ^ _SEEDS[num_perm][None, :]
+        _mix_inplace(z)
+    return z.min(axis=0)
 
 
 def band_keys(signature: np.ndarray, bands: int) -> list[str]:
@@ -184,15 +212,26 @@ def verify_pair(a: NearDoc, b: NearDoc, config: NearConfig) -> tuple[bool, float
     return is_near_duplicate(a.shingles, b.shingles, config)
 
 
+def _article_of(rank: str) -> str | None:
+    """The article id at the end of a rank label (after \\x1f), if it carries one."""
+    head, sep, article_id = rank.rpartition("\x1f")
+    return article_id if sep else None
+
+
 def candidate_pairs(members: Iterable[tuple[str, str, bool]], max_bucket: int
                     ) -> Iterator[tuple[str, str]]:
-    """Pairs of nodes that share a band; stored-stored pairs are settled already. A bucket
-    larger than ``max_bucket`` (degenerate texts) only pairs each member with the best ranked
-    ``max_bucket`` ones, so its cost stays bounded."""
+    """Pairs of nodes that share a band; stored-stored pairs are settled already, and two
+    revisions of one article (the same id at the end of their rank labels) are never copies
+    of each other, so neither is paired. A bucket larger than ``max_bucket`` (degenerate
+    texts) only pairs each member with the best ranked ``max_bucket`` ones, so its cost stays
+    bounded."""
     ordered = sorted(set(members), key=lambda m: m[1])
     head = ordered[:max_bucket]
-    for i, (node_a, _rank_a, stored_a) in enumerate(ordered):
-        for node_b, _rank_b, stored_b in head[: min(i, max_bucket)]:
+    for i, (node_a, rank_a, stored_a) in enumerate(ordered):
+        article_a = _article_of(rank_a)
+        for node_b, rank_b, stored_b in head[: min(i, max_bucket)]:
             if stored_a and stored_b:
+                continue
+            if article_a is not None and _article_of(rank_b) == article_a:
                 continue
             yield (node_b, node_a) if node_b < node_a else (node_a, node_b)

@@ -89,5 +89,10 @@ def content_key(text: str) -> str:
     return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
 
 
+def content_tokens(text: str) -> list[str]:
+    """``content_key(text).split()``, without building the joined string."""
+    return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
+
+
 def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -57,6 +57,28 @@ def test_shingles_ignore_case_punctuation_quotes_and_wrapping() -> None:
         shingle_set('"Quoted" words here now', 5).tolist()
 
 
+@pytest.mark.parametrize("sample", [
+    text(*STORY),
+    "Straße in München: die Bürger sagen „nein“ zum Projekt, 東京 und 日本 auch nicht",
+    "один два три четыре пять шесть",
+    "one two three four five",
+    "one two",
+    "",
+])
+def test_shingle_hashes_are_the_crc32_of_each_joined_gram(sample: str) -> None:
+    """The stored index holds these values: they must stay the CRC-32 of the space-joined
+    5-gram (of the whole text when shorter), however they are computed."""
+    import zlib
+
+    from transforms.text import content_key
+
+    tokens = content_key(sample).split()
+    grams = ([" ".join(tokens[i:i + 5]) for i in range(len(tokens) - 4)] if len(tokens) > 5
+             else ([" ".join(tokens)] if tokens else []))
+    want = sorted({zlib.crc32(g.encode("utf-8")) for g in grams})
+    assert shingle_set(sample, 5).tolist() == want
+
+
 def test_boilerplate_is_left_out_but_syndicated_copies_keep_their_text() -> None:
     footer_hash = paragraph_hashes(FOOTER)[0]
     short = text("A short story about the regatta results on Sunday afternoon.", FOOTER)
@@ -102,6 +124,15 @@ def test_candidate_pairs_are_bounded_and_skip_stored_pairs() -> None:
     # n1..n5 each pair with the better ranked of the top 3 (n0, n1, n2): 1 + 2 + 3 + 3 + 3,
     # less the stored pair (n0, n1)
     assert len(pairs) == 11
+
+
+def test_revisions_of_one_article_are_not_paired() -> None:
+    """Many revisions of one URL share their band keys: pairing them would cost a number of
+    pairs quadratic in the revisions, for pairs the verification would skip anyway."""
+    members = [(f"rev{i}", f"1|2024|{i:02d}\x1fsame-id", False) for i in range(50)]
+    members.append(("other", "1|2024|99\x1fother-id", False))
+    pairs = set(candidate_pairs(members, max_bucket=200))
+    assert pairs == {tuple(sorted(("other", f"rev{i}"))) for i in range(50)}
 
 
 def make(path: str, body: str, link: str, published: datetime, title: str = "T") -> Article:
