@@ -35,12 +35,14 @@ from transforms.neardup import (
     band_keys,
     candidate_pairs,
     doc_shingles,
+    hash_tokens,
     minhash,
-    paragraph_hashes,
     shingle_set,
+    shingles_of,
     similarity,
     verify_pair,
 )
+from transforms.text import content_tokens
 
 _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 DUP_TAG = "duplicates"
@@ -476,7 +478,8 @@ def index_row(article: Article, doc: NearDoc | None, run_id: str) -> dict[str, A
         "article_id": article.article_id, "url": article.url,
         "source_domain": article.source_domain, "guid": article.guid,
         "content_hash": article.content_hash, "published_at": article.published_at,
-        "shingles": [int(x) for x in doc.full_set()] if doc is not None else [],
+        # a numpy array: the writer builds the list column from it without Python ints
+        "shingles": doc.full_set() if doc is not None else np.zeros(0, dtype=np.uint64),
         "bands": list(doc.bands) if doc is not None else [],
         "revision": article.revision,
         "word_count": article.word_count,
@@ -486,17 +489,46 @@ def index_row(article: Article, doc: NearDoc | None, run_id: str) -> dict[str, A
 
 
 # ------------------------------------------------------------------ Beam wiring, near stage
-def _paragraph_digests(article: Article) -> np.ndarray:
-    return digests_of(paragraph_hashes(article.text))
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """What the near stage computes of an article before the run's boilerplate is known:
+    the digests of its long paragraphs, and its shingles and band keys over the whole body.
+    Most articles hold no boilerplate paragraph, and these are then their signature: the
+    body is tokenized and hashed once."""
+
+    paragraphs: np.ndarray  # sorted uint64 digests of the paragraphs of 8 words or more
+    full: np.ndarray  # shingles of the whole body
+    bands: tuple[str, ...]  # band keys of ``full`` (none below MIN_SHINGLES)
+
+
+def prepare(article: Article, config: NearConfig) -> tuple[Article, Prepared]:
+    tokens = [content_tokens(p) for p in article.text.split("\n\n")]
+    hashes = {h for t in tokens if (h := hash_tokens(t))}
+    full = shingles_of([w for t in tokens for w in t], config.shingle_size)
+    bands: tuple[str, ...] = ()
+    if full.size >= MIN_SHINGLES:
+        bands = tuple(dict.fromkeys(band_keys(minhash(full, config.num_perm), config.bands)))
+    return article, Prepared(digests_of(hashes), full, bands)
+
+
+def _paragraph_digests(element: tuple[Article, Prepared]) -> np.ndarray:
+    return element[1].paragraphs
 
 
 def _by_unit_key(article: Article) -> tuple[str, Article]:
     return (article.unit_key, article)
 
 
-def _with_doc(article: Article, common: np.ndarray, config: NearConfig
+def _with_doc(element: tuple[Article, Prepared], common: np.ndarray, config: NearConfig
               ) -> tuple[Article, NearDoc]:
-    return (article, near_doc(article, DigestMembership(common), config))
+    """(article, its NearDoc) once the run's boilerplate paragraphs (``common``) are known:
+    the prepared signature when the article holds none of them (the same as near_doc would
+    compute), else near_doc without them."""
+    article, prep = element
+    if common.size and prep.paragraphs.size and np.isin(prep.paragraphs, common).any():
+        return (article, near_doc(article, DigestMembership(common), config))
+    return (article, NearDoc(article.unit_key, rank_label(article), article.article_id,
+                             prep.full, prep.bands))
 
 
 def _band_digests(doc: NearDoc) -> np.ndarray:
@@ -644,14 +676,15 @@ class NearDedupe(beam.PTransform):
 
     def expand(self, articles: beam.PCollection[Article]) -> beam.PCollection[Article]:
         cfg = self._config
+        prepared = articles | "Prepare" >> beam.Map(prepare, cfg)
         # boilerplate: paragraphs found in at least boilerplate_df articles of the run
         common = (
-            articles
+            prepared
             | "ParagraphDigests" >> beam.Map(_paragraph_digests)
             | "CommonParagraphs" >> beam.CombineGlobally(
                 DigestCounts(cfg.boilerplate_df)).without_defaults()
         )
-        with_docs = articles | "Signatures" >> beam.Map(
+        with_docs = prepared | "Signatures" >> beam.Map(
             _with_doc, beam.pvalue.AsSingleton(common), cfg)
         run_docs = with_docs | "RunDocs" >> beam.Map(_candidate_doc)
         all_docs = run_docs

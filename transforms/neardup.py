@@ -60,7 +60,7 @@ class NearConfig:
             raise ValueError("--near-threshold and --containment must be in (0, 1]")
 
 
-def _hash_tokens(tokens: list[str]) -> str | None:
+def hash_tokens(tokens: list[str]) -> str | None:
     if len(tokens) < MIN_PARAGRAPH_WORDS:
         return None
     return hashlib.blake2b(" ".join(tokens).encode("utf-8"), digest_size=8).hexdigest()
@@ -68,14 +68,14 @@ def _hash_tokens(tokens: list[str]) -> str | None:
 
 def paragraph_hash(paragraph: str) -> str | None:
     """Hash of a paragraph long enough to count as shared boilerplate, else None."""
-    return _hash_tokens(content_tokens(paragraph))
+    return hash_tokens(content_tokens(paragraph))
 
 
 def paragraph_hashes(text: str) -> list[str]:
     return sorted({h for p in text.split("\n\n") if (h := paragraph_hash(p))})
 
 
-def _shingles(tokens: list[str], size: int) -> np.ndarray:
+def shingles_of(tokens: list[str], size: int) -> np.ndarray:
     """Sorted unique CRC-32s of the space-joined ``size``-grams of ``tokens``. The text is
     joined and encoded once; each gram is hashed as a slice of that buffer (the same bytes as
     joining the gram, without building it)."""
@@ -103,7 +103,7 @@ def shingle_set(text: str, size: int, skip: Iterable[str] = ()) -> np.ndarray:
     skip = set(skip)
     if skip:
         text = "\n\n".join(p for p in text.split("\n\n") if paragraph_hash(p) not in skip)
-    return _shingles(content_tokens(text), size)
+    return shingles_of(content_tokens(text), size)
 
 
 def doc_shingles(text: str, size: int, common: Any) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -112,14 +112,14 @@ def doc_shingles(text: str, size: int, common: Any) -> tuple[np.ndarray, np.ndar
     paragraphs are all common is one of several copies of a syndicated story, not a story
     wrapped in boilerplate: it is compared on its full text. Each paragraph is tokenized once."""
     tokens = [content_tokens(p) for p in text.split("\n\n")]
-    hashes = [_hash_tokens(t) for t in tokens]
-    full = _shingles([w for t in tokens for w in t], size)
+    hashes = [hash_tokens(t) for t in tokens]
+    full = shingles_of([w for t in tokens for w in t], size)
     mine = {h for h in hashes if h}
     shared = {h for h in mine if h in common}  # a set, or anything with `in` (DigestSet)
     if not shared:
         return full, full, False
     core_tokens = [w for t, h in zip(tokens, hashes, strict=False) if h not in shared for w in t]
-    return _shingles(core_tokens, size), full, shared == mine
+    return shingles_of(core_tokens, size), full, shared == mine
 
 
 def _seeds(num_perm: int) -> np.ndarray:

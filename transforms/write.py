@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystem import CompressionTypes
@@ -121,8 +122,8 @@ def write_partition(
     schema = file_schema(dataset)
     schema = schema.with_metadata({**(schema.metadata or {}),
                                    b"newsbeam.version": NEWSBEAM_VERSION.encode()})
-    table = pa.Table.from_pylist(
-        [{name: r.get(name) for name in schema.names} for r in ordered], schema=schema
+    table = pa.Table.from_arrays(
+        [_column([r.get(f.name) for r in ordered], f) for f in schema], schema=schema
     )
     with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
         pq.write_table(table, fh, compression="zstd", row_group_size=ROW_GROUP_ROWS)
@@ -131,6 +132,20 @@ def write_partition(
     FileSystems.rename([temp], [target])
     yield {"dataset": dataset, "path": final, "staged": target if staging_dir else None,
            "rows": len(ordered), "partition": part}
+
+
+def _column(values: list[Any], field: pa.Field) -> pa.Array:
+    """One column of a file. A list column given as numpy arrays (the index's shingle sets)
+    is built from their concatenation and offsets, without a Python int per value."""
+    if pa.types.is_list(field.type) and any(isinstance(v, np.ndarray) for v in values):
+        value_type = field.type.value_type
+        arrays = [np.asarray(v if v is not None else (), dtype=value_type.to_pandas_dtype())
+                  for v in values]
+        offsets = np.zeros(len(arrays) + 1, dtype=np.int32)
+        np.cumsum([a.size for a in arrays], out=offsets[1:])
+        flat = pa.array(np.concatenate(arrays), type=value_type)
+        return pa.ListArray.from_arrays(pa.array(offsets), flat, type=field.type)
+    return pa.array(values, type=field.type)
 
 
 def _key_by_partition(row: dict[str, Any], dataset: str) -> tuple[str, dict[str, Any]]:

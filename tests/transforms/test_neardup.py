@@ -14,7 +14,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from schemas.records import Article, Duplicate, Unit
 from tests.conftest import FIXED_NOW
 from transforms.common import Sink
-from transforms.dedupe import DedupeArticles, rank_label
+from transforms.dedupe import DedupeArticles, DigestMembership, rank_label
 from transforms.extract import build_article, unit_fields
 from transforms.neardup import (
     NearConfig,
@@ -87,6 +87,26 @@ def test_boilerplate_is_left_out_but_syndicated_copies_keep_their_text() -> None
     story_hashes = paragraph_hashes(text(*STORY))
     core, full, all_common = doc_shingles(text(*STORY), 5, story_hashes)
     assert all_common and full.size > core.size
+
+
+@pytest.mark.parametrize("body", [
+    text(*STORY),  # no boilerplate: the prepared signature is used as it is
+    text(*STORY[:2], FOOTER),  # holds a common paragraph: recomputed without it
+    text(FOOTER),  # only common paragraphs: compared on its full text
+    "Too short.",
+])
+def test_prepared_signature_equals_near_doc(body: str) -> None:
+    from transforms.dedupe import _with_doc, digests_of, near_doc, prepare
+
+    article = make("in/a.xml", body, "https://news.example/a", T0)
+    common = digests_of(paragraph_hashes(FOOTER))
+    for boilerplate in (common, np.zeros(0, dtype=np.uint64)):
+        _article, got = _with_doc(prepare(article, CFG), boilerplate, CFG)
+        want = near_doc(article, DigestMembership(boilerplate), CFG)
+        assert np.array_equal(got.shingles, want.shingles)
+        assert np.array_equal(got.full_set(), want.full_set())
+        assert (got.bands, got.all_common, got.rank) == (want.bands, want.all_common,
+                                                          want.rank)
 
 
 def test_minhash_estimates_jaccard_and_bands_agree() -> None:
