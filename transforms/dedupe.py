@@ -521,14 +521,28 @@ def _by_unit_key(article: Article) -> tuple[str, Article]:
 
 def _with_doc(element: tuple[Article, Prepared], common: np.ndarray, config: NearConfig
               ) -> tuple[Article, NearDoc]:
-    """(article, its NearDoc) once the run's boilerplate paragraphs (``common``) are known:
-    the prepared signature when the article holds none of them (the same as near_doc would
-    compute), else near_doc without them."""
+    """(article, its NearDoc) once the run's boilerplate paragraphs (``common``) are known;
+    the same NearDoc as near_doc computes. An article holding none of them keeps its
+    prepared signature; the others are tokenized again for their core (the body without
+    those paragraphs), and reuse their prepared full shingles and band keys."""
     article, prep = element
-    if common.size and prep.paragraphs.size and np.isin(prep.paragraphs, common).any():
-        return (article, near_doc(article, DigestMembership(common), config))
-    return (article, NearDoc(article.unit_key, rank_label(article), article.article_id,
-                             prep.full, prep.bands))
+    rank = rank_label(article)
+    if not (common.size and prep.paragraphs.size and np.isin(prep.paragraphs, common).any()):
+        return (article, NearDoc(article.unit_key, rank, article.article_id, prep.full,
+                                 prep.bands))
+    tokens = [content_tokens(p) for p in article.text.split("\n\n")]
+    hashes = [hash_tokens(t) for t in tokens]
+    mine = {h for h in hashes if h}
+    shared = {h for h in mine if h in DigestMembership(common)}
+    core = shingles_of([w for t, h in zip(tokens, hashes, strict=True) if h not in shared
+                        for w in t], config.shingle_size)
+    bands: list[str] = []
+    if core.size >= MIN_SHINGLES:
+        bands.extend(band_keys(minhash(core, config.num_perm), config.bands))
+    bands.extend(prep.bands)
+    return (article, NearDoc(article.unit_key, rank, article.article_id, core,
+                             tuple(dict.fromkeys(bands)), full=prep.full,
+                             all_common=shared == mine))
 
 
 def _band_digests(doc: NearDoc) -> np.ndarray:
