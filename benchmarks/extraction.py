@@ -149,12 +149,16 @@ def metadata_table(pages: dict[str, Page]) -> tuple[list[str], int]:
 # ---------------------------------------------------------------- speed
 def time_whole_pipeline(files: list[Path]) -> float:
     from pipeline.main import execute
-    from pipeline.options import Config
+    from pipeline.options import Config, single_local_worker
 
+    beam_args = ("--runner=DirectRunner",)
     with tempfile.TemporaryDirectory() as tmp:
+        # the settings `newsbeam run` derives from these options (one local worker: the input
+        # files are not spread over workers)
         config = Config(inputs=tuple(str(f) for f in files), output_dir=tmp,
-                        run_id="bench", ingested_at=NOW, beam_args=("--runner=DirectRunner",),
-                        steps=resolve_steps(None))
+                        run_id="bench", ingested_at=NOW, beam_args=beam_args,
+                        steps=resolve_steps(None),
+                        spread_inputs=not single_local_worker(beam_args))
         t0 = time.perf_counter()
         execute(config)
         return time.perf_counter() - t0
