@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import re
+import select
 import signal
 import sys
 import threading
@@ -115,27 +116,59 @@ class Totals:
 
 
 class StopFlag:
-    """SIGINT/SIGTERM: the first asks for a clean stop, a second SIGINT aborts at once."""
+    """SIGINT/SIGTERM: the first asks for a clean stop, a second SIGINT aborts at once.
+
+    The handler does only async-signal-safe work: it sets a flag and writes one byte to a
+    pipe the stream loop sleeps on (``wait``). It never takes a lock. A signal runs its
+    handler in the main thread between two bytecodes, possibly inside the very code that
+    holds a lock, and then a ``threading.Event.set()`` (or a buffered ``sys.stderr`` write)
+    in the handler waits for that lock forever: a stream that hung on SIGTERM, once, on CI."""
 
     def __init__(self, on_abort: Callable[[], None]) -> None:
-        self.event = threading.Event()
         self.reason = ""
+        self._requested = False
         self._on_abort = on_abort
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
 
     def install(self) -> None:
         signal.signal(signal.SIGINT, self._handle)
         signal.signal(signal.SIGTERM, self._handle)
 
+    def is_set(self) -> bool:
+        return self._requested
+
+    def request(self, reason: str) -> None:
+        """Ask for a stop (what a signal does), from the main thread or a handler."""
+        self.reason = reason
+        self._requested = True
+        try:
+            os.write(self._write, b"\0")
+        except OSError:  # the pipe is full: a wake-up is pending already
+            pass
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep until a stop is requested or ``timeout`` seconds have passed; True when a
+        stop was requested. A request that comes before the sleep wakes it at once."""
+        if not self._requested:
+            select.select([self._read], [], [], max(0.0, timeout))
+        try:
+            while os.read(self._read, 64):
+                pass
+        except OSError:  # drained (EAGAIN)
+            pass
+        return self._requested
+
     def _handle(self, signum: int, _frame: Any) -> None:
         name = signal.Signals(signum).name
-        if self.event.is_set() and signum == signal.SIGINT:
-            sys.stderr.write("newsbeam: second interrupt: aborting now\n")
+        if self._requested and signum == signal.SIGINT:
+            os.write(2, b"newsbeam: second interrupt: aborting now\n")
             self._on_abort()
             os._exit(130)
-        self.reason = name
-        sys.stderr.write(f"newsbeam: {name}: finishing the open window, then stopping "
-                         "(interrupt again to abort)\n")
-        self.event.set()
+        os.write(2, f"newsbeam: {name}: finishing the open window, then stopping "
+                    "(interrupt again to abort)\n".encode())
+        self.request(name)
 
 
 def run_stream(config: Config, folders: list[str], window: float, poll: float,
@@ -155,7 +188,7 @@ def run_stream(config: Config, folders: list[str], window: float, poll: float,
     code = 0
     while True:
         now = time.monotonic()
-        stopping = stop.event.is_set() or (deadline is not None and now >= deadline)
+        stopping = stop.is_set() or (deadline is not None and now >= deadline)
         if now >= next_poll or stopping:
             ready.extend(watcher.scan())
             if config.feeds and now >= next_poll:
@@ -174,7 +207,7 @@ def run_stream(config: Config, folders: list[str], window: float, poll: float,
         settle_in = watcher.next_settle_in()
         if settle_in is not None:
             wake = min(wake, time.monotonic() + settle_in + 0.05)
-        stop.event.wait(max(0.0, wake - time.monotonic()))
+        stop.wait(max(0.0, wake - time.monotonic()))
     reason = stop.reason or ("stop-after" if deadline else "end")
     manifest = {
         "stream_id": f"{started_at:%Y%m%dT%H%M%SZ}-stream",
@@ -403,7 +436,7 @@ def run_stream_graph(config: Config, spec: Any, stop_after: float | None, stop: 
     reason = ""
     while not finished.is_set():
         now = time.monotonic()
-        if not stop_requested and (stop.event.is_set()
+        if not stop_requested and (stop.is_set()
                                    or (deadline is not None and now >= deadline)):
             reason = stop.reason or "stop-after"
             LOG.info("stream %s: stopping (%s): flushing the open windows", spec.stream_id,
@@ -416,9 +449,12 @@ def run_stream_graph(config: Config, spec: Any, stop_after: float | None, stop: 
                       started, out, polls=False)
             next_progress = now + spec.window
         wake = min(next_progress, deadline if deadline and not stop_requested else next_progress)
-        # a signal sets stop.event and wakes this wait at once
-        (finished if stop_requested else stop.event).wait(
-            max(0.05, min(1.0, wake - time.monotonic())))
+        # a signal wakes stop.wait at once
+        pause = max(0.05, min(1.0, wake - time.monotonic()))
+        if stop_requested:
+            finished.wait(pause)
+        else:
+            stop.wait(pause)
     if FileSystems.exists(spec.stop_file):
         FileSystems.delete([spec.stop_file])
     from pipeline.commit import remove_empty_staging

@@ -252,3 +252,29 @@ def test_a_second_interrupt_aborts_and_the_next_start_recovers(tmp_path: Path,
     assert pd.read_parquet(out / "articles").title.tolist() == ["Story alpha"]
     assert [p for p in out.rglob("*") if p.name.startswith(".") or "_staging" in p.parts] == []
     assert not list((out / "_state").glob("*.stop"))
+
+
+def test_a_signal_wakes_the_stream_loop_at_once_without_taking_a_lock() -> None:
+    """StopFlag's handler only sets a flag and writes to a pipe: a SIGTERM that lands while
+    the main thread sleeps (or holds any lock) wakes it at once and never deadlocks."""
+    import threading
+
+    from pipeline.stream import StopFlag
+
+    aborted: list[bool] = []
+    stop = StopFlag(on_abort=lambda: aborted.append(True))
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stop.install()
+    try:
+        assert not stop.wait(0.05)  # nothing asked: sleeps out its timeout
+        sender = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGTERM))
+        sender.start()
+        t0 = time.monotonic()
+        assert stop.wait(30)
+        assert 0.2 < time.monotonic() - t0 < 5
+        assert stop.is_set() and stop.reason == "SIGTERM"
+        assert stop.wait(30)  # stays set: returns at once
+        assert not aborted  # a SIGTERM never aborts
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
