@@ -257,7 +257,9 @@ def _runner_name(beam_args: tuple[str, ...]) -> str:
 
 def execute(config: Config) -> tuple[int, dict[str, Any]]:
     """Run the batch pipeline and write the manifest. Returns (exit code, manifest)."""
-    options = PipelineOptions(list(config.beam_args))
+    from pipeline.beam_options import pipeline_options
+
+    options = pipeline_options(config.beam_args)
     LOG.info("run %s: %d input files -> %s", config.run_id, len(config.inputs),
              config.output_dir)
     started_at = datetime.now(timezone.utc)

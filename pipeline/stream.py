@@ -407,7 +407,6 @@ def run_stream_graph(config: Config, spec: Any, stop_after: float | None, stop: 
     and is committed, and the job finishes. Returns (exit code, the stream's manifest)."""
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
-    from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.runners.runner import PipelineState
 
     from pipeline.stream_graph import build_stream
@@ -415,7 +414,9 @@ def run_stream_graph(config: Config, spec: Any, stop_after: float | None, stop: 
     started = time.monotonic()
     started_at = datetime.now(timezone.utc).replace(microsecond=0)
     deadline = started + stop_after if stop_after else None
-    pipeline = beam.Pipeline(options=PipelineOptions(list(config.beam_args)))
+    from pipeline.beam_options import pipeline_options
+
+    pipeline = beam.Pipeline(options=pipeline_options(config.beam_args))
     build_stream(pipeline, config, spec)
     result = pipeline.run()
     LOG.info("stream %s: %s job running", spec.stream_id, spec.runner)
