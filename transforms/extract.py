@@ -29,6 +29,7 @@ from apache_beam.transforms.error_handling import ErrorHandler
 from lxml import etree
 from trafilatura import metadata as tmeta
 from trafilatura import utils as tutils
+from trafilatura.settings import Document as TrafilaturaDocument
 
 from schemas.records import Article, Unit
 from transforms.boilerplate import boilerplate_rule, update_stamp
@@ -197,7 +198,11 @@ class TrafilaturaMetadata:
 
     def __init__(self, tree: Any, default_url: str | None) -> None:
         self._tree = tree
-        md = tmeta.examine_meta(tree)
+        self._done: dict[str, Any] = {}
+        try:
+            md = tmeta.examine_meta(tree)
+        except (TypeError, ValueError):  # as bare_extraction: no metadata, not a failure
+            md = TrafilaturaDocument()
         if md.author and " " not in md.author:
             md.author = None
         try:
@@ -205,9 +210,11 @@ class TrafilaturaMetadata:
         except Exception:  # trafilatura's own guard: bugs in its JSON-LD reader
             pass
         if not md.url:
-            md.url = tmeta.extract_url(tree, default_url)
+            try:
+                md.url = tmeta.extract_url(tree, default_url)
+            except (TypeError, ValueError):
+                md.url = default_url
         self._md = md
-        self._done: dict[str, Any] = {}
 
     @property
     def raw_url(self) -> str | None:
@@ -219,7 +226,10 @@ class TrafilaturaMetadata:
 
     def _get(self, name: str, compute: Any) -> Any:
         if name not in self._done:
-            value = compute()
+            try:
+                value = compute()
+            except (TypeError, ValueError):  # bare_extraction's guard: the field stays empty
+                value = [] if name == "categories" else None
             if isinstance(value, str):  # Document.clean_and_trim
                 if len(value) > 10000:
                     value = value[:9999] + "\u2026"
