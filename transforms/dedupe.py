@@ -461,16 +461,36 @@ def stored_near_doc(record: dict[str, Any]) -> NearDoc:
     )
 
 
-def near_doc(article: Article, common: Any, config: NearConfig) -> NearDoc:
-    """``common``: the boilerplate paragraph hashes (a set, or a DigestMembership)."""
-    core, full, all_common = doc_shingles(article.text, config.shingle_size, common)
-    bands: list[str] = []
-    for shingles in (core, full) if full is not core else (core,):
-        if shingles.size >= MIN_SHINGLES:
-            bands.extend(band_keys(minhash(shingles, config.num_perm), config.bands))
-    return NearDoc(article.unit_key, rank_label(article), article.article_id, core,
-                   tuple(dict.fromkeys(bands)), full=None if full is core else full,
-                   all_common=all_common)
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """What the near stage computes of an article before the run's boilerplate is known:
+    the digests of its long paragraphs, and its shingles and band keys over the whole body.
+    Most articles hold no boilerplate paragraph, and these are then their signature: the
+    body is tokenized and hashed once."""
+
+    paragraphs: np.ndarray  # sorted uint64 digests of the paragraphs of 8 words or more
+    full: np.ndarray  # shingles of the whole body
+    bands: tuple[str, ...]  # band keys of ``full`` (none below MIN_SHINGLES)
+
+
+def _bands(shingles: np.ndarray, config: NearConfig) -> tuple[str, ...]:
+    """The distinct LSH band keys of a shingle set (none below MIN_SHINGLES)."""
+    if shingles.size < MIN_SHINGLES:
+        return ()
+    return tuple(dict.fromkeys(band_keys(minhash(shingles, config.num_perm), config.bands)))
+
+
+def near_doc(article: Article, common: Any, config: NearConfig,
+             prep: Prepared | None = None) -> NearDoc:
+    """``common``: the boilerplate paragraph hashes (a set, or a DigestMembership). With
+    ``prep`` (the article's prepared signature) its full shingles and band keys are reused."""
+    core, full, all_common = doc_shingles(article.text, config.shingle_size, common,
+                                          full=prep.full if prep is not None else None)
+    full_bands = prep.bands if prep is not None else _bands(full, config)
+    bands = full_bands if full is core else tuple(dict.fromkeys(
+        [*_bands(core, config), *full_bands]))
+    return NearDoc(article.unit_key, rank_label(article), article.article_id, core, bands,
+                   full=None if full is core else full, all_common=all_common)
 
 
 def index_row(article: Article, doc: NearDoc | None, run_id: str) -> dict[str, Any]:
@@ -489,26 +509,11 @@ def index_row(article: Article, doc: NearDoc | None, run_id: str) -> dict[str, A
 
 
 # ------------------------------------------------------------------ Beam wiring, near stage
-@dataclasses.dataclass(frozen=True)
-class Prepared:
-    """What the near stage computes of an article before the run's boilerplate is known:
-    the digests of its long paragraphs, and its shingles and band keys over the whole body.
-    Most articles hold no boilerplate paragraph, and these are then their signature: the
-    body is tokenized and hashed once."""
-
-    paragraphs: np.ndarray  # sorted uint64 digests of the paragraphs of 8 words or more
-    full: np.ndarray  # shingles of the whole body
-    bands: tuple[str, ...]  # band keys of ``full`` (none below MIN_SHINGLES)
-
-
 def prepare(article: Article, config: NearConfig) -> tuple[Article, Prepared]:
     tokens = [content_tokens(p) for p in article.text.split("\n\n")]
     hashes = {h for t in tokens if (h := hash_tokens(t))}
     full = shingles_of([w for t in tokens for w in t], config.shingle_size)
-    bands: tuple[str, ...] = ()
-    if full.size >= MIN_SHINGLES:
-        bands = tuple(dict.fromkeys(band_keys(minhash(full, config.num_perm), config.bands)))
-    return article, Prepared(digests_of(hashes), full, bands)
+    return article, Prepared(digests_of(hashes), full, _bands(full, config))
 
 
 def _paragraph_digests(element: tuple[Article, Prepared]) -> np.ndarray:
@@ -521,28 +526,14 @@ def _by_unit_key(article: Article) -> tuple[str, Article]:
 
 def _with_doc(element: tuple[Article, Prepared], common: np.ndarray, config: NearConfig
               ) -> tuple[Article, NearDoc]:
-    """(article, its NearDoc) once the run's boilerplate paragraphs (``common``) are known;
-    the same NearDoc as near_doc computes. An article holding none of them keeps its
-    prepared signature; the others are tokenized again for their core (the body without
-    those paragraphs), and reuse their prepared full shingles and band keys."""
+    """(article, its NearDoc) once the run's boilerplate paragraphs (``common``) are known.
+    An article holding none of them keeps its prepared signature (what near_doc would give);
+    the others go through near_doc, which recomputes only their core."""
     article, prep = element
-    rank = rank_label(article)
-    if not (common.size and prep.paragraphs.size and np.isin(prep.paragraphs, common).any()):
-        return (article, NearDoc(article.unit_key, rank, article.article_id, prep.full,
-                                 prep.bands))
-    tokens = [content_tokens(p) for p in article.text.split("\n\n")]
-    hashes = [hash_tokens(t) for t in tokens]
-    mine = {h for h in hashes if h}
-    shared = {h for h in mine if h in DigestMembership(common)}
-    core = shingles_of([w for t, h in zip(tokens, hashes, strict=True) if h not in shared
-                        for w in t], config.shingle_size)
-    bands: list[str] = []
-    if core.size >= MIN_SHINGLES:
-        bands.extend(band_keys(minhash(core, config.num_perm), config.bands))
-    bands.extend(prep.bands)
-    return (article, NearDoc(article.unit_key, rank, article.article_id, core,
-                             tuple(dict.fromkeys(bands)), full=prep.full,
-                             all_common=shared == mine))
+    if common.size and prep.paragraphs.size and np.isin(prep.paragraphs, common).any():
+        return (article, near_doc(article, DigestMembership(common), config, prep))
+    return (article, NearDoc(article.unit_key, rank_label(article), article.article_id,
+                             prep.full, prep.bands))
 
 
 def _band_digests(doc: NearDoc) -> np.ndarray:

@@ -224,12 +224,12 @@ class TrafilaturaMetadata:
     def url(self) -> str | None:
         return self._get("url", lambda: self._md.url)
 
-    def _get(self, name: str, compute: Any) -> Any:
+    def _get(self, name: str, compute: Any, empty: Any = None) -> Any:
         if name not in self._done:
             try:
                 value = compute()
             except (TypeError, ValueError):  # bare_extraction's guard: the field stays empty
-                value = [] if name == "categories" else None
+                value = empty
             if isinstance(value, str):  # Document.clean_and_trim
                 if len(value) > 10000:
                     value = value[:9999] + "\u2026"
@@ -266,7 +266,7 @@ class TrafilaturaMetadata:
     def categories(self) -> list[str]:
         return self._get("categories", lambda: list(
             (self._md.categories or tmeta.extract_catstags("category", self._tree))
-            + (self._md.tags or tmeta.extract_catstags("tag", self._tree))))
+            + (self._md.tags or tmeta.extract_catstags("tag", self._tree))), empty=[])
 
     def description(self) -> str | None:
         return self._get("description", lambda: self._md.description)

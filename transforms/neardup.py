@@ -106,14 +106,17 @@ def shingle_set(text: str, size: int, skip: Iterable[str] = ()) -> np.ndarray:
     return shingles_of(content_tokens(text), size)
 
 
-def doc_shingles(text: str, size: int, common: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+def doc_shingles(text: str, size: int, common: Any, full: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray, bool]:
     """(core, full, all_common): the shingles without the boilerplate paragraphs, with them,
     and whether every long paragraph of the article is common. An article whose long
     paragraphs are all common is one of several copies of a syndicated story, not a story
-    wrapped in boilerplate: it is compared on its full text. Each paragraph is tokenized once."""
+    wrapped in boilerplate: it is compared on its full text. Each paragraph is tokenized once;
+    ``full``, when the caller has it already, is not computed again."""
     tokens = [content_tokens(p) for p in text.split("\n\n")]
     hashes = [hash_tokens(t) for t in tokens]
-    full = shingles_of([w for t in tokens for w in t], size)
+    if full is None:
+        full = shingles_of([w for t in tokens for w in t], size)
     mine = {h for h in hashes if h}
     shared = {h for h in mine if h in common}  # a set, or anything with `in` (DigestSet)
     if not shared:
@@ -132,16 +135,10 @@ _M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 
 
-def _mix(z: np.ndarray) -> np.ndarray:
-    """The splitmix64 finalizer: a strong 64-bit mixer (uint64 arithmetic wraps on purpose).
-    A linear (a*x + b) mod p family estimated Jaccard with a bias of +0.04 on these inputs."""
-    z = (z ^ (z >> _S30)) * _M1
-    z = (z ^ (z >> _S27)) * _M2
-    return z ^ (z >> _S31)
-
-
-def _mix_inplace(z: np.ndarray) -> None:
-    """_mix without temporaries (the signature's cost is memory traffic)."""
+def _mix(z: np.ndarray) -> None:
+    """The splitmix64 finalizer, in place: a strong 64-bit mixer (uint64 arithmetic wraps on
+    purpose; no temporaries, since the signature's cost is memory traffic). A linear
+    (a*x + b) mod p family estimated Jaccard with a bias of +0.04 on these inputs."""
     t = z >> _S30
     z ^= t
     z *= _M1
@@ -161,7 +158,7 @@ def minhash(shingles: np.ndarray, num_perm: int) -> np.ndarray:
         return np.full(num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
     with np.errstate(over="ignore"):
         z = shingles.astype(np.uint64)[:, None] ^ _SEEDS[num_perm][None, :]
-        _mix_inplace(z)
+        _mix(z)
     return z.min(axis=0)
 
 
@@ -214,7 +211,7 @@ def verify_pair(a: NearDoc, b: NearDoc, config: NearConfig) -> tuple[bool, float
 
 def _article_of(rank: str) -> str | None:
     """The article id at the end of a rank label (after \\x1f), if it carries one."""
-    head, sep, article_id = rank.rpartition("\x1f")
+    _head, sep, article_id = rank.rpartition("\x1f")
     return article_id if sep else None
 
 

@@ -86,11 +86,11 @@ def words(text: str) -> list[str]:
 def content_key(text: str) -> str:
     """Normalized content for exact-duplicate hashing: NFKC, case-folded, word tokens only,
     so whitespace, punctuation and quote styles do not make two copies differ."""
-    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
+    return " ".join(content_tokens(text))
 
 
 def content_tokens(text: str) -> list[str]:
-    """``content_key(text).split()``, without building the joined string."""
+    """The word tokens ``content_key`` joins: ``content_key(text).split()``, unjoined."""
     return _WORD.findall(unicodedata.normalize("NFKC", text).casefold())
 
 
