@@ -34,7 +34,6 @@ from transforms.neardup import (
     NearDoc,
     band_keys,
     candidate_pairs,
-    doc_shingles,
     hash_tokens,
     minhash,
     shingle_set,
@@ -152,9 +151,17 @@ def in_digests(digests: np.ndarray, keys: Sequence[str | None]) -> np.ndarray:
     if digests.size == 0 or not present.any():
         return np.zeros(len(keys), dtype=bool)
     wanted = np.array([key_digest(k) if k else 0 for k in keys], dtype=np.uint64)
-    pos = np.searchsorted(digests, wanted)
+    return present & in_sorted(digests, wanted)
+
+
+def in_sorted(digests: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """A boolean array: which of ``values`` (uint64) are in the sorted array ``digests``. A
+    binary search per value: np.isin would sort ``digests`` again on every call."""
+    if digests.size == 0 or values.size == 0:
+        return np.zeros(values.size, dtype=bool)
+    pos = np.searchsorted(digests, values)
     pos[pos >= digests.size] = 0
-    return present & (digests[pos] == wanted)
+    return digests[pos] == values
 
 
 class DigestCounts(beam.CombineFn):
@@ -463,12 +470,15 @@ def stored_near_doc(record: dict[str, Any]) -> NearDoc:
 
 @dataclasses.dataclass(frozen=True)
 class Prepared:
-    """What the near stage computes of an article before the run's boilerplate is known:
-    the digests of its long paragraphs, and its shingles and band keys over the whole body.
-    Most articles hold no boilerplate paragraph, and these are then their signature: the
-    body is tokenized and hashed once."""
+    """What the near stage computes of an article before the run's boilerplate is known: its
+    tokens and paragraph digests, and its shingles and band keys over the whole body. Most
+    articles hold no boilerplate paragraph, and these are then their signature; the others
+    get their core from the same tokens. The body is tokenized once."""
 
-    paragraphs: np.ndarray  # sorted uint64 digests of the paragraphs of 8 words or more
+    paragraphs: np.ndarray  # sorted distinct digests of the paragraphs of 8 words or more
+    order: np.ndarray  # per paragraph, in order: its digest, or 0 when it is shorter
+    sizes: np.ndarray  # per paragraph, in order: its number of tokens
+    tokens: str  # the body's content tokens, space-joined (a token holds no space)
     full: np.ndarray  # shingles of the whole body
     bands: tuple[str, ...]  # band keys of ``full`` (none below MIN_SHINGLES)
 
@@ -480,17 +490,38 @@ def _bands(shingles: np.ndarray, config: NearConfig) -> tuple[str, ...]:
     return tuple(dict.fromkeys(band_keys(minhash(shingles, config.num_perm), config.bands)))
 
 
-def near_doc(article: Article, common: Any, config: NearConfig,
+def prepared(text: str, config: NearConfig) -> Prepared:
+    per = [content_tokens(p) for p in text.split("\n\n")]
+    order = np.array([key_digest(h) if (h := hash_tokens(t)) else 0 for t in per],
+                     dtype=np.uint64)
+    flat = [w for t in per for w in t]
+    full = shingles_of(flat, config.shingle_size)
+    return Prepared(np.unique(order[order != 0]), order,
+                    np.array([len(t) for t in per], dtype=np.int64), " ".join(flat), full,
+                    _bands(full, config))
+
+
+def near_doc(article: Article, common: np.ndarray, config: NearConfig,
              prep: Prepared | None = None) -> NearDoc:
-    """``common``: the boilerplate paragraph hashes (a set, or a DigestMembership). With
-    ``prep`` (the article's prepared signature) its full shingles and band keys are reused."""
-    core, full, all_common = doc_shingles(article.text, config.shingle_size, common,
-                                          full=prep.full if prep is not None else None)
-    full_bands = prep.bands if prep is not None else _bands(full, config)
-    bands = full_bands if full is core else tuple(dict.fromkeys(
-        [*_bands(core, config), *full_bands]))
+    """The article's NearDoc, given ``common``, the sorted digests of the run's boilerplate
+    paragraphs (``digests_of(paragraph hashes)``). Its core leaves those paragraphs out,
+    unless every long paragraph is one of them (see ``doc_shingles``, which computes the
+    same from the text). ``prep``: the article's prepared signature, when it has one."""
+    if prep is None:
+        prep = prepared(article.text, config)
+    long = prep.order != 0
+    hit = in_sorted(common, prep.order) & long
+    if not hit.any():
+        return NearDoc(article.unit_key, rank_label(article), article.article_id, prep.full,
+                       prep.bands)
+    words = prep.tokens.split(" ") if prep.tokens else []
+    ends = np.cumsum(prep.sizes).tolist()
+    core_tokens = [w for i, end in enumerate(ends) if not hit[i]
+                   for w in words[end - int(prep.sizes[i]):end]]
+    core = shingles_of(core_tokens, config.shingle_size)
+    bands = tuple(dict.fromkeys([*_bands(core, config), *prep.bands]))
     return NearDoc(article.unit_key, rank_label(article), article.article_id, core, bands,
-                   full=None if full is core else full, all_common=all_common)
+                   full=prep.full, all_common=bool(hit[long].all()))
 
 
 def index_row(article: Article, doc: NearDoc | None, run_id: str) -> dict[str, Any]:
@@ -510,10 +541,7 @@ def index_row(article: Article, doc: NearDoc | None, run_id: str) -> dict[str, A
 
 # ------------------------------------------------------------------ Beam wiring, near stage
 def prepare(article: Article, config: NearConfig) -> tuple[Article, Prepared]:
-    tokens = [content_tokens(p) for p in article.text.split("\n\n")]
-    hashes = {h for t in tokens if (h := hash_tokens(t))}
-    full = shingles_of([w for t in tokens for w in t], config.shingle_size)
-    return article, Prepared(digests_of(hashes), full, _bands(full, config))
+    return article, prepared(article.text, config)
 
 
 def _paragraph_digests(element: tuple[Article, Prepared]) -> np.ndarray:
@@ -526,14 +554,9 @@ def _by_unit_key(article: Article) -> tuple[str, Article]:
 
 def _with_doc(element: tuple[Article, Prepared], common: np.ndarray, config: NearConfig
               ) -> tuple[Article, NearDoc]:
-    """(article, its NearDoc) once the run's boilerplate paragraphs (``common``) are known.
-    An article holding none of them keeps its prepared signature (what near_doc would give);
-    the others go through near_doc, which recomputes only their core."""
+    """(article, its NearDoc) once the run's boilerplate paragraphs (``common``) are known."""
     article, prep = element
-    if common.size and prep.paragraphs.size and np.isin(prep.paragraphs, common).any():
-        return (article, near_doc(article, DigestMembership(common), config, prep))
-    return (article, NearDoc(article.unit_key, rank_label(article), article.article_id,
-                             prep.full, prep.bands))
+    return (article, near_doc(article, common, config, prep))
 
 
 def _band_digests(doc: NearDoc) -> np.ndarray:

@@ -91,22 +91,32 @@ def test_boilerplate_is_left_out_but_syndicated_copies_keep_their_text() -> None
 
 @pytest.mark.parametrize("body", [
     text(*STORY),  # no boilerplate: the prepared signature is used as it is
-    text(*STORY[:2], FOOTER),  # holds a common paragraph: recomputed without it
+    text(*STORY[:2], FOOTER),  # holds a common paragraph: its core leaves it out
+    text(FOOTER, *STORY[:1], FOOTER),  # the common paragraph twice, around the story
     text(FOOTER),  # only common paragraphs: compared on its full text
+    text(*STORY[:1], "Short line.", FOOTER),  # a short paragraph is never boilerplate
     "Too short.",
 ])
-def test_prepared_signature_equals_near_doc(body: str) -> None:
-    from transforms.dedupe import _with_doc, digests_of, near_doc, prepare
+def test_prepared_signature_equals_the_text_reference(body: str) -> None:
+    """The near stage's signature (from the tokens prepared once) equals doc_shingles', which
+    tokenizes the text again, with and without boilerplate."""
+    from transforms.dedupe import _bands, _with_doc, digests_of, prepare
 
     article = make("in/a.xml", body, "https://news.example/a", T0)
     common = digests_of(paragraph_hashes(FOOTER))
     for boilerplate in (common, np.zeros(0, dtype=np.uint64)):
         _article, got = _with_doc(prepare(article, CFG), boilerplate, CFG)
-        want = near_doc(article, DigestMembership(boilerplate), CFG)
-        assert np.array_equal(got.shingles, want.shingles)
-        assert np.array_equal(got.full_set(), want.full_set())
-        assert (got.bands, got.all_common, got.rank) == (want.bands, want.all_common,
-                                                          want.rank)
+        core, full, all_common = doc_shingles(body, CFG.shingle_size,
+                                              DigestMembership(boilerplate))
+        assert np.array_equal(got.shingles, core)
+        assert np.array_equal(got.full_set(), full)
+        assert got.all_common == all_common
+        assert set(got.bands) == {*_bands(core, CFG), *_bands(full, CFG)}
+        assert got.rank == rank_label(article)
+    # the footer is left out of the story's core, not out of its full text
+    if body == text(*STORY[:2], FOOTER):
+        _article, doc = _with_doc(prepare(article, CFG), common, CFG)
+        assert 0 < doc.shingles.size < doc.full_set().size
 
 
 def test_minhash_estimates_jaccard_and_bands_agree() -> None:
