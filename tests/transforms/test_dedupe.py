@@ -154,3 +154,19 @@ def test_stored_rows_are_filtered_by_the_run_keys_before_any_join() -> None:
     assert [r["article_id"] for r in rows] == ["s2"]
     assert rows[0]["shingles"] == [3, 4]
     assert list(stored_sharing_bands(bands, np.zeros(0, dtype=np.uint64))) == []
+
+
+def test_membership_in_a_sorted_digest_set_agrees_with_numpy() -> None:
+    import numpy as np
+
+    from transforms.dedupe import in_sorted
+
+    rng = np.random.default_rng(7)
+    digests = np.unique(rng.integers(0, 2**64 - 1, size=500, dtype=np.uint64))
+    values = np.concatenate([digests[::7], rng.integers(0, 2**64 - 1, size=300, dtype=np.uint64),
+                             np.array([0, 2**64 - 1], dtype=np.uint64)])
+    assert in_sorted(digests, values).tolist() == np.isin(values, digests).tolist()
+    assert in_sorted(digests, values).sum() == len(digests[::7])
+    empty = np.zeros(0, dtype=np.uint64)
+    assert in_sorted(empty, values).tolist() == [False] * len(values)
+    assert in_sorted(digests, empty).tolist() == []
