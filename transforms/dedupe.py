@@ -655,7 +655,9 @@ def _send_labels(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[st
     labels = element[1]["label"]
     if not labels:
         return
-    label = labels[0]
+    # the smallest of the labels the node was sent (taking it here, not in a CombinePerKey
+    # after each round, spares the runner a shuffle per round)
+    label = min(labels)
     yield (element[0], label)
     for neighbour, _sim in element[1]["edge"]:
         yield (neighbour, label)
@@ -670,12 +672,12 @@ def _resolve_near(element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
     if not articles:
         return
     article = articles[0]
-    labels = element[1]["label"]
+    label = min(element[1]["label"], default=None)
     own = rank_label(article)
-    if labels and labels[0] < own:
+    if label is not None and label < own:
         sims = element[1]["sim"]
         yield beam.pvalue.TaggedOutput(DUP_TAG, Duplicate(
-            article_id=article.article_id, duplicate_of=label_article_id(labels[0]),
+            article_id=article.article_id, duplicate_of=label_article_id(label),
             method="near", similarity=float(sims[0]) if sims else 0.0,
             input_path=article.input_path, url=article.url, title=article.title,
             unit_key=article.unit_key, kept_unit_key="",
@@ -768,18 +770,14 @@ class NearDedupe(beam.PTransform):
             | "EdgeKey" >> beam.Map(_edge_key)
             | "DirectedEdges" >> beam.FlatMap(_directed)
         )
-        # only articles with a verified edge take part in label propagation
-        labels = (
-            verified
-            | "EdgeRanks" >> beam.FlatMap(_edge_ranks)
-            | "OwnLabels" >> beam.CombinePerKey(min)
-        )
+        # only articles with a verified edge take part in label propagation; a node may hold
+        # several labels between rounds, and each round (and Resolve) takes their minimum
+        labels = verified | "EdgeRanks" >> beam.FlatMap(_edge_ranks)
         for i in range(cfg.rounds):
             labels = (
                 {"label": labels, "edge": edges}
                 | f"Round{i}Join" >> beam.CoGroupByKey()
                 | f"Round{i}Send" >> beam.FlatMap(_send_labels)
-                | f"Round{i}Min" >> beam.CombinePerKey(min)
             )
         sims = edges | "NodeSimilarity" >> beam.GroupByKey() | "MaxSim" >> beam.Map(
             _max_similarity)
