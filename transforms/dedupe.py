@@ -667,7 +667,10 @@ def _max_similarity(element: tuple[str, Iterable[tuple[str, float]]]) -> tuple[s
     return (element[0], max(sim for _n, sim in element[1]))
 
 
-def _resolve_near(element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
+def _resolve_near(element: tuple[str, dict[str, list[Any]]], run_id: str | None
+                  ) -> Iterator[Any]:
+    """A candidate with its labels: a near copy (to DUP_TAG), or kept, with its index row
+    (to INDEX_TAG, when ``run_id`` is given) built from the NearDoc joined beside it."""
     articles = element[1]["article"]
     if not articles:
         return
@@ -684,6 +687,10 @@ def _resolve_near(element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
         ))
         return
     yield article
+    if run_id is not None:
+        docs = element[1].get("doc") or []
+        yield beam.pvalue.TaggedOutput(INDEX_TAG, index_row(article, docs[0] if docs else None,
+                                                            run_id))
 
 
 class NearDedupe(beam.PTransform):
@@ -781,10 +788,16 @@ class NearDedupe(beam.PTransform):
             )
         sims = edges | "NodeSimilarity" >> beam.GroupByKey() | "MaxSim" >> beam.Map(
             _max_similarity)
+        joined: dict[str, beam.PCollection[Any]] = {"article": by_unit, "label": labels,
+                                                    "sim": sims}
+        if self._index is not None:
+            joined["doc"] = doc_by_node  # the kept candidates' index rows need their NearDoc
         result = (
-            {"article": by_unit, "label": labels, "sim": sims}
+            joined
             | "JoinLabels" >> beam.CoGroupByKey()
-            | "Resolve" >> beam.FlatMap(_resolve_near).with_outputs(DUP_TAG, main="kept")
+            | "Resolve" >> beam.FlatMap(
+                _resolve_near, self._run_id if self._index is not None else None,
+            ).with_outputs(DUP_TAG, INDEX_TAG, main="kept")
         )
         near_dups = result[DUP_TAG]
         if self._earlier is not None:
@@ -801,21 +814,9 @@ class NearDedupe(beam.PTransform):
         self._sink.add_error_pcollection(near_dups)
         kept = result["kept"]
         if self._index is not None:
-            rows = (
-                {"article": kept | "KeptByUnit" >> beam.Map(_by_unit_key), "doc": doc_by_node}
-                | "JoinKeptDocs" >> beam.CoGroupByKey()
-                | "IndexRows" >> beam.FlatMap(_index_rows, self._run_id)
-            )
-            self._index.add_error_pcollection(rows)
+            self._index.add_error_pcollection(result[INDEX_TAG])
             self._index.add_error_pcollection(split[INDEX_TAG])
         return (split["alone"], kept) | "AllKept" >> beam.Flatten()
-
-
-def _index_rows(element: tuple[str, dict[str, list[Any]]], run_id: str
-                ) -> Iterator[dict[str, Any]]:
-    for article in element[1]["article"]:
-        docs = element[1]["doc"]
-        yield index_row(article, docs[0] if docs else None, run_id)
 
 
 def _plain_index_row(article: Article, run_id: str) -> dict[str, Any]:

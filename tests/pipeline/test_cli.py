@@ -351,3 +351,33 @@ def test_progress_lines() -> None:
         now[0] += 1
         rep.tick()
     assert tty.getvalue().startswith("\r\x1b[K") and tty.getvalue().endswith("ETA 0s\n")
+
+
+def test_a_kept_near_original_is_indexed_with_its_signature(tmp_path: Path) -> None:
+    """An original with a near copy in its own run goes through the candidate joins; its
+    index row must still carry its shingles and band keys, so that a copy in a later run is
+    found against it."""
+    out = tmp_path / "out"
+    copy = STORY.replace("Tuesday", "Wednesday").replace("about forty", "some forty")
+    first = tmp_path / "run1.jsonl"
+    first.write_text(
+        json.dumps({"url": "https://a.example/tram", "title": "Tram vote", "text": STORY,
+                    "published": "2026-01-10T08:00:00Z"}) + "\n"
+        + json.dumps({"url": "https://b.example/tram", "title": "Trams", "text": copy,
+                      "published": "2026-01-11T08:00:00Z"}) + "\n", encoding="utf-8")
+    proc = newsbeam("run", str(first), "--output", str(out), "--ingested-at", INGESTED_AT)
+    assert proc.returncode == 0, proc.stderr
+    kept = pd.read_parquet(out / "articles")
+    assert list(kept.url) == ["https://a.example/tram"]
+    index = pd.read_parquet(out / "_index")
+    row = index[index.article_id == kept.article_id.item()]
+    assert len(row) == 1 and len(row.shingles.item()) > 20 and len(row.bands.item()) == 32
+    again = tmp_path / "run2.jsonl"
+    again.write_text(json.dumps({"url": "https://c.example/t", "title": "Tram plan",
+                                 "text": copy.replace("forty", "40")}) + "\n", encoding="utf-8")
+    proc = newsbeam("run", str(again), "--output", str(out),
+                    "--ingested-at", "2026-01-16T12:00:00Z")
+    assert proc.returncode == 0, proc.stderr
+    dups = pd.read_parquet(out / "duplicates")
+    assert sorted(dups.method) == ["near", "near"]
+    assert set(dups.duplicate_of) == {kept.article_id.item()}
