@@ -491,6 +491,7 @@ def _bands(shingles: np.ndarray, config: NearConfig) -> tuple[str, ...]:
 
 
 def prepared(text: str, config: NearConfig) -> Prepared:
+    """Tokenize and hash a body once: its paragraphs' digests, tokens, shingles, bands."""
     per = [content_tokens(p) for p in text.split("\n\n")]
     order = np.array([key_digest(h) if (h := hash_tokens(t)) else 0 for t in per],
                      dtype=np.uint64)
