@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -15,6 +18,28 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 SHARED = Path(os.environ.get("NEWSBEAM_SHARED", REPO.parent / "shared")).resolve()
 SHARED_DATA = SHARED / "data"
 FIXED_NOW = datetime(2026, 1, 15, 12, 0, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_tempdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Other temporary folders go to one folder per test session, removed at its end: Beam's
+    Pipeline makes temporary folders it never removes (two per TestPipeline), and a CLI
+    process a test kills cannot clean up after itself (child processes inherit TMPDIR).
+    pytest's own tmp_path folders stay where pytest keeps them."""
+    tmp_path_factory.getbasetemp()  # resolved before the switch
+    session_tmp = tempfile.mkdtemp(prefix="newsbeam-tests-")
+    old_env, old_tempdir = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = session_tmp
+    tempfile.tempdir = session_tmp
+    try:
+        yield
+    finally:
+        if old_env is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = old_env
+        tempfile.tempdir = old_tempdir
+        shutil.rmtree(session_tmp, ignore_errors=True)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
