@@ -264,12 +264,13 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
              config.output_dir)
     started_at = datetime.now(timezone.utc)
     t0 = time.monotonic()
-    from pipeline.runners import direct_engine
+    from pipeline.runners import beam_scratch, direct_engine
 
-    pipeline = beam.Pipeline(runner=direct_engine(config.beam_args), options=options)
-    graph.build(pipeline, config)
-    result = pipeline.run()
-    result.wait_until_finish()
+    with beam_scratch():
+        pipeline = beam.Pipeline(runner=direct_engine(config.beam_args), options=options)
+        graph.build(pipeline, config)
+        result = pipeline.run()
+        result.wait_until_finish()
     LOG.info("pipeline finished in %.1fs", time.monotonic() - t0)
     counters = _counters(result)
     files = read_report(config, graph.report_path(config))
@@ -515,7 +516,7 @@ def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
     import os
     import tempfile
 
-    from pipeline.runners import _value, runner_name
+    from pipeline.runners import _value, beam_scratch, runner_name
     from pipeline.stream import PrismServer, run_stream_graph
     from pipeline.stream_graph import StreamSpec
 
@@ -539,7 +540,8 @@ def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
         stop_file=join_path(config.output_dir, "_state", f"{stream_id}.stop"),
         runner=runner)
     config = dataclasses.replace(config, beam_args=tuple(beam_args), run_id=stream_id)
-    return run_stream_graph(config, spec, args.stop_after, stop)
+    with beam_scratch():
+        return run_stream_graph(config, spec, args.stop_after, stop)
 
 
 def entrypoint() -> None:

@@ -36,8 +36,10 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,23 @@ SPARK_ENVIRONMENT_CACHE_MS = 60_000
 class RunnerSetupError(Exception):
     """The portable runner cannot be set up (no java, no job-server jar); one line, with the
     fix."""
+
+
+@contextmanager
+def beam_scratch() -> Iterator[str]:
+    """A temporary folder for what Beam makes while it builds and runs a pipeline in this
+    process, removed afterwards. Beam's portable runners (Prism, Flink, Spark) make two
+    temporary folders per run with ``tempfile.mkdtemp`` and never remove them, so an hourly
+    job would fill the temp folder with them. For the duration, ``tempfile``'s default
+    folder points into this one (this process only: workers and job servers keep theirs)."""
+    scratch = tempfile.mkdtemp(prefix="newsbeam-beam-")
+    previous = tempfile.tempdir
+    tempfile.tempdir = scratch
+    try:
+        yield scratch
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def runner_name(beam_args: list[str]) -> str | None:

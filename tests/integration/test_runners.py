@@ -17,6 +17,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,11 @@ def test_same_dataset_as_the_direct_runner(runner_args: list[str], reference: di
                                            tmp_path: Path) -> None:
     args = portable_args(runner_args[0]) if len(runner_args) == 1 else runner_args
     name = runner_args[0] if len(runner_args) == 1 else "DirectRunner multi_processing x2"
+    # the run inherits TMPDIR (a folder of this test session, tests/conftest.py)
+    temp_before = set(Path(tempfile.gettempdir()).iterdir())
     TIMINGS[name] = newsbeam_run(tmp_path / "out", args)
+    # Beam's portable runners leave two temporary folders per run; newsbeam removes them
+    assert set(Path(tempfile.gettempdir()).iterdir()) == temp_before
     got = dataset(tmp_path / "out")
     assert got["article_ids"] == reference["article_ids"]
     assert got["duplicates"] == reference["duplicates"]

@@ -381,3 +381,16 @@ def test_a_kept_near_original_is_indexed_with_its_signature(tmp_path: Path) -> N
     dups = pd.read_parquet(out / "duplicates")
     assert sorted(dups.method) == ["near", "near"]
     assert set(dups.duplicate_of) == {kept.article_id.item()}
+
+
+def test_beam_scratch_scopes_temporary_folders_to_the_run() -> None:
+    import tempfile
+
+    from pipeline.runners import beam_scratch
+
+    before = tempfile.gettempdir()
+    with beam_scratch() as scratch:
+        made = tempfile.mkdtemp()  # what Beam does, and never undoes, on a portable runner
+        assert Path(made).parent == Path(scratch)
+    assert not Path(scratch).exists() and not Path(made).exists()
+    assert tempfile.gettempdir() == before
