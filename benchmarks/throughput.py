@@ -137,9 +137,9 @@ def newsbeam(inputs: list[Path], out: Path, *extra: str) -> tuple[float, int, di
 def stage_times(manifest: dict) -> str:
     stages = manifest["stages"]
     parts = [f"{s} {stages.get(s + '.us', 0) / 1e6:.1f}s"
-             for s in ("read", "parse", "extract", "clean", "fields", "write")]
+             for s in ("setup", "read", "parse", "extract", "clean", "fields", "write")]
     measured = sum(stages.get(s + ".us", 0) for s in
-                   ("read", "parse", "extract", "clean", "fields", "write")) / 1e6
+                   ("setup", "read", "parse", "extract", "clean", "fields", "write")) / 1e6
     parts.append(f"dedupe+runner {max(0.0, manifest['duration_s'] - measured):.1f}s")
     return ", ".join(parts)
 

@@ -35,8 +35,8 @@ from transforms.write import join_path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ACCOUNTING, EXIT_LOCKED = 0, 1, 2, 3, 4
 EXIT_REJECTS = 5  # finished, but the share of rejects is above --max-reject-ratio
-STAGE_TIMERS = ("read", "fetch_feed", "parse", "fetch_page", "extract", "clean", "fields",
-                "write")
+STAGE_TIMERS = ("setup", "read", "fetch_feed", "parse", "fetch_page", "extract", "clean",
+                "fields", "write")
 LOG = logging.getLogger("newsbeam")
 
 DESCRIPTION = """newsbeam: ingest raw news (RSS, Atom, JSON Feed, HTML pages, plain-text

@@ -38,18 +38,21 @@ class Step:
     name: str
     chain: str
     fn: StepFn
+    # per-worker preparation (loading a model), run once in DoFn.setup before any article
+    setup: Callable[[], None] | None = None
 
 
 REGISTRY: dict[str, Step] = {}
 
 
-def step(name: str, chain: str) -> Callable[[StepFn], StepFn]:
-    """Register a built-in step under a stable name."""
+def step(name: str, chain: str, setup: Callable[[], None] | None = None
+         ) -> Callable[[StepFn], StepFn]:
+    """Register a built-in step under a stable name; ``setup`` prepares a worker for it."""
     if chain not in CHAINS:
         raise ValueError(f"unknown chain {chain!r}")
 
     def register(fn: StepFn) -> StepFn:
-        REGISTRY[name] = Step(name, chain, fn)
+        REGISTRY[name] = Step(name, chain, fn, setup)
         return fn
 
     return register
@@ -165,6 +168,24 @@ class _ChainFn(beam.DoFn):
         self._rejected = Metrics.counter(METRICS_NAMESPACE, f"{chain}.rejected")
         self._unparsed = Metrics.counter(METRICS_NAMESPACE, "dates.unparsed")
         self._micros = Metrics.counter(METRICS_NAMESPACE, f"{chain}.us")
+        self._setup_micros = Metrics.counter(METRICS_NAMESPACE, "setup.us")
+        self._prepared = False
+
+    def setup(self) -> None:
+        self._prepared = False
+
+    def start_bundle(self) -> None:
+        # the steps' per-worker preparation (a model load), once per DoFn instance and before
+        # its first article: timed as its own stage ("setup"), not as the first article's
+        # step. In start_bundle rather than setup: metrics are only recorded in a bundle.
+        if self._prepared:
+            return
+        t0 = time.perf_counter()
+        for s in self._steps:
+            if s.setup is not None:
+                s.setup()
+        self._setup_micros.inc(int((time.perf_counter() - t0) * 1e6))
+        self._prepared = True
 
     def process(self, article: Article) -> Iterator[Any]:
         # materialized before yielding: a fused downstream stage runs inside the yield, and

@@ -323,7 +323,7 @@ def test_json_logs_reject_ratio_exit_code_and_stage_times(tmp_path: Path) -> Non
     summary = next(r for r in records if r["message"] == "run summary")
     assert summary["data"]["counts"]["rejects"] == 8 and summary["level"] == "INFO"
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
-    assert "time       read" in proc.stdout and "extract" in proc.stdout
+    assert "time       setup" in proc.stdout and "extract" in proc.stdout
     # the data is written all the same, and a looser ratio passes
     assert (out / "articles").exists()
     again = newsbeam("run", str(SAMPLES), "--output", str(tmp_path / "o2"),

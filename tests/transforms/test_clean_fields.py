@@ -295,3 +295,33 @@ def test_content_words_skip_boilerplate_lines() -> None:
     text = "Advertisement\n12 comments\nThe port reopened on Monday after nine days."
     assert _content_words(text) == 8
     assert _content_words(text, enough=3) >= 3
+
+
+EVENTS: list[str] = []  # what the steps below did, in order (the runner runs in this process)
+
+
+def _prepare_marker() -> None:
+    EVENTS.append("setup")
+
+
+def _mark(article: Article) -> dict[str, object]:
+    EVENTS.append(f"step:{article.title}")
+    return {}
+
+
+def test_a_steps_setup_runs_once_per_worker_before_any_article() -> None:
+    from transforms.fields import ExtractFields
+    from transforms.steps import Step
+
+    EVENTS.clear()
+    marker = Step("marker", "fields", _mark, setup=_prepare_marker)
+    with TestPipeline() as p:
+        with Sink("Rejects", beam.Map(_key)) as rejects:
+            titles = (p | beam.Create([art("One.", title="a"), art("Two.", title="b")])
+                      | ExtractFields((marker,), rejects) | beam.Map(lambda a: a.title))
+        assert_that(titles, equal_to(["a", "b"]))
+    assert EVENTS[0] == "setup" and EVENTS.count("setup") == 1
+    assert sorted(EVENTS[1:]) == ["step:a", "step:b"]
+    # the language step loads its model this way, not inside the first article's step
+    language = resolve_steps(None)["fields"]
+    assert any(s.name == "language" and s.setup is not None for s in language)
