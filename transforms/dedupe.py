@@ -202,16 +202,6 @@ class DigestCounts(beam.CombineFn):
         return values[counts >= self._min]
 
 
-class DigestMembership:
-    """``key in DigestMembership(digests)``: is the key's digest in the sorted array."""
-
-    def __init__(self, digests: np.ndarray) -> None:
-        self._digests = digests
-
-    def __contains__(self, key: object) -> bool:
-        return bool(isinstance(key, str) and in_digests(self._digests, [key])[0])
-
-
 def digests_of(keys: Iterable[str]) -> np.ndarray:
     """Distinct digests of ``keys``, sorted."""
     return np.unique(np.array([key_digest(k) for k in keys], dtype=np.uint64))
@@ -505,9 +495,10 @@ def prepared(text: str, config: NearConfig) -> Prepared:
 def near_doc(article: Article, common: np.ndarray, config: NearConfig,
              prep: Prepared | None = None) -> NearDoc:
     """The article's NearDoc, given ``common``, the sorted digests of the run's boilerplate
-    paragraphs (``digests_of(paragraph hashes)``). Its core leaves those paragraphs out,
-    unless every long paragraph is one of them (see ``doc_shingles``, which computes the
-    same from the text). ``prep``: the article's prepared signature, when it has one."""
+    paragraphs (``digests_of(paragraph hashes)``). Its core leaves those paragraphs out. An
+    article whose long paragraphs are all common (``all_common``) is one of several copies
+    of a syndicated story, not a story wrapped in boilerplate: it is compared on its full
+    text. ``prep``: the article's prepared signature, when it has one."""
     if prep is None:
         prep = prepared(article.text, config)
     long = prep.order != 0

@@ -28,7 +28,6 @@ import itertools
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -104,25 +103,6 @@ def shingle_set(text: str, size: int, skip: Iterable[str] = ()) -> np.ndarray:
     if skip:
         text = "\n\n".join(p for p in text.split("\n\n") if paragraph_hash(p) not in skip)
     return shingles_of(content_tokens(text), size)
-
-
-def doc_shingles(text: str, size: int, common: Any, full: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, np.ndarray, bool]:
-    """(core, full, all_common): the shingles without the boilerplate paragraphs, with them,
-    and whether every long paragraph of the article is common. An article whose long
-    paragraphs are all common is one of several copies of a syndicated story, not a story
-    wrapped in boilerplate: it is compared on its full text. Each paragraph is tokenized once;
-    ``full``, when the caller has it already, is not computed again."""
-    tokens = [content_tokens(p) for p in text.split("\n\n")]
-    hashes = [hash_tokens(t) for t in tokens]
-    if full is None:
-        full = shingles_of([w for t in tokens for w in t], size)
-    mine = {h for h in hashes if h}
-    shared = {h for h in mine if h in common}  # a set, or anything with `in` (DigestSet)
-    if not shared:
-        return full, full, False
-    core_tokens = [w for t, h in zip(tokens, hashes, strict=False) if h not in shared for w in t]
-    return shingles_of(core_tokens, size), full, shared == mine
 
 
 def _seeds(num_perm: int) -> np.ndarray:

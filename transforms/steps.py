@@ -38,7 +38,7 @@ class Step:
     name: str
     chain: str
     fn: StepFn
-    # per-worker preparation (loading a model), run once in DoFn.setup before any article
+    # per-worker preparation (loading a model), run once before the worker's first article
     setup: Callable[[], None] | None = None
 
 
@@ -169,9 +169,6 @@ class _ChainFn(beam.DoFn):
         self._unparsed = Metrics.counter(METRICS_NAMESPACE, "dates.unparsed")
         self._micros = Metrics.counter(METRICS_NAMESPACE, f"{chain}.us")
         self._setup_micros = Metrics.counter(METRICS_NAMESPACE, "setup.us")
-        self._prepared = False
-
-    def setup(self) -> None:
         self._prepared = False
 
     def start_bundle(self) -> None:

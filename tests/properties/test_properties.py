@@ -23,10 +23,11 @@ from transforms.clean import (
 from transforms.countries import find_countries
 from transforms.dates import parse_date
 from transforms.decode import decode_bytes
+from transforms.dedupe import prepared
 from transforms.errors import RejectError
 from transforms.extract import build_article, extract_article, unit_fields
 from transforms.fields import clean_author, clean_title, dateline, finalize
-from transforms.neardup import doc_shingles, minhash
+from transforms.neardup import NearConfig, minhash
 from transforms.parse import parse_document
 from transforms.quotes import extract_quotes
 from transforms.read import decompress
@@ -117,8 +118,9 @@ def test_text_helpers_never_raise(text: str) -> None:
     clean_title(text, text[:10], "site.example")
     extract_quotes(text)
     find_countries(text)
-    core, full, _ = doc_shingles(text, 5, [])
-    assert minhash(full, 16).shape == (16,)
+    prep = prepared(text, NearConfig())
+    assert minhash(prep.full, 16).shape == (16,)
+    assert int(prep.sizes.sum()) == (len(prep.tokens.split(" ")) if prep.tokens else 0)
 
 
 @SETTINGS

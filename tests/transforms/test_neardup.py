@@ -14,20 +14,22 @@ from apache_beam.testing.util import assert_that, equal_to
 from schemas.records import Article, Duplicate, Unit
 from tests.conftest import FIXED_NOW
 from transforms.common import Sink
-from transforms.dedupe import DedupeArticles, DigestMembership, near_doc, rank_label
+from transforms.dedupe import DedupeArticles, digests_of, near_doc, rank_label
 from transforms.extract import build_article, unit_fields
 from transforms.neardup import (
     NearConfig,
     band_keys,
     candidate_pairs,
-    doc_shingles,
+    hash_tokens,
     is_near_duplicate,
     minhash,
     paragraph_hashes,
     shingle_set,
+    shingles_of,
     similarity,
     verify_pair,
 )
+from transforms.text import content_tokens
 
 T0 = datetime(2024, 3, 1, tzinfo=timezone.utc)
 STORY = [
@@ -80,14 +82,30 @@ def test_shingle_hashes_are_the_crc32_of_each_joined_gram(sample: str) -> None:
     assert shingle_set(sample, 5).tolist() == want
 
 
+def reference_core(body: str, size: int, common: set[str]) -> tuple[np.ndarray, np.ndarray,
+                                                                     bool]:
+    """The test's oracle for an article's signature sets, written from the text and nothing
+    prepared: (core, full, all_common). The core leaves out the paragraphs whose hash is
+    ``common``; all_common says every long paragraph is common."""
+    tokens = [content_tokens(p) for p in body.split("\n\n")]
+    hashes = [hash_tokens(t) for t in tokens]
+    full = shingles_of([w for t in tokens for w in t], size)
+    mine = {h for h in hashes if h}
+    shared = mine & common
+    if not shared:
+        return full, full, False
+    core = [w for t, h in zip(tokens, hashes, strict=True) if h not in shared for w in t]
+    return shingles_of(core, size), full, shared == mine
+
+
 def test_boilerplate_is_left_out_but_syndicated_copies_keep_their_text() -> None:
-    footer_hash = paragraph_hashes(FOOTER)[0]
-    short = text("A short story about the regatta results on Sunday afternoon.", FOOTER)
-    core, full, all_common = doc_shingles(short, 5, [footer_hash])
-    assert core.size < full.size and not all_common
-    story_hashes = paragraph_hashes(text(*STORY))
-    core, full, all_common = doc_shingles(text(*STORY), 5, story_hashes)
-    assert all_common and full.size > core.size
+    short = make("s.xml", text("A short story about the regatta results on Sunday afternoon.",
+                               FOOTER), "https://s.example/1", T0)
+    doc = near_doc(short, digests_of(paragraph_hashes(FOOTER)), CFG)
+    assert doc.shingles.size < doc.full_set().size and not doc.all_common
+    story = make("t.xml", text(*STORY), "https://t.example/1", T0)
+    doc = near_doc(story, digests_of(paragraph_hashes(text(*STORY))), CFG)
+    assert doc.all_common and doc.full_set().size > doc.shingles.size
 
 
 @pytest.mark.parametrize("body", [
@@ -99,16 +117,14 @@ def test_boilerplate_is_left_out_but_syndicated_copies_keep_their_text() -> None
     "Too short.",
 ])
 def test_prepared_signature_equals_the_text_reference(body: str) -> None:
-    """The near stage's signature (from the tokens prepared once) equals doc_shingles', which
+    """The near stage's signature (from the tokens prepared once) equals the oracle's, which
     tokenizes the text again, with and without boilerplate."""
-    from transforms.dedupe import _bands, _with_doc, digests_of, prepare
+    from transforms.dedupe import _bands, _with_doc, prepare
 
     article = make("in/a.xml", body, "https://news.example/a", T0)
-    common = digests_of(paragraph_hashes(FOOTER))
-    for boilerplate in (common, np.zeros(0, dtype=np.uint64)):
-        _article, got = _with_doc(prepare(article, CFG), boilerplate, CFG)
-        core, full, all_common = doc_shingles(body, CFG.shingle_size,
-                                              DigestMembership(boilerplate))
+    for hashes in (set(paragraph_hashes(FOOTER)), set()):
+        _article, got = _with_doc(prepare(article, CFG), digests_of(hashes), CFG)
+        core, full, all_common = reference_core(body, CFG.shingle_size, hashes)
         assert np.array_equal(got.shingles, core)
         assert np.array_equal(got.full_set(), full)
         assert got.all_common == all_common
@@ -116,6 +132,7 @@ def test_prepared_signature_equals_the_text_reference(body: str) -> None:
         assert got.rank == rank_label(article)
     # the footer is left out of the story's core, not out of its full text
     if body == text(*STORY[:2], FOOTER):
+        common = digests_of(paragraph_hashes(FOOTER))
         _article, doc = _with_doc(prepare(article, CFG), common, CFG)
         assert 0 < doc.shingles.size < doc.full_set().size
 
