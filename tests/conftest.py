@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,20 +24,19 @@ def _session_tempdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]
     Pipeline makes temporary folders it never removes (two per TestPipeline), and a CLI
     process a test kills cannot clean up after itself (child processes inherit TMPDIR).
     pytest's own tmp_path folders stay where pytest keeps them."""
+    from pipeline.runners import beam_scratch
+
     tmp_path_factory.getbasetemp()  # resolved before the switch
-    session_tmp = tempfile.mkdtemp(prefix="newsbeam-tests-")
-    old_env, old_tempdir = os.environ.get("TMPDIR"), tempfile.tempdir
-    os.environ["TMPDIR"] = session_tmp
-    tempfile.tempdir = session_tmp
-    try:
-        yield
-    finally:
-        if old_env is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = old_env
-        tempfile.tempdir = old_tempdir
-        shutil.rmtree(session_tmp, ignore_errors=True)
+    old_env = os.environ.get("TMPDIR")
+    with beam_scratch() as session_tmp:
+        os.environ["TMPDIR"] = session_tmp
+        try:
+            yield
+        finally:
+            if old_env is None:
+                os.environ.pop("TMPDIR", None)
+            else:
+                os.environ["TMPDIR"] = old_env
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

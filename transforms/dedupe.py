@@ -465,12 +465,16 @@ class Prepared:
     articles hold no boilerplate paragraph, and these are then their signature; the others
     get their core from the same tokens. The body is tokenized once."""
 
-    paragraphs: np.ndarray  # sorted distinct digests of the paragraphs of 8 words or more
     order: np.ndarray  # per paragraph, in order: its digest, or 0 when it is shorter
     sizes: np.ndarray  # per paragraph, in order: its number of tokens
     tokens: str  # the body's content tokens, space-joined (a token holds no space)
     full: np.ndarray  # shingles of the whole body
     bands: tuple[str, ...]  # band keys of ``full`` (none below MIN_SHINGLES)
+
+    @property
+    def paragraphs(self) -> np.ndarray:
+        """Sorted distinct digests of the paragraphs of 8 words or more."""
+        return np.unique(self.order[self.order != 0])
 
 
 def _bands(shingles: np.ndarray, config: NearConfig) -> tuple[str, ...]:
@@ -487,9 +491,8 @@ def prepared(text: str, config: NearConfig) -> Prepared:
                      dtype=np.uint64)
     flat = [w for t in per for w in t]
     full = shingles_of(flat, config.shingle_size)
-    return Prepared(np.unique(order[order != 0]), order,
-                    np.array([len(t) for t in per], dtype=np.int64), " ".join(flat), full,
-                    _bands(full, config))
+    return Prepared(order, np.array([len(t) for t in per], dtype=np.int64), " ".join(flat),
+                    full, _bands(full, config))
 
 
 def near_doc(article: Article, common: np.ndarray, config: NearConfig,
@@ -705,15 +708,15 @@ class NearDedupe(beam.PTransform):
 
     def expand(self, articles: beam.PCollection[Article]) -> beam.PCollection[Article]:
         cfg = self._config
-        prepared = articles | "Prepare" >> beam.Map(prepare, cfg)
+        with_prep = articles | "Prepare" >> beam.Map(prepare, cfg)
         # boilerplate: paragraphs found in at least boilerplate_df articles of the run
         common = (
-            prepared
+            with_prep
             | "ParagraphDigests" >> beam.Map(_paragraph_digests)
             | "CommonParagraphs" >> beam.CombineGlobally(
                 DigestCounts(cfg.boilerplate_df)).without_defaults()
         )
-        with_docs = prepared | "Signatures" >> beam.Map(
+        with_docs = with_prep | "Signatures" >> beam.Map(
             _with_doc, beam.pvalue.AsSingleton(common), cfg)
         run_docs = with_docs | "RunDocs" >> beam.Map(_candidate_doc)
         all_docs = run_docs
