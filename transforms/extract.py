@@ -185,6 +185,29 @@ def _content_words(text: str, enough: int | None = None) -> int:
     return found
 
 
+# trafilatura.metadata.extract_catstags searches the page with several XPath expressions and
+# keeps only the links whose href holds "/categor..." (categories) or "/tag..." (tags): on a
+# page with no such link (about 70% of the AEB pages) the searches cannot find anything, and
+# one test for such a link costs a sixth of them. The category fallback (meta tags) is its own.
+_CATSTAGS_CUE = {
+    "category": etree.XPath("boolean(//a[contains(@href, '/categor')])"),
+    "tag": etree.XPath("boolean(//a[contains(@href, '/tag')])"),
+}
+_CATEGORY_META = etree.XPath(
+    './/head//meta[@property="article:section" or contains(@name, "subject")][@content]')
+
+
+def catstags(metatype: str, tree: Any) -> list[str]:
+    """``trafilatura.metadata.extract_catstags(metatype, tree)``, the same values, searched
+    only when the page has a link that can match."""
+    if _CATSTAGS_CUE[metatype](tree):
+        return tmeta.extract_catstags(metatype, tree)
+    if metatype != "category":
+        return []
+    found = (e.attrib["content"] for e in _CATEGORY_META(tree))
+    return [r for r in dict.fromkeys(tutils.line_processing(x) for x in found if x) if r]
+
+
 class TrafilaturaMetadata:
     """trafilatura's metadata for one page, each field computed on first use.
 
@@ -265,8 +288,8 @@ class TrafilaturaMetadata:
 
     def categories(self) -> list[str]:
         return self._get("categories", lambda: list(
-            (self._md.categories or tmeta.extract_catstags("category", self._tree))
-            + (self._md.tags or tmeta.extract_catstags("tag", self._tree))), empty=[])
+            (self._md.categories or catstags("category", self._tree))
+            + (self._md.tags or catstags("tag", self._tree))), empty=[])
 
     def description(self) -> str | None:
         return self._get("description", lambda: self._md.description)
@@ -275,21 +298,54 @@ class TrafilaturaMetadata:
         return self._get("language", lambda: self._md.language)
 
 
+# trafilatura compares its own extraction with readability's and jusText's on every page
+# (``fast=False``), and that comparison is about a third of its time on the AEB pages. It only
+# changes the result when trafilatura's own text is short or empty, when readability finds more
+# than twice as much, or when the body has no paragraph text (or more tables than paragraphs).
+# So the text is extracted without it first, and extracted again with it only where one of
+# these can hold: the text is under COMPARE_BELOW_CHARS, the page's paragraphs hold more than
+# COMPARE_PAGE_SHARE times its length (where readability could find more), or the body is
+# deficient. On the AEB pages this reruns 28 of 181, and the text of every page is the same as
+# with the comparison everywhere (tests/quality: the F1 gate; docs/benchmarks.md).
+COMPARE_BELOW_CHARS = 1000
+COMPARE_PAGE_SHARE = 2
+
+
+def _paragraph_chars(tree: Any) -> int:
+    return sum(len(t.strip()) for t in tree.xpath("//p//text()"))
+
+
+def needs_comparison(text: str, body: Any, tree: Any) -> bool:
+    """Whether trafilatura's comparison with readability and jusText could change ``text``,
+    the extraction without it (see COMPARE_BELOW_CHARS)."""
+    if len(text) < COMPARE_BELOW_CHARS or body is None:
+        return True
+    if not body.xpath(".//p//text()") or len(body.findall(".//table")) > len(
+            body.findall(".//p")):
+        return True
+    return _paragraph_chars(tree) > COMPARE_PAGE_SHARE * len(text)
+
+
 def _main_text(tree: Any, url: str | None) -> str:
     """trafilatura's main text: precision mode, balanced mode when that keeps next to
-    nothing. Metadata is read separately (TrafilaturaMetadata), on demand."""
+    nothing. Metadata is read separately (TrafilaturaMetadata), on demand. The comparison
+    with readability and jusText runs only where it can matter (COMPARE_BELOW_CHARS)."""
 
-    def run(precision: bool) -> str:
+    def run(precision: bool, fast: bool = False) -> tuple[str, Any]:
         doc = trafilatura.bare_extraction(
             tree, url=url, with_metadata=False, include_comments=False, include_tables=True,
-            favor_precision=precision,
+            favor_precision=precision, fast=fast,
         )
-        return (getattr(doc, "text", None) if doc is not None else None) or ""
+        if doc is None:
+            return "", None
+        return getattr(doc, "text", None) or "", getattr(doc, "body", None)
 
-    text = run(True)
+    text, body = run(True, fast=True)
+    if needs_comparison(text, body, tree):
+        text, _body = run(True)
     found = _content_words(text, MIN_PRECISION_WORDS)
     if found < MIN_PRECISION_WORDS:
-        retry = run(False)
+        retry, _body = run(False)
         if _content_words(retry) > found:
             text = retry
     return text

@@ -31,3 +31,30 @@ def test_text_quality_does_not_regress() -> None:
     ours_score, alone_score = corpus_score(ours), corpus_score(alone)
     assert ours_score.f1 >= F1_FLOOR, ours_score
     assert ours_score.f1 >= alone_score.f1, (ours_score, alone_score)
+
+
+def test_comparison_skipped_only_where_it_cannot_change_the_text() -> None:
+    """The text extracted with trafilatura's readability/jusText comparison run only where
+    needs_comparison says it can matter equals the text with it run on every page."""
+    import transforms.extract as extract
+
+    pages = load_pages(shared_data() / "aeb")
+    skipped = 0
+    for page in pages:
+        tree = trafilatura.load_html(page.html())
+        extract.merge_body_chunks(tree)
+        got = extract._main_text(tree, page.url)
+        always = trafilatura.bare_extraction(
+            tree, url=page.url, with_metadata=False, include_comments=False,
+            include_tables=True, favor_precision=True)
+        fast = trafilatura.bare_extraction(
+            tree, url=page.url, with_metadata=False, include_comments=False,
+            include_tables=True, favor_precision=True, fast=True)
+        want = always.text if always is not None else ""
+        if extract._content_words(want, extract.MIN_PRECISION_WORDS) \
+                < extract.MIN_PRECISION_WORDS:
+            continue  # the balanced-mode retry decides these
+        assert got == want, page.id
+        if fast is not None:
+            skipped += not extract.needs_comparison(fast.text, fast.body, tree)
+    assert skipped > 120, skipped  # the saving is real: most pages skip the comparison

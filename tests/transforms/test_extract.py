@@ -162,3 +162,70 @@ def test_lazy_trafilatura_metadata_equals_extract_metadata() -> None:
             assert got.description() == want["description"], path.name
             compared += 1
     assert compared == 80
+
+
+def test_catstags_equals_trafilatura_on_every_aeb_page() -> None:
+    """catstags skips trafilatura's category and tag searches on pages with no link that
+    could match them; the values must stay trafilatura's own, on every AEB page."""
+    import gzip
+
+    import trafilatura
+    from trafilatura.metadata import extract_catstags
+
+    from transforms.extract import catstags
+
+    pages = sorted((shared_data() / "aeb" / "html").glob("*.html.gz"))
+    assert len(pages) == 181
+    skipped = found = 0
+    for path in pages:
+        tree = trafilatura.load_html(gzip.decompress(path.read_bytes()).decode("utf-8", "replace"))
+        for kind in ("category", "tag"):
+            got = catstags(kind, tree)
+            assert got == extract_catstags(kind, tree), (path.name, kind)
+            found += bool(got)
+            skipped += not tree.xpath(f"//a[contains(@href, '/{kind[:3]}')]")
+    assert found > 50 and skipped > 100  # both paths ran
+
+
+def _page(article_paragraphs: int, other_paragraphs: int) -> str:
+    def sentence(i: int) -> str:
+        return (f"In its report number {i} the harbour authority said quay {i} would open "
+                f"in spring, after {i * 7} weeks of work on berth {i + 3}. ")
+
+    story = "".join(f"<p>{sentence(i)}{sentence(i + 100)}{sentence(i + 200)}</p>"
+                    for i in range(article_paragraphs))
+    others = "".join(f"<li><p>Other story {i}: {sentence(i + 300)}</p></li>"
+                     for i in range(other_paragraphs))
+    return (f"<html><body><article><h1>Quay</h1>{story}</article>"
+            f"<aside><ul>{others}</ul></aside></body></html>")
+
+
+@pytest.mark.parametrize(
+    ("paragraphs", "others", "expected"),
+    [
+        (1, 0, True),    # under COMPARE_BELOW_CHARS: the comparison may find the body
+        (8, 0, False),   # a long text that holds the page's paragraphs: nothing to gain
+        (8, 60, True),   # the page's paragraphs hold far more than the text: it may
+    ],
+)
+def test_needs_comparison(paragraphs: int, others: int, expected: bool) -> None:
+    import trafilatura
+
+    from transforms.extract import needs_comparison
+
+    tree = trafilatura.load_html(_page(paragraphs, others))
+    doc = trafilatura.bare_extraction(tree, fast=True, favor_precision=True,
+                                      with_metadata=False)
+    assert needs_comparison(doc.text, doc.body, tree) is expected
+
+
+def test_needs_comparison_without_paragraphs_in_the_body() -> None:
+    import lxml.html
+    import trafilatura
+
+    from transforms.extract import needs_comparison
+
+    body = lxml.html.fromstring("<body><div>" + "word " * 400 + "</div></body>")
+    tree = trafilatura.load_html("<html><body><div>" + "word " * 400 + "</div></body></html>")
+    assert needs_comparison("word " * 400, body, tree) is True
+    assert needs_comparison("", None, tree) is True
