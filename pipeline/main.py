@@ -9,6 +9,7 @@ Exit codes: 0 ok; 1 the pipeline failed; 2 usage error (nothing was run);
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import sys
 import time
@@ -269,8 +270,16 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
     with beam_scratch():
         pipeline = beam.Pipeline(runner=direct_engine(config.beam_args), options=options)
         graph.build(pipeline, config)
-        result = pipeline.run()
-        result.wait_until_finish()
+        # Modules, Beam's graph and their tables live as long as the run: freezing them keeps
+        # the garbage collector from walking them again on every full collection (the
+        # DirectRunner runs the work in this process; 0.12-0.18 s of collections per run on
+        # the AEB pages fell to 0.06 s). Unfrozen after, for a caller that runs again.
+        gc.freeze()
+        try:
+            result = pipeline.run()
+            result.wait_until_finish()
+        finally:
+            gc.unfreeze()
     LOG.info("pipeline finished in %.1fs", time.monotonic() - t0)
     counters = _counters(result)
     files = read_report(config, graph.report_path(config))
