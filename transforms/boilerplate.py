@@ -3,6 +3,12 @@
 Each rule is (name, pattern): a line (paragraph) that matches the pattern in full, case-
 insensitively, is boilerplate. The name is what the cleaning step reports. Rules cover
 English, German, French, Spanish and Russian; add a row rather than a regex elsewhere.
+
+A rule that scans the whole line (a leading ``.{0,N}`` or a look-ahead) may carry a third
+element, its cues: lower-case words one of which any line it matches holds. A line holding
+none of them skips the rule's regex. On the AEB paragraphs these rules were 44 of the 53 ms the
+table cost; a cue must be implied by the pattern, or the rule would stop matching (a test
+compares the table with and without cues).
 """
 
 from __future__ import annotations
@@ -11,9 +17,9 @@ import re
 
 from transforms.dates import parse_date
 
-BOILERPLATE_RULES: tuple[tuple[str, str], ...] = (
+BOILERPLATE_RULES: tuple[tuple[str, str] | tuple[str, str, tuple[str, ...]], ...] = (
     ("null_literal", r"(none|null|undefined|nan|n/a)"),
-    ("logo_alt", r"[\w .&'’-]{0,60}\s(logo|logotipo|логотип)"),
+    ("logo_alt", r"[\w .&'’-]{0,60}\s(logo|logotipo|логотип)", ("logo", "логотип")),
     ("logo_alt", r"(logo|logotipo|логотип)\s[\w .&'’-]{0,60}"),
     ("advertisement", r"(advertisement|anzeige|werbung|publicité|publicidad|реклама|ad|sponsored)"),
     ("share_widget", r"(share|teilen|partager|compartir|поделиться)( (this|on|via|sur|en|auf|в))?"
@@ -21,10 +27,12 @@ BOILERPLATE_RULES: tuple[tuple[str, str], ...] = (
     ("follow_widget", r"(follow us|folgen sie uns|suivez-nous|síguenos|подписывайтесь)\b.{0,80}"),
     ("cookie_notice", r".{0,200}\b(cookies?|cookie-richtlinie)\b.{0,200}"
                       r"\b(accept|akzeptieren|accepter|aceptar|consent|zustimm\w*|usamos|utilisons"
-                      r"|verwenden|use)\b.{0,200}"),
-    ("cookie_notice", r".{0,100}(используем cookies|файлы cookie).{0,200}"),
+                      r"|verwenden|use)\b.{0,200}", ("cookie",)),
+    ("cookie_notice", r".{0,100}(используем cookies|файлы cookie).{0,200}", ("cookie",)),
     ("newsletter", r".{0,80}\b(newsletter|sign up for|subscribe to|abonnieren|inscrivez-vous"
-                   r"|suscríbete|подпишитесь)\b.{0,120}"),
+                   r"|suscríbete|подпишитесь)\b.{0,120}",
+     ("newsletter", "sign up for", "subscribe to", "abonnieren", "inscrivez-vous", "suscríbete",
+      "подпишитесь")),
     ("read_more", r"(read more|weiterlesen|mehr lesen|lire la suite|lire plus|leer más"
                   r"|seguir leyendo|читать далее|подробнее|read the full story)\W{0,5}"),
     ("copyright", r"(©|\(c\)|copyright|todos los derechos|tous droits|alle rechte|все права)"
@@ -52,16 +60,19 @@ BOILERPLATE_RULES: tuple[tuple[str, str], ...] = (
     ("credit_line", r"\((additional )?(reporting|writing|editing|compiled) by [^()]{0,300}\)\.?"
                     r"|(with )?additional reporting by .{0,300}"
                     r"|reporting by .{0,200}\b(editing|additional reporting) by .{0,200}"
-                    r"|.{0,200}\bcontributed (reporting|to this (report|story|article))\b.{0,120}"),
+                    r"|.{0,200}\bcontributed (reporting|to this (report|story|article))\b.{0,120}",
+     ("by ", "contributed")),
     # how to reach the author: an address or a handle after follow / email / write to / reach
     ("contact_line", r"(?=.*(\S@\S|@\w|twitter\.com/))((have a (news )?tip\?\s*)?.{0,60}\b(may|can)"
-                     r" be reached\b|follow|email|e-mail|write to|reach|contact)\b.{0,250}"),
+                     r" be reached\b|follow|email|e-mail|write to|reach|contact)\b.{0,250}",
+     ("@", "twitter.com/")),
     ("contact_line", r"follow .{0,60}\b(on|at) (twitter|facebook|instagram|youtube|linkedin)\b"
                      r".{0,150}"),
     ("contact_line", r"\S+@\S+\.\w+|(https?://)?(www\.)?(twitter|facebook|instagram)\.com/\S+"),
 )
 
-_COMPILED = tuple((name, re.compile(pattern, re.I | re.S)) for name, pattern in BOILERPLATE_RULES)
+_COMPILED = tuple((name, re.compile(pattern, re.I | re.S), cues[0] if cues else ())
+                  for name, pattern, *cues in BOILERPLATE_RULES)
 
 LAST_UPDATE = re.compile(
     r"(last update[d]?|updated|aktualisiert( am)?|mis à jour( le)?|mise à jour( le)?"
@@ -75,7 +86,10 @@ def boilerplate_rule(line: str) -> str | None:
     stripped = line.strip()
     if len(stripped) > 600:
         return None
-    for name, pattern in _COMPILED:
+    lowered = stripped.casefold()
+    for name, pattern, cues in _COMPILED:
+        if cues and not any(cue in lowered for cue in cues):
+            continue  # the rule cannot match a line without one of its cues
         if pattern.fullmatch(stripped):
             return name
     return None
