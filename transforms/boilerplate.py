@@ -81,18 +81,25 @@ LAST_UPDATE = re.compile(
 )
 
 
-def boilerplate_rule(line: str) -> str | None:
-    """The name of the rule a whole line matches, or None."""
+def rule_index(line: str) -> int | None:
+    """The position in BOILERPLATE_RULES of the first rule a whole line matches, or None."""
     stripped = line.strip()
     if len(stripped) > 600:
         return None
-    lowered = stripped.casefold()
-    for name, pattern, cues in _COMPILED:
+    # re.I matches the Turkish dotted and dotless I to "i"; casefold does not (İ -> "i̇")
+    lowered = stripped.casefold().replace("i\u0307", "i").replace("\u0131", "i")
+    for i, (_name, pattern, cues) in enumerate(_COMPILED):
         if cues and not any(cue in lowered for cue in cues):
             continue  # the rule cannot match a line without one of its cues
         if pattern.fullmatch(stripped):
-            return name
+            return i
     return None
+
+
+def boilerplate_rule(line: str) -> str | None:
+    """The name of the rule a whole line matches, or None."""
+    found = rule_index(line)
+    return None if found is None else _COMPILED[found][0]
 
 
 def update_stamp(line: str) -> object | None:

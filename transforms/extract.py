@@ -299,26 +299,60 @@ class TrafilaturaMetadata:
 
 
 # trafilatura compares its own extraction with readability's and jusText's on every page
-# (``fast=False``), and that comparison is about a third of its time on the AEB pages. It only
-# changes the result when trafilatura's own text is short or empty, when readability finds more
-# than twice as much, or when the body has no paragraph text (or more tables than paragraphs).
-# So the text is extracted without it first, and extracted again with it only where one of
-# these can hold: the text is under COMPARE_BELOW_CHARS, the page's paragraphs hold more than
-# COMPARE_PAGE_SHARE times its length (where readability could find more), or the body is
-# deficient. On the AEB pages this reruns 28 of 181, and the text of every page is the same as
-# with the comparison everywhere (tests/quality: the F1 gate; docs/benchmarks.md).
+# (``fast=False``): about a third of its text extraction time on the AEB pages, where it changed
+# the text of 6 pages of 181, each with trafilatura's own text under 900 characters. It prefers
+# another extractor when its own text is short or empty, when readability finds more than twice
+# as much, or when the body has no paragraph text (or more tables than paragraphs). So the text
+# is extracted without the comparison first, and again with it where one of these may hold: the
+# text is under COMPARE_BELOW_CHARS, the page's paragraph text is more than COMPARE_PAGE_SHARE
+# times as long (readability builds on paragraphs), or the body is deficient. One more
+# difference of the fast mode is guarded: when its main pass finds next to nothing, trafilatura
+# recovers loose paragraphs and, in fast mode only, keeps blocks of a "teaser" class; a fast
+# text that holds text of such a block gets the full extraction.
+# This is a heuristic, not an equivalence: readability also takes text outside <p> elements
+# (plain divs, list items), so a page whose real story sits in such blocks beside a short,
+# wrongly chosen block of paragraphs can keep the fast text where the full run would have
+# switched. On all 181 AEB pages the text is the same as with the comparison everywhere
+# (tests/quality), and 29 pages are extracted twice (docs/benchmarks.md).
 COMPARE_BELOW_CHARS = 1000
 COMPARE_PAGE_SHARE = 2
 
 
 def _paragraph_chars(tree: Any) -> int:
-    return sum(len(t.strip()) for t in tree.xpath("//p//text()"))
+    """Characters of paragraph text in the page (whitespace included: an overestimate)."""
+    return sum(len(t) for t in tree.xpath("//p//text()"))
 
 
-def needs_comparison(text: str, body: Any, tree: Any) -> bool:
-    """Whether trafilatura's comparison with readability and jusText could change ``text``,
-    the extraction without it (see COMPARE_BELOW_CHARS)."""
+def names_teasers(html: str) -> bool:
+    """Whether the page may hold a block trafilatura's teaser rule matches (a class or id
+    containing "teaser" after T -> t): a substring test on the source, a superset of it."""
+    return "teaser" in html or "Teaser" in html
+
+
+# trafilatura's teaser rule (xpaths.TEASER_DISCARD_XPATH), on any element of the raw tree
+_TEASER_BLOCKS = etree.XPath(
+    "//*[contains(translate(@class, 'T', 't'), 'teaser')"
+    " or contains(translate(@id, 'T', 't'), 'teaser')]")
+
+
+def holds_teaser_text(text: str, tree: Any) -> bool:
+    """Whether ``text`` holds a line (20 characters or more) of a teaser-class block."""
+    flat = " ".join(text.split())
+    for block in _TEASER_BLOCKS(tree):
+        for piece in block.itertext():
+            piece = " ".join(piece.split())
+            if len(piece) >= 20 and piece in flat:
+                return True
+    return False
+
+
+def needs_comparison(text: str, body: Any, tree: Any, teasers: bool = False) -> bool:
+    """Whether trafilatura's comparison with readability and jusText (or its full mode's
+    teaser pruning, when the page ``teasers``: names_teasers) may change ``text``, the
+    extraction without them (see COMPARE_BELOW_CHARS)."""
     if len(text) < COMPARE_BELOW_CHARS or body is None:
+        return True
+    if teasers and holds_teaser_text(text, tree):
         return True
     if not body.xpath(".//p//text()") or len(body.findall(".//table")) > len(
             body.findall(".//p")):
@@ -326,10 +360,11 @@ def needs_comparison(text: str, body: Any, tree: Any) -> bool:
     return _paragraph_chars(tree) > COMPARE_PAGE_SHARE * len(text)
 
 
-def _main_text(tree: Any, url: str | None) -> str:
+def _main_text(tree: Any, url: str | None, teasers: bool = False) -> str:
     """trafilatura's main text: precision mode, balanced mode when that keeps next to
     nothing. Metadata is read separately (TrafilaturaMetadata), on demand. The comparison
-    with readability and jusText runs only where it can matter (COMPARE_BELOW_CHARS)."""
+    with readability and jusText runs only where it may matter (COMPARE_BELOW_CHARS);
+    ``teasers``: the page may hold teaser-class blocks (``names_teasers``)."""
 
     def run(precision: bool, fast: bool = False) -> tuple[str, Any]:
         doc = trafilatura.bare_extraction(
@@ -341,7 +376,7 @@ def _main_text(tree: Any, url: str | None) -> str:
         return getattr(doc, "text", None) or "", getattr(doc, "body", None)
 
     text, body = run(True, fast=True)
-    if needs_comparison(text, body, tree):
+    if needs_comparison(text, body, tree, teasers):
         text, _body = run(True)
     found = _content_words(text, MIN_PRECISION_WORDS)
     if found < MIN_PRECISION_WORDS:
@@ -364,7 +399,7 @@ def html_fields(html: str, url: str | None) -> dict[str, Any]:
     merge_body_chunks(tree)  # after the metadata: it moves elements around
     # favor_precision: +0.5 points of F1 on the AEB benchmark (docs/benchmarks.md).
     meta = TrafilaturaMetadata(tree, url)
-    text = _main_text(tree, url or meta.raw_url)
+    text = _main_text(tree, url or meta.raw_url, names_teasers(html))
     if not text:
         depth = tree_depth(tree)
         if depth >= MAX_HTML_DEPTH:

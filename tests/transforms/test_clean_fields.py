@@ -11,7 +11,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import Article, Reject, Unit
 from tests.conftest import FIXED_NOW, SHARED_DATA
-from transforms.boilerplate import boilerplate_rule
+from transforms.boilerplate import boilerplate_rule, rule_index
 from transforms.clean import (
     CleanArticles,
     drop_repeated_paragraphs,
@@ -327,6 +327,34 @@ def test_a_steps_setup_runs_once_per_worker_before_any_article() -> None:
     assert any(s.name == "language" and s.setup is not None for s in language)
 
 
+# One line per cue of the rules that carry cues (each matched by its rule through that cue
+# alone), and lines with the Turkish capital I that re.I folds to "i" and casefold() does not.
+CUE_EXAMPLES: list[tuple[str, str | None]] = [
+    ("Harbour Times logo", "logo_alt"),
+    ("Гавань логотип", "logo_alt"),
+    ("We use cookies to improve the site. By continuing you accept them.", "cookie_notice"),
+    ("Мы используем cookies для работы сайта", "cookie_notice"),
+    ("Get our newsletter every morning", "newsletter"),
+    ("Sign up for the morning briefing", "newsletter"),
+    ("Subscribe to the morning briefing", "newsletter"),
+    ("Jetzt abonnieren und nichts verpassen", "newsletter"),
+    ("Inscrivez-vous pour recevoir nos alertes", "newsletter"),
+    ("Suscríbete para recibir alertas", "newsletter"),
+    ("Подпишитесь на наш канал", "newsletter"),
+    ("Additional reporting by Anna Berg in Oslo", "credit_line"),
+    ("Anna Berg contributed to this report.", "credit_line"),
+    ("Write to the desk at desk@example.com", "contact_line"),
+    ("Reach her on twitter.com/harbour_news for updates", "contact_line"),
+    ("Anna Berg CONTRİBUTED to this report.", "credit_line"),
+    ("We use COOKİES. By continuing you accept them.", "cookie_notice"),
+]
+
+
+@pytest.mark.parametrize(("line", "rule"), CUE_EXAMPLES)
+def test_boilerplate_cue_examples(line: str, rule: str | None) -> None:
+    assert boilerplate_rule(line) == rule
+
+
 def test_boilerplate_cues_change_no_decision() -> None:
     """A rule's cues only skip lines its pattern cannot match: the table with cues decides
     every line as the same table without them, on the examples above and on every line of
@@ -338,13 +366,14 @@ def test_boilerplate_cues_change_no_decision() -> None:
     plain = [(name, re.compile(pattern, re.I | re.S)) for name, pattern, *_cues in
              BOILERPLATE_RULES]
 
-    def without_cues(line: str) -> str | None:
+    def without_cues(line: str) -> int | None:
         stripped = line.strip()
         if len(stripped) > 600:
             return None
-        return next((name for name, pattern in plain if pattern.fullmatch(stripped)), None)
+        return next((i for i, (_name, pattern) in enumerate(plain)
+                     if pattern.fullmatch(stripped)), None)
 
-    lines = [line for line, _rule in BOILERPLATE_EXAMPLES]
+    lines = [line for line, _rule in BOILERPLATE_EXAMPLES + CUE_EXAMPLES]
     aeb = SHARED_DATA / "aeb" / "ground-truth.json"  # when there: no skip without it
     if aeb.exists():
         import json
@@ -355,4 +384,12 @@ def test_boilerplate_cues_change_no_decision() -> None:
     assert cued >= 5
     assert len(lines) > 4000 or not aeb.exists()
     for line in lines:
-        assert boilerplate_rule(line) == without_cues(line), line
+        assert rule_index(line) == without_cues(line), line
+    # each cue of each rule is the only cue of its rule in one line that rule matches: a cue
+    # missing from the table would change that line's decision above
+    for i, (name, _pattern, *cues) in enumerate(BOILERPLATE_RULES):
+        for cue in (cues[0] if cues else ()):
+            others = [c for c in cues[0] if c != cue]
+            assert any(rule_index(line) == i and cue in line.casefold()
+                       and not any(c in line.casefold() for c in others)
+                       for line, _rule in CUE_EXAMPLES), (name, cue)

@@ -229,3 +229,72 @@ def test_needs_comparison_without_paragraphs_in_the_body() -> None:
     tree = trafilatura.load_html("<html><body><div>" + "word " * 400 + "</div></body></html>")
     assert needs_comparison("word " * 400, body, tree) is True
     assert needs_comparison("", None, tree) is True
+
+
+def _always_compared(tree, url=None) -> str:
+    """_main_text with trafilatura's comparison run on every page (the reference)."""
+    import trafilatura
+
+    from transforms.extract import MIN_PRECISION_WORDS, _content_words
+
+    def run(precision: bool) -> str:
+        doc = trafilatura.bare_extraction(tree, url=url, with_metadata=False,
+                                          include_comments=False, include_tables=True,
+                                          favor_precision=precision)
+        return (doc.text if doc is not None else "") or ""
+
+    text = run(True)
+    found = _content_words(text, MIN_PRECISION_WORDS)
+    if found < MIN_PRECISION_WORDS:
+        retry = run(False)
+        if _content_words(retry) > found:
+            text = retry
+    return text
+
+
+def _fast_text(tree) -> str:
+    import trafilatura
+
+    doc = trafilatura.bare_extraction(tree, with_metadata=False, include_comments=False,
+                                      include_tables=True, favor_precision=True, fast=True)
+    return (doc.text if doc is not None else "") or ""
+
+
+def _story(i: int) -> str:
+    return " ".join(f"Sentence {i}-{k}: the harbour board approved the plan for quay {i} and "
+                    f"berth {k} after a long debate." for k in range(3))
+
+
+def test_paragraph_share_sends_a_page_to_the_comparison() -> None:
+    """trafilatura's own pass keeps a 1,100-character <article>; the page's other paragraphs
+    hold a story six times as long, which readability prefers. The text must be the full
+    run's, not the fast pass's."""
+    import trafilatura
+
+    from transforms.extract import _main_text
+
+    story = "".join(f"<p>{_story(i)}</p>" for i in range(4))
+    other = "".join(f"<p>{_story(100 + i)}</p>" for i in range(25))
+    html = (f"<html><body><article><h1>T</h1>{story}</article><div>{other}</div>"
+            "</body></html>")
+    tree = trafilatura.load_html(html)
+    want = _always_compared(tree)
+    assert len(_fast_text(tree)) < len(want) / 2  # the case matters
+    assert _main_text(tree, None) == want
+
+
+def test_teaser_blocks_get_the_full_extraction() -> None:
+    """When trafilatura's main pass finds next to nothing it recovers loose paragraphs, and
+    in fast mode only it keeps teaser-class blocks: such a page must not keep the fast text."""
+    import trafilatura
+
+    from transforms.extract import _main_text, names_teasers
+
+    teasers = "".join(f"<div class='teaser'><p>{_story(i)}</p></div>" for i in range(5))
+    html = ("<html><body><div class='content'><p>Short intro line here.</p></div>"
+            f"{teasers}<div><p>Closing note of the page, brief.</p></div></body></html>")
+    tree = trafilatura.load_html(html)
+    want = _always_compared(tree)
+    assert _fast_text(tree) != want  # the case matters
+    assert names_teasers(html)
+    assert _main_text(tree, None, names_teasers(html)) == want
