@@ -346,25 +346,25 @@ def holds_teaser_text(text: str, tree: Any) -> bool:
     return False
 
 
-def needs_comparison(text: str, body: Any, tree: Any, teasers: bool = False) -> bool:
+def needs_comparison(text: str, body: Any, tree: Any, html: str = "") -> bool:
     """Whether trafilatura's comparison with readability and jusText (or its full mode's
-    teaser pruning, when the page ``teasers``: names_teasers) may change ``text``, the
-    extraction without them (see COMPARE_BELOW_CHARS)."""
+    teaser pruning) may change ``text``, the extraction without them (see
+    COMPARE_BELOW_CHARS). ``html``: the page's source (for ``names_teasers``)."""
     if len(text) < COMPARE_BELOW_CHARS or body is None:
-        return True
-    if teasers and holds_teaser_text(text, tree):
         return True
     if not body.xpath(".//p//text()") or len(body.findall(".//table")) > len(
             body.findall(".//p")):
         return True
-    return _paragraph_chars(tree) > COMPARE_PAGE_SHARE * len(text)
+    if _paragraph_chars(tree) > COMPARE_PAGE_SHARE * len(text):
+        return True
+    return names_teasers(html) and holds_teaser_text(text, tree)
 
 
-def _main_text(tree: Any, url: str | None, teasers: bool = False) -> str:
+def _main_text(tree: Any, url: str | None, html: str = "") -> str:
     """trafilatura's main text: precision mode, balanced mode when that keeps next to
     nothing. Metadata is read separately (TrafilaturaMetadata), on demand. The comparison
     with readability and jusText runs only where it may matter (COMPARE_BELOW_CHARS);
-    ``teasers``: the page may hold teaser-class blocks (``names_teasers``)."""
+    ``html``: the page's source (``needs_comparison``)."""
 
     def run(precision: bool, fast: bool = False) -> tuple[str, Any]:
         doc = trafilatura.bare_extraction(
@@ -376,7 +376,7 @@ def _main_text(tree: Any, url: str | None, teasers: bool = False) -> str:
         return getattr(doc, "text", None) or "", getattr(doc, "body", None)
 
     text, body = run(True, fast=True)
-    if needs_comparison(text, body, tree, teasers):
+    if needs_comparison(text, body, tree, html):
         text, _body = run(True)
     found = _content_words(text, MIN_PRECISION_WORDS)
     if found < MIN_PRECISION_WORDS:
@@ -399,7 +399,7 @@ def html_fields(html: str, url: str | None) -> dict[str, Any]:
     merge_body_chunks(tree)  # after the metadata: it moves elements around
     # favor_precision: +0.5 points of F1 on the AEB benchmark (docs/benchmarks.md).
     meta = TrafilaturaMetadata(tree, url)
-    text = _main_text(tree, url or meta.raw_url, names_teasers(html))
+    text = _main_text(tree, url or meta.raw_url, html)
     if not text:
         depth = tree_depth(tree)
         if depth >= MAX_HTML_DEPTH:

@@ -44,7 +44,7 @@ def test_comparison_skipped_only_where_it_cannot_change_the_text() -> None:
         html = page.html()
         tree = trafilatura.load_html(html)
         extract.merge_body_chunks(tree)
-        got = extract._main_text(tree, page.url, extract.names_teasers(html))
+        got = extract._main_text(tree, page.url, html)
         always = trafilatura.bare_extraction(
             tree, url=page.url, with_metadata=False, include_comments=False,
             include_tables=True, favor_precision=True)
@@ -57,6 +57,5 @@ def test_comparison_skipped_only_where_it_cannot_change_the_text() -> None:
             continue  # the balanced-mode retry decides these
         assert got == want, page.id
         if fast is not None:
-            skipped += not extract.needs_comparison(fast.text, fast.body, tree,
-                                                    extract.names_teasers(html))
+            skipped += not extract.needs_comparison(fast.text, fast.body, tree, html)
     assert skipped > 120, skipped  # the saving is real: most pages skip the comparison
