@@ -60,6 +60,9 @@ def partition_lock(output_dir: str, dataset: str, part: str, timeout: float = 12
             os.write(fd, str(os.getpid()).encode())
             os.close(fd)
             break
+        except FileNotFoundError:  # a holder just released it and removed the folder
+            os.makedirs(folder, exist_ok=True)
+            continue
         except FileExistsError:
             if _holder_gone(path):
                 try:
@@ -78,6 +81,13 @@ def partition_lock(output_dir: str, dataset: str, part: str, timeout: float = 12
             os.remove(path)
         except FileNotFoundError:
             pass
+        # the folders go too (one per partition ever committed would pile up); one that
+        # another process is using again is not empty, and stays
+        for empty in (folder, os.path.dirname(folder)):
+            try:
+                os.rmdir(empty)
+            except OSError:
+                break
 
 
 def _holder_gone(path: str) -> bool:

@@ -186,6 +186,25 @@ def check_beam_args(beam_args: list[str]) -> None:
                 raise UsageError(f"unknown option {flag} (not a newsbeam or Beam option)")
         elif arg.startswith("-") and len(arg) > 1:
             raise UsageError(f"unknown option {arg}")
+    check_runner(beam_args)
+
+
+def check_runner(beam_args: list[str]) -> None:
+    """A --runner Beam does not know is a usage error, before anything runs (Beam would only
+    refuse it once the pipeline is built). Names as Beam takes them: any case, with or without
+    'Runner'; a dotted class path is left to Beam."""
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    from pipeline.runners import _value
+
+    value = _value(beam_args, "--runner")
+    if value is None or "." in value:
+        return
+    names = {path.rsplit(".", 1)[-1] for path in StandardOptions.ALL_KNOWN_RUNNERS}
+    lowered = {name.lower() for name in names}
+    if value.lower() not in lowered and value.lower() + "runner" not in lowered:
+        common = "DirectRunner, PrismRunner, FlinkRunner, SparkRunner, DataflowRunner"
+        raise UsageError(f"unknown --runner {value!r} (for example: {common})")
 
 
 class JsonFormatter(logging.Formatter):
@@ -265,10 +284,13 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
              config.output_dir)
     started_at = datetime.now(timezone.utc)
     t0 = time.monotonic()
-    from pipeline.runners import beam_scratch, direct_engine
+    from pipeline.runners import beam_scratch, direct_engine, quiet_harness_teardown
 
+    engine = direct_engine(config.beam_args)
+    if engine is None:  # a portable runner: its LOOPBACK worker runs in this process
+        quiet_harness_teardown()
     with beam_scratch():
-        pipeline = beam.Pipeline(runner=direct_engine(config.beam_args), options=options)
+        pipeline = beam.Pipeline(runner=engine, options=options)
         graph.build(pipeline, config)
         # Modules, Beam's graph and their tables live as long as the run: freezing them keeps
         # the garbage collector from walking them again on every full collection (the
@@ -460,6 +482,13 @@ def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
     return EXIT_OK
 
 
+def _within(path: str, folder: str) -> bool:
+    import os
+
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
 def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
     from pipeline.runners import runner_name
     from pipeline.stream import StopFlag, stream_sources
@@ -477,6 +506,11 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
         if not folders and not config.feeds:
             raise UsageError("no SOURCE given: name a folder to watch or a feed URL (or "
                              "--feeds FILE)")
+        for folder in folders:
+            if "://" not in folder and "://" not in config.output_dir and _within(
+                    config.output_dir, folder):
+                raise UsageError(f"--output {config.output_dir} is inside the watched folder "
+                                 f"{folder}: the stream would read its own output")
     except UsageError as exc:
         return _error(str(exc), EXIT_USAGE)
     lock = _acquire(config)
@@ -549,6 +583,9 @@ def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
         stop_file=join_path(config.output_dir, "_state", f"{stream_id}.stop"),
         runner=runner)
     config = dataclasses.replace(config, beam_args=tuple(beam_args), run_id=stream_id)
+    from pipeline.runners import quiet_harness_teardown
+
+    quiet_harness_teardown()
     with beam_scratch():
         return run_stream_graph(config, spec, args.stop_after, stop)
 

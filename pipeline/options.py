@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import glob
 import hashlib
+import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -22,6 +23,8 @@ from transforms.http import FetchPolicy, redact
 from transforms.neardup import NearConfig
 from transforms.read import DEFAULT_MAX_BYTES
 from transforms.steps import DEFAULT_STEPS, Step, StepSpecError, resolve_steps
+
+LOG = logging.getLogger("newsbeam")
 
 DEFAULT_RUNNER = "DirectRunner"
 _GLOB_CHARS = set("*?[")
@@ -103,19 +106,41 @@ def read_feed_list(path: str) -> list[str]:
     return urls
 
 
-def _walk(directory: str) -> list[str]:
+def is_dataset(directory: str) -> bool:
+    """Whether a folder is a newsbeam output (it has run manifests: ``_runs/``)."""
+    return os.path.isdir(os.path.join(directory, "_runs"))
+
+
+def _walk(directory: str, skip: set[str]) -> list[str]:
+    """Files under ``directory``, without hidden ones, newsbeam outputs (the run's own
+    ``--output`` among them, in ``skip``) and what is under them."""
     found = []
     for root, dirs, files in os.walk(directory):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        kept = []
+        for d in sorted(d for d in dirs if not d.startswith(".")):
+            path = os.path.join(root, d)
+            if os.path.realpath(path) in skip or is_dataset(path):
+                LOG.info("not reading %s: a newsbeam output folder", path)
+                continue
+            kept.append(d)
+        dirs[:] = kept
         found.extend(os.path.join(root, f) for f in files if not f.startswith("."))
     return found
 
 
-def expand_inputs(specs: list[str]) -> tuple[str, ...]:
-    """Files, directories (recursive) and globs -> sorted, unique file paths."""
+def _inside(path: str, folders: set[str]) -> bool:
+    real = os.path.realpath(path)
+    return any(os.path.commonpath([real, folder]) == folder for folder in folders)
+
+
+def expand_inputs(specs: list[str], output: str | None = None) -> tuple[str, ...]:
+    """Files, directories (recursive) and globs -> sorted, unique file paths. A folder that
+    holds a newsbeam output (``_runs/``), and ``output`` itself, are not read: a run into a
+    folder inside its input would otherwise read its own Parquet files and manifests."""
     if not specs:
         raise UsageError("no INPUT given: name at least one file, directory, glob or feed "
                          "URL (or --feeds FILE)")
+    skip = {os.path.realpath(output)} if output and not _is_remote(output) else set()
     paths: set[str] = set()
     for spec in specs:
         if _is_remote(spec):
@@ -127,14 +152,17 @@ def expand_inputs(specs: list[str]) -> tuple[str, ...]:
                 raise UsageError(f"input matches no file: {spec}")
             paths.update(m.path for m in matches)
         elif os.path.isdir(spec):
-            files = _walk(spec)
+            if os.path.realpath(spec) in skip or is_dataset(spec):
+                raise UsageError(f"input {spec} is a newsbeam output folder, not news to read")
+            files = _walk(spec, skip)
             if not files:
                 raise UsageError(f"input directory holds no file: {spec}")
             paths.update(os.path.abspath(f) for f in files)
         elif os.path.isfile(spec):
             paths.add(os.path.abspath(spec))
         elif _GLOB_CHARS & set(spec):
-            matched = [m for m in glob.glob(spec, recursive=True) if os.path.isfile(m)]
+            matched = [m for m in glob.glob(spec, recursive=True)
+                       if os.path.isfile(m) and not _inside(m, skip)]
             if not matched:
                 raise UsageError(f"glob matches no file: {spec}")
             paths.update(os.path.abspath(m) for m in matched)
@@ -196,6 +224,20 @@ CONFIG_KEYS = {"output", "max_bytes", "ingested_at", "steps", "quiet", "no_dedup
                "contact", "max_reject_ratio"}
 
 
+def _kind(path: str) -> str:
+    return "YAML" if path.endswith((".yaml", ".yml")) else "TOML"
+
+
+def _one_line(exc: Exception) -> str:
+    """A parser's error on one line: PyYAML's spans several (the problem, then where, with a
+    caret under the line): its problem and the line and column it names."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is not None and problem:
+        return f"{problem} (line {mark.line + 1}, column {mark.column + 1})"
+    return " ".join(str(exc).split())
+
+
 def load_config_file(path: str) -> dict[str, object]:
     """A TOML or YAML file -> option defaults (validated keys)."""
     try:
@@ -212,7 +254,7 @@ def load_config_file(path: str) -> dict[str, object]:
 
             data = tomllib.loads(raw.decode("utf-8"))
     except Exception as exc:
-        raise UsageError(f"--config {path} is not valid TOML/YAML: {exc}") from exc
+        raise UsageError(f"--config {path} is not valid {_kind(path)}: {_one_line(exc)}") from exc
     if not isinstance(data, dict):
         raise UsageError(f"--config {path} must hold a table of options")
     values: dict[str, object] = {}
@@ -262,11 +304,12 @@ def add_run_arguments(parser: argparse.ArgumentParser, stream: bool = False) -> 
         help="per-document size cap, after decompression (default 50MB); larger files "
              "become 'too_large' rejects.",
     )
-    parser.add_argument(
-        "--ingested-at", type=_timestamp, default=None, metavar="TIME",
-        help="ingestion time to record (ISO 8601, UTC if no zone); default now. Set it to "
-             "reproduce a run exactly or to backfill.",
-    )
+    if not stream:  # a stream records each document's arrival
+        parser.add_argument(
+            "--ingested-at", type=_timestamp, default=None, metavar="TIME",
+            help="ingestion time to record (ISO 8601, UTC if no zone); default now. Set it "
+                 "to reproduce a run exactly or to backfill.",
+        )
     parser.add_argument(
         "--steps", type=_comma_list, default=None, metavar="LIST",
         help="cleaning and field steps, comma-separated. A full list replaces the default "
@@ -332,9 +375,10 @@ def add_run_arguments(parser: argparse.ArgumentParser, stream: bool = False) -> 
     web.add_argument("--contact", default=policy.contact, metavar="URL",
                      help="contact URL or e-mail sent in the User-Agent "
                           f"(default {policy.contact})")
-    parser.add_argument("--max-reject-ratio", type=_ratio, default=None, metavar="R",
-                        help="exit with code 5 when rejects / input units exceeds R (e.g. "
-                             "0.05), so a scheduler can alert; the data is still written")
+    if not stream:  # a stream has no end of run to judge it at
+        parser.add_argument("--max-reject-ratio", type=_ratio, default=None, metavar="R",
+                            help="exit with code 5 when rejects / input units exceeds R (e.g. "
+                                 "0.05), so a scheduler can alert; the data is still written")
     parser.add_argument("--break-lock", action="store_true",
                         help="remove a lock left on OUT by a run that was killed")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the "
@@ -373,7 +417,8 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
     if getattr(args, "feeds", None):
         feeds.extend(read_feed_list(args.feeds))
     file_specs = [spec for spec in args.inputs if not is_url(spec)] if files else []
-    inputs = expand_inputs(file_specs) if files and (file_specs or not feeds) else ()
+    inputs = (expand_inputs(file_specs, args.output)
+              if files and (file_specs or not feeds) else ())
     policy = FetchPolicy(
         read_timeout=args.timeout, retries=args.retries, rate_per_host=args.rate_per_host,
         contact=args.contact, allow_private=args.allow_private_network,
@@ -385,7 +430,8 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
     except ValueError as exc:
         raise UsageError(str(exc).replace("FetchPolicy.", "--").replace("_", "-")) from exc
     output = prepare_output(args.output)
-    started = (now or args.ingested_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    started = (now or getattr(args, "ingested_at", None)
+               or datetime.now(timezone.utc)).astimezone(timezone.utc)
     started = started.replace(microsecond=0)
     feeds = sorted(set(feeds))
     digest = hashlib.sha256("\n".join([*inputs, *feeds]).encode("utf-8")).hexdigest()[:8]

@@ -30,6 +30,7 @@ DOCKER or PROCESS, or EXTERNAL), and the package must reach them (docs/runners.m
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
@@ -54,6 +55,10 @@ FETCH_TIMEOUT_S = 1200  # the script's own deadline is 900 s; this only guards a
 SPARK_ENVIRONMENT_CACHE_MS = 60_000
 
 
+# apache_beam.runners.portability.job_server.SubprocessJobServer's temporary folder
+JOB_SERVER_TEMP_PREFIX = "beam-temp"
+
+
 class RunnerSetupError(Exception):
     """The portable runner cannot be set up (no java, no job-server jar); one line, with the
     fix."""
@@ -67,13 +72,54 @@ def beam_scratch() -> Iterator[str]:
     job would fill the temp folder with them. For the duration, ``tempfile``'s default
     folder points into this one (this process only: workers and job servers keep theirs)."""
     scratch = tempfile.mkdtemp(prefix="newsbeam-beam-")
+    # A portable runner's job server (the Flink or Spark JVM, the Prism binary) keeps running
+    # until the interpreter exits; Beam stops it in an atexit handler that first removes the
+    # server's temporary folder, made in here. Removing that folder before would make the
+    # handler fail before it stops the server, and leave the JVM running for good (about 1 GB
+    # per run). So the removal is registered now, before Beam registers its handler: atexit
+    # runs last-in first-out, so the server is stopped first and its folder removed after.
+    atexit.register(shutil.rmtree, scratch, ignore_errors=True)
     previous = tempfile.tempdir
     tempfile.tempdir = scratch
     try:
         yield scratch
     finally:
         tempfile.tempdir = previous
-        shutil.rmtree(scratch, ignore_errors=True)
+        if not any(name.startswith(JOB_SERVER_TEMP_PREFIX) for name in os.listdir(scratch)):
+            shutil.rmtree(scratch, ignore_errors=True)  # no server waits for its folder
+
+
+# Threads of Beam's LOOPBACK worker (the SDK harness running in this process) whose gRPC
+# streams the engine closes at the end of a job: Flink hangs up with CANCELLED ("Multiplexer
+# hanging up"), Spark with UNAVAILABLE ("Stream removed"). Python prints a thread traceback
+# for each, after a run that succeeded.
+_HARNESS_THREADS = re.compile(r"(read_grpc_client_inputs|read_state|run_worker_\d+(-\d+)?)")
+_quiet_installed = False
+
+
+def quiet_harness_teardown() -> None:
+    """Log at debug level, instead of printing a traceback each, the gRPC errors with which
+    the LOOPBACK worker's threads end when the engine hangs up after a job. Any other thread
+    exception is printed as before; a job that really failed is reported by its result."""
+    global _quiet_installed
+    if _quiet_installed:
+        return
+    import grpc
+
+    previous = threading.excepthook
+    ended = (grpc.StatusCode.CANCELLED, grpc.StatusCode.UNAVAILABLE)
+
+    def hook(args: Any) -> None:
+        exc, thread = args.exc_value, args.thread
+        if (isinstance(exc, grpc.RpcError) and thread is not None
+                and _HARNESS_THREADS.fullmatch(thread.name) and exc.code() in ended):
+            LOG.debug("worker thread %s ended: %s %s", thread.name, exc.code().name,
+                      exc.details())
+            return
+        previous(args)
+
+    threading.excepthook = hook
+    _quiet_installed = True
 
 
 def runner_name(beam_args: list[str]) -> str | None:

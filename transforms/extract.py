@@ -466,11 +466,15 @@ def html_fields(html: str, url: str | None) -> dict[str, Any]:
     }
 
 
-def _jsonl_fields(raw: str) -> dict[str, Any]:
+def _jsonl_fields(raw: str, first_line: int = 1) -> dict[str, Any]:
+    """``first_line``: the line of the file ``raw`` starts on (for the error message)."""
     try:
         rec = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidJson(f"line {first_line + exc.lineno - 1} is not valid JSON: {exc.msg} "
+                          f"(column {exc.colno})") from exc
     except ValueError as exc:
-        raise InvalidJson(f"line is not valid JSON: {exc}") from exc
+        raise InvalidJson(f"line {first_line} is not valid JSON: {exc}") from exc
     if not isinstance(rec, dict):
         raise InvalidRecord(f"line is a JSON {type(rec).__name__}, not an object")
     html, text = rec.get("html"), rec.get("text")
@@ -604,7 +608,8 @@ def unit_fields(unit: Unit) -> dict[str, Any]:
     if "invalid" in unit.fields:
         raise InvalidRecord(str(unit.fields["invalid"]))
     if unit.input_kind == "jsonl":
-        return _jsonl_fields(unit.raw)
+        # a JSONL unit is one line of its file (index: the line, from 0), or a whole file
+        return _jsonl_fields(unit.raw, unit.index + 1)
     if unit.input_kind == "html":
         return html_fields(unit.raw, None)
     if unit.input_kind == "text":

@@ -66,11 +66,13 @@ def is_temporary(name: str) -> bool:
 
 
 def list_files(folders: Iterable[str]) -> list[str]:
-    """The files under ``folders`` (recursively), temporary names and hidden folders left out."""
+    """The files under ``folders`` (recursively), temporary names, hidden folders and
+    newsbeam output folders (they hold ``_runs/``) left out."""
     found: list[str] = []
     for folder in folders:
         for root, dirs, names in os.walk(folder):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".")
+                             and not os.path.isdir(os.path.join(root, d, "_runs")))
             found.extend(os.path.join(root, n) for n in names if not is_temporary(n))
     return sorted(found)
 

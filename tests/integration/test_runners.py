@@ -38,16 +38,44 @@ FAST_JVM = ["--job_server_jvm_property=-XX:TieredStopAtLevel=1",
 TIMINGS: dict[str, float] = {}
 
 
+def job_servers() -> set[int]:
+    """Process ids of the job servers Beam starts: a Flink or Spark job-server JVM, Prism."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"job-server" in cmdline or b"/prism " in cmdline or cmdline.endswith(b"/prism"):
+            found.add(int(entry.name))
+    return found
+
+
+def no_new_job_server(before: set[int], grace_s: float = 10.0) -> set[int]:
+    """The job servers started since ``before`` still alive after ``grace_s`` (none, if the
+    run stopped what it started)."""
+    deadline = time.monotonic() + grace_s
+    while (left := job_servers() - before) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
 def newsbeam_run(out: Path, beam_args: list[str]) -> float:
-    """Run the CLI on samples/ into ``out``; returns the wall time in seconds."""
+    """Run the CLI on samples/ into ``out``; returns the wall time in seconds. The run must
+    stop any job server it started (a JVM left behind per run would fill the machine)."""
     cmd = [sys.executable, "-m", "pipeline", "run", "samples", "--output", str(out),
            "--ingested-at", INGESTED_AT, "-q", *beam_args]
+    servers_before = job_servers()
     t0 = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
                           timeout=RUN_TIMEOUT_S, stdin=subprocess.DEVNULL)
     elapsed = time.monotonic() - t0
     assert proc.returncode == 0, (
         f"newsbeam run {' '.join(beam_args)} exited {proc.returncode}:\n{proc.stderr[-3000:]}")
+    assert not no_new_job_server(servers_before), "the run left its job server running"
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     return elapsed
 
 
@@ -144,11 +172,13 @@ def test_a_stream_writes_what_a_batch_run_writes(runner: str, stop_after: str,
     cmd = [sys.executable, "-m", "pipeline", "stream", "samples", "--output", str(out),
            "--window", "2s", "--poll", "1s", "--stop-after", stop_after, "-q",
            *([] if runner == "PrismRunner" else args)]
+    servers_before = job_servers()
     t0 = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
                           timeout=RUN_TIMEOUT_S, stdin=subprocess.DEVNULL)
     TIMINGS[f"{runner} stream"] = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not no_new_job_server(servers_before), "the stream left its job server running"
     import pandas as pd
 
     assert sorted(pd.read_parquet(out / "articles")["article_id"]) == reference["article_ids"]

@@ -49,6 +49,9 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         (["run", "samples"], "the following arguments are required: -o/--output"),
         (["run", "samples", "--output", "{tmp}/o", "--no-such-flag"], "unknown option"),
         (["run", "samples", "--output", "{tmp}/o", "--max-bytes", "lots"], "not a size"),
+        (["run", "samples", "--output", "{tmp}/o", "--runner", "Nonsense"],
+         "unknown --runner 'Nonsense'"),
+        (["stream", "samples", "--output", "{tmp}/o", "--runner=Nonsense"], "unknown --runner"),
         (["frobnicate"], "invalid choice"),
     ],
 )
@@ -60,7 +63,7 @@ def test_user_mistakes_give_one_line_and_exit_2(tmp_path: Path, args: list[str],
     assert len(lines) == 1, proc.stderr
     assert message in lines[0]
     assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "o" / "_runs").exists()
+    assert not (tmp_path / "o").exists()  # nothing made
 
 
 def test_help_documents_every_option() -> None:
@@ -229,6 +232,12 @@ def test_steps_and_config_file_change_the_chain(tmp_path: Path) -> None:
     bad.write_text("stepz: [language]\n", encoding="utf-8")
     proc = newsbeam("run", str(SAMPLES), "--output", str(tmp_path / "o3"), "--config", str(bad))
     assert proc.returncode == 2 and "unknown option 'stepz'" in proc.stderr
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("steps: [a, b\nfoo: : :\n", encoding="utf-8")
+    proc = newsbeam("run", str(SAMPLES), "--output", str(tmp_path / "o4"), "--config",
+                    str(broken))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "is not valid YAML" in proc.stderr and "(line 2, column 4)" in proc.stderr
 
 
 def test_second_run_into_the_same_output_adds_nothing(tmp_path: Path) -> None:
@@ -394,3 +403,80 @@ def test_beam_scratch_scopes_temporary_folders_to_the_run() -> None:
         assert Path(made).parent == Path(scratch)
     assert not Path(scratch).exists() and not Path(made).exists()
     assert tempfile.gettempdir() == before
+
+
+@pytest.mark.parametrize("value", ["DirectRunner", "direct", "flink", "FlinkRunner",
+                                   "SparkRunner", "prism", "DataflowRunner",
+                                   "apache_beam.runners.direct.direct_runner.DirectRunner"])
+def test_known_runner_names_pass_the_check(value: str) -> None:
+    from pipeline.main import check_runner
+
+    check_runner(["--runner", value])
+    check_runner([f"--runner={value}"])
+
+
+def test_worker_teardown_errors_are_quiet_and_others_are_not() -> None:
+    """The gRPC errors with which Beam's LOOPBACK worker threads end when Flink or Spark
+    hangs up after a job are logged at debug level; any other thread exception still reaches
+    Python's hook."""
+    import threading
+
+    import grpc
+
+    from pipeline.runners import quiet_harness_teardown
+
+    class HungUp(grpc.RpcError):
+        def __init__(self, code: grpc.StatusCode) -> None:
+            self._code = code
+
+        def code(self) -> grpc.StatusCode:
+            return self._code
+
+        def details(self) -> str:
+            return "Multiplexer hanging up"
+
+    seen: list[str] = []
+    original = threading.excepthook
+    threading.excepthook = lambda args: seen.append(f"{args.thread.name}: {args.exc_value!r}")
+    try:
+        import pipeline.runners as runners
+
+        runners._quiet_installed = False
+        quiet_harness_teardown()
+
+        def fail(exc: BaseException) -> None:
+            raise exc
+
+        for name, exc in [("run_worker_2-1", HungUp(grpc.StatusCode.CANCELLED)),
+                          ("read_grpc_client_inputs", HungUp(grpc.StatusCode.UNAVAILABLE)),
+                          ("run_worker_3-1", HungUp(grpc.StatusCode.INTERNAL)),
+                          ("my-thread", HungUp(grpc.StatusCode.CANCELLED)),
+                          ("read_state", ValueError("real bug"))]:
+            t = threading.Thread(target=fail, args=(exc,), name=name)
+            t.start()
+            t.join()
+    finally:
+        threading.excepthook = original
+        runners._quiet_installed = False
+    assert [s.split(":")[0] for s in seen] == ["run_worker_3-1", "my-thread", "read_state"]
+
+
+def test_an_output_inside_the_input_folder_is_not_read_back(tmp_path: Path) -> None:
+    """`newsbeam run . -o out`: the second run reads the same news, not the first run's
+    Parquet files and manifests; an older output beside the news is skipped too, a folder that
+    is an output is refused as input, and a stream refuses to watch its own output."""
+    news = tmp_path / "news"
+    news.mkdir()
+    shutil.copy(SAMPLES / "kazakhstan_peacemaker.txt", news)
+    first = newsbeam("run", ".", "-o", "out", "-q", cwd=news)
+    assert first.returncode == 0, first.stderr
+    second = newsbeam("run", ".", "-o", "out2", "-q", cwd=news)  # out/ is beside the news
+    third = newsbeam("run", ".", "-o", "out", "-q", cwd=news)
+    for proc in (second, third):
+        assert proc.returncode == 0, proc.stderr
+        assert "1 files, 1 input units" in proc.stdout, proc.stdout
+        assert "rejects           0" in proc.stdout
+    refused = newsbeam("run", "out", "-o", "elsewhere", cwd=news)
+    assert refused.returncode == 2 and "is a newsbeam output folder" in refused.stderr
+    stream = newsbeam("stream", ".", "-o", "out", "--stop-after", "1s", cwd=news)
+    assert stream.returncode == 2 and "would read its own output" in stream.stderr

@@ -87,3 +87,16 @@ def test_partition_lock_excludes_compaction(tmp_path: Path) -> None:
             with partition_lock(str(tmp_path), "articles", "date=2024-03-04", timeout=0.3):
                 pass
     assert compact_partition(str(tmp_path), "date=2024-03-04") is None  # free again, empty
+
+
+def test_released_locks_leave_no_folders(tmp_path: Path) -> None:
+    """A partition's lock folder goes with its lock (one per partition ever committed would
+    pile up under OUT/_locks); a folder another holder uses stays."""
+    with partition_lock(str(tmp_path), "articles", "date=2024-03-04"):
+        with partition_lock(str(tmp_path), "articles", "date=2024-03-05"):
+            pass
+        assert (tmp_path / "_locks" / "articles" / "date=2024-03-04" / "lock").exists()
+        assert not (tmp_path / "_locks" / "articles" / "date=2024-03-05").exists()
+    assert list((tmp_path / "_locks").iterdir()) == []
+    with partition_lock(str(tmp_path), "articles", "date=2024-03-04"):  # taken again
+        pass

@@ -69,8 +69,10 @@ def test_jsonl_lines() -> None:
     assert article.url == "https://a.example/x"
     assert article.text == "Body one.\n\nBody two."
     assert article.date == "2024-03-09"
-    with pytest.raises(InvalidJson):
-        unit_fields(Unit("d.jsonl", "jsonl", 1, raw='{"url": "broken'))
+    with pytest.raises(InvalidJson, match=r"^line 2 is not valid JSON: Unterminated string"):
+        unit_fields(Unit("d.jsonl", "jsonl", 1, raw='{"url": "broken'))  # the file's 2nd line
+    with pytest.raises(InvalidJson, match=r"^line 3 is not valid JSON"):  # one JSON document
+        unit_fields(Unit("d.json", "jsonl", 0, raw='{\n"a": 1,\n"b": }'))
     with pytest.raises(InvalidRecord):
         unit_fields(Unit("d.jsonl", "jsonl", 2, raw='{"url": "https://a.example/"}'))
     with pytest.raises(InvalidRecord):

@@ -5,6 +5,7 @@ element is merged into the on-time pane)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
@@ -211,3 +212,18 @@ def test_folders_and_file_state_on_another_filesystem() -> None:
     seen = load_file_state(f"{root}/out")
     assert [p for p, _s, _m in ready_files([f"{root}/in"], seen, 0.0, 4e9)] == [
         f"{root}/in/sub/b.jsonl"]
+
+
+def test_a_watched_folder_skips_newsbeam_outputs(tmp_path: Path) -> None:
+    from transforms.streaming import list_files
+
+    (tmp_path / "story.txt").write_text("news")
+    old = tmp_path / "archive"  # an earlier newsbeam output kept beside the news
+    (old / "_runs").mkdir(parents=True)
+    (old / "_runs" / "run.json").write_text("{}")
+    (old / "articles").mkdir()
+    (old / "articles" / "part.parquet").write_bytes(b"PAR1")
+    (tmp_path / "more").mkdir()
+    (tmp_path / "more" / "b.txt").write_text("news")
+    assert list_files([str(tmp_path)]) == [str(tmp_path / "more" / "b.txt"),
+                                           str(tmp_path / "story.txt")]
