@@ -321,9 +321,10 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
 def print_summary(manifest: dict[str, Any], stream: Any = sys.stdout) -> None:
     c = manifest["counts"]
     acc = manifest["accounting"]
+    files = manifest["inputs"]["files"]
     lines = [
-        f"newsbeam run {manifest['run_id']}: {manifest['inputs']['files']} files, "
-        f"{c['in']} input units in {manifest['duration_s']:.1f}s",
+        f"newsbeam run {manifest['run_id']}: {files} file{'' if files == 1 else 's'}, "
+        f"{c['in']} input unit{'' if c['in'] == 1 else 's'} in {manifest['duration_s']:.1f}s",
         f"  articles   {c['articles']:>8}",
         f"  duplicates {c['duplicates']:>8}  {_fmt(manifest['duplicates_by_method'])}",
         f"  rejects    {c['rejects']:>8}  {_fmt(manifest['rejects_by_reason'])}",

@@ -474,7 +474,7 @@ def test_an_output_inside_the_input_folder_is_not_read_back(tmp_path: Path) -> N
     third = newsbeam("run", ".", "-o", "out", "-q", cwd=news)
     for proc in (second, third):
         assert proc.returncode == 0, proc.stderr
-        assert "1 files, 1 input units" in proc.stdout, proc.stdout
+        assert "1 file, 1 input unit in" in proc.stdout, proc.stdout
         assert "rejects           0" in proc.stdout
     refused = newsbeam("run", "out", "-o", "elsewhere", cwd=news)
     assert refused.returncode == 2 and "is a newsbeam output folder" in refused.stderr
