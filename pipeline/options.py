@@ -373,8 +373,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, stream: bool = False) -> 
                      help="retries on connection errors, timeouts, 429 and 5xx, with "
                           f"exponential backoff and Retry-After (default {policy.retries})")
     web.add_argument("--contact", default=policy.contact, metavar="URL",
-                     help="contact URL or e-mail sent in the User-Agent "
-                          f"(default {policy.contact})")
+                     help="your URL or e-mail address, sent in the User-Agent so the sites "
+                          "you fetch from can reach you (default: none, with a warning)")
     if not stream:  # a stream has no end of run to judge it at
         parser.add_argument("--max-reject-ratio", type=_ratio, default=None, metavar="R",
                             help="exit with code 5 when rejects / input units exceeds R (e.g. "
@@ -429,6 +429,9 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
         policy.validate()
     except ValueError as exc:
         raise UsageError(str(exc).replace("FetchPolicy.", "--").replace("_", "-")) from exc
+    if (feeds or getattr(args, "follow_links", False)) and not policy.contact:
+        LOG.warning("fetching without --contact: set it to your URL or e-mail address so the "
+                    "sites you fetch from can reach you (it goes in the User-Agent)")
     output = prepare_output(args.output)
     started = (now or getattr(args, "ingested_at", None)
                or datetime.now(timezone.utc)).astimezone(timezone.utc)

@@ -68,7 +68,9 @@ Resolver = Callable[[str, int, int, int], Sequence[tuple[Any, ...]]]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 FETCH_STAGE = "fetch_feed / fetch_page"
-DEFAULT_CONTACT = "https://github.com/newsbeam/newsbeam"
+# No default contact: a URL of our choosing would send site owners to the wrong place. The
+# operator names theirs with --contact (a warning says so when feeds are fetched without it).
+DEFAULT_CONTACT = ""
 ROBOTS_TOKEN = "newsbeam"
 CHUNK_BYTES = 64 * 1024
 # robots.txt: RFC 9309 section 2.5 asks parsers to read at least 500 KiB; more is dropped.
@@ -135,6 +137,8 @@ class FetchPolicy:
 
     @property
     def user_agent(self) -> str:
+        if not self.contact:
+            return f"newsbeam/{__version__}"
         return f"newsbeam/{__version__} (+{self.contact})"
 
     def validate(self) -> None:
@@ -150,8 +154,9 @@ class FetchPolicy:
                      "an integer >= 0")
         # The contact ends up in a header: a line break would inject headers.
         _require("contact", self.contact,
-                 lambda v: isinstance(v, str) and v.strip() != "" and v.isprintable(),
-                 "a non-empty printable string (a URL or an e-mail address)")
+                 lambda v: isinstance(v, str) and (v == "" or (v.strip() != ""
+                                                              and v.isprintable())),
+                 "a printable string (a URL or an e-mail address), or none")
         if isinstance(self.allow_networks, str):
             raise ValueError("FetchPolicy.allow_networks must be a tuple of CIDR strings, "
                              f"not one string (got {self.allow_networks!r})")

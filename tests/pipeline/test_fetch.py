@@ -200,3 +200,19 @@ def test_per_host_rate_and_stored_pages_are_not_fetched_again(tmp_path: Path,
     fetched = sorted(r.path for r in site.requests if r.path.startswith("/s"))
     assert fetched == ["/s4", "/s5"]
     assert manifest["counts"]["articles"] == 2 and manifest["counts"]["duplicates"] == 4
+
+
+def test_the_user_agent_carries_the_operators_contact_or_a_warning_asks_for_it(
+        tmp_path: Path, servers: ServerGroup) -> None:
+    site = servers.start({"/feed.xml": Reply(body=rss([("Open", "https://x.example/a", "t")]),
+                                             headers=RSS_TYPE)})
+    plain = newsbeam("run", site.url("/feed.xml"), "--output", str(tmp_path / "a"), *LOOPBACK)
+    assert plain.returncode == 0, plain.stderr
+    assert "fetching without --contact" in plain.stderr
+    agent = site.requests_for("/feed.xml")[0].headers["user-agent"]
+    assert agent.startswith("newsbeam/") and "(" not in agent  # no contact of ours
+    named = newsbeam("run", site.url("/feed.xml"), "--output", str(tmp_path / "b"), *LOOPBACK,
+                     "--contact", "mailto:ops@example.org")
+    assert named.returncode == 0 and "--contact" not in named.stderr
+    assert site.requests_for("/feed.xml")[-1].headers["user-agent"].endswith(
+        "(+mailto:ops@example.org)")
