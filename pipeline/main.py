@@ -185,7 +185,9 @@ def check_beam_args(beam_args: list[str]) -> None:
             if flag not in known:
                 raise UsageError(f"unknown option {flag} (not a newsbeam or Beam option)")
         elif arg.startswith("-") and len(arg) > 1:
-            raise UsageError(f"unknown option {arg}")
+            raise UsageError(f"unknown option {arg} (options go after the command, e.g. "
+                             f"newsbeam run {arg} ...)" if arg in ("-q", "-o") else
+                             f"unknown option {arg}")
     check_runner(beam_args)
 
 
