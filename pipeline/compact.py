@@ -51,19 +51,22 @@ def partition_lock(output_dir: str, dataset: str, part: str, timeout: float = 12
     """Exclusive use of one partition (local filesystems), between committing runs and
     compaction. A lock whose holder process is gone is taken over."""
     folder = os.path.join(output_dir, LOCKS, dataset, part)
-    os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "lock")
     deadline = time.monotonic() + timeout
     while True:
         try:
+            # inside the loop: a holder releasing its lock removes the (then empty) folder,
+            # so the folder can vanish between this and the open, or while makedirs runs
+            os.makedirs(folder, exist_ok=True)
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             os.write(fd, str(os.getpid()).encode())
             os.close(fd)
             break
-        except FileNotFoundError:  # a holder just released it and removed the folder
-            os.makedirs(folder, exist_ok=True)
+        except FileNotFoundError:  # the folder was removed under us: make it again
             continue
         except FileExistsError:
+            if not os.path.lexists(path):
+                continue  # makedirs lost a race with a removal, not a held lock
             if _holder_gone(path):
                 try:
                     os.remove(path)
@@ -81,13 +84,12 @@ def partition_lock(output_dir: str, dataset: str, part: str, timeout: float = 12
             os.remove(path)
         except FileNotFoundError:
             pass
-        # the folders go too (one per partition ever committed would pile up); one that
-        # another process is using again is not empty, and stays
-        for empty in (folder, os.path.dirname(folder)):
-            try:
-                os.rmdir(empty)
-            except OSError:
-                break
+        # the partition's folder goes too (one per partition ever committed would pile up);
+        # one another process is using again is not empty, and stays
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass
 
 
 def _holder_gone(path: str) -> bool:

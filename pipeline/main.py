@@ -185,8 +185,8 @@ def check_beam_args(beam_args: list[str]) -> None:
             if flag not in known:
                 raise UsageError(f"unknown option {flag} (not a newsbeam or Beam option)")
         elif arg.startswith("-") and len(arg) > 1:
-            raise UsageError(f"unknown option {arg} (options go after the command, e.g. "
-                             f"newsbeam run {arg} ...)" if arg in ("-q", "-o") else
+            raise UsageError(f"unknown option {arg} (options go after the command: newsbeam "
+                             f"run {arg} ... or newsbeam stream {arg} ...)" if arg == "-q" else
                              f"unknown option {arg}")
     check_runner(beam_args)
 
@@ -389,6 +389,11 @@ def main(argv: list[str] | None = None) -> int:
         except UsageError as exc:
             sys.stderr.write(f"newsbeam: error: {exc}\n")
             return EXIT_USAGE
+        known = {action.dest for action in args._run_parser._actions}
+        for key in sorted(set(defaults) - known):  # a file shared by run and stream
+            sys.stderr.write(f"newsbeam: warning: --config {args.config}: {key} does not "
+                             f"apply to {args.command} (ignored)\n")
+            del defaults[key]
         args._run_parser.set_defaults(**defaults)
         args, extra = parser.parse_known_args(argv)
     if args.version:
@@ -505,15 +510,15 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
         stream_args.inputs = urls
         if runner is None:
             extra = ["--runner=PrismRunner", *extra]  # Beam's local runner for streaming
+        for folder in folders:  # before config_from_args, which makes the folder
+            if args.output and "://" not in folder and "://" not in args.output and _within(
+                    args.output, folder):
+                raise UsageError(f"--output {args.output} is inside the watched folder "
+                                 f"{folder}: the stream would read its own output")
         config = config_from_args(stream_args, extra, files=False)
         if not folders and not config.feeds:
             raise UsageError("no SOURCE given: name a folder to watch or a feed URL (or "
                              "--feeds FILE)")
-        for folder in folders:
-            if "://" not in folder and "://" not in config.output_dir and _within(
-                    config.output_dir, folder):
-                raise UsageError(f"--output {config.output_dir} is inside the watched folder "
-                                 f"{folder}: the stream would read its own output")
     except UsageError as exc:
         return _error(str(exc), EXIT_USAGE)
     lock = _acquire(config)

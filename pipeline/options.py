@@ -128,9 +128,26 @@ def _walk(directory: str, skip: set[str]) -> list[str]:
     return found
 
 
-def _inside(path: str, folders: set[str]) -> bool:
-    real = os.path.realpath(path)
-    return any(os.path.commonpath([real, folder]) == folder for folder in folders)
+def _in_output(path: str, skip: set[str], seen: dict[str, bool]) -> bool:
+    """Whether a file lies in ``skip`` (the run's --output) or in any newsbeam output
+    folder; ``seen`` caches the answer per folder."""
+    folder = os.path.dirname(os.path.realpath(path))
+    walked = []
+    while folder not in seen:
+        walked.append(folder)
+        if folder in skip or is_dataset(folder):
+            answer = True
+            break
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            answer = False
+            break
+        folder = parent
+    else:
+        answer = seen[folder]
+    for f in walked:
+        seen[f] = answer
+    return answer
 
 
 def expand_inputs(specs: list[str], output: str | None = None) -> tuple[str, ...]:
@@ -152,7 +169,9 @@ def expand_inputs(specs: list[str], output: str | None = None) -> tuple[str, ...
                 raise UsageError(f"input matches no file: {spec}")
             paths.update(m.path for m in matches)
         elif os.path.isdir(spec):
-            if os.path.realpath(spec) in skip or is_dataset(spec):
+            if os.path.realpath(spec) in skip:
+                raise UsageError(f"input {spec} is the --output folder")
+            if is_dataset(spec):
                 raise UsageError(f"input {spec} is a newsbeam output folder, not news to read")
             files = _walk(spec, skip)
             if not files:
@@ -161,8 +180,9 @@ def expand_inputs(specs: list[str], output: str | None = None) -> tuple[str, ...
         elif os.path.isfile(spec):
             paths.add(os.path.abspath(spec))
         elif _GLOB_CHARS & set(spec):
+            seen: dict[str, bool] = {}
             matched = [m for m in glob.glob(spec, recursive=True)
-                       if os.path.isfile(m) and not _inside(m, skip)]
+                       if os.path.isfile(m) and not _in_output(m, skip, seen)]
             if not matched:
                 raise UsageError(f"glob matches no file: {spec}")
             paths.update(os.path.abspath(m) for m in matched)

@@ -111,8 +111,9 @@ def quiet_harness_teardown() -> None:
 
     def hook(args: Any) -> None:
         exc, thread = args.exc_value, args.thread
-        if (isinstance(exc, grpc.RpcError) and thread is not None
-                and _HARNESS_THREADS.fullmatch(thread.name) and exc.code() in ended):
+        code = getattr(exc, "code", None)  # grpc.RpcError itself has none; its calls do
+        if (isinstance(exc, grpc.RpcError) and callable(code) and thread is not None
+                and _HARNESS_THREADS.fullmatch(thread.name) and code() in ended):
             LOG.debug("worker thread %s ended: %s %s", thread.name, exc.code().name,
                       exc.details())
             return

@@ -226,7 +226,9 @@ def _json_units(path: str, text: str) -> Iterator[Unit]:
     if isinstance(doc, dict):
         yield Unit(path, "jsonl", 0, raw=stripped)
         return
-    lines = text.splitlines()
+    # "\n" only: str.splitlines also splits on U+2028, U+0085 and others, which JSON allows
+    # raw inside strings (json.dumps with ensure_ascii=False writes them)
+    lines = text.split("\n")
     units = [Unit(path, "jsonl", n, raw=line) for n, line in enumerate(lines) if line.strip()]
     if not any(_is_json_object(u.raw) for u in units):
         raise InvalidJson("the document starts like JSON but no line is a JSON object")

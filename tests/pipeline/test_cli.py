@@ -476,7 +476,27 @@ def test_an_output_inside_the_input_folder_is_not_read_back(tmp_path: Path) -> N
         assert proc.returncode == 0, proc.stderr
         assert "1 file, 1 input unit in" in proc.stdout, proc.stdout
         assert "rejects           0" in proc.stdout
+    globbed = newsbeam("run", "**/*", "-o", "out3", "-q", cwd=news)  # out/, out2/ skipped
+    assert globbed.returncode == 0 and "1 file, 1 input unit in" in globbed.stdout, \
+        globbed.stdout + globbed.stderr
     refused = newsbeam("run", "out", "-o", "elsewhere", cwd=news)
     assert refused.returncode == 2 and "is a newsbeam output folder" in refused.stderr
-    stream = newsbeam("stream", ".", "-o", "out", "--stop-after", "1s", cwd=news)
+    itself = newsbeam("run", ".", "-o", ".", cwd=news)
+    assert itself.returncode == 2 and "is the --output folder" in itself.stderr
+    stream = newsbeam("stream", ".", "-o", "watched-out", "--stop-after", "1s", cwd=news)
     assert stream.returncode == 2 and "would read its own output" in stream.stderr
+    assert not (news / "watched-out").exists()  # refused before anything was made
+
+
+def test_a_config_shared_with_run_works_for_stream(tmp_path: Path) -> None:
+    """Keys only `run` has (ingested_at, max_reject_ratio) are ignored by `stream`, with a
+    warning, instead of breaking it."""
+    config = tmp_path / "shared.toml"
+    config.write_text('ingested_at = "2024-01-01T00:00:00Z"\nmax_reject_ratio = 0.5\n',
+                      encoding="utf-8")
+    (tmp_path / "watch").mkdir()
+    proc = newsbeam("stream", str(tmp_path / "watch"), "-o", str(tmp_path / "out"), "--config",
+                    str(config), "--stop-after", "1s", "--runner", "DirectRunner", "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert "ingested_at does not apply to stream (ignored)" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -97,6 +99,37 @@ def test_released_locks_leave_no_folders(tmp_path: Path) -> None:
             pass
         assert (tmp_path / "_locks" / "articles" / "date=2024-03-04" / "lock").exists()
         assert not (tmp_path / "_locks" / "articles" / "date=2024-03-05").exists()
-    assert list((tmp_path / "_locks").iterdir()) == []
+    assert list((tmp_path / "_locks" / "articles").iterdir()) == []
     with partition_lock(str(tmp_path), "articles", "date=2024-03-04"):  # taken again
         pass
+
+
+def _hammer(out: str, parts: list[str], seconds: float, errors: Any) -> None:
+    import traceback
+
+    end = time.monotonic() + seconds
+    try:
+        while time.monotonic() < end:
+            for part in parts:
+                with partition_lock(out, "articles", part, timeout=30):
+                    pass
+    except Exception:
+        errors.put(traceback.format_exc())
+
+
+def test_locks_taken_and_released_by_several_processes_at_once(tmp_path: Path) -> None:
+    """Releasing removes the partition's folder while another process may be making it, or
+    opening its lock: neither may fail."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    errors = ctx.Queue()
+    procs = [ctx.Process(target=_hammer, args=(str(tmp_path), parts, 3.0, errors))
+             for parts in (["date=2024-01-01"], ["date=2024-01-01", "date=2024-01-02"],
+                           ["date=2024-01-02"])]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert errors.empty(), errors.get()
+    assert all(p.exitcode == 0 for p in procs)

@@ -124,3 +124,17 @@ def test_http_charset_and_base_url_of_a_fetched_feed() -> None:
     (unit,) = parse_document(doc)
     assert unit.fields["title"] == "Café"
     assert unit.fields["link"] == "https://feeds.example/news/a"
+
+
+def test_jsonl_lines_split_on_newlines_only() -> None:
+    """A record may hold U+2028 or U+0085 raw inside a string (json.dumps with
+    ensure_ascii=False writes them); only "\\n" ends a JSONL line, so each record stays one
+    unit and a unit's index is its line in the file."""
+    import json
+
+    records = [{"url": "https://a.example/1", "text": "one\u2028two"},
+               {"url": "https://a.example/2", "text": "three\u0085four"}]
+    data = "\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n\n{broken\n"
+    units = list(parse_document(RawDocument("d.jsonl", data.encode("utf-8"))))
+    assert [u.index for u in units] == [0, 1, 3]
+    assert [json.loads(u.raw)["text"] for u in units[:2]] == ["one\u2028two", "three\u0085four"]
