@@ -297,7 +297,9 @@ class SplitArrivals(beam.DoFn):
         if arrival.kind == "file":
             sig = file_signature(arrival.path)
             if sig is None:
-                return  # gone since the poll: nothing arrived
+                # gone since the poll: nothing arrived (a comment after the return, on its
+                # line, makes Beam warn of a generator that returns a value)
+                return
             if sig != (arrival.size, arrival.mtime_ns):
                 # written again since the poll: a later poll reports it (with the signature
                 # it will be recorded under) once it has settled
