@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -58,7 +59,8 @@ output layout:
                                                 against, feed validators, files a stream read)
 
 exit codes: 0 ok, 1 pipeline failed, 2 usage error, 3 accounting does not balance,
-4 OUT is locked by another run, 5 rejects above --max-reject-ratio.
+4 OUT is locked by another run, 5 rejects above --max-reject-ratio, 130 interrupted,
+143 terminated (SIGTERM).
 read it: pandas.read_parquet("OUT/articles")"""
 
 
@@ -380,6 +382,31 @@ def _acquire(config: Config) -> Any:
         return None
 
 
+EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports it
+
+
+class _Terminated(BaseException):
+    """SIGTERM during a batch run (a scheduler's timeout, a stopped container)."""
+
+
+_terminated = False
+
+
+def _terminate_cleanly() -> None:
+    """SIGTERM ends a batch run like Ctrl-C does: the exception unwinds the run (the lock on
+    OUT is released; staged files are cleaned by the next run) and the interpreter exits
+    normally, so Beam's exit handlers stop the job server of a Flink, Spark or Prism run.
+    Killed by the default action, the process would leave that server (a JVM) running."""
+    import signal
+
+    def handler(_signum: int, _frame: Any) -> None:
+        global _terminated
+        _terminated = True  # Beam may wrap the exception (raised inside a DoFn) in its own
+        raise _Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = make_parser()
     args, extra = parser.parse_known_args(argv)
@@ -426,14 +453,24 @@ def main(argv: list[str] | None = None) -> int:
     lock = _acquire(config)
     if lock is None:
         return EXIT_LOCKED
+    _terminate_cleanly()
     try:
         clean_leftovers(config.output_dir)
         code, manifest = execute(config)
     except KeyboardInterrupt:
         sys.stderr.write("newsbeam: interrupted\n")
         return 130
-    except Exception as exc:
-        return _failure("pipeline", exc)
+    except (_Terminated, Exception) as exc:
+        if isinstance(exc, Exception) and not _terminated:
+            return _failure("pipeline", exc)
+        sys.stderr.write("newsbeam: terminated (SIGTERM) before the run finished; the next "
+                         "run into OUT completes or removes what it left\n")
+        sys.stderr.flush()
+        # the in-process worker's threads print tracebacks as the interpreter shuts down under
+        # them: expected now, and not news to the operator who sent the signal
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (the process is exiting)
+        logging.disable(logging.CRITICAL)
+        return EXIT_TERMINATED
     finally:
         lock.release()
     print_summary(manifest)

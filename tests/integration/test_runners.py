@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -247,3 +248,28 @@ def test_prism_without_go_is_one_clear_error(tmp_path: Path, command: list[str])
     lines = [line for line in proc.stderr.splitlines() if line.startswith("newsbeam: error")]
     assert len(lines) == 1 and "--prism_location" in lines[0] and "Go" in lines[0]
     assert not (tmp_path / "out" / "_runs").exists()
+
+
+def test_sigterm_stops_the_job_server_too(tmp_path: Path) -> None:
+    """A run on Prism stopped with SIGTERM exits 143 and takes its Prism process with it
+    (killed by the default action, it would leave it running)."""
+    args = portable_args("PrismRunner")
+    cmd = [sys.executable, "-m", "pipeline", "run", "samples", "--output",
+           str(tmp_path / "out"), "-q", *args]
+    servers_before = job_servers()
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline and proc.poll() is None \
+            and not job_servers() - servers_before:
+        time.sleep(0.05)
+    time.sleep(1.0)  # the job is running on it
+    if proc.poll() is not None:
+        pytest.skip("the run finished before it could be signalled")
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=RUN_TIMEOUT_S)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the signal arrived")
+    assert proc.returncode == 143, err[-3000:]
+    assert "Traceback" not in err
+    assert not no_new_job_server(servers_before), "SIGTERM left the job server running"

@@ -104,3 +104,31 @@ def test_full_disk_fails_clearly_and_the_next_run_recovers(tmp_path: Path,
         assert not (out / "_staging").exists()
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_sigterm_ends_a_run_cleanly_and_the_rerun_equals_a_clean_run(
+        tmp_path: Path, clean_run: tuple) -> None:
+    """SIGTERM (a scheduler's timeout, a stopped container) unwinds the run like Ctrl-C: exit
+    143 with one line, the lock on OUT released (no --break-lock needed), and the next run
+    gives the dataset of one clean run. (On Flink, Spark or Prism the normal exit is also what
+    stops the job server: tests/integration.)"""
+    out = tmp_path / "out"
+    proc = subprocess.Popen(command(out), cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "_staging").exists():  # the pipeline is running
+            os.kill(proc.pid, signal.SIGTERM)
+            break
+        time.sleep(0.005)
+    _out, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before it could be signalled")
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines() == [
+        "newsbeam: terminated (SIGTERM) before the run finished; the next run into OUT "
+        "completes or removes what it left"]
+    assert not (out / "_lock").exists()
+    rerun = subprocess.run(command(out), cwd=REPO, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert dataset(out) == clean_run
