@@ -474,10 +474,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         lock.release()
     print_summary(manifest)
-    LOG.info("run summary", extra={"data": {
-        k: manifest[k] for k in ("run_id", "status", "duration_s", "counts",
-                                 "rejects_by_reason", "duplicates_by_method", "bytes_written")
-    }})
+    if args.log_format == "json":  # the summary as a record; in text it is printed above
+        LOG.info("run summary", extra={"data": {
+            k: manifest[k] for k in ("run_id", "status", "duration_s", "counts",
+                                     "rejects_by_reason", "duplicates_by_method",
+                                     "bytes_written")
+        }})
     if code == EXIT_OK and config.max_reject_ratio is not None \
             and reject_ratio(manifest) > config.max_reject_ratio:
         sys.stderr.write(f"newsbeam: error: {manifest['counts']['rejects']} of "
