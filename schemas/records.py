@@ -21,7 +21,15 @@ def bounded_excerpt(value: bytes | str | None, limit: int = EXCERPT_CHARS) -> st
     if value is None:
         return ""
     if isinstance(value, bytes):
-        value = value[: limit * 4].decode("utf-8", errors="replace")
+        head = value[: limit * 4]
+        value = head.decode("utf-8", errors="replace")
+        sample = value[:limit]
+        unreadable = sum(1 for ch in sample if ch == "\ufffd" or not (ch.isprintable()
+                                                                      or ch in "\n\t\r"))
+        if b"\x00" in head[:1024] or unreadable * 10 > len(sample):
+            # binary: its first bytes in hex say what it is (7f454c46 an ELF file, 89504e47
+            # a PNG, 504b0304 a zip) where decoded characters would be noise
+            return "binary: " + head[: (limit - 8) * 4 // 9].hex(" ", -4)
     cleaned = "".join(ch if ch.isprintable() or ch in "\n\t" else "\ufffd" for ch in value[:limit])
     return cleaned
 

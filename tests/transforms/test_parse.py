@@ -138,3 +138,15 @@ def test_jsonl_lines_split_on_newlines_only() -> None:
     units = list(parse_document(RawDocument("d.jsonl", data.encode("utf-8"))))
     assert [u.index for u in units] == [0, 1, 3]
     assert [json.loads(u.raw)["text"] for u in units[:2]] == ["one\u2028two", "three\u0085four"]
+
+
+def test_a_binary_reject_shows_its_first_bytes_in_hex() -> None:
+    """Decoded binary is noise in a reject's excerpt; its magic bytes identify it."""
+    from schemas.records import bounded_excerpt
+
+    elf = b"\x7fELF\x02\x01\x01\x00" + bytes(range(256)) * 4
+    excerpt = bounded_excerpt(elf)
+    assert excerpt.startswith("binary: 7f454c46 02010100 00010203")
+    assert len(excerpt) <= 300
+    assert bounded_excerpt("Привет, мир".encode()) == "Привет, мир"  # text stays text
+    assert bounded_excerpt(b"one \xff bad byte") == "one \ufffd bad byte"
