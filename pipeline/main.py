@@ -33,7 +33,7 @@ from pipeline.options import (
     load_config_file,
 )
 from transforms.common import METRICS_NAMESPACE
-from transforms.write import join_path
+from transforms.write import inside, join_path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ACCOUNTING, EXIT_LOCKED = 0, 1, 2, 3, 4
 EXIT_REJECTS = 5  # finished, but the share of rejects is above --max-reject-ratio
@@ -529,13 +529,6 @@ def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
     return EXIT_OK
 
 
-def _within(path: str, folder: str) -> bool:
-    import os
-
-    path, folder = os.path.realpath(path), os.path.realpath(folder)
-    return os.path.commonpath([path, folder]) == folder
-
-
 def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
     from pipeline.runners import runner_name
     from pipeline.stream import StopFlag, stream_sources
@@ -550,7 +543,7 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
         if runner is None:
             extra = ["--runner=PrismRunner", *extra]  # Beam's local runner for streaming
         for folder in folders:  # before config_from_args, which makes the folder
-            if args.output and "://" not in folder and "://" not in args.output and _within(
+            if args.output and "://" not in folder and "://" not in args.output and inside(
                     args.output, folder):
                 raise UsageError(f"--output {args.output} is inside the watched folder "
                                  f"{folder}: the stream would read its own output")
@@ -606,7 +599,7 @@ def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
     import os
     import tempfile
 
-    from pipeline.runners import _value, beam_scratch, runner_name
+    from pipeline.runners import _value, beam_scratch, quiet_harness_teardown, runner_name
     from pipeline.stream import PrismServer, run_stream_graph
     from pipeline.stream_graph import StreamSpec
 
@@ -630,8 +623,6 @@ def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
         stop_file=join_path(config.output_dir, "_state", f"{stream_id}.stop"),
         runner=runner)
     config = dataclasses.replace(config, beam_args=tuple(beam_args), run_id=stream_id)
-    from pipeline.runners import quiet_harness_teardown
-
     quiet_harness_teardown()
     with beam_scratch():
         return run_stream_graph(config, spec, args.stop_after, stop)

@@ -23,6 +23,7 @@ from transforms.http import FetchPolicy, redact
 from transforms.neardup import NearConfig
 from transforms.read import DEFAULT_MAX_BYTES
 from transforms.steps import DEFAULT_STEPS, Step, StepSpecError, resolve_steps
+from transforms.write import is_dataset
 
 LOG = logging.getLogger("newsbeam")
 
@@ -106,11 +107,6 @@ def read_feed_list(path: str) -> list[str]:
     return urls
 
 
-def is_dataset(directory: str) -> bool:
-    """Whether a folder is a newsbeam output (it has run manifests: ``_runs/``)."""
-    return os.path.isdir(os.path.join(directory, "_runs"))
-
-
 def _walk(directory: str, skip: set[str]) -> list[str]:
     """Files under ``directory``, without hidden ones, newsbeam outputs (the run's own
     ``--output`` among them, in ``skip``) and what is under them."""
@@ -128,26 +124,14 @@ def _walk(directory: str, skip: set[str]) -> list[str]:
     return found
 
 
-def _in_output(path: str, skip: set[str], seen: dict[str, bool]) -> bool:
-    """Whether a file lies in ``skip`` (the run's --output) or in any newsbeam output
-    folder; ``seen`` caches the answer per folder."""
-    folder = os.path.dirname(os.path.realpath(path))
-    walked = []
-    while folder not in seen:
-        walked.append(folder)
-        if folder in skip or is_dataset(folder):
-            answer = True
-            break
+def _in_output(folder: str, skip: set[str], seen: dict[str, bool]) -> bool:
+    """Whether a (real) folder is or lies in ``skip`` (the run's --output) or a newsbeam
+    output folder; ``seen`` caches the answer per folder."""
+    if folder not in seen:
         parent = os.path.dirname(folder)
-        if parent == folder:
-            answer = False
-            break
-        folder = parent
-    else:
-        answer = seen[folder]
-    for f in walked:
-        seen[f] = answer
-    return answer
+        seen[folder] = (folder in skip or is_dataset(folder)
+                        or (parent != folder and _in_output(parent, skip, seen)))
+    return seen[folder]
 
 
 def expand_inputs(specs: list[str], output: str | None = None) -> tuple[str, ...]:
@@ -182,7 +166,8 @@ def expand_inputs(specs: list[str], output: str | None = None) -> tuple[str, ...
         elif _GLOB_CHARS & set(spec):
             seen: dict[str, bool] = {}
             matched = [m for m in glob.glob(spec, recursive=True)
-                       if os.path.isfile(m) and not _in_output(m, skip, seen)]
+                       if os.path.isfile(m) and not _in_output(
+                           os.path.dirname(os.path.realpath(m)), skip, seen)]
             if not matched:
                 raise UsageError(f"glob matches no file: {spec}")
             paths.update(os.path.abspath(m) for m in matched)

@@ -114,7 +114,7 @@ def quiet_harness_teardown() -> None:
         code = getattr(exc, "code", None)  # grpc.RpcError itself has none; its calls do
         if (isinstance(exc, grpc.RpcError) and callable(code) and thread is not None
                 and _HARNESS_THREADS.fullmatch(thread.name) and code() in ended):
-            LOG.debug("worker thread %s ended: %s %s", thread.name, exc.code().name,
+            LOG.debug("worker thread %s ended: %s %s", thread.name, code().name,
                       exc.details())
             return
         previous(args)

@@ -187,8 +187,9 @@ def _content_words(text: str, enough: int | None = None) -> int:
 
 # trafilatura.metadata.extract_catstags searches the page with several XPath expressions and
 # keeps only the links whose href holds "/categor..." (categories) or "/tag..." (tags): on a
-# page with no such link (about 70% of the AEB pages) the searches cannot find anything, and
-# one test for such a link costs a sixth of them. The category fallback (meta tags) is its own.
+# page with no such link (most AEB pages: 71% for categories, 73% for tags) the searches find
+# nothing, and one test for such a link costs a sixth of them. The category fallback (meta
+# tags) is its own.
 _CATSTAGS_CUE = {
     "category": etree.XPath("boolean(//a[contains(@href, '/categor')])"),
     "tag": etree.XPath("boolean(//a[contains(@href, '/tag')])"),

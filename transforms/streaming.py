@@ -40,6 +40,7 @@ from apache_beam.utils.timestamp import Duration
 
 from schemas.records import Article, Duplicate, RawDocument, Reject
 from transforms.common import METRICS_NAMESPACE
+from transforms.write import is_dataset
 
 TEMP_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".crdownload", ".download",
                  ".inprogress", ".swp", "~")
@@ -72,7 +73,7 @@ def list_files(folders: Iterable[str]) -> list[str]:
     for folder in folders:
         for root, dirs, names in os.walk(folder):
             dirs[:] = sorted(d for d in dirs if not d.startswith(".")
-                             and not os.path.isdir(os.path.join(root, d, "_runs")))
+                             and not is_dataset(os.path.join(root, d)))
             found.extend(os.path.join(root, n) for n in names if not is_temporary(n))
     return sorted(found)
 

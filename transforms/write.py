@@ -87,7 +87,12 @@ def _join(base: str, *parts: str) -> str:
     return path
 
 
-def _inside(path: str, root: str) -> bool:
+def is_dataset(folder: str) -> bool:
+    """Whether a local folder is a newsbeam output (it holds run manifests, ``_runs/``)."""
+    return os.path.isdir(os.path.join(folder, "_runs"))
+
+
+def inside(path: str, root: str) -> bool:
     """True when ``path`` lies under ``root`` (no '..' escape, no absolute jump)."""
     if "://" in root:
         return path.startswith(root.rstrip("/") + "/") and "/../" not in path
@@ -115,7 +120,7 @@ def write_partition(
     final = _join(output_dir, dataset, part, name)
     target = _join(staging_dir, dataset, part, name) if staging_dir else final
     for path in (final, target):
-        if not _inside(path, output_dir):
+        if not inside(path, output_dir):
             raise ValueError(f"refusing to write outside the output folder: {path}")
     temp = _join(staging_dir or output_dir, dataset, part,
                  f".part-{digest}-{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
