@@ -288,12 +288,17 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
              config.output_dir)
     started_at = datetime.now(timezone.utc)
     t0 = time.monotonic()
-    from pipeline.runners import beam_scratch, direct_engine, quiet_harness_teardown
+    from pipeline.runners import (
+        beam_scratch,
+        direct_engine,
+        quiet_harness_teardown,
+        short_sampling_period,
+    )
 
     engine = direct_engine(config.beam_args)
     if engine is None:  # a portable runner: its LOOPBACK worker runs in this process
         quiet_harness_teardown()
-    with beam_scratch():
+    with beam_scratch(), short_sampling_period():
         pipeline = beam.Pipeline(runner=engine, options=options)
         graph.build(pipeline, config)
         # Modules, Beam's graph and their tables live as long as the run: freezing them keeps
@@ -599,7 +604,13 @@ def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
     import os
     import tempfile
 
-    from pipeline.runners import _value, beam_scratch, quiet_harness_teardown, runner_name
+    from pipeline.runners import (
+        _value,
+        beam_scratch,
+        quiet_harness_teardown,
+        runner_name,
+        short_sampling_period,
+    )
     from pipeline.stream import PrismServer, run_stream_graph
     from pipeline.stream_graph import StreamSpec
 
@@ -624,7 +635,7 @@ def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
         runner=runner)
     config = dataclasses.replace(config, beam_args=tuple(beam_args), run_id=stream_id)
     quiet_harness_teardown()
-    with beam_scratch():
+    with beam_scratch(), short_sampling_period():
         return run_stream_graph(config, spec, args.stop_after, stop)
 
 

