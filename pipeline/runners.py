@@ -31,9 +31,11 @@ DOCKER or PROCESS, or EXTERNAL), and the package must reach them (docs/runners.m
 from __future__ import annotations
 
 import atexit
+import hashlib
 import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -188,12 +190,59 @@ def direct_engine(beam_args: list[str] | tuple[str, ...]) -> Any:
     return fn_runner.FnApiRunner(provision_info=provision_info)
 
 
+def cache_root(cache_dir: str | None = None) -> Path:
+    """newsbeam's cache (as scripts/get_jobserver.sh): ``cache_dir``, ``$NEWSBEAM_CACHE`` or
+    ``~/.cache/newsbeam``."""
+    return Path(cache_dir or os.environ.get("NEWSBEAM_CACHE")
+                or Path.home() / ".cache" / "newsbeam")
+
+
+def tied_launcher(target: str, cache_dir: str | None = None) -> str | None:
+    """A launcher for ``target`` (java, the Prism binary) that the kernel kills when the
+    process that started it dies.
+
+    Beam stops the job server it started when newsbeam exits, even on SIGTERM, but a SIGKILL
+    (the OOM killer, ``kill -9``, a scheduler's hard timeout) runs nothing: the job server, a
+    JVM of about 1 GB for Flink or Spark, stayed behind. The launcher is a two-line shell
+    script: ``exec setpriv --pdeathsig KILL -- TARGET "$@"`` (util-linux; the parent-death
+    signal survives the exec). Beam starts the job server from the thread that runs the
+    pipeline (newsbeam's main thread), which lives as long as the run. One gap remains: a
+    newsbeam killed in the milliseconds between starting the launcher and ``setpriv`` taking
+    effect. Returns None where ``setpriv`` is missing (not Linux): the target is then
+    started as before."""
+    setpriv = shutil.which("setpriv")
+    found = shutil.which(target)
+    if setpriv is None or found is None or not sys.platform.startswith("linux"):
+        return None
+    found = os.path.realpath(found)
+    body = ("#!/bin/sh\n# newsbeam: the job server dies with the newsbeam process that "
+            f"started it\nexec {shlex.quote(setpriv)} --pdeathsig KILL -- "
+            f'{shlex.quote(found)} "$@"\n')
+    name = f"{Path(found).name}-{hashlib.sha256(body.encode()).hexdigest()[:12]}.sh"
+    folder = cache_root(cache_dir) / "launchers"
+    path = folder / name
+    if not path.is_file():
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+            with os.fdopen(fd, "w") as f:
+                f.write(body)
+            os.chmod(tmp, 0o755)
+            os.replace(tmp, path)
+        except OSError as exc:
+            LOG.warning("cannot write a job-server launcher in %s (%s): a killed run may "
+                        "leave its job server running", folder, exc)
+            return None
+    return str(path)
+
+
 def runner_defaults(
     beam_args: list[str],
     cache_dir: str | None = None,
     *,
     fetch_jar: Callable[[str, str | None], str] | None = None,
     java: Callable[[str], str | None] = shutil.which,
+    tie: Callable[[str, str | None], str | None] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """Args for a working local FlinkRunner or SparkRunner run, and what was added.
 
@@ -201,12 +250,13 @@ def runner_defaults(
     (unchanged for any other runner), ``added`` maps each added option (without dashes) to
     its value, for the run manifest. ``cache_dir`` is where job-server jars are kept
     (default: the script's, ``$NEWSBEAM_CACHE`` or ``~/.cache/newsbeam``); ``fetch_jar``
-    replaces the script (tests). Raises ``RunnerSetupError`` when the job server cannot be
-    had.
+    replaces the script (tests), ``tie`` replaces ``tied_launcher`` (tests). Raises
+    ``RunnerSetupError`` when the job server cannot be had.
     """
+    tie = tie or tied_launcher
     runner = runner_name(beam_args)
     if runner == "prism":
-        return prism_defaults(beam_args, cache_dir)
+        return prism_defaults(beam_args, cache_dir, tie=tie)
     if runner not in ("flink", "spark"):
         return list(beam_args), {}
     label = "FlinkRunner" if runner == "flink" else "SparkRunner"
@@ -240,18 +290,24 @@ def runner_defaults(
                 "--job_endpoint=HOST:PORT of a running job server")
         if not _given(beam_args, jar_flag):
             added[jar_flag[2:]] = (fetch_jar or fetch_job_server_jar)(runner, cache_dir)
+        if not _given(beam_args, "--job_server_java_launcher"):
+            tied = tie(launcher, cache_dir)
+            if tied is not None:
+                added["job_server_java_launcher"] = tied
 
     return [*beam_args, *(f"--{name}={value}" for name, value in added.items())], added
 
 
 def prism_defaults(beam_args: list[str], cache_dir: str | None = None,
-                   fetch: Callable[[str | None], str] | None = None
+                   fetch: Callable[[str | None], str] | None = None,
+                   tie: Callable[[str, str | None], str | None] | None = None,
                    ) -> tuple[list[str], dict[str, str]]:
     """PrismRunner: the binary built from Beam's Go module (scripts/get_prism.sh, cached), so
     Beam never tries GitHub (where it cannot reach it, its download has no timeout)."""
     added: dict[str, str] = {}
     if not _given(beam_args, "--prism_location") and not _given(beam_args, "--job_endpoint"):
-        added["prism_location"] = (fetch or fetch_prism)(cache_dir)
+        binary = (fetch or fetch_prism)(cache_dir)
+        added["prism_location"] = (tie or tied_launcher)(binary, cache_dir) or binary
     if not _given(beam_args, "--prism_log_level"):
         added["prism_log_level"] = "warn"
     return [*beam_args, *(f"--{name}={value}" for name, value in added.items())], added

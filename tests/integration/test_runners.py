@@ -14,6 +14,7 @@ the first run also fetches the jars (about 25 s each through Maven).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -25,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.runners import RunnerSetupError, runner_defaults
+from pipeline.runners import RunnerSetupError, runner_defaults, tied_launcher
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.integration
@@ -205,29 +206,91 @@ def has_java(name: str) -> str | None:
     return f"/usr/bin/{name}"
 
 
+def fake_tie(target: str, cache_dir: str | None) -> str:
+    return f"/cache/tied-{target}"
+
+
+TIED = {"job_server_java_launcher": "/cache/tied-java"}
+
+
 @pytest.mark.parametrize("given, expected_added", [
     (["--runner", "FlinkRunner"],
      {"flink_master": "[local]", "parallelism": "2", "environment_type": "LOOPBACK",
-      "flink_job_server_jar": "/cache/flink.jar"}),
+      "flink_job_server_jar": "/cache/flink.jar", **TIED}),
     (["--runner=sparkrunner"],
      {"spark_master_url": "local[2]", "environment_cache_millis": "60000",
-      "environment_type": "LOOPBACK", "spark_job_server_jar": "/cache/spark.jar"}),
-    (["--runner=flink", "--flink_master", "host:8081"],  # a cluster: only the jar
-     {"flink_job_server_jar": "/cache/flink.jar"}),
+      "environment_type": "LOOPBACK", "spark_job_server_jar": "/cache/spark.jar", **TIED}),
+    (["--runner=flink", "--flink_master", "host:8081"],  # a cluster: the jar, its launcher
+     {"flink_job_server_jar": "/cache/flink.jar", **TIED}),
     (["--runner=SparkRunner", "--spark_master_url=spark://h:7077", "--spark_job_server_jar=x"],
-     {}),
+     TIED),
+    (["--runner=SparkRunner", "--spark_master_url=spark://h:7077", "--spark_job_server_jar=x",
+      "--job_server_java_launcher=/opt/java"], {}),  # the user's launcher wins
     (["--runner=FlinkRunner", "--environment_type=PROCESS", "--parallelism=1",
       "--flink_job_server_jar=/j.jar"],
-     {"flink_master": "[local]"}),
+     {"flink_master": "[local]", **TIED}),
     (["--runner=FlinkRunner", "--job_endpoint=localhost:8099"],  # a running job server
      {"flink_master": "[local]", "parallelism": "2", "environment_type": "LOOPBACK"}),
     (["--runner=DirectRunner", "--direct_num_workers", "2"], {}),
     ([], {}),
 ])
 def test_runner_defaults(given: list[str], expected_added: dict[str, str]) -> None:
-    args, added = runner_defaults(given, fetch_jar=fake_jar, java=has_java)
+    args, added = runner_defaults(given, fetch_jar=fake_jar, java=has_java, tie=fake_tie)
     assert added == expected_added
     assert args == [*given, *(f"--{k}={v}" for k, v in expected_added.items())]
+
+
+_PARENT = """
+import subprocess, sys, time
+child = subprocess.Popen([sys.argv[1], "300"])
+print(child.pid, flush=True)
+time.sleep(300)
+"""
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) not on PATH")
+def test_a_tied_launcher_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
+    """What keeps a SIGKILLed run from leaving its job server: the launcher's process is
+    killed by the kernel when its parent dies, a plain child is not."""
+    tied = tied_launcher("sleep", str(tmp_path / "cache"))
+    assert tied is not None and Path(tied).parent == tmp_path / "cache" / "launchers"
+    assert tied_launcher("sleep", str(tmp_path / "cache")) == tied  # written once
+    plain = shutil.which("sleep")
+    assert plain is not None
+    alive = {}
+    for name, launcher in (("tied", tied), ("plain", plain)):
+        parent = subprocess.Popen([sys.executable, "-c", _PARENT, launcher],
+                                  stdout=subprocess.PIPE, text=True)
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        deadline = time.monotonic() + 5  # the launcher has become sleep (after setpriv)
+        while not _cmdline(child).startswith(os.path.realpath(plain)) \
+                and time.monotonic() < deadline:
+            time.sleep(0.01)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 5
+        while Path(f"/proc/{child}").exists() and _state(child) != "Z" \
+                and time.monotonic() < deadline and name == "tied":
+            time.sleep(0.05)
+        alive[name] = Path(f"/proc/{child}").exists() and _state(child) != "Z"
+        if alive[name]:
+            os.kill(child, signal.SIGKILL)
+    assert alive == {"tied": False, "plain": True}
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "X"
 
 
 def test_runner_defaults_without_java() -> None:
@@ -273,3 +336,26 @@ def test_sigterm_stops_the_job_server_too(tmp_path: Path) -> None:
     assert proc.returncode == 143, err[-3000:]
     assert "Traceback" not in err
     assert not no_new_job_server(servers_before), "SIGTERM left the job server running"
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) not on PATH")
+def test_sigkill_takes_the_job_server_too(tmp_path: Path) -> None:
+    """A run killed outright (the OOM killer, kill -9) runs no exit handler; its Prism job
+    server, started through newsbeam's tied launcher, dies with it all the same."""
+    args = portable_args("PrismRunner")
+    cmd = [sys.executable, "-m", "pipeline", "run", "samples", "--output",
+           str(tmp_path / "out"), "-q", *args]
+    servers_before = job_servers()
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline and proc.poll() is None \
+            and not job_servers() - servers_before:
+        time.sleep(0.05)
+    if proc.poll() is not None:
+        pytest.skip("the run finished before it could be killed")
+    started = job_servers() - servers_before
+    proc.kill()
+    proc.wait()
+    assert started and not no_new_job_server(servers_before), \
+        "SIGKILL left the job server running"
