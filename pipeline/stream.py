@@ -306,7 +306,8 @@ PRISM_START_TIMEOUT_S = 30.0
 class PrismServer:
     """A Prism job server of our own, in its own session: a SIGTERM or Ctrl-C sent to the
     terminal's process group reaches newsbeam, which drains the job, and not Prism, which
-    would lose it. It shuts itself down when idle, should newsbeam die first."""
+    would lose it. It shuts itself down when idle, should newsbeam die first; started
+    through ``tied_launcher`` (pipeline/runners.py), it is killed with newsbeam."""
 
     def __init__(self, binary: str, log_path: str) -> None:
         import socket
