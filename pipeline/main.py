@@ -291,14 +291,14 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
     from pipeline.runners import (
         beam_scratch,
         direct_engine,
+        leaner_beam,
         quiet_harness_teardown,
-        short_sampling_period,
     )
 
     engine = direct_engine(config.beam_args)
     if engine is None:  # a portable runner: its LOOPBACK worker runs in this process
         quiet_harness_teardown()
-    with beam_scratch(), short_sampling_period():
+    with beam_scratch(), leaner_beam():
         pipeline = beam.Pipeline(runner=engine, options=options)
         graph.build(pipeline, config)
         # Modules, Beam's graph and their tables live as long as the run: freezing them keeps
@@ -607,9 +607,9 @@ def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
     from pipeline.runners import (
         _value,
         beam_scratch,
+        leaner_beam,
         quiet_harness_teardown,
         runner_name,
-        short_sampling_period,
     )
     from pipeline.stream import PrismServer, run_stream_graph
     from pipeline.stream_graph import StreamSpec
@@ -635,7 +635,7 @@ def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
         runner=runner)
     config = dataclasses.replace(config, beam_args=tuple(beam_args), run_id=stream_id)
     quiet_harness_teardown()
-    with beam_scratch(), short_sampling_period():
+    with beam_scratch(), leaner_beam():
         return run_stream_graph(config, spec, args.stop_after, stop)
 
 

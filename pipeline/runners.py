@@ -155,6 +155,41 @@ def short_sampling_period(period_ms: int = SAMPLING_PERIOD_MS) -> Iterator[None]
         init.__defaults__ = defaults
 
 
+@contextmanager
+def remembered_dofn_specs() -> Iterator[None]:
+    """Compute Beam's ``userstate.get_dofn_specs`` once per DoFn while the block runs.
+
+    Building and translating the pipeline asks for each DoFn's state and timer specs some
+    ten times (``is_stateful_dofn``, ``validate_stateful_dofn``, ``to_runner_api``), and
+    each call inspects the signature of every method of the DoFn: 938 calls and 0.38 s of a
+    one-article run's 0.93 s (measured with a counting wrapper, 2026-11-27). The specs are
+    read from the methods' default arguments, which do not change during a run. The cache
+    holds each DoFn it saw, so an id is never reused while the block runs."""
+    from apache_beam.transforms import userstate
+
+    original = userstate.get_dofn_specs
+    seen: dict[int, tuple[Any, Any]] = {}
+
+    def get_dofn_specs(dofn: Any) -> Any:
+        hit = seen.get(id(dofn))
+        if hit is None or hit[0] is not dofn:
+            hit = seen[id(dofn)] = (dofn, original(dofn))
+        return hit[1]
+
+    userstate.get_dofn_specs = get_dofn_specs
+    try:
+        yield
+    finally:
+        userstate.get_dofn_specs = original
+
+
+@contextmanager
+def leaner_beam() -> Iterator[None]:
+    """Both of the above, for the span of a run."""
+    with short_sampling_period(), remembered_dofn_specs():
+        yield
+
+
 def runner_name(beam_args: list[str]) -> str | None:
     """The runner the args select, as Beam resolves it ('flink', 'spark', 'direct'...), or None.
 

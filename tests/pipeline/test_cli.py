@@ -423,6 +423,31 @@ def test_bundles_run_with_a_short_state_sampling_period(tmp_path: Path) -> None:
     assert statesampler.StateSampler("s", None).sampling_period_ms == default
 
 
+def test_dofn_specs_are_computed_once_per_dofn_within_a_run() -> None:
+    import apache_beam as beam
+    from apache_beam.transforms import userstate
+    from apache_beam.transforms.userstate import BagStateSpec
+
+    from pipeline.runners import remembered_dofn_specs
+
+    bag_param = beam.DoFn.StateParam(BagStateSpec("b", beam.coders.StrUtf8Coder()))
+
+    class Stateful(beam.DoFn):
+        def process(self, element, bag=bag_param):
+            yield element
+
+    plain, stateful = beam.Map(str).fn, Stateful()
+    original = userstate.get_dofn_specs
+    with remembered_dofn_specs():
+        assert userstate.get_dofn_specs is not original
+        first = userstate.get_dofn_specs(stateful)
+        assert userstate.get_dofn_specs(stateful) is first  # remembered
+        assert first == original(stateful) and [s.name for s in first[0]] == ["b"]
+        assert userstate.is_stateful_dofn(stateful)
+        assert not userstate.is_stateful_dofn(plain)
+    assert userstate.get_dofn_specs is original
+
+
 @pytest.mark.parametrize("value", ["DirectRunner", "direct", "flink", "FlinkRunner",
                                    "SparkRunner", "prism", "DataflowRunner",
                                    "apache_beam.runners.direct.direct_runner.DirectRunner"])
