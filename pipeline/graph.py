@@ -76,10 +76,11 @@ def build(p: beam.Pipeline, config: Config) -> None:
     out = config.output_dir
     stage = staging_dir(out, config.run_id)
     stored = index_pattern(config)
-    with Sink("WriteRejects", WritePartitionedParquet(out, "rejects", reject_row, stage)) \
-            as rejects, \
-            Sink("WriteDuplicates",
-                 WritePartitionedParquet(out, "duplicates", duplicate_row, stage)) as dups, \
+    run_id = config.run_id
+    with Sink("WriteRejects", WritePartitionedParquet(out, "rejects", reject_row, stage,
+                                                      run_id=run_id)) as rejects, \
+            Sink("WriteDuplicates", WritePartitionedParquet(out, "duplicates", duplicate_row,
+                                                            stage, run_id=run_id)) as dups, \
             Sink("WriteIndex", WritePartitionedParquet(out, "_index", _identity, stage)) \
             as index, \
             Sink("WriteFeedState",

@@ -89,6 +89,16 @@ def window_run_id(stream_id: str, window: Any, pane_index: int = 0) -> str:
     return run_id if pane_index == 0 else f"{run_id}-p{pane_index}"
 
 
+class WindowRunId:
+    """(window, pane) -> that window's run id (picklable, for the write steps)."""
+
+    def __init__(self, stream_id: str) -> None:
+        self._stream_id = stream_id
+
+    def __call__(self, window: Any, pane: Any) -> str:
+        return window_run_id(self._stream_id, window, pane.index)
+
+
 class WindowStaging:
     """(window, pane) -> its staging folder (picklable, for the write steps)."""
 
@@ -155,7 +165,8 @@ def build_stream(p: beam.Pipeline, config: Config, spec: StreamSpec) -> None:
     stored = join_path(out, "_index", "*.parquet")  # matched again in every window
 
     def sink(label: str, dataset: str, to_row: Any) -> Sink:
-        return Sink(label, WritePartitionedParquet(out, dataset, to_row, staging_for=staging),
+        return Sink(label, WritePartitionedParquet(out, dataset, to_row, staging_for=staging,
+                                                   run_id_for=WindowRunId(spec.stream_id)),
                     p, fixed)
 
     with sink("WriteRejects", "rejects", reject_row) as rejects, \

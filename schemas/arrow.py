@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from schemas.records import Article, Duplicate, Reject
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 RIGHTS = pa.struct([
@@ -96,6 +96,9 @@ DUPLICATE_SCHEMA = pa.schema(
         _f("input_path", pa.string(), "File the dropped copy was read from.", False),
         _f("url", pa.string(), "URL of the dropped copy."),
         _f("title", pa.string(), "Title of the dropped copy."),
+        _f("run_id", pa.string(), "The run that wrote this row: its manifest is "
+           "_runs/<run_id>.json (in a stream, the window's run id). Null in files written "
+           "before schema version 5."),
     ],
     metadata={"newsbeam.dataset": "duplicates", "newsbeam.schema_version": SCHEMA_VERSION},
 )
@@ -109,6 +112,9 @@ REJECT_SCHEMA = pa.schema(
         _f("detail", pa.string(), "A human sentence.", False),
         _f("excerpt", pa.string(), "Bounded excerpt of the input (at most 300 characters).",
            False),
+        _f("run_id", pa.string(), "The run that wrote this row: its manifest is "
+           "_runs/<run_id>.json (in a stream, the window's run id). Null in files written "
+           "before schema version 5."),
     ],
     metadata={"newsbeam.dataset": "rejects", "newsbeam.schema_version": SCHEMA_VERSION},
 )
@@ -198,10 +204,12 @@ def article_row(article: Article) -> dict[str, Any]:
 
 
 def duplicate_row(dup: Duplicate) -> dict[str, Any]:
+    """The row of a dropped copy; ``run_id`` is filled in by the writer."""
     d = dataclasses.asdict(dup)
-    return {name: d[name] for name in DUPLICATE_SCHEMA.names}
+    return {name: d.get(name) for name in DUPLICATE_SCHEMA.names}
 
 
 def reject_row(rej: Reject) -> dict[str, Any]:
+    """The row of a reject; ``run_id`` is filled in by the writer."""
     d = dataclasses.asdict(rej)
-    return {name: d[name] for name in REJECT_SCHEMA.names}
+    return {name: d.get(name) for name in REJECT_SCHEMA.names}

@@ -66,6 +66,10 @@ def partition_dir(dataset: str, row: dict[str, Any]) -> str:
     )
 
 
+# datasets whose rows the writer stamps with the run that wrote them
+RUN_STAMPED = ("duplicates", "rejects")
+
+
 def row_identity(dataset: str, row: dict[str, Any]) -> str:
     """What makes a row itself, for sorting and for the content-derived file name."""
     if dataset == "articles":
@@ -74,9 +78,12 @@ def row_identity(dataset: str, row: dict[str, Any]) -> str:
         return f"{row['article_id']}|{row['content_hash']}"
     if dataset == "_state/feeds":
         return f"{row['feed_key']}|{row['run_id']}"
+    # the run id too: two runs that reject the same input write two files, never one twice
     if dataset == "duplicates":
-        return f"{row['article_id']}|{row['duplicate_of']}|{row['input_path']}|{row['url']}"
-    return f"{row['input_path']}|{row['stage']}|{row['reason']}|{row['excerpt']}"
+        return (f"{row['article_id']}|{row['duplicate_of']}|{row['input_path']}|{row['url']}"
+                f"|{row.get('run_id')}")
+    return (f"{row['input_path']}|{row['stage']}|{row['reason']}|{row['excerpt']}"
+            f"|{row.get('run_id')}")
 
 
 def _join(base: str, *parts: str) -> str:
@@ -102,12 +109,15 @@ def inside(path: str, root: str) -> bool:
 
 def write_partition(
     output_dir: str, dataset: str, part: str, rows: Iterable[dict[str, Any]],
-    staging_dir: str | None = None, tag: str = "",
+    staging_dir: str | None = None, tag: str = "", run_id: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Write one partition's rows as one Parquet file; yield what was written.
 
     With ``staging_dir`` the file is written there and only named for its final place: the
-    driver moves it into OUT when the whole run succeeded (pipeline/commit.py)."""
+    driver moves it into OUT when the whole run succeeded (pipeline/commit.py). ``run_id``
+    fills the ``run_id`` column of rows that have none (duplicates, rejects)."""
+    if run_id is not None and dataset in RUN_STAMPED:
+        rows = [r if r.get("run_id") else {**r, "run_id": run_id} for r in rows]
     ordered = sorted(rows, key=lambda r: row_identity(dataset, r))
     if not ordered:
         return
@@ -159,26 +169,32 @@ def _key_by_partition(row: dict[str, Any], dataset: str) -> tuple[str, dict[str,
 
 class _WriteGroups(beam.DoFn):
     """(partition, rows) -> one file. ``staging_for`` ((window, pane) -> staging folder)
-    stages each window and pane of a stream apart, to be committed by its own commit step."""
+    stages each window and pane of a stream apart, to be committed by its own commit step;
+    ``run_id_for`` ((window, pane) -> run id) names the run that writes them."""
 
     def __init__(self, output_dir: str, dataset: str, staging_dir: str | None,
-                 staging_for: Callable[[Any, Any], str] | None) -> None:
+                 staging_for: Callable[[Any, Any], str] | None, run_id: str | None = None,
+                 run_id_for: Callable[[Any, Any], str] | None = None) -> None:
         self._output_dir = output_dir
         self._dataset = dataset
         self._staging_dir = staging_dir
         self._staging_for = staging_for
+        self._run_id = run_id
+        self._run_id_for = run_id_for
         self._micros = Metrics.counter(METRICS_NAMESPACE, "write.us")
 
     def process(self, element: tuple[str, Iterable[dict[str, Any]]],
                 window: Any = beam.DoFn.WindowParam,
                 pane: Any = beam.DoFn.PaneInfoParam) -> Iterator[dict[str, Any]]:
         t0 = time.perf_counter()
-        staging, tag = self._staging_dir, ""
+        staging, tag, run_id = self._staging_dir, "", self._run_id
         if self._staging_for:
             staging = self._staging_for(window, pane)
             tag = f"w{window.end.micros // 1000}-p{pane.index}"
+        if self._run_id_for:
+            run_id = self._run_id_for(window, pane)
         written = list(write_partition(self._output_dir, self._dataset, element[0],
-                                       element[1], staging, tag))
+                                       element[1], staging, tag, run_id))
         self._micros.inc(int((time.perf_counter() - t0) * 1e6))
         yield from written
 
@@ -193,10 +209,14 @@ class WritePartitionedParquet(beam.PTransform):
         to_row: Callable[[Any], dict[str, Any]],
         staging_dir: str | None = None,
         staging_for: Callable[[Any, Any], str] | None = None,
+        run_id: str | None = None,
+        run_id_for: Callable[[Any, Any], str] | None = None,
     ) -> None:
         super().__init__()
         self._staging_dir = staging_dir
         self._staging_for = staging_for
+        self._run_id = run_id
+        self._run_id_for = run_id_for
         if dataset not in PARTITION_COLUMNS:
             raise ValueError(f"unknown dataset {dataset!r}")
         self._output_dir = output_dir
@@ -209,8 +229,9 @@ class WritePartitionedParquet(beam.PTransform):
             | "ToRow" >> beam.Map(self._to_row)
             | "KeyByPartition" >> beam.Map(_key_by_partition, self._dataset)
             | "GroupByPartition" >> beam.GroupByKey()
-            | "WriteFiles" >> beam.ParDo(_WriteGroups(self._output_dir, self._dataset,
-                                                      self._staging_dir, self._staging_for))
+            | "WriteFiles" >> beam.ParDo(_WriteGroups(
+                self._output_dir, self._dataset, self._staging_dir, self._staging_for,
+                self._run_id, self._run_id_for))
         )
 
 

@@ -259,6 +259,11 @@ def test_second_run_into_the_same_output_adds_nothing(tmp_path: Path) -> None:
     dups = pd.read_parquet(out / "duplicates")
     stored_ids = set(pd.read_parquet(out / "articles").article_id)
     assert set(dups.duplicate_of) <= stored_ids
+    # each duplicate and reject row names the run that wrote it: its manifest's counts
+    rejs = pd.read_parquet(out / "rejects")
+    for run in (json.loads(m.read_text()) for m in manifests):
+        assert (dups.run_id == run["run_id"]).sum() == run["counts"]["duplicates"]
+        assert (rejs.run_id == run["run_id"]).sum() == run["counts"]["rejects"] > 0
 
 
 def test_a_concurrent_run_is_refused(tmp_path: Path) -> None:

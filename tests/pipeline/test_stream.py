@@ -152,6 +152,11 @@ def test_stream_ingests_drops_once_and_stops_cleanly(tmp_path: Path, prism: str)
     rejects = pd.read_parquet(out / "rejects")
     assert rejects.input_path.str.endswith("junk.bin").tolist() == [True]
     assert "invalid_json" not in set(rejects.reason)  # no file was read half-written
+    # a row names the window that wrote it: the window's manifest counts it
+    by_run = {w["run_id"]: w["counts"] for w in windows}
+    for frame, name in ((dups, "duplicates"), (rejects, "rejects")):
+        assert frame.run_id.isin(list(by_run)).all()
+        assert all(by_run[r][name] >= n for r, n in frame.run_id.value_counts().items())
     leftovers = [p for p in out.rglob("*") if p.name.startswith(".") or "_staging" in p.parts
                  and p.is_file()]
     assert leftovers == []
