@@ -129,8 +129,8 @@ def quiet_harness_teardown() -> None:
 # samples, its period growing from 2 ms to 200 ms, and stopping it joins that thread ("may have
 # to wait up to sampling_period_ms"): every bundle ends with a wait of up to 200 ms, about half
 # the period on average. A run has some 50 stages. With 20 ms the AEB benchmark's 181-page run
-# went from a median 1.17x trafilatura alone to 1.08x, and its one-page run from 0.83 to 0.77 s
-# (benchmarks/extraction.py, docs/benchmarks.md). The sampler thread holds no GIL while it
+# went from a median 1.145x trafilatura alone to 1.056x (6 rounds, the two settings' order
+# alternated; faster in 5 of 6; docs/benchmarks.md, Extraction, Speed). The sampler thread holds no GIL while it
 # sleeps; waking every 20 ms costs nothing measurable. Only samplers created in this process
 # are affected: the DirectRunner's in-process worker and a LOOPBACK worker.
 SAMPLING_PERIOD_MS = 20
