@@ -130,9 +130,10 @@ def quiet_harness_teardown() -> None:
 # to wait up to sampling_period_ms"): every bundle ends with a wait of up to 200 ms, about half
 # the period on average. A run has some 50 stages. With 20 ms the AEB benchmark's 181-page run
 # went from a median 1.145x trafilatura alone to 1.056x (6 rounds, the two settings' order
-# alternated; faster in 5 of 6; docs/benchmarks.md, Extraction, Speed). The sampler thread holds no GIL while it
-# sleeps; waking every 20 ms costs nothing measurable. Only samplers created in this process
-# are affected: the DirectRunner's in-process worker and a LOOPBACK worker.
+# alternated; faster in 5 of 6; docs/benchmarks.md, Extraction, Speed). The sampler thread
+# holds no GIL while it sleeps; waking every 20 ms costs nothing measurable. Only samplers
+# created in this process are affected: the DirectRunner's in-process worker and a LOOPBACK
+# worker.
 SAMPLING_PERIOD_MS = 20
 
 
@@ -164,10 +165,14 @@ def remembered_dofn_specs() -> Iterator[None]:
     each call inspects the signature of every method of the DoFn: 938 calls and 0.38 s of a
     one-article run's 0.93 s (measured with a counting wrapper, 2026-11-27). The specs are
     read from the methods' default arguments, which do not change during a run. The cache
-    holds each DoFn it saw, so an id is never reused while the block runs."""
+    holds each DoFn it saw, so an id is never reused while the block runs. A no-op on a Beam
+    without that function."""
     from apache_beam.transforms import userstate
 
-    original = userstate.get_dofn_specs
+    original = getattr(userstate, "get_dofn_specs", None)
+    if original is None:
+        yield
+        return
     seen: dict[int, tuple[Any, Any]] = {}
 
     def get_dofn_specs(dofn: Any) -> Any:
