@@ -47,6 +47,7 @@ from transforms.html_meta import date_from_url, page_metadata
 from transforms.text import (
     content_key,
     html_to_text,
+    loads_json,
     normalize_body,
     normalize_line,
     sha256_hex,
@@ -470,7 +471,7 @@ def html_fields(html: str, url: str | None) -> dict[str, Any]:
 def _jsonl_fields(raw: str, first_line: int = 1) -> dict[str, Any]:
     """``first_line``: the line of the file ``raw`` starts on (for the error message)."""
     try:
-        rec = json.loads(raw)
+        rec = loads_json(raw)
     except json.JSONDecodeError as exc:
         raise InvalidJson(f"line {first_line + exc.lineno - 1} is not valid JSON: {exc.msg} "
                           f"(column {exc.colno})") from exc

@@ -8,12 +8,13 @@ and article:* meta tags, other common meta tags (Dublin Core, ``name=date``, ``p
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
 from lxml import html as lxml_html
+
+from transforms.text import loads_json
 
 _ARTICLE_TYPES = {
     "newsarticle", "article", "reportagenewsarticle", "blogposting", "analysisnewsarticle",
@@ -43,7 +44,7 @@ def _jsonld_objects(tree: Any) -> Iterator[dict[str, Any]]:
         if not raw or len(raw) > 1_000_000:
             continue
         try:
-            data = json.loads(raw)
+            data = loads_json(raw)
         except ValueError:
             continue
         stack = [data]

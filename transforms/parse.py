@@ -12,6 +12,7 @@ feed), ``empty_feed`` (a feed with zero entries), ``invalid_json``.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import re
@@ -35,6 +36,7 @@ from transforms.errors import (
     NotAFeed,
     ParserError,
 )
+from transforms.text import has_surrogates, without_surrogates
 
 _ENTITY_DECL = re.compile(r"<!ENTITY", re.I)
 _XML_PROLOG = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
@@ -111,7 +113,23 @@ def _authors_of(entry: Any) -> list[str]:
     return names
 
 
+# A character reference to a UTF-16 surrogate (U+D800-U+DFFF, decimal 55296-57343) is no
+# character: feedparser decodes it to a lone surrogate and then fails on the whole feed
+# encoding it. HTML5 maps it to U+FFFD; so does newsbeam, before feedparser sees it.
+_SURROGATE_REF = re.compile(
+    r"&#(?:[xX]0*[dD][89a-fA-F][0-9a-fA-F]{2}|0*(?:5529[6-9]|55[3-9]\d\d|5[67]\d\d\d))"
+    r"(?=;|\b)", re.ASCII)
+
+
+def _replacement_ref(match: re.Match[str]) -> str:
+    digits = match.group(0)[2:]
+    value = int(digits[1:], 16) if digits[:1] in "xX" else int(digits)
+    return "&#xFFFD" if 0xD800 <= value <= 0xDFFF else match.group(0)
+
+
 def _feed_units(path: str, text: str, base: str | None = None) -> Iterator[Unit]:
+    if "&#" in text:
+        text = _SURROGATE_REF.sub(_replacement_ref, text)
     body = _XML_PROLOG.sub("", text, count=1).encode("utf-8")
     body = b'<?xml version="1.0" encoding="utf-8"?>\n' + body
     headers = {"content-type": "application/xml; charset=utf-8"}
@@ -248,7 +266,11 @@ def parse_document(doc: RawDocument) -> Iterator[Unit]:
     units = list(_units_of(doc))
     if not units:
         raise EmptyContent("the document holds no records")
-    yield from units
+    for unit in units:
+        if has_surrogates(unit.fields) or has_surrogates(unit.raw):
+            unit = dataclasses.replace(unit, fields=without_surrogates(unit.fields),
+                                       raw=without_surrogates(unit.raw))
+        yield unit
 
 
 def _units_of(doc: RawDocument) -> Iterator[Unit]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import re
 import unicodedata
+from typing import Any
 
 import lxml.html
 from lxml import etree
@@ -24,6 +26,45 @@ BLOCK_TAGS = {
     "pre", "table", "tr", "section", "article", "header", "footer", "figure", "figcaption",
     "dd", "dt", "hr",
 }
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_surrogates(value: Any) -> Any:
+    """``value`` (a string, or lists, tuples and dicts of them) with every lone UTF-16
+    surrogate replaced by U+FFFD. JSON allows ``"\\ud800"`` alone, and feedparser turns
+    ``&#55296;`` into it; such a string cannot be encoded as UTF-8, so it broke the language
+    model and the Parquet writer. Valid pairs never get here: ``json.loads`` joins them.
+    Returns ``value`` itself when it holds none."""
+    if not has_surrogates(value):
+        return value
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(without_surrogates(v) for v in value)
+    return value
+
+
+def has_surrogates(value: Any) -> bool:
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, dict):
+        return any(has_surrogates(k) or has_surrogates(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(has_surrogates(v) for v in value)
+    return False
+
+
+def loads_json(raw: str) -> Any:
+    """``json.loads``, with lone surrogates replaced (``without_surrogates``): only a raw text
+    holding a ``\\ud8..``-``\\udf..`` escape needs the walk."""
+    value = json.loads(raw)
+    if "\\ud" in raw or "\\uD" in raw:
+        return without_surrogates(value)
+    return value
 
 
 def normalize_line(text: str) -> str:

@@ -75,3 +75,52 @@ def test_hostile_corpus(tmp_path: Path) -> None:
     assert "Headline with a BOM" in titles
     assert {p.name for p in (out / "articles").iterdir()} <= {
         f"date={d}" for d in arts.date.astype(str)}
+
+
+LONE = "\\ud800"  # a JSON escape of a lone UTF-16 surrogate: valid JSON, not encodable UTF-8
+
+
+def test_lone_surrogates_become_replacement_characters(tmp_path: Path) -> None:
+    """JSON may escape half a surrogate pair, and feedparser turns &#55296; into one; such a
+    string cannot be encoded as UTF-8. It once crashed the run in the Parquet writer (or sent
+    the article to rejects from the language model): each becomes U+FFFD, and the article is
+    kept."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    body = ("Harbour officials said the ferry would run again on Monday after the storm, "
+            "and that the crossing would take about forty minutes.")
+    (inputs / "dump.jsonl").write_text(
+        '{"url": "https://s.example/a", "title": "Ferry ' + LONE + ' back", "text": "'
+        + body.replace("storm", "storm " + LONE) + '"}\n', encoding="utf-8")
+    (inputs / "feed.json").write_text(json.dumps({
+        "version": "https://jsonfeed.org/version/1.1", "title": "S", "items": [
+            {"id": "1", "url": "https://s.example/b", "title": "Bridge X",
+             "content_text": "The new bridge opened to traffic this morning, two years "
+                             "late and over budget, the council said."}]},
+    ).replace("Bridge X", "Bridge " + LONE), encoding="utf-8")
+    (inputs / "feed.xml").write_text(
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>S</title>'
+        "<link>https://s.example/</link><item><title>Market &#55296; day</title>"
+        "<link>https://s.example/c</link><description>The spring market returns to the "
+        "square on Saturday with forty stalls and a brass band.</description></item>"
+        "</channel></rss>", encoding="utf-8")
+    (inputs / "page.html").write_text(
+        '<html><head><script type="application/ld+json">{"@type": "NewsArticle", '
+        '"headline": "School ' + LONE + ' opens", "url": "https://s.example/d"}</script>'
+        "</head><body><article><p>The new primary school in the valley opened its doors "
+        "to ninety pupils this week, the first new school in the district for decades.</p>"
+        "<p>Parents said the building was bright and warm, and that the playground was "
+        "already the most popular place in the village after lessons.</p></article>"
+        "</body></html>",
+        encoding="utf-8")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", str(inputs), "--output", str(out),
+         "--quiet"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    arts = pd.read_parquet(out / "articles")
+    assert sorted(arts.title) == ["Bridge \ufffd", "Ferry \ufffd back", "Market \ufffd day",
+                                  "School \ufffd opens"]
+    assert "storm \ufffd" in arts.set_index("title").text["Ferry \ufffd back"]
+    assert set(arts.language) == {"en"}
+    assert not (out / "rejects").exists() or pd.read_parquet(out / "rejects").empty
