@@ -8,9 +8,10 @@ A date without a zone is taken as UTC, as feedparser does.
 from __future__ import annotations
 
 import calendar
+import re
 import time
 import warnings
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from dateutil import parser as dateutil_parser
 from feedparser.datetimes import _parse_date as feedparser_parse_date
@@ -33,6 +34,40 @@ ZONE_OFFSETS: dict[str, int] = {
     "MSK": 3 * _H, "JST": 9 * _H, "KST": 9 * _H, "AEST": 10 * _H, "AEDT": 11 * _H,
     "NZST": 12 * _H, "NZDT": 13 * _H,
 }
+
+
+# An ISO 8601 / W3C-DTF date, its parts captured: sign, year, month, day, hour, minute, second,
+# zone, zone hours, zone minutes.
+_ISO = re.compile(
+    r"\s*(-?)(\d{4})(?:-?(\d{2})(?:-?(\d{2}))?)?"
+    r"(?:[T ](\d{2})(?::?(\d{2})(?::?(\d{2}))?)?(?:[.,]\d+)?)?"
+    r"\s*(Z|[+-](\d{2}):?(\d{2})?)?\s*", re.IGNORECASE)
+MAX_OFFSET_HOURS = 14  # UTC+14 (Kiribati) is the largest offset in use
+_TIME_OF_DAY = re.compile(r"\b([01]?\d|2[0-3]):[0-5]\d")
+
+
+def impossible_iso_date(text: str) -> bool:
+    """True for an ISO 8601 date with a part out of range: month 0 or 13, 30 February, hour
+    25, minute 61, a zone of +99:00, a negative year. feedparser's W3C-DTF parser rolls such
+    parts over ('2024-00-00' became 30 November 2023, '2024-02-30' 1 March), which would
+    invent a date; newsbeam leaves it unparsed instead. Text in any other format: False."""
+    m = _ISO.fullmatch(text)
+    if m is None:
+        return False
+    sign, year, month, day, hour, minute, second, _zone, zone_h, zone_m = m.groups()
+    if sign or (month is not None and not 1 <= int(month) <= 12):
+        return True
+    if day is not None:
+        try:
+            date(int(year), int(month), int(day))
+        except ValueError:
+            return True
+    if hour is not None and int(hour) > 23 \
+            and not (int(hour) == 24 and int(minute or 0) == 0 and int(second or 0) == 0):
+        return True
+    if (minute is not None and int(minute) > 59) or (second is not None and int(second) > 60):
+        return True
+    return zone_h is not None and (int(zone_h) > MAX_OFFSET_HOURS or int(zone_m or 0) > 59)
 
 
 def from_struct(value: time.struct_time | None) -> datetime | None:
@@ -71,13 +106,17 @@ def parse_date(value: object) -> datetime | None:
         return to_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
     except ValueError:
         pass
+    if impossible_iso_date(text):
+        return None
     parsed = feedparser_parse_date(text)
-    if parsed is not None:
+    if parsed is not None and not (parsed[3:6] == (0, 0, 0) and _TIME_OF_DAY.search(text)):
         return from_struct(parsed)
+    # feedparser found no date, or dropped a time of day the text gives ('2024-06-15 10:00:00
+    # GMT' came out as midnight): dateutil reads the whole text
     try:
         with warnings.catch_warnings():
             # an unknown abbreviation: read as UTC like a date without a zone (see above)
             warnings.simplefilter("ignore", dateutil_parser.UnknownTimezoneWarning)
             return to_utc(dateutil_parser.parse(text, fuzzy=False, tzinfos=ZONE_OFFSETS))
     except (ValueError, OverflowError, TypeError):
-        return None
+        return from_struct(parsed) if parsed is not None else None

@@ -127,6 +127,21 @@ def _replacement_ref(match: re.Match[str]) -> str:
     return "&#xFFFD" if 0xD800 <= value <= 0xDFFF else match.group(0)
 
 
+def _entry_date(entry: Any, name: str, own_key: bool = False) -> Any:
+    """An entry's ``name`` date (published, created, updated) read from its text by
+    ``parse_date``, which uses feedparser's own parser but leaves an impossible ISO date
+    unparsed (feedparser rolls '2024-00-00' over into 30 November 2023) and keeps a time of day
+    feedparser drops; feedparser's parse when there is no text. To the second, as feedparser
+    gives it (an index written before compares revisions by it). ``own_key``: read the entry
+    with ``dict.get``, without FeedParserDict's fallbacks."""
+    raw = dict.get(entry, name) if own_key else entry.get(name)
+    if not raw:
+        parsed = dict.get(entry, f"{name}_parsed") if own_key else entry.get(f"{name}_parsed")
+        return from_struct(parsed)
+    found = parse_date(str(raw))
+    return found.replace(microsecond=0) if found is not None else None
+
+
 def _feed_units(path: str, text: str, base: str | None = None) -> Iterator[Unit]:
     if "&#" in text:
         text = _SURROGATE_REF.sub(_replacement_ref, text)
@@ -168,9 +183,8 @@ def _feed_units(path: str, text: str, base: str | None = None) -> Iterator[Unit]
         html = next((c.get("value", "") for c in contents if "html" in c.get("type", "")), "")
         plain = next((c.get("value", "") for c in contents if c.get("type") == "text/plain"), "")
         title_detail = entry.get("title_detail") or {}
-        published = from_struct(entry.get("published_parsed")) \
-            or from_struct(entry.get("created_parsed")) \
-            or from_struct(entry.get("updated_parsed"))
+        published = _entry_date(entry, "published") or _entry_date(entry, "created") \
+            or _entry_date(entry, "updated")
         raw_date = entry.get("published") or entry.get("created") or entry.get("updated")
         fields = {
             "title": _text(entry.get("title")),
@@ -184,7 +198,7 @@ def _feed_units(path: str, text: str, base: str | None = None) -> Iterator[Unit]
             "date_unparsed": str(raw_date)[:100] if raw_date and published is None else None,
             # not entry.get(): feedparser's get("updated_parsed") falls back to the
             # publication date, which made every RSS entry look updated when published
-            "updated": from_struct(dict.get(entry, "updated_parsed")),
+            "updated": _entry_date(entry, "updated", own_key=True),
             "summary": _text(entry.get("summary")),
             "html": html,
             "text": plain,

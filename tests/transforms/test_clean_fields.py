@@ -269,6 +269,41 @@ def test_zone_abbreviations_convert_to_utc(text: str, expected: str) -> None:
     assert parsed is not None and parsed.isoformat() == expected
 
 
+@pytest.mark.parametrize("text", [
+    "2024-00-00",  # feedparser: 30 November 2023
+    "2024-02-30T10:00:00Z",  # 1 March
+    "2023-02-29",
+    "2024-13-01",  # 1 January 2025
+    "-0001-01-01T00:00:00Z",  # 1 January 2000
+    "2024-03-01T10:00:00+99:00",  # 26 February, 07:00
+    "2024-03-01T25:00:00Z",
+    "2024-03-01T10:61:00Z",
+    "0000-00-00 00:00:00",
+])
+def test_an_impossible_iso_date_stays_unparsed(text: str) -> None:
+    """feedparser rolls impossible parts over into another date; that would invent one."""
+    from transforms.dates import impossible_iso_date, parse_date
+
+    assert impossible_iso_date(text) and parse_date(text) is None
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2024-02-29", "2024-02-29T00:00:00+00:00"),
+    ("2024-03-01T10:00:00+14:00", "2024-02-29T20:00:00+00:00"),
+    ("2024-06-15T24:00:00Z", "2024-06-16T00:00:00+00:00"),
+    ("20240615", "2024-06-15T00:00:00+00:00"),
+    # feedparser read the day and dropped the time of day
+    ("2024-06-15 10:00:00 GMT", "2024-06-15T10:00:00+00:00"),
+    ("2024-06-15 10:00 EST", "2024-06-15T15:00:00+00:00"),
+])
+def test_possible_iso_dates_keep_their_time(text: str, expected: str) -> None:
+    from transforms.dates import impossible_iso_date, parse_date
+
+    parsed = parse_date(text)
+    assert not impossible_iso_date(text)
+    assert parsed is not None and parsed.isoformat() == expected
+
+
 def test_a_split_article_body_is_merged_but_a_teaser_list_is_not() -> None:
     import lxml.html
 

@@ -150,3 +150,20 @@ def test_a_binary_reject_shows_its_first_bytes_in_hex() -> None:
     assert len(excerpt) <= 300
     assert bounded_excerpt("Привет, мир".encode()) == "Привет, мир"  # text stays text
     assert bounded_excerpt(b"one \xff bad byte") == "one \ufffd bad byte"
+
+
+def test_feed_entry_dates_are_never_rolled_over() -> None:
+    """An entry whose date has an impossible part keeps it as text (date_unparsed) and gets
+    no date, where feedparser alone gave another day; a valid one keeps its time of day."""
+    items = [("a", "2024-00-00"), ("b", "2024-02-30T10:00:00Z"), ("c", "2024-06-15 10:00:00 GMT"),
+             ("d", "Sat, 01 Jun 2024 10:30:00 +0200")]
+    xml = ('<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>'
+           "<link>https://t.example/</link>"
+           + "".join(f"<item><title>{t}</title><link>https://t.example/{t}</link><pubDate>{d}"
+                     "</pubDate><description>x</description></item>" for t, d in items)
+           + "</channel></rss>")
+    units = list(parse_document(RawDocument(input_path="d.xml", data=xml.encode())))
+    got = {u.fields["title"]: (u.fields["published"], u.fields["date_unparsed"]) for u in units}
+    assert got["a"] == (None, "2024-00-00") and got["b"] == (None, "2024-02-30T10:00:00Z")
+    assert got["c"][0] is not None and got["c"][0].isoformat() == "2024-06-15T10:00:00+00:00"
+    assert got["d"][0] is not None and got["d"][0].isoformat() == "2024-06-01T08:30:00+00:00"
