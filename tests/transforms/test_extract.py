@@ -131,6 +131,27 @@ def test_canonical_url(url: str, expected: str | None) -> None:
     assert canonical_url(url) == expected
 
 
+@pytest.mark.parametrize(("one", "other"), [
+    ("https://bücher.example/straße?q=ä", "https://xn--bcher-kva.example/stra%c3%9fe?q=%C3%A4"),
+    ("https://example.ru/новости/1",
+     "https://example.ru/%D0%BD%D0%BE%D0%B2%D0%BE%D1%81%D1%82%D0%B8/1"),
+    ("https://example.com/%7ebob", "https://example.com/~bob"),
+    ("https://example.com/a/../b/./c", "https://example.com/b/c"),
+    ("https://example.com/a b", "https://example.com/a%20b"),
+    ("https://example.com/100%", "https://example.com/100%25"),
+])
+def test_one_address_has_one_canonical_spelling(one: str, other: str) -> None:
+    """A feed's Unicode link and the page's percent-encoded canonical (or punycode host) name
+    the same article: one canonical URL, so one article id."""
+    assert canonical_url(one) == canonical_url(other) is not None
+
+
+@pytest.mark.parametrize("url", ["https://example.com/wiki/C%2B%2B", "https://example.com/a%2Fb",
+                                 "https://example.com/a/(b)/c;d=1/e:f@g", "https://[::1]:8080/a"])
+def test_reserved_escapes_and_characters_are_kept(url: str) -> None:
+    assert canonical_url(url) == url
+
+
 def test_relative_link_resolved_against_feed() -> None:
     assert canonical_url("wildlife/seal", "https://coastwatch.example/") == \
         "https://coastwatch.example/wildlife/seal"
