@@ -34,7 +34,8 @@ _BY = re.compile(r"^(?:by|von|par|por|de|автор:?)\s+", re.I)
 _EMAIL_ONLY = re.compile(r"^\S+@\S+\.\w+$")
 _URLISH = re.compile(r"^(https?://|www\.)", re.I)
 _DATE_TAIL = re.compile(
-    r"[\s,|·–-]+(?:(?:mon|tue|wed|thu|fri|sat|sun)\w*,?\s+)?(?:\d{1,2}[./ ]|\w+\.? \d{1,2},? "
+    r"[\s,|·–-]+(?:(?:on|am|le|el)\s+)?(?:(?:mon|tue|wed|thu|fri|sat|sun)\w*,?\s+)?"
+    r"(?:\d{1,2}[./ ]|\w+\.? \d{1,2},? "
     r"\d{4}|\d{4}-\d{2}-\d{2}|updated|published|posted).*$",
     re.I,
 )

@@ -126,6 +126,11 @@ def test_repeated_paragraph_and_title_byline_dropped() -> None:
         ("foobar@gmail.com", []),
         ("Azamat Batyrov November 26, 2018", ["Azamat Batyrov"]),
         ("By Max Muster | 12.03.2024", ["Max Muster"]),
+        # a date introduced by a preposition ('on', 'am', 'le'): the name was lost
+        ("By Jane Roe on 3 March 2024", ["Jane Roe"]),
+        ("Von Anna Müller am 3. März 2024", ["Anna Müller"]),
+        ("Par Jean Dupont le 3 mars 2024", ["Jean Dupont"]),
+        ("By Ron Onslow", ["Ron Onslow"]),
         ("https://paper.example/authors/jane", []),
     ],
 )
