@@ -166,9 +166,11 @@ class StopFlag:
             os.write(2, b"newsbeam: second interrupt: aborting now\n")
             self._on_abort()
             os._exit(130)
+        # the flag before the message: a second signal may run this handler again between
+        # any two bytecodes of this one, and must then find the first one counted
+        self.request(name)
         os.write(2, f"newsbeam: {name}: finishing the open window, then stopping "
                     "(interrupt again to abort)\n".encode())
-        self.request(name)
 
 
 def run_stream(config: Config, folders: list[str], window: float, poll: float,
