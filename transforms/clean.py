@@ -57,6 +57,8 @@ def strip_markup(article: Article) -> dict[str, Any]:
     return {
         "title": strip_tags(_unescape(article.title)) or None if article.title else None,
         "summary": strip_tags(_unescape(article.summary)) or None if article.summary else None,
+        # the site or feed name: a feed title escaped twice ('Fish &amp;amp; Co') too
+        "source": strip_tags(_unescape(article.source)) or None if article.source else None,
         "text": normalize_body(_unescape(text)) if "&" in text else text,
     }
 

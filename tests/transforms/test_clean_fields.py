@@ -103,6 +103,11 @@ def test_unicode_and_markup() -> None:
     assert a.text == "Zerowidth and control"
 
 
+def test_a_feed_title_escaped_twice_is_a_clean_source() -> None:
+    a = art("Body.", source="Fish &amp;amp; <i>Chips</i> Weekly")
+    assert a.replace(**strip_markup(a)).source == "Fish & Chips Weekly"
+
+
 LEAD = ("The council voted on Tuesday to build a sea wall in front of the old harbour, ending "
         "three years of debate about how to protect the warehouses and the fish market from "
         "winter storms and rising water.")
