@@ -70,6 +70,60 @@ def impossible_iso_date(text: str) -> bool:
     return zone_h is not None and (int(zone_h) > MAX_OFFSET_HOURS or int(zone_m or 0) > 59)
 
 
+# Month names of the languages the boilerplate table covers, to English (Russian in the
+# genitive, as dates write them: "26 ноября 2018").
+FOREIGN_MONTHS: dict[str, str] = {
+    **dict.fromkeys(("januar", "janvier", "enero", "января"), "January"),
+    **dict.fromkeys(("februar", "février", "fevrier", "febrero", "февраля"), "February"),
+    **dict.fromkeys(("märz", "maerz", "mars", "marzo", "марта"), "March"),
+    **dict.fromkeys(("avril", "abril", "апреля"), "April"),
+    **dict.fromkeys(("mai", "mayo", "мая"), "May"),
+    **dict.fromkeys(("juni", "juin", "junio", "июня"), "June"),
+    **dict.fromkeys(("juli", "juillet", "julio", "июля"), "July"),
+    **dict.fromkeys(("août", "aout", "agosto", "августа"), "August"),
+    **dict.fromkeys(("septembre", "septiembre", "setiembre", "сентября"), "September"),
+    **dict.fromkeys(("oktober", "octobre", "octubre", "октября"), "October"),
+    **dict.fromkeys(("novembre", "noviembre", "ноября"), "November"),
+    **dict.fromkeys(("dezember", "décembre", "decembre", "diciembre", "декабря"), "December"),
+}
+_WORD_TOKEN = re.compile(r"[^\W\d_]+\.?", re.UNICODE)
+_MONTH_EN = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+             r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
+_DATE_LINE = re.compile(
+    rf"(?:[a-z]+,?\s+)?(?:\d{{1,2}}\s+{_MONTH_EN}\s+\d{{4}}|{_MONTH_EN}\s+\d{{1,2}},?\s+\d{{4}})"
+    r"(?:,?\s+\d{1,2}:\d{2}(?::\d{2})?(?:\s*[ap]\.?m\.?)?(?:\s+[a-z]{2,5}|\s*[+-]\d{2}:?\d{2})?)?",
+    re.IGNORECASE)
+_ISO_LINE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?(?:Z|[+-]\d{2}:?\d{2})?)?")
+MAX_DATE_LINE_CHARS = 60
+
+
+def text_date(line: str) -> datetime | None:
+    """A line that is only a date, in English, German, French, Spanish or Russian ('November
+    26, 2018', '26. November 2018', '26 de noviembre de 2018', '26 ноября 2018 г.'), with an
+    optional weekday and time of day -> UTC datetime; None for anything else (a headline
+    that holds a date is not a date line)."""
+    line = line.strip()
+    if not line or len(line) > MAX_DATE_LINE_CHARS or not any(c.isdigit() for c in line):
+        return None
+    words = []
+    for token in line.replace(",", " , ").split():
+        low = token.lower().rstrip(".")
+        if low in ("de", "del", "г", "года", "le", "am", "on"):
+            continue
+        words.append(FOREIGN_MONTHS.get(low, token))
+    text = " ".join(words).replace(" , ", ", ").replace(" ,", ",")
+    text = re.sub(r"\b(\d{1,2})\.(?=\s)", r"\1", text)  # '26. November'
+    if _ISO_LINE.fullmatch(text):
+        return parse_date(text)
+    if not _DATE_LINE.fullmatch(text):
+        return None
+    # a weekday before the day ('Montag, 26 November 2018'): dateutil knows English ones only
+    first = re.match(r"([^\W\d_]+),?\s+(?=\d)", text)
+    if first and not re.fullmatch(_MONTH_EN, first.group(1), re.IGNORECASE):
+        text = text[first.end():]
+    return parse_date(text)
+
+
 def from_struct(value: time.struct_time | None) -> datetime | None:
     """A UTC struct_time (as feedparser returns) -> aware datetime."""
     if value is None:

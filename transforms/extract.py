@@ -34,7 +34,7 @@ from trafilatura.settings import Document as TrafilaturaDocument
 from schemas.records import Article, Unit
 from transforms.boilerplate import boilerplate_rule, update_stamp
 from transforms.common import apply_stage
-from transforms.dates import parse_date
+from transforms.dates import parse_date, text_date
 from transforms.errors import (
     EmptyContent,
     ExtractionFailed,
@@ -113,8 +113,15 @@ def parse_text_article(raw: str) -> dict[str, Any]:
                 continue
             byline = parse_byline(para)
             if byline is not None:
-                fields["authors"], fields["published"] = byline[0], byline[1]
-                fields["date_source"] = "text" if byline[1] else "none"
+                fields["authors"] = byline[0]
+                if byline[1] is not None or fields["published"] is None:
+                    fields["published"] = byline[1]
+                    fields["date_source"] = "text" if byline[1] else "none"
+                continue
+            on_its_own = text_date(para)  # a date line before the body ('26 ноября 2018')
+            if on_its_own is not None:
+                if fields["published"] is None:
+                    fields["published"], fields["date_source"] = on_its_own, "text"
                 continue
             if not fields["title"] and len(para) <= MAX_TITLE_CHARS and not para.endswith("."):
                 fields["title"] = para

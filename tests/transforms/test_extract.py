@@ -321,3 +321,43 @@ def test_teaser_blocks_get_the_full_extraction() -> None:
     assert _fast_text(tree) != want  # the case matters
     assert names_teasers(html)
     assert _main_text(tree, None, html) == want
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("November 26, 2018", "2018-11-26T00:00:00+00:00"),
+    ("Monday, November 26, 2018 10:00 AM", "2018-11-26T10:00:00+00:00"),
+    ("Montag, 26. November 2018, 14:30", "2018-11-26T14:30:00+00:00"),
+    ("26 novembre 2018", "2018-11-26T00:00:00+00:00"),
+    ("26 de noviembre de 2018", "2018-11-26T00:00:00+00:00"),
+    ("26 ноября 2018 г.", "2018-11-26T00:00:00+00:00"),
+    ("2018-11-26 14:30", "2018-11-26T14:30:00+00:00"),
+    ("May 2024 Election Results", None),  # a headline holding a date is not a date line
+    ("The 26 November 2018 meeting", None),
+    ("2018", None),
+])
+def test_a_date_line(line: str, expected: str | None) -> None:
+    from transforms.dates import text_date
+
+    found = text_date(line)
+    assert (found.isoformat() if found else None) == expected
+
+
+@pytest.mark.parametrize(("raw", "title", "author"), [
+    ("Hafen öffnet nach Sturm wieder\n\nVon Anna Müller\n\n26. November 2018\n\n{body}",
+     "Hafen öffnet nach Sturm wieder", "Anna Müller"),
+    ("Le port rouvre après la tempête\n\nPar Jean Dupont\n\n26 novembre 2018\n\n{body}",
+     "Le port rouvre après la tempête", "Jean Dupont"),
+    ("26 ноября 2018\n\nПорт снова открыт после шторма\n\nАвтор: Иван Петров\n\n{body}",
+     "Порт снова открыт после шторма", "Иван Петров"),
+])
+def test_a_plain_text_date_line_is_the_publication_date(raw: str, title: str,
+                                                        author: str) -> None:
+    """A date on its own line before the body, in the languages the boilerplate rules
+    cover, is the publication date (date_source text) and leaves the body."""
+    from transforms.extract import parse_text_article
+
+    body = "The harbour reopened on Monday after the storm closed it for three days."
+    fields = parse_text_article(raw.format(body=body))
+    assert fields["title"] == title and fields["authors"] == [author]
+    assert fields["published"].isoformat() == "2018-11-26T00:00:00+00:00"
+    assert fields["date_source"] == "text" and fields["text"] == body
