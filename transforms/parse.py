@@ -36,7 +36,7 @@ from transforms.errors import (
     NotAFeed,
     ParserError,
 )
-from transforms.text import has_surrogates, without_surrogates
+from transforms.text import has_surrogates, loads_json, without_surrogates
 
 _ENTITY_DECL = re.compile(r"<!ENTITY", re.I)
 _XML_PROLOG = re.compile(r"^\s*<\?xml[^>]*\?>", re.S)
@@ -248,7 +248,7 @@ def _jsonfeed_units(path: str, doc: dict[str, Any]) -> Iterator[Unit]:
 def _json_units(path: str, text: str) -> Iterator[Unit]:
     stripped = text.strip()
     try:
-        doc = json.loads(stripped)
+        doc = loads_json(stripped)
     except ValueError:
         doc = None
     if isinstance(doc, list):
@@ -280,10 +280,11 @@ def parse_document(doc: RawDocument) -> Iterator[Unit]:
     units = list(_units_of(doc))
     if not units:
         raise EmptyContent("the document holds no records")
+    # raw text never holds a lone surrogate: bytes decoded with errors="replace" cannot give
+    # one, and JSON records are read through loads_json; feedparser's fields can
     for unit in units:
-        if has_surrogates(unit.fields) or has_surrogates(unit.raw):
-            unit = dataclasses.replace(unit, fields=without_surrogates(unit.fields),
-                                       raw=without_surrogates(unit.raw))
+        if has_surrogates(unit.fields):
+            unit = dataclasses.replace(unit, fields=without_surrogates(unit.fields))
         yield unit
 
 
@@ -298,7 +299,7 @@ def _units_of(doc: RawDocument) -> Iterator[Unit]:
     if kind == "feed":
         yield from _feed_units(doc.input_path, text, headers.get("content-location"))
     elif kind == "jsonfeed":
-        yield from _jsonfeed_units(doc.input_path, json.loads(text))
+        yield from _jsonfeed_units(doc.input_path, loads_json(text))
     elif kind == "json":
         yield from _json_units(doc.input_path, text)
     elif kind == "html":

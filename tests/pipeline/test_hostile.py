@@ -98,6 +98,10 @@ def test_lone_surrogates_become_replacement_characters(tmp_path: Path) -> None:
              "content_text": "The new bridge opened to traffic this morning, two years "
                              "late and over budget, the council said."}]},
     ).replace("Bridge X", "Bridge " + LONE), encoding="utf-8")
+    (inputs / "array.json").write_text(  # a JSON array of records: dumped again per record
+        '[{"url": "https://s.example/e", "title": "Pier ' + LONE + ' works", "text": "The pier '
+        'will close for repairs from March, the harbour board said after its meeting."}]',
+        encoding="utf-8")
     (inputs / "feed.xml").write_text(
         '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>S</title>'
         "<link>https://s.example/</link><item><title>Market &#55296; day</title>"
@@ -120,7 +124,7 @@ def test_lone_surrogates_become_replacement_characters(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     arts = pd.read_parquet(out / "articles")
     assert sorted(arts.title) == ["Bridge \ufffd", "Ferry \ufffd back", "Market \ufffd day",
-                                  "School \ufffd opens"]
+                                  "Pier \ufffd works", "School \ufffd opens"]
     assert "storm \ufffd" in arts.set_index("title").text["Ferry \ufffd back"]
     assert set(arts.language) == {"en"}
     assert not (out / "rejects").exists() or pd.read_parquet(out / "rejects").empty
