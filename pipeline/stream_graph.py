@@ -104,11 +104,10 @@ class WindowStaging:
 
     def __init__(self, output_dir: str, stream_id: str) -> None:
         self._output_dir = output_dir
-        self._stream_id = stream_id
+        self._run_id = WindowRunId(stream_id)
 
     def __call__(self, window: Any, pane: Any) -> str:
-        return staging_dir(self._output_dir,
-                           window_run_id(self._stream_id, window, pane.index))
+        return staging_dir(self._output_dir, self._run_id(window, pane))
 
 
 def _one(_element: Any) -> int:

@@ -86,11 +86,11 @@ FOREIGN_MONTHS: dict[str, str] = {
     **dict.fromkeys(("novembre", "noviembre", "ноября"), "November"),
     **dict.fromkeys(("dezember", "décembre", "decembre", "diciembre", "декабря"), "December"),
 }
-_WORD_TOKEN = re.compile(r"[^\W\d_]+\.?", re.UNICODE)
-_MONTH_EN = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+# English month names and abbreviations (also the byline dates in transforms/extract.py)
+MONTHS_EN = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
              r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
 _DATE_LINE = re.compile(
-    rf"(?:[a-z]+,?\s+)?(?:\d{{1,2}}\s+{_MONTH_EN}\s+\d{{4}}|{_MONTH_EN}\s+\d{{1,2}},?\s+\d{{4}})"
+    rf"(?:[a-z]+,?\s+)?(?:\d{{1,2}}\s+{MONTHS_EN}\s+\d{{4}}|{MONTHS_EN}\s+\d{{1,2}},?\s+\d{{4}})"
     r"(?:,?\s+\d{1,2}:\d{2}(?::\d{2})?(?:\s*[ap]\.?m\.?)?(?:\s+[a-z]{2,5}|\s*[+-]\d{2}:?\d{2})?)?",
     re.IGNORECASE)
 _ISO_LINE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2})?(?:Z|[+-]\d{2}:?\d{2})?)?")
@@ -119,7 +119,7 @@ def text_date(line: str) -> datetime | None:
         return None
     # a weekday before the day ('Montag, 26 November 2018'): dateutil knows English ones only
     first = re.match(r"([^\W\d_]+),?\s+(?=\d)", text)
-    if first and not re.fullmatch(_MONTH_EN, first.group(1), re.IGNORECASE):
+    if first and not re.fullmatch(MONTHS_EN, first.group(1), re.IGNORECASE):
         text = text[first.end():]
     return parse_date(text)
 

