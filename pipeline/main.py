@@ -32,6 +32,7 @@ from pipeline.options import (
     config_from_args,
     load_config_file,
 )
+from pipeline.reindex import upgrade_index
 from transforms.common import METRICS_NAMESPACE
 from transforms.write import inside, join_path
 
@@ -461,6 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     _terminate_cleanly()
     try:
         clean_leftovers(config.output_dir)
+        upgrade_index(config.output_dir, config.near)
         code, manifest = execute(config)
     except KeyboardInterrupt:
         sys.stderr.write("newsbeam: interrupted\n")
@@ -572,6 +574,7 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
     stop.install()
     try:
         clean_leftovers(config.output_dir)
+        upgrade_index(config.output_dir, config.near)
         LOG.info("streaming: watching %d folders and %d feeds into %s (window %gs, poll %gs, "
                  "%s)", len(folders), len(config.feeds), config.output_dir, args.window,
                  args.poll, "micro-batches on the DirectRunner" if micro_batches

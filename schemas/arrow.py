@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from schemas.records import Article, Duplicate, Reject
 
-SCHEMA_VERSION = "5"
+SCHEMA_VERSION = "6"
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 RIGHTS = pa.struct([
@@ -128,8 +128,9 @@ INDEX_SCHEMA = pa.schema(
         _f("content_hash", pa.string(), "Its normalized-content hash.", False),
         _f("published_at", UTC_TS, "Its publication time."),
         _f("shingles", pa.list_(pa.uint32()), "Hashes of its word shingles (near-dup "
-           "verification).", False),
-        _f("bands", pa.list_(pa.string()), "Its MinHash LSH band keys.", False),
+           "verification; signature format 2 since schema version 6).", False),
+        _f("bands", pa.list_(pa.uint64()), "Its MinHash LSH band keys (uint64 since schema "
+           "version 6; strings before, which newsbeam upgrades on the next run).", False),
         _f("revision", pa.int32(), "Its revision number.", False),
         _f("word_count", pa.int32(), "Its number of words: a later copy at its URL is a new "
            "revision only if about as long (a teaser is not)."),

@@ -30,18 +30,21 @@ from schemas.records import Article, Duplicate
 from transforms.common import METRICS_NAMESPACE
 from transforms.neardup import (
     MIN_SHINGLES,
+    BodyHashes,
     NearConfig,
     NearDoc,
     band_keys,
+    body_hashes,
     candidate_pairs,
-    hash_tokens,
+    core_shingles,
     minhash,
+    pack_arrays,
     shingle_set,
-    shingles_of,
     similarity,
+    tokens_by_paragraph,
+    unpack_arrays,
     verify_pair,
 )
-from transforms.text import content_tokens
 
 _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 DUP_TAG = "duplicates"
@@ -229,11 +232,14 @@ def stored_sharing_keys(table: pa.Table, digests: np.ndarray) -> Iterator[dict[s
 
 def stored_sharing_bands(table: pa.Table, digests: np.ndarray) -> Iterator[dict[str, Any]]:
     """Index rows (one row group, NEAR_COLUMNS) -> those sharing an LSH band key with this
-    run. The shingle lists of the others are never turned into Python objects."""
+    run (``digests``: the run's sorted band keys). The shingle lists of the others are never
+    turned into Python objects."""
     bands = table.column("bands").combine_chunks()
-    flat = pc.list_flatten(bands).to_pylist()
+    if not pa.types.is_integer(bands.type.value_type):
+        return  # signature format 1 (string keys), never upgraded: no band can match
+    flat = pc.list_flatten(bands).to_numpy(zero_copy_only=False)
     parents = pc.list_parent_indices(bands).to_numpy()
-    rows = np.unique(parents[in_digests(digests, flat)])
+    rows = np.unique(parents[in_sorted(digests, flat)])
     if rows.size:
         yield from table.take(pa.array(rows)).to_pylist()
 
@@ -255,10 +261,6 @@ def read_stored(digests: beam.PCollection[np.ndarray], pattern: str, columns: li
         | f"ReadIndex{name}" >> beam.io.ReadAllFromParquetBatched(columns=columns)
         | f"StoredSharing{name}" >> beam.FlatMap(matcher, beam.pvalue.AsSingleton(digests))
     )
-
-
-def _doc_bands(doc: NearDoc) -> Iterator[str]:
-    yield from doc.bands
 
 
 def _duplicate(a: Article, kept: Article, method: str, similarity: float = 1.0) -> Duplicate:
@@ -452,8 +454,8 @@ def stored_near_doc(record: dict[str, Any]) -> NearDoc:
         node=f"stored:{record['article_id']}",
         rank="0|" + record["article_id"] + "\x1f" + record["article_id"],
         article_id=record["article_id"],
-        shingles=np.asarray(record.get("shingles") or [], dtype=np.uint64),
-        bands=tuple(record.get("bands") or ()),
+        shingles=np.asarray(record.get("shingles") or (), dtype=np.uint32),
+        bands=np.asarray(record.get("bands") or (), dtype=np.uint64),
         stored=True,
     )
 
@@ -461,60 +463,68 @@ def stored_near_doc(record: dict[str, Any]) -> NearDoc:
 @dataclasses.dataclass(frozen=True)
 class Prepared:
     """What the near stage computes of an article before the run's boilerplate is known: its
-    tokens and paragraph digests, and its shingles and band keys over the whole body. Most
-    articles hold no boilerplate paragraph, and these are then their signature; the others
-    get their core from the same tokens. The body is tokenized once."""
+    hashes (shingles in text order, paragraph sizes and digests), and its shingle set and
+    band keys over the whole body. Most articles hold no boilerplate paragraph, and these are
+    then their signature; the others cut their core from the same hashes. The body is
+    tokenized and hashed once."""
 
-    order: np.ndarray  # per paragraph, in order: its digest, or 0 when it is shorter
-    sizes: np.ndarray  # per paragraph, in order: its number of tokens
-    tokens: str  # the body's content tokens, space-joined (a token holds no space)
+    hashes: BodyHashes
     full: np.ndarray  # shingles of the whole body
-    bands: tuple[str, ...]  # band keys of ``full`` (none below MIN_SHINGLES)
+    bands: np.ndarray  # band keys of ``full`` (none below MIN_SHINGLES)
 
     @property
     def paragraphs(self) -> np.ndarray:
         """Sorted distinct digests of the paragraphs of 8 words or more."""
-        return np.unique(self.order[self.order != 0])
+        digests = self.hashes.digests
+        return np.unique(digests[digests != 0])
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # one bytes object: the runner's coder copies it, instead of pickling five arrays
+        h = self.hashes
+        return (_unpack_prepared, (pack_arrays(h.ordered, h.sizes, h.digests, self.full,
+                                               self.bands),))
 
 
-def _bands(shingles: np.ndarray, config: NearConfig) -> tuple[str, ...]:
-    """The distinct LSH band keys of a shingle set (none below MIN_SHINGLES)."""
+def _unpack_prepared(data: bytes) -> Prepared:
+    ordered, sizes, digests, full, bands = unpack_arrays(data, _PREPARED_TYPES)
+    return Prepared(BodyHashes(ordered, sizes, digests), full, bands)
+
+
+_PREPARED_TYPES = (np.uint32, np.int64, np.uint64, np.uint32, np.uint64)
+_NO_BANDS = np.zeros(0, dtype=np.uint64)
+
+
+def _bands(shingles: np.ndarray, config: NearConfig) -> np.ndarray:
+    """The distinct LSH band keys of a shingle set (none below MIN_SHINGLES), sorted."""
     if shingles.size < MIN_SHINGLES:
-        return ()
-    return tuple(dict.fromkeys(band_keys(minhash(shingles, config.num_perm), config.bands)))
+        return _NO_BANDS
+    return band_keys(minhash(shingles, config.num_perm), config.bands)
 
 
 def prepared(text: str, config: NearConfig) -> Prepared:
-    """Tokenize and hash a body once: its paragraphs' digests, tokens, shingles, bands."""
-    per = [content_tokens(p) for p in text.split("\n\n")]
-    order = np.array([key_digest(h) if (h := hash_tokens(t)) else 0 for t in per],
-                     dtype=np.uint64)
-    flat = [w for t in per for w in t]
-    full = shingles_of(flat, config.shingle_size)
-    return Prepared(order, np.array([len(t) for t in per], dtype=np.int64), " ".join(flat),
-                    full, _bands(full, config))
+    """Tokenize and hash a body once: its paragraphs' digests, its shingles, its bands."""
+    hashes = body_hashes(tokens_by_paragraph(text), config.shingle_size)
+    full = np.unique(hashes.ordered)
+    return Prepared(hashes, full, _bands(full, config))
 
 
 def near_doc(article: Article, common: np.ndarray, config: NearConfig,
              prep: Prepared | None = None) -> NearDoc:
     """The article's NearDoc, given ``common``, the sorted digests of the run's boilerplate
-    paragraphs (``digests_of(paragraph hashes)``). Its core leaves those paragraphs out. An
-    article whose long paragraphs are all common (``all_common``) is one of several copies
-    of a syndicated story, not a story wrapped in boilerplate: it is compared on its full
-    text. ``prep``: the article's prepared signature, when it has one."""
+    paragraphs (``paragraph_digests``). Its core leaves out the shingles that touch those
+    paragraphs. An article whose long paragraphs are all common (``all_common``) is one of
+    several copies of a syndicated story, not a story wrapped in boilerplate: it is compared
+    on its full text. ``prep``: the article's prepared signature, when it has one."""
     if prep is None:
         prep = prepared(article.text, config)
-    long = prep.order != 0
-    hit = in_sorted(common, prep.order) & long
+    digests = prep.hashes.digests
+    long = digests != 0
+    hit = in_sorted(common, digests) & long
     if not hit.any():
         return NearDoc(article.unit_key, rank_label(article), article.article_id, prep.full,
                        prep.bands)
-    words = prep.tokens.split(" ") if prep.tokens else []
-    ends = np.cumsum(prep.sizes).tolist()
-    core_tokens = [w for i, end in enumerate(ends) if not hit[i]
-                   for w in words[end - int(prep.sizes[i]):end]]
-    core = shingles_of(core_tokens, config.shingle_size)
-    bands = tuple(dict.fromkeys([*_bands(core, config), *prep.bands]))
+    core = core_shingles(prep.hashes, hit, config.shingle_size)
+    bands = np.union1d(_bands(core, config), prep.bands)
     return NearDoc(article.unit_key, rank_label(article), article.article_id, core, bands,
                    full=prep.full, all_common=bool(hit[long].all()))
 
@@ -525,8 +535,8 @@ def index_row(article: Article, doc: NearDoc | None, run_id: str) -> dict[str, A
         "source_domain": article.source_domain, "guid": article.guid,
         "content_hash": article.content_hash, "published_at": article.published_at,
         # a numpy array: the writer builds the list column from it without Python ints
-        "shingles": doc.full_set() if doc is not None else np.zeros(0, dtype=np.uint64),
-        "bands": list(doc.bands) if doc is not None else [],
+        "shingles": doc.full_set() if doc is not None else np.zeros(0, dtype=np.uint32),
+        "bands": doc.bands if doc is not None else _NO_BANDS,
         "revision": article.revision,
         "word_count": article.word_count,
         "updated_at": article.updated_at,
@@ -555,7 +565,7 @@ def _with_doc(element: tuple[Article, Prepared], common: np.ndarray, config: Nea
 
 
 def _band_digests(doc: NearDoc) -> np.ndarray:
-    return digests_of(doc.bands)
+    return doc.bands
 
 
 def _split_candidates(element: tuple[Article, NearDoc], colliding: np.ndarray,
@@ -564,7 +574,7 @@ def _split_candidates(element: tuple[Article, NearDoc], colliding: np.ndarray,
     cannot be a near copy, nor have one: it is kept as it is (with its index row), and only
     the others, usually a small share, go through the candidate joins."""
     article, doc = element
-    if doc.bands and in_digests(colliding, list(doc.bands)).any():
+    if in_sorted(colliding, doc.bands).any():
         yield beam.pvalue.TaggedOutput(CANDIDATE_TAG, element)
         return
     yield article
@@ -588,10 +598,9 @@ def _candidate_doc(element: tuple[Article, NearDoc]) -> NearDoc:
 
 def _band_members(doc: NearDoc, colliding: np.ndarray
                   ) -> Iterator[tuple[str, tuple[str, str, bool]]]:
-    bands = list(doc.bands)
-    for band, shared in zip(bands, in_digests(colliding, bands), strict=True):
-        if shared:  # a band key no other article has pairs with nobody
-            yield (band, (doc.node, doc.rank, doc.stored))
+    for band in doc.bands[in_sorted(colliding, doc.bands)].tolist():
+        # a band key no other article has pairs with nobody
+        yield (band, (doc.node, doc.rank, doc.stored))
 
 
 def _bucket_pairs(element: tuple[str, Iterable[tuple[str, str, bool]]], max_bucket: int
@@ -723,8 +732,8 @@ class NearDedupe(beam.PTransform):
         if self._history is not None:
             run_bands = (
                 run_docs
-                | "RunBandKeys" >> beam.FlatMap(_doc_bands)
-                | "RunBandDigests" >> beam.CombineGlobally(KeyDigestSet()).without_defaults()
+                | "RunBandKeys" >> beam.Map(_band_digests)
+                | "RunBandDigests" >> beam.CombineGlobally(DigestCounts(1)).without_defaults()
             )
             stored = (
                 read_stored(run_bands, self._history, NEAR_COLUMNS, stored_sharing_bands,

@@ -8,10 +8,12 @@ Method (keyed grouping and digest counts; no index of the texts is held by one w
    syndicated story share every paragraph, and must still be compared on them. Paragraphs are
    counted as 64-bit digests in one vectorized combine (16 bytes per distinct paragraph).
 2. Shingles: word ``shingle_size``-grams of the normalized body (case, punctuation, quote style
-   and paragraph breaks do not matter), hashed to 32 bits.
-3. MinHash with ``num_perm`` permutations; ``bands`` bands of num_perm/bands rows. Band keys
-   held by two articles or more are found by a second digest count; an article with none of
-   them is kept at once. The others are candidates: GroupByKey on their shared band keys.
+   and paragraph breaks do not matter), hashed to 32 bits. The body is tokenized once and all
+   its spans (shingles, paragraphs) are hashed from one prefix sum over its bytes.
+3. MinHash of ``num_perm`` values by one permutation hashing (one hash per shingle, not
+   ``num_perm``); ``bands`` bands of num_perm/bands rows, each hashed to a uint64 key. Band
+   keys held by two articles or more are found by a second digest count; an article with none
+   of them is kept at once. The others are candidates: GroupByKey on their shared band keys.
 4. Candidates are verified on their exact shingle sets: Jaccard >= ``jaccard`` or containment
    (the share of the shorter article found in the longer one) >= ``containment``. Containment
    catches a copy cut to 80% plus a "Read the full story" line and the original plus an update
@@ -23,11 +25,9 @@ Method (keyed grouping and digest counts; no index of the texts is held by one w
 
 from __future__ import annotations
 
-import hashlib
-import itertools
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -53,102 +53,182 @@ class NearConfig:
     def validate(self) -> None:
         if self.shingle_size < 1:
             raise ValueError("--shingle-size must be at least 1")
-        if self.num_perm < 8 or self.bands < 1 or self.num_perm % self.bands:
-            raise ValueError("--num-perm must be at least 8 and a multiple of --bands")
+        if self.num_perm < 8 or self.num_perm & (self.num_perm - 1) or self.bands < 1 \
+                or self.num_perm % self.bands:
+            raise ValueError("--num-perm must be a power of two, at least 8, and a multiple "
+                             "of --bands")
         if not (0 < self.jaccard <= 1 and 0 < self.containment <= 1):
             raise ValueError("--near-threshold and --containment must be in (0, 1]")
 
 
-def hash_tokens(tokens: list[str]) -> str | None:
-    if len(tokens) < MIN_PARAGRAPH_WORDS:
-        return None
-    return hashlib.blake2b(" ".join(tokens).encode("utf-8"), digest_size=8).hexdigest()
+def tokens_by_paragraph(text: str) -> list[list[str]]:
+    """The content tokens (``content_tokens``: NFKC, case-folded words) of each paragraph of a
+    normalized body (paragraphs are separated by a blank line)."""
+    return [content_tokens(p) for p in text.split("\n\n")]
 
 
-def paragraph_hash(paragraph: str) -> str | None:
-    """Hash of a paragraph long enough to count as shared boilerplate, else None."""
-    return hash_tokens(content_tokens(paragraph))
+# ------------------------------------------------------------- hashing (signature format 2)
+# Format 2 (schema version 6) hashes every span of the body's bytes in one vectorized pass;
+# format 1 took a CRC-32 per shingle in a Python loop and keyed bands by a BLAKE2 hex string.
+# What the index stores (shingles, bands) depends on it: pipeline/reindex.py upgrades an
+# older OUT/_index.
+_U64 = np.uint64
+_P = 0x100000001B3  # odd, so invertible modulo 2**64
+_P_INV = pow(_P, -1, 1 << 64)
+_POWERS: list[np.ndarray] = []  # P**j and P**-j modulo 2**64, for j below their length
+_M1, _M2 = _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
+_S30, _S27, _S31 = _U64(30), _U64(27), _U64(31)
+_PARAGRAPH_SALT = _U64(0x9E3779B97F4A7C15)
 
 
-def paragraph_hashes(text: str) -> list[str]:
-    return sorted({h for p in text.split("\n\n") if (h := paragraph_hash(p))})
+def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """P**j and P**-j modulo 2**64 for j < n, grown on demand and kept for the process."""
+    if not _POWERS or _POWERS[0].size < n:
+        size = max(1 << 14, 1 << (n - 1).bit_length())
+        tables = []
+        for base in (_P, _P_INV):
+            row = np.full(size, base, dtype=_U64)
+            row[0] = 1
+            tables.append(np.cumprod(row, dtype=_U64))  # wraps modulo 2**64 on purpose
+        _POWERS[:] = tables
+    return _POWERS[0], _POWERS[1]
+
+
+def mix64(z: np.ndarray) -> np.ndarray:
+    """The splitmix64 finalizer, a strong 64-bit mixer (uint64 arithmetic wraps on purpose)."""
+    z = z ^ (z >> _S30)
+    z *= _M1
+    z ^= z >> _S27
+    z *= _M2
+    z ^= z >> _S31
+    return z
+
+
+def span_hashes(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """64-bit hashes of the byte spans ``data[s:e]``: the polynomial hash sum(b[j] * P**(j-s))
+    modulo 2**64, mixed. One prefix sum serves every span, so a span costs O(1) whatever its
+    length, and a span's hash depends on its bytes only, not on where it sits."""
+    power, inverse = _powers(data.size + 1)
+    prefix = np.zeros(data.size + 1, dtype=_U64)
+    np.cumsum(data * power[:data.size], out=prefix[1:])
+    return mix64((prefix[ends] - prefix[starts]) * inverse[starts])
+
+
+@dataclass(frozen=True)
+class BodyHashes:
+    """What a body's tokens hash to, computed once: the shingles in text order (a shingle is
+    the 32-bit hash of ``size`` space-joined tokens; of the whole body when it is shorter),
+    and per paragraph its number of tokens and its 64-bit digest (0 below
+    MIN_PARAGRAPH_WORDS, too short to be boilerplate)."""
+
+    ordered: np.ndarray  # uint32, one per window of ``size`` tokens
+    sizes: np.ndarray  # int64, tokens per paragraph
+    digests: np.ndarray  # uint64, per paragraph
+
+
+def body_hashes(per: list[list[str]], size: int) -> BodyHashes:
+    flat = [w for t in per for w in t]
+    sizes = np.array([len(t) for t in per], dtype=np.int64)
+    if not flat:
+        return BodyHashes(np.zeros(0, dtype=np.uint32), sizes,
+                          np.zeros(len(per), dtype=_U64))
+    data = np.frombuffer(" ".join(flat).encode("utf-8"), dtype=np.uint8)
+    # a token holds no space, so the spaces are the token boundaries
+    spaces = np.flatnonzero(data == 32)
+    starts = np.concatenate(([0], spaces + 1))
+    ends = np.concatenate((spaces, [data.size]))
+    n = len(flat)
+    if n <= size:
+        spans = span_hashes(data, starts[:1], ends[-1:])
+    else:
+        spans = span_hashes(data, starts[:n - size + 1], ends[size - 1:])
+    ordered = (spans >> _U64(32)).astype(np.uint32)
+    last = np.cumsum(sizes)
+    first = last - sizes
+    long = sizes >= MIN_PARAGRAPH_WORDS
+    digests = np.zeros(len(per), dtype=_U64)
+    if long.any():
+        digests[long] = span_hashes(data, starts[first[long]], ends[last[long] - 1]) \
+            ^ _PARAGRAPH_SALT
+        digests[long & (digests == 0)] = 1  # 0 means "too short"
+    return BodyHashes(ordered, sizes, digests)
+
+
+def core_shingles(hashes: BodyHashes, drop: np.ndarray, size: int) -> np.ndarray:
+    """Sorted unique shingles of the windows that lie wholly outside the paragraphs marked in
+    ``drop`` (a boolean per paragraph)."""
+    n = int(hashes.sizes.sum())
+    if n <= size:
+        return np.zeros(0, dtype=np.uint32) if drop[hashes.sizes > 0].any() \
+            else np.unique(hashes.ordered)
+    dropped = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.repeat(drop, hashes.sizes), out=dropped[1:])
+    clean = dropped[size:] == dropped[:n - size + 1]
+    return np.unique(hashes.ordered[clean])
 
 
 def shingles_of(tokens: list[str], size: int) -> np.ndarray:
-    """Sorted unique CRC-32s of the space-joined ``size``-grams of ``tokens``. The text is
-    joined and encoded once; each gram is hashed as a slice of that buffer (the same bytes as
-    joining the gram, without building it)."""
-    if not tokens:
-        return np.zeros(0, dtype=np.uint64)
-    joined = " ".join(tokens)
-    buf = joined.encode("utf-8")
-    if len(tokens) <= size:
-        return np.array([zlib.crc32(buf)], dtype=np.uint64)
-    # byte offset where each token starts (and where one more would start)
-    if len(buf) == len(joined):  # ASCII: one byte a character
-        lengths = [len(t) + 1 for t in tokens]
-    else:
-        lengths = [len(t.encode("utf-8")) + 1 for t in tokens]
-    starts = [0, *itertools.accumulate(lengths)]
-    view = memoryview(buf)
-    crc = zlib.crc32
-    hashes = [crc(view[starts[i]:starts[i + size] - 1]) for i in range(len(tokens) - size + 1)]
-    return np.unique(np.array(hashes, dtype=np.uint64))
+    """Sorted unique shingles (uint32) of a token list."""
+    return np.unique(body_hashes([tokens], size).ordered)
 
 
-def shingle_set(text: str, size: int, skip: Iterable[str] = ()) -> np.ndarray:
-    """Sorted unique 32-bit hashes of the word shingles of ``text``, leaving out the
-    paragraphs whose hash is in ``skip``."""
-    skip = set(skip)
-    if skip:
-        text = "\n\n".join(p for p in text.split("\n\n") if paragraph_hash(p) not in skip)
-    return shingles_of(content_tokens(text), size)
+def paragraph_digests(text: str) -> np.ndarray:
+    """Sorted distinct digests of the paragraphs of ``text`` long enough to be boilerplate."""
+    digests = body_hashes(tokens_by_paragraph(text), 1).digests
+    return np.unique(digests[digests != 0])
 
 
-def _seeds(num_perm: int) -> np.ndarray:
-    rng = np.random.RandomState(1)  # fixed: signatures must agree across workers and runs
-    return rng.randint(0, 2**63 - 1, size=num_perm, dtype=np.int64).astype(np.uint64)
+def shingle_set(text: str, size: int, skip: np.ndarray | None = None) -> np.ndarray:
+    """Sorted unique shingles of ``text``, leaving out the windows that touch a paragraph
+    whose digest is in ``skip`` (a sorted uint64 array)."""
+    hashes = body_hashes(tokens_by_paragraph(text), size)
+    if skip is None or skip.size == 0:
+        return np.unique(hashes.ordered)
+    pos = np.minimum(np.searchsorted(skip, hashes.digests), skip.size - 1)
+    return core_shingles(hashes, (skip[pos] == hashes.digests) & (hashes.digests != 0), size)
 
 
-_SEEDS: dict[int, np.ndarray] = {}
-_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
-
-
-def _mix(z: np.ndarray) -> None:
-    """The splitmix64 finalizer, in place: a strong 64-bit mixer (uint64 arithmetic wraps on
-    purpose; no temporaries, since the signature's cost is memory traffic). A linear
-    (a*x + b) mod p family estimated Jaccard with a bias of +0.04 on these inputs."""
-    t = z >> _S30
-    z ^= t
-    z *= _M1
-    np.right_shift(z, _S27, out=t)
-    z ^= t
-    z *= _M2
-    np.right_shift(z, _S31, out=t)
-    z ^= t
+_EMPTY = np.iinfo(np.uint64).max
+_SEED = _U64(0x2545F4914F6CDD1D)
+_BAND_SALT = _U64(0xD6E8FEB86659FD93)
 
 
 def minhash(shingles: np.ndarray, num_perm: int) -> np.ndarray:
-    """MinHash signature (num_perm uint64 values) of a set of 32-bit hashes: one seeded
-    64-bit mix per permutation, the minimum over the set."""
-    if num_perm not in _SEEDS:
-        _SEEDS[num_perm] = _seeds(num_perm)
+    """MinHash signature of a shingle set, as ``num_perm`` uint64 values, by one permutation
+    hashing: each shingle is mixed once to 64 bits, its top bits pick one of ``num_perm``
+    bins (a power of two), and a bin keeps its smallest value. An empty bin borrows the value
+    of the next non-empty bin to its right (circularly), offset by the distance (rotation
+    densification, Shrivastava and Li, ICML 2014), so two sets agree in a bin with
+    probability about their Jaccard similarity, as with ``num_perm`` permutations, at the
+    cost of one hash per shingle instead of ``num_perm``."""
+    if num_perm & (num_perm - 1):
+        raise ValueError("num_perm must be a power of two")
     if shingles.size == 0:
-        return np.full(num_perm, np.iinfo(np.uint64).max, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        z = shingles.astype(np.uint64)[:, None] ^ _SEEDS[num_perm][None, :]
-        _mix(z)
-    return z.min(axis=0)
+        return np.full(num_perm, _EMPTY, dtype=_U64)
+    shift = _U64(64 - (num_perm.bit_length() - 1))
+    h = np.sort(mix64(shingles.astype(_U64) ^ _SEED))
+    bins = h >> shift
+    first = np.searchsorted(bins, np.arange(num_perm, dtype=_U64))
+    full = first < h.size
+    full[full] = bins[first[full]] == np.arange(num_perm, dtype=_U64)[full]
+    values = np.where(full, h[np.minimum(first, h.size - 1)], _U64(0))
+    if full.all():
+        return values
+    taken = np.flatnonzero(full)
+    at = np.arange(num_perm)
+    nxt = taken[np.searchsorted(taken, at) % taken.size]
+    distance = ((nxt - at) % num_perm).astype(_U64)
+    return np.where(full, values, mix64(values[nxt] + distance))
 
 
-def band_keys(signature: np.ndarray, bands: int) -> list[str]:
-    rows = len(signature) // bands
-    keys = []
-    for i in range(bands):
-        digest = hashlib.blake2b(signature[i * rows:(i + 1) * rows].tobytes(), digest_size=8)
-        keys.append(f"{i}:{digest.hexdigest()}")
-    return keys
+def band_keys(signature: np.ndarray, bands: int) -> np.ndarray:
+    """The LSH band keys of a signature: ``bands`` bands of len/bands rows, each hashed with
+    its band number to one uint64. Sorted, distinct."""
+    rows = signature.reshape(bands, -1)
+    key = np.arange(bands, dtype=_U64) * _BAND_SALT
+    for j in range(rows.shape[1]):
+        key = mix64(key ^ rows[:, j])
+    return np.unique(key)
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -173,13 +253,48 @@ class NearDoc:
     rank: str  # sortable rank label; the smallest in a group is kept
     article_id: str
     shingles: np.ndarray  # core: without boilerplate paragraphs
-    bands: tuple[str, ...]
+    bands: np.ndarray  # sorted distinct uint64 band keys
     stored: bool = False
     full: np.ndarray | None = None  # with them, when they differ
     all_common: bool = False
 
     def full_set(self) -> np.ndarray:
         return self.shingles if self.full is None else self.full
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # the arrays as one bytes object: the runner's coder copies it instead of pickling each
+        full = self.full if self.full is not None else _NONE
+        return (_unpack_doc, (self.node, self.rank, self.article_id, self.stored,
+                              self.all_common, self.full is not None,
+                              pack_arrays(self.shingles, self.bands, full)))
+
+
+_NONE = np.zeros(0, dtype=np.uint32)
+_DOC_TYPES = (np.uint32, np.uint64, np.uint32)
+
+
+def _unpack_doc(node: str, rank: str, article_id: str, stored: bool, all_common: bool,
+                has_full: bool, data: bytes) -> NearDoc:
+    shingles, bands, full = unpack_arrays(data, _DOC_TYPES)
+    return NearDoc(node, rank, article_id, shingles, bands, stored,
+                   full if has_full else None, all_common)
+
+
+def pack_arrays(*arrays: np.ndarray) -> bytes:
+    """Arrays as one bytes object: their lengths, then their data (``unpack_arrays``)."""
+    sizes = np.array([a.size for a in arrays], dtype=np.int64)
+    return b"".join([sizes.tobytes(), *(a.tobytes() for a in arrays)])
+
+
+def unpack_arrays(data: bytes, dtypes: tuple[Any, ...]) -> list[np.ndarray]:
+    """The arrays ``pack_arrays`` packed, given their dtypes (read-only views of ``data``)."""
+    sizes = np.frombuffer(data, dtype=np.int64, count=len(dtypes)).tolist()
+    offset = 8 * len(dtypes)
+    arrays = []
+    for size, dtype in zip(sizes, dtypes, strict=True):
+        arrays.append(np.frombuffer(data, dtype=dtype, count=size, offset=offset))
+        offset += size * np.dtype(dtype).itemsize
+    return arrays
 
 
 def verify_pair(a: NearDoc, b: NearDoc, config: NearConfig) -> tuple[bool, float]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import pickle
 from datetime import datetime, timezone
 
 from hypothesis import HealthCheck, given, settings
@@ -31,6 +32,7 @@ from transforms.neardup import NearConfig, minhash
 from transforms.parse import parse_document
 from transforms.quotes import extract_quotes
 from transforms.read import decompress
+from transforms.text import content_tokens
 from transforms.urls import canonical_url
 
 NOW = datetime(2026, 1, 15, tzinfo=timezone.utc)
@@ -120,7 +122,10 @@ def test_text_helpers_never_raise(text: str) -> None:
     find_countries(text)
     prep = prepared(text, NearConfig())
     assert minhash(prep.full, 16).shape == (16,)
-    assert int(prep.sizes.sum()) == (len(prep.tokens.split(" ")) if prep.tokens else 0)
+    n = len(content_tokens(text))
+    assert int(prep.hashes.sizes.sum()) == n
+    assert prep.hashes.ordered.size == (max(n - 4, 1) if n else 0)
+    assert pickle.loads(pickle.dumps(prep)).full.tolist() == prep.full.tolist()
 
 
 @SETTINGS

@@ -145,14 +145,18 @@ def test_stored_rows_are_filtered_by_the_run_keys_before_any_join() -> None:
         "content_hash": ["h1", "h2", "h3", "h4"],
     })
     assert [r["article_id"] for r in stored_sharing_keys(keys, digests)] == ["s1", "s3"]
+    # band keys are uint64 (signature format 2): the run's own sorted keys are the filter
     bands = pa.table({
         "article_id": ["s1", "s2", "s3"],
-        "bands": [["0:zzz", "1:yyy"], ["0:abc"], []],
-        "shingles": [[1, 2], [3, 4], []],
+        "bands": pa.array([[5, 2**63 + 9], [77], []], type=pa.list_(pa.uint64())),
+        "shingles": pa.array([[1, 2], [3, 4], []], type=pa.list_(pa.uint32())),
     })
-    rows = list(stored_sharing_bands(bands, digests))
+    run_bands = np.array([7, 77, 2**63 + 8], dtype=np.uint64)
+    rows = list(stored_sharing_bands(bands, run_bands))
     assert [r["article_id"] for r in rows] == ["s2"]
     assert rows[0]["shingles"] == [3, 4]
+    assert [r["article_id"] for r in stored_sharing_bands(
+        bands, np.array([2**63 + 9], dtype=np.uint64))] == ["s1"]
     assert list(stored_sharing_bands(bands, np.zeros(0, dtype=np.uint64))) == []
 
 

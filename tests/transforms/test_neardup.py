@@ -14,16 +14,15 @@ from apache_beam.testing.util import assert_that, equal_to
 from schemas.records import Article, Duplicate, Unit
 from tests.conftest import FIXED_NOW
 from transforms.common import Sink
-from transforms.dedupe import DedupeArticles, digests_of, near_doc, rank_label
+from transforms.dedupe import DedupeArticles, near_doc, rank_label
 from transforms.extract import build_article, unit_fields
 from transforms.neardup import (
     NearConfig,
     band_keys,
     candidate_pairs,
-    hash_tokens,
     is_near_duplicate,
     minhash,
-    paragraph_hashes,
+    paragraph_digests,
     shingle_set,
     shingles_of,
     similarity,
@@ -60,6 +59,29 @@ def test_shingles_ignore_case_punctuation_quotes_and_wrapping() -> None:
         shingle_set('"Quoted" words here now', 5).tolist()
 
 
+M64 = (1 << 64) - 1
+
+
+def reference_hash(data: bytes) -> int:
+    """The oracle for signature format 2, written plainly: the polynomial hash
+    sum(b[j] * P**j) modulo 2**64 of the bytes, then the splitmix64 finalizer."""
+    h = 0
+    for b in reversed(data):
+        h = (h * 0x100000001B3 + b) & M64
+    h ^= h >> 30
+    h = (h * 0xBF58476D1CE4E5B9) & M64
+    h ^= h >> 27
+    h = (h * 0x94D049BB133111EB) & M64
+    return h ^ (h >> 31)
+
+
+def reference_digest(tokens: list[str]) -> int:
+    """A paragraph's digest: 0 when it is too short to be boilerplate (under 8 words)."""
+    if len(tokens) < 8:
+        return 0
+    return (reference_hash(" ".join(tokens).encode("utf-8")) ^ 0x9E3779B97F4A7C15) or 1
+
+
 @pytest.mark.parametrize("sample", [
     text(*STORY),
     "Straße in München: die Bürger sagen „nein“ zum Projekt, 東京 und 日本 auch nicht",
@@ -68,43 +90,53 @@ def test_shingles_ignore_case_punctuation_quotes_and_wrapping() -> None:
     "one two",
     "",
 ])
-def test_shingle_hashes_are_the_crc32_of_each_joined_gram(sample: str) -> None:
-    """The stored index holds these values: they must stay the CRC-32 of the space-joined
-    5-gram (of the whole text when shorter), however they are computed."""
-    import zlib
-
+def test_shingles_are_the_stored_hash_of_each_joined_gram(sample: str) -> None:
+    """The stored index holds these values (signature format 2): each shingle is the top 32
+    bits of reference_hash of the space-joined 5-gram (of the whole text when shorter),
+    however they are computed."""
     from transforms.text import content_key
 
     tokens = content_key(sample).split()
     grams = ([" ".join(tokens[i:i + 5]) for i in range(len(tokens) - 4)] if len(tokens) > 5
              else ([" ".join(tokens)] if tokens else []))
-    want = sorted({zlib.crc32(g.encode("utf-8")) for g in grams})
+    want = sorted({reference_hash(g.encode("utf-8")) >> 32 for g in grams})
     assert shingle_set(sample, 5).tolist() == want
+    paragraphs = [content_tokens(p) for p in sample.split("\n\n")]
+    digests = sorted({d for t in paragraphs if (d := reference_digest(t))})
+    assert paragraph_digests(sample).tolist() == digests
 
 
-def reference_core(body: str, size: int, common: set[str]) -> tuple[np.ndarray, np.ndarray,
-                                                                     bool]:
+def reference_core(body: str, size: int, common: set[int]) -> tuple[np.ndarray, np.ndarray,
+                                                                    bool]:
     """The test's oracle for an article's signature sets, written from the text and nothing
-    prepared: (core, full, all_common). The core leaves out the paragraphs whose hash is
-    ``common``; all_common says every long paragraph is common."""
+    prepared: (core, full, all_common). The core keeps the grams that touch no paragraph whose
+    digest is in ``common``; all_common says every long paragraph is common."""
     tokens = [content_tokens(p) for p in body.split("\n\n")]
-    hashes = [hash_tokens(t) for t in tokens]
-    full = shingles_of([w for t in tokens for w in t], size)
-    mine = {h for h in hashes if h}
+    digests = [reference_digest(t) for t in tokens]
+    flat = [(w, d in common and d != 0) for t, d in zip(tokens, digests, strict=True)
+            for w in t]
+    words = [w for w, _dropped in flat]
+    full = shingles_of(words, size)
+    mine = {d for d in digests if d}
     shared = mine & common
     if not shared:
         return full, full, False
-    core = [w for t, h in zip(tokens, hashes, strict=True) if h not in shared for w in t]
-    return shingles_of(core, size), full, shared == mine
+    if len(flat) <= size:
+        grams = [flat] if flat else []
+    else:
+        grams = [flat[i:i + size] for i in range(len(flat) - size + 1)]
+    core = sorted({reference_hash(" ".join(w for w, _d in g).encode("utf-8")) >> 32
+                   for g in grams if not any(d for _w, d in g)})
+    return np.array(core, dtype=np.uint32), full, shared == mine
 
 
 def test_boilerplate_is_left_out_but_syndicated_copies_keep_their_text() -> None:
     short = make("s.xml", text("A short story about the regatta results on Sunday afternoon.",
                                FOOTER), "https://s.example/1", T0)
-    doc = near_doc(short, digests_of(paragraph_hashes(FOOTER)), CFG)
+    doc = near_doc(short, paragraph_digests(FOOTER), CFG)
     assert doc.shingles.size < doc.full_set().size and not doc.all_common
     story = make("t.xml", text(*STORY), "https://t.example/1", T0)
-    doc = near_doc(story, digests_of(paragraph_hashes(text(*STORY))), CFG)
+    doc = near_doc(story, paragraph_digests(text(*STORY)), CFG)
     assert doc.all_common and doc.full_set().size > doc.shingles.size
 
 
@@ -122,18 +154,18 @@ def test_prepared_signature_equals_the_text_reference(body: str) -> None:
     from transforms.dedupe import _bands, _with_doc, prepare
 
     article = make("in/a.xml", body, "https://news.example/a", T0)
-    for hashes in (set(paragraph_hashes(FOOTER)), set()):
-        _article, got = _with_doc(prepare(article, CFG), digests_of(hashes), CFG)
-        core, full, all_common = reference_core(body, CFG.shingle_size, hashes)
+    for common in (paragraph_digests(FOOTER), np.zeros(0, dtype=np.uint64)):
+        _article, got = _with_doc(prepare(article, CFG), common, CFG)
+        core, full, all_common = reference_core(body, CFG.shingle_size, set(common.tolist()))
         assert np.array_equal(got.shingles, core)
         assert np.array_equal(got.full_set(), full)
         assert got.all_common == all_common
-        assert set(got.bands) == {*_bands(core, CFG), *_bands(full, CFG)}
+        assert set(got.bands.tolist()) == {*_bands(core, CFG).tolist(),
+                                           *_bands(full, CFG).tolist()}
         assert got.rank == rank_label(article)
     # the footer is left out of the story's core, not out of its full text
     if body == text(*STORY[:2], FOOTER):
-        common = digests_of(paragraph_hashes(FOOTER))
-        _article, doc = _with_doc(prepare(article, CFG), common, CFG)
+        _article, doc = _with_doc(prepare(article, CFG), paragraph_digests(FOOTER), CFG)
         assert 0 < doc.shingles.size < doc.full_set().size
 
 
@@ -144,8 +176,8 @@ def test_minhash_estimates_jaccard_and_bands_agree() -> None:
     assert abs(float(np.mean(sa == sb)) - jac) < 0.15  # 128 permutations: std about 0.04
     assert cont == 1.0
     assert np.array_equal(minhash(a, 128), minhash(a.copy(), 128))  # deterministic
-    assert len(band_keys(sa, 32)) == 32
-    assert set(band_keys(sa, 32)) & set(band_keys(sb, 32))
+    assert band_keys(sa, 32).size == 32 and band_keys(sa, 32).dtype == np.uint64
+    assert np.intersect1d(band_keys(sa, 32), band_keys(sb, 32)).size
 
 
 @pytest.mark.parametrize(

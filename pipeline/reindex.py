@@ -1,0 +1,154 @@
+"""Upgrading OUT/_index to the current near-duplicate signature format.
+
+Schema version 6 changed how shingles and LSH band keys are hashed (signature format 2, see
+transforms/neardup.py): format 1 took a CRC-32 per shingle and keyed each band by a BLAKE2 hex
+string. Index rows written by an older newsbeam would never share a band key with a new run,
+so their articles could no longer catch near copies. Before a run or a stream builds its
+pipeline (under the OUT lock), ``upgrade_index`` finds the index files of format 1 (their
+``bands`` column holds strings) and rewrites their rows with the signature recomputed from the
+article text stored in OUT/articles:
+
+1. It reads ``article_id``, ``revision`` and ``text`` of every article file, hashes the text of
+   each stored version the old files name, and counts its long paragraphs across them, so a
+   paragraph found in ``boilerplate_df`` stored articles is left out of the core, as a run
+   does with its own articles.
+2. For each old file it writes a new one (the same rows; new ``shingles`` and ``bands``) under
+   a distinct name, then deletes the old one. A crash in between leaves both; the next start
+   rewrites the old one again, to the same name, and deletes it, so no row is ever lost.
+
+A row whose article text is not found (its file was removed by hand) keeps empty lists: its
+URL, feed id and content hash still catch exact copies. Memory: the new shingle sets of the
+articles being upgraded (about 4 bytes a word); it runs once per OUT.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from transforms.dedupe import DigestCounts, in_sorted
+from transforms.neardup import (
+    NearConfig,
+    band_keys,
+    body_hashes,
+    core_shingles,
+    minhash,
+    tokens_by_paragraph,
+)
+from transforms.write import join_path, write_partition
+
+LOG = logging.getLogger("newsbeam.reindex")
+UPGRADE_TAG = "sig2"
+
+
+def _files(output_dir: str, pattern: str) -> list[str]:
+    try:
+        found = FileSystems.match([join_path(output_dir, pattern)])[0].metadata_list
+    except Exception:  # noqa: BLE001 - no such folder (yet)
+        return []
+    return sorted(m.path for m in found)
+
+
+def _parquet(path: str) -> pq.ParquetFile:
+    with FileSystems.open(path) as fh:
+        return pq.ParquetFile(pa.BufferReader(fh.read()))
+
+
+def old_index_files(output_dir: str) -> list[str]:
+    """The index files written with signature format 1 (string band keys)."""
+    old = []
+    for path in _files(output_dir, "_index/*.parquet"):
+        bands = _parquet(path).schema_arrow.field("bands").type
+        if pa.types.is_list(bands) and pa.types.is_string(bands.value_type):
+            old.append(path)
+    return old
+
+
+def _stored_texts(output_dir: str, wanted: set[tuple[str, int]]
+                  ) -> Iterator[tuple[tuple[str, int], str]]:
+    """((article_id, revision), text) of the stored versions in ``wanted``."""
+    files = _files(output_dir, "articles/*/*.parquet")
+    started = time.monotonic()
+    for i, path in enumerate(files, 1):
+        table = _parquet(path)
+        names = table.schema_arrow.names
+        columns = [c for c in ("article_id", "revision", "text") if c in names]
+        data = table.read(columns=columns).to_pydict()
+        revisions = data.get("revision") or [1] * len(data["article_id"])
+        for article_id, revision, text in zip(data["article_id"], revisions, data["text"],
+                                              strict=True):
+            key = (article_id, int(revision or 1))
+            if key in wanted:
+                yield key, text or ""
+        if time.monotonic() - started > 10 and i % 100 == 0:
+            LOG.info("upgrading OUT/_index: %d of %d article files read", i, len(files))
+
+
+def _signatures(output_dir: str, wanted: set[tuple[str, int]], config: NearConfig
+                ) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
+    """(full shingles, band keys of core and full) for each stored version found."""
+    hashes = {key: body_hashes(tokens_by_paragraph(text), config.shingle_size)
+              for key, text in _stored_texts(output_dir, wanted)}
+    counts = DigestCounts(config.boilerplate_df)
+    acc = counts.create_accumulator()
+    for h in hashes.values():
+        acc = counts.add_input(acc, np.unique(h.digests[h.digests != 0]))
+    common = counts.extract_output(acc)
+    signatures = {}
+    for key, h in hashes.items():
+        full = np.unique(h.ordered)
+        sets = [full]
+        hit = in_sorted(common, h.digests) & (h.digests != 0)
+        if hit.any():
+            sets.append(core_shingles(h, hit, config.shingle_size))
+        bands = [band_keys(minhash(s, config.num_perm), config.bands) for s in sets
+                 if s.size >= 5]
+        signatures[key] = (full, np.unique(np.concatenate(bands)) if bands
+                           else np.zeros(0, dtype=np.uint64))
+    return signatures
+
+
+def _upgraded_rows(path: str, signatures: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]
+                   ) -> list[dict[str, Any]]:
+    rows = _parquet(path).read().to_pylist()
+    for row in rows:
+        full, bands = signatures.get((row["article_id"], int(row.get("revision") or 1)),
+                                     (np.zeros(0, dtype=np.uint32),
+                                      np.zeros(0, dtype=np.uint64)))
+        row["shingles"], row["bands"] = full, bands
+    return rows
+
+
+def upgrade_index(output_dir: str, config: NearConfig | None) -> int:
+    """Rewrite the format-1 index files of OUT (see the module docstring). Returns how many
+    index rows were upgraded; 0 when there was nothing to do."""
+    old = old_index_files(output_dir)
+    if not old:
+        return 0
+    config = config or NearConfig()
+    started = time.monotonic()
+    wanted: set[tuple[str, int]] = set()
+    for path in old:
+        data = _parquet(path).read(columns=["article_id", "revision"]).to_pydict()
+        wanted.update((a, int(r or 1)) for a, r in zip(data["article_id"], data["revision"],
+                                                       strict=True))
+    LOG.warning("OUT/_index holds %d articles from an older newsbeam (signature format 1): "
+                "upgrading them from the stored text, once", len(wanted))
+    signatures = _signatures(output_dir, wanted, config)
+    upgraded = 0
+    for path in old:
+        rows = _upgraded_rows(path, signatures)
+        # a distinct name: the new file never replaces the old one before it is complete
+        list(write_partition(output_dir, "_index", "", rows, tag=UPGRADE_TAG))
+        FileSystems.delete([path])
+        upgraded += len(rows)
+    LOG.warning("OUT/_index upgraded: %d rows (%d without stored text) in %.1fs", upgraded,
+                len(wanted) - len(signatures), time.monotonic() - started)
+    return upgraded

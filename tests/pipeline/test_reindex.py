@@ -1,0 +1,129 @@
+"""An OUT written by an older newsbeam (signature format 1, schema version 5) keeps catching
+near copies after the upgrade to format 2.
+
+``tests/fixtures/format1_out`` is a real output of newsbeam at commit 44ad789 (the last one
+with format 1), run on ``tests/fixtures/format1_input.jsonl``: four stories, three of them
+ending in one shared footer (so the old index holds core bands too)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from pipeline.reindex import old_index_files, upgrade_index
+from tests.conftest import REPO
+from tests.pipeline.test_cli import INGESTED_AT, newsbeam
+
+FIXTURE = REPO / "tests" / "fixtures" / "format1_out"
+INPUT = REPO / "tests" / "fixtures" / "format1_input.jsonl"
+
+
+def old_out(tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    shutil.copytree(FIXTURE, out)
+    return out
+
+
+def stored(name: str) -> dict:
+    for line in INPUT.read_text().splitlines():
+        row = json.loads(line)
+        if row["url"].endswith("/" + name):
+            return row
+    raise KeyError(name)
+
+
+def stored_ids(out: Path) -> dict[str, str]:
+    table = ds.dataset(out / "articles", format="parquet", partitioning="hive").to_table(
+        columns=["url", "article_id"])
+    return dict(zip(table.column("url").to_pylist(), table.column("article_id").to_pylist(),
+                    strict=True))
+
+
+def index_table(out: Path) -> pa.Table:
+    return pa.concat_tables(pq.read_table(p) for p in sorted((out / "_index").glob("*.parquet")))
+
+
+def test_the_fixture_is_format_1(tmp_path: Path) -> None:
+    out = old_out(tmp_path)
+    assert [Path(p).name for p in old_index_files(str(out))] == \
+        [p.name for p in (out / "_index").glob("*.parquet")]
+    meta = pq.read_schema(next((out / "_index").glob("*.parquet"))).metadata
+    assert meta[b"newsbeam.schema_version"] == b"5"
+
+
+def test_a_run_upgrades_the_index_and_catches_copies_of_old_articles(tmp_path: Path) -> None:
+    out = old_out(tmp_path)
+    ids = stored_ids(out)
+    harbour, orchard = stored("harbour"), stored("orchard")
+    # a partner's copy of a story that carried the shared footer: without it, a word changed
+    harbour_text = harbour["text"].rsplit("\n\n", 1)[0].replace("Tuesday", "Wednesday")
+    batch = [
+        {"url": "https://partner.example/sea-wall", "title": "Sea wall approved",
+         "text": harbour_text},
+        {"url": "https://partner.example/apples", "title": "Apples",
+         "text": orchard["text"].replace("record", "bumper")},
+        {"url": "https://partner.example/museum", "title": "Museum",
+         "text": "The maritime museum will open a new hall in the old rope factory next "
+                 "spring, with two restored fishing boats and a workshop where visitors can "
+                 "watch carpenters repair wooden hulls the traditional way."},
+    ]
+    new = tmp_path / "batch2.jsonl"
+    new.write_text("\n".join(json.dumps(r) for r in batch) + "\n")
+    proc = newsbeam("run", str(new), "--output", str(out), "--ingested-at", INGESTED_AT)
+    assert proc.returncode == 0, proc.stderr
+    assert "upgrading them from the stored text" in proc.stderr
+    dups = ds.dataset(out / "duplicates", format="parquet", partitioning="hive").to_table()
+    found = {(r["url"], r["duplicate_of"], r["method"]) for r in dups.to_pylist()}
+    assert found == {
+        ("https://partner.example/sea-wall", ids["https://old.example/harbour"], "near"),
+        ("https://partner.example/apples", ids["https://old.example/orchard"], "near"),
+    }
+    assert set(stored_ids(out)) == {*ids, "https://partner.example/museum"}
+    # every index file is format 2 now; the old rows are all there, with their new signatures
+    assert old_index_files(str(out)) == []
+    index = index_table(out)
+    assert pa.types.is_uint64(index.schema.field("bands").type.value_type)
+    rows = {r["article_id"]: r for r in index.to_pylist()}
+    assert len(rows) == index.num_rows == 5
+    for article_id in ids.values():
+        assert len(rows[article_id]["shingles"]) > 20 and len(rows[article_id]["bands"]) >= 32
+    # the stories with the shared footer got core bands beside their full-text bands
+    assert len(rows[ids["https://old.example/harbour"]]["bands"]) > 40
+    # a second run finds nothing left to upgrade
+    again = newsbeam("run", str(new), "--output", str(out), "--ingested-at", INGESTED_AT)
+    assert again.returncode == 0, again.stderr
+    assert "upgrading" not in again.stderr
+    assert "articles          0" in again.stdout
+
+
+def test_an_upgrade_cut_short_is_finished_by_the_next_without_losing_rows(tmp_path: Path
+                                                                          ) -> None:
+    out = old_out(tmp_path)
+    old_file = next((out / "_index").glob("*.parquet"))
+    saved = old_file.read_bytes()
+    assert upgrade_index(str(out), None) == 4
+    upgraded = sorted((out / "_index").glob("*.parquet"))
+    assert len(upgraded) == 1 and upgraded[0].name.endswith("-sig2.parquet")
+    # killed after writing the new file and before deleting the old one
+    old_file.write_bytes(saved)
+    assert upgrade_index(str(out), None) == 4
+    assert sorted((out / "_index").glob("*.parquet")) == upgraded
+    assert index_table(out).num_rows == 4
+    assert upgrade_index(str(out), None) == 0
+
+
+def test_an_index_row_without_stored_text_keeps_its_exact_keys(tmp_path: Path) -> None:
+    out = old_out(tmp_path)
+    for part in (out / "articles").glob("date=2024-03-04"):
+        shutil.rmtree(part)  # the orchard story's file, removed by hand
+    upgrade_index(str(out), None)
+    rows = {r["url"]: r for r in index_table(out).to_pylist()}
+    assert len(rows) == 4
+    assert rows["https://old.example/orchard"]["shingles"] == []
+    assert rows["https://old.example/orchard"]["content_hash"]
+    assert rows["https://old.example/harbour"]["shingles"]
