@@ -68,7 +68,7 @@ def article_stages(units: beam.PCollection[Any], config: Config, rejects: Sink,
         units
         | "ExtractArticles" >> ExtractArticles(rejects, ingested_at=ingested_at)
         | "CleanArticles" >> CleanArticles(config.steps["clean"], rejects)
-        | "ExtractFields" >> ExtractFields(config.steps["fields"], rejects)
+        | "ExtractFields" >> ExtractFields(config.steps["fields"], rejects, config.near)
     )
 
 

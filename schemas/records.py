@@ -112,6 +112,9 @@ class Article:
     date_unparsed: str | None = None
     # feed entry + linked page: which side gave each field ("feed" / "page")
     field_sources: dict[str, str] | None = None
+    # the body's near-duplicate hashes (transforms/neardup.pack_hashes), taken where its tokens
+    # were taken for the content hash, so the near stage does not tokenize it again
+    near_hashes: bytes | None = None
     # an article already stored in OUT by an earlier run (read from OUT/_index); it takes part
     # in duplicate detection and always wins, but is never written again
     stored: bool = False

@@ -41,8 +41,10 @@ from transforms.neardup import (
     pack_arrays,
     shingle_set,
     similarity,
+    sorted_unique,
     tokens_by_paragraph,
     unpack_arrays,
+    unpack_hashes,
     verify_pair,
 )
 
@@ -202,6 +204,51 @@ class DigestCounts(beam.CombineFn):
         if not acc:
             return np.zeros(0, dtype=np.uint64)
         values, counts = self._compact(acc)
+        return values[counts >= self._min]
+
+
+class OwnedDigestCounts(beam.CombineFn):
+    """(owner, digests) pairs -> the sorted digests found under at least ``min_count``
+    distinct owners. The near stage counts paragraphs with their article's content hash as
+    owner, before exact duplicates are dropped: a story present three times verbatim is one
+    owner, so its paragraphs do not become boilerplate. 16 bytes per distinct pair."""
+
+    def __init__(self, min_count: int) -> None:
+        self._min = min_count
+
+    def create_accumulator(self) -> list[np.ndarray]:
+        return []
+
+    @staticmethod
+    def _compact(parts: list[np.ndarray]) -> np.ndarray:
+        pairs = np.concatenate(parts)
+        order = np.lexsort((pairs[:, 0], pairs[:, 1]))
+        pairs = pairs[order]
+        keep = np.ones(len(pairs), dtype=bool)
+        keep[1:] = (pairs[1:] != pairs[:-1]).any(axis=1)
+        return pairs[keep]
+
+    def add_input(self, acc: list[np.ndarray], element: tuple[int, np.ndarray]
+                  ) -> list[np.ndarray]:
+        owner, digests = element
+        if digests.size:
+            pairs = np.empty((digests.size, 2), dtype=np.uint64)
+            pairs[:, 0] = owner
+            pairs[:, 1] = digests
+            acc.append(pairs)
+        if len(acc) >= 4096:
+            acc[:] = [self._compact(acc)]
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[list[np.ndarray]]) -> list[np.ndarray]:
+        parts = [part for acc in accs for part in acc]
+        return [self._compact(parts)] if parts else []
+
+    def extract_output(self, acc: list[np.ndarray]) -> np.ndarray:
+        if not acc:
+            return np.zeros(0, dtype=np.uint64)
+        digests = self._compact(acc)[:, 1]  # sorted by digest
+        values, counts = np.unique(digests, return_counts=True)
         return values[counts >= self._min]
 
 
@@ -501,10 +548,13 @@ def _bands(shingles: np.ndarray, config: NearConfig) -> np.ndarray:
     return band_keys(minhash(shingles, config.num_perm), config.bands)
 
 
-def prepared(text: str, config: NearConfig) -> Prepared:
-    """Tokenize and hash a body once: its paragraphs' digests, its shingles, its bands."""
-    hashes = body_hashes(tokens_by_paragraph(text), config.shingle_size)
-    full = np.unique(hashes.ordered)
+def prepared(text: str, config: NearConfig, packed: bytes | None = None) -> Prepared:
+    """Tokenize and hash a body once: its paragraphs' digests, its shingles, its bands.
+    ``packed``: its hashes, when finalize took them already (``Article.near_hashes``)."""
+    hashes = unpack_hashes(packed, config.shingle_size) if packed is not None else None
+    if hashes is None:
+        hashes = body_hashes(tokens_by_paragraph(text), config.shingle_size)
+    full = sorted_unique(hashes.ordered)
     return Prepared(hashes, full, _bands(full, config))
 
 
@@ -524,7 +574,7 @@ def near_doc(article: Article, common: np.ndarray, config: NearConfig,
         return NearDoc(article.unit_key, rank_label(article), article.article_id, prep.full,
                        prep.bands)
     core = core_shingles(prep.hashes, hit, config.shingle_size)
-    bands = np.union1d(_bands(core, config), prep.bands)
+    bands = sorted_unique(np.concatenate((_bands(core, config), prep.bands)))
     return NearDoc(article.unit_key, rank_label(article), article.article_id, core, bands,
                    full=prep.full, all_common=bool(hit[long].all()))
 
@@ -546,11 +596,24 @@ def index_row(article: Article, doc: NearDoc | None, run_id: str) -> dict[str, A
 
 # ------------------------------------------------------------------ Beam wiring, near stage
 def prepare(article: Article, config: NearConfig) -> tuple[Article, Prepared]:
-    return article, prepared(article.text, config)
+    return article, prepared(article.text, config, article.near_hashes)
 
 
-def _paragraph_digests(element: tuple[Article, Prepared]) -> np.ndarray:
-    return element[1].paragraphs
+def paragraph_owner(article: Article, config: NearConfig) -> tuple[int, np.ndarray]:
+    """(its content hash as a uint64, the digests of its long paragraphs): what the run's
+    boilerplate count takes of an article."""
+    hashes = unpack_hashes(article.near_hashes, config.shingle_size) \
+        if article.near_hashes is not None else None
+    if hashes is None:
+        hashes = body_hashes(tokens_by_paragraph(article.text), config.shingle_size)
+    return (int(article.content_hash[:16], 16),
+            sorted_unique(hashes.digests[hashes.digests != 0]))
+
+
+def _signed(article: Article, common: np.ndarray, config: NearConfig
+            ) -> tuple[Article, NearDoc]:
+    """(article, its NearDoc), given the run's boilerplate paragraphs (``common``)."""
+    return _with_doc(prepare(article, config), common, config)
 
 
 def _by_unit_key(article: Article) -> tuple[str, Article]:
@@ -703,12 +766,14 @@ class NearDedupe(beam.PTransform):
     those sharing a band key with this run's articles enter the joins (see
     ``read_stored``)."""
 
-    def __init__(self, config: NearConfig, duplicates_sink: ErrorHandler,
+    def __init__(self, config: NearConfig, common: beam.PCollection[np.ndarray],
+                 duplicates_sink: ErrorHandler,
                  history: str | None = None,
                  earlier: beam.PCollection[Duplicate] | None = None,
                  index_sink: ErrorHandler | None = None, run_id: str = "") -> None:
         super().__init__()
         self._config = config
+        self._common = common
         self._sink = duplicates_sink
         self._history = history
         self._earlier = earlier
@@ -717,16 +782,11 @@ class NearDedupe(beam.PTransform):
 
     def expand(self, articles: beam.PCollection[Article]) -> beam.PCollection[Article]:
         cfg = self._config
-        with_prep = articles | "Prepare" >> beam.Map(prepare, cfg)
-        # boilerplate: paragraphs found in at least boilerplate_df articles of the run
-        common = (
-            with_prep
-            | "ParagraphDigests" >> beam.Map(_paragraph_digests)
-            | "CommonParagraphs" >> beam.CombineGlobally(
-                DigestCounts(cfg.boilerplate_df)).without_defaults()
-        )
-        with_docs = with_prep | "Signatures" >> beam.Map(
-            _with_doc, beam.pvalue.AsSingleton(common), cfg)
+        # the run's boilerplate paragraphs were counted before the exact stages (``common``,
+        # see DedupeArticles), so this step runs in the same fused stage as the last of them
+        # and the articles are not held back, and copied, until the count is known
+        with_docs = articles | "Signatures" >> beam.Map(
+            _signed, beam.pvalue.AsSingleton(self._common), cfg)
         run_docs = with_docs | "RunDocs" >> beam.Map(_candidate_doc)
         all_docs = run_docs
         if self._history is not None:
@@ -854,6 +914,16 @@ class DedupeArticles(beam.PTransform):
 
     def expand(self, articles: beam.PCollection[Article]) -> beam.PCollection[Article]:
         survivors = articles
+        if self._near is not None:
+            # boilerplate: paragraphs found in at least boilerplate_df distinct articles of the
+            # run, counted here, before the exact stages, so the count is known by the time
+            # their survivors reach the near stage (see NearDedupe)
+            common = (
+                articles
+                | "ParagraphOwners" >> beam.Map(paragraph_owner, self._near)
+                | "CommonParagraphs" >> beam.CombineGlobally(
+                    OwnedDigestCounts(self._near.boilerplate_df)).without_defaults()
+            )
         if self._history is not None:
             run_keys = (
                 articles
@@ -898,4 +968,5 @@ class DedupeArticles(beam.PTransform):
                     survivors | "IndexRows" >> beam.Map(_plain_index_row, self._run_id))
             return survivors
         return survivors | "Near" >> NearDedupe(
-            self._near, self._sink, self._history, dropped, self._index, self._run_id)
+            self._near, common, self._sink, self._history, dropped, self._index,
+            self._run_id)

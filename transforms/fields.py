@@ -27,6 +27,7 @@ from transforms.dates import parse_date
 from transforms.errors import EmptyContent
 from transforms.extract import partition_date, split_names
 from transforms.html_meta import date_from_url
+from transforms.neardup import NearConfig, body_hashes, pack_hashes, tokens_by_paragraph
 from transforms.quotes import extract_quotes
 from transforms.steps import ApplySteps, Step, step
 from transforms.text import content_key, sha256_hex, words
@@ -233,15 +234,27 @@ def quotes(article: Article) -> dict[str, Any]:
     return {"quotes": tuple(extract_quotes(article.text, article.language or "en"))}
 
 
-def finalize(article: Article) -> Article:
-    """Recompute what derives from the cleaned body; reject an article left empty."""
+def finalize(article: Article, near: NearConfig | None = None) -> Article:
+    """Recompute what derives from the cleaned body; reject an article left empty. With
+    ``near`` (near-duplicate detection on), the body's tokens serve twice: for its content
+    hash and for its near-duplicate hashes (``near_hashes``), so the near stage does not
+    tokenize it again."""
     if not article.text and not article.title:
         raise EmptyContent("nothing left after cleaning: no title and no body text")
     changes: dict[str, Any] = {
         "word_count": len(words(article.text)),
-        "content_hash": sha256_hex(content_key(article.text or article.title or "")),
         "date": partition_date(article.published_at, article.ingested_at),
     }
+    if near is not None and article.text:
+        # content_key(text) is the paragraphs' tokens in order, joined (a token never spans
+        # the blank line between two paragraphs)
+        per = tokens_by_paragraph(article.text)
+        key = " ".join([w for tokens in per for w in tokens])
+        changes["near_hashes"] = pack_hashes(body_hashes(per, near.shingle_size, key),
+                                             near.shingle_size)
+    else:
+        key = content_key(article.text or article.title or "")
+    changes["content_hash"] = sha256_hex(key)
     if article.published_at is None:
         changes["date_source"] = "none"
     if not article.url:
@@ -255,5 +268,7 @@ class ExtractFields(ApplySteps):
     """Article -> Article with fields extracted, then finalized. An article a step fails on
     becomes a reject with stage ``fields:<step>``."""
 
-    def __init__(self, steps: tuple[Step, ...], error_handler: Any) -> None:
-        super().__init__("fields", steps, error_handler, finalize=finalize)
+    def __init__(self, steps: tuple[Step, ...], error_handler: Any,
+                 near: NearConfig | None = None) -> None:
+        super().__init__("fields", steps, error_handler,
+                         finalize=functools.partial(finalize, near=near))

@@ -126,18 +126,21 @@ class BodyHashes:
     digests: np.ndarray  # uint64, per paragraph
 
 
-def body_hashes(per: list[list[str]], size: int) -> BodyHashes:
-    flat = [w for t in per for w in t]
+def body_hashes(per: list[list[str]], size: int, joined: str | None = None) -> BodyHashes:
+    """The hashes of a body given its tokens by paragraph; ``joined``: all its tokens joined
+    by single spaces (``content_key``), when the caller has it already."""
     sizes = np.array([len(t) for t in per], dtype=np.int64)
-    if not flat:
+    n = int(sizes.sum())
+    if not n:
         return BodyHashes(np.zeros(0, dtype=np.uint32), sizes,
                           np.zeros(len(per), dtype=_U64))
-    data = np.frombuffer(" ".join(flat).encode("utf-8"), dtype=np.uint8)
+    if joined is None:
+        joined = " ".join([w for t in per for w in t])
+    data = np.frombuffer(joined.encode("utf-8"), dtype=np.uint8)
     # a token holds no space, so the spaces are the token boundaries
     spaces = np.flatnonzero(data == 32)
     starts = np.concatenate(([0], spaces + 1))
     ends = np.concatenate((spaces, [data.size]))
-    n = len(flat)
     if n <= size:
         spans = span_hashes(data, starts[:1], ends[-1:])
     else:
@@ -154,17 +157,43 @@ def body_hashes(per: list[list[str]], size: int) -> BodyHashes:
     return BodyHashes(ordered, sizes, digests)
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique for the small arrays of one article, without its general-case overhead."""
+    if values.size < 2:
+        return values.copy()
+    ordered = np.sort(values)
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
+def pack_hashes(hashes: BodyHashes, size: int) -> bytes:
+    """A body's hashes as one bytes object, with the shingle size they were taken with."""
+    return pack_arrays(np.array([size], dtype=np.int64), hashes.ordered, hashes.sizes,
+                       hashes.digests)
+
+
+_HASHES_TYPES = (np.int64, np.uint32, np.int64, np.uint64)
+
+
+def unpack_hashes(data: bytes, size: int) -> BodyHashes | None:
+    """The hashes ``pack_hashes`` packed, or None if they were taken with another size."""
+    taken, ordered, sizes, digests = unpack_arrays(data, _HASHES_TYPES)
+    return BodyHashes(ordered, sizes, digests) if int(taken[0]) == size else None
+
+
 def core_shingles(hashes: BodyHashes, drop: np.ndarray, size: int) -> np.ndarray:
     """Sorted unique shingles of the windows that lie wholly outside the paragraphs marked in
     ``drop`` (a boolean per paragraph)."""
     n = int(hashes.sizes.sum())
     if n <= size:
         return np.zeros(0, dtype=np.uint32) if drop[hashes.sizes > 0].any() \
-            else np.unique(hashes.ordered)
+            else sorted_unique(hashes.ordered)
     dropped = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.repeat(drop, hashes.sizes), out=dropped[1:])
     clean = dropped[size:] == dropped[:n - size + 1]
-    return np.unique(hashes.ordered[clean])
+    return sorted_unique(hashes.ordered[clean])
 
 
 def shingles_of(tokens: list[str], size: int) -> np.ndarray:
@@ -221,14 +250,17 @@ def minhash(shingles: np.ndarray, num_perm: int) -> np.ndarray:
     return np.where(full, values, mix64(values[nxt] + distance))
 
 
+_ROW_WEIGHTS = mix64(np.arange(1, 65, dtype=_U64)) | _U64(1)  # odd multipliers, one per row
+
+
 def band_keys(signature: np.ndarray, bands: int) -> np.ndarray:
     """The LSH band keys of a signature: ``bands`` bands of len/bands rows, each hashed with
-    its band number to one uint64. Sorted, distinct."""
+    its band number to one uint64 (a weighted sum of its rows, modulo 2**64, mixed). Sorted;
+    distinct but for a 64-bit collision."""
     rows = signature.reshape(bands, -1)
-    key = np.arange(bands, dtype=_U64) * _BAND_SALT
-    for j in range(rows.shape[1]):
-        key = mix64(key ^ rows[:, j])
-    return np.unique(key)
+    weighted = rows * _ROW_WEIGHTS[:rows.shape[1]]
+    key = weighted.sum(axis=1, dtype=_U64) + np.arange(bands, dtype=_U64) * _BAND_SALT
+    return np.sort(mix64(key))
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:

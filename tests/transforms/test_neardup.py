@@ -283,3 +283,42 @@ def test_a_chain_of_near_copies_resolves_to_its_earliest_member_over_several_hop
             assert_that(sink.output(), equal_to(
                 [(f"chain{k}.xml", chain[0].article_id, "near") for k in range(1, 6)]),
                 label="Dups")
+
+
+def test_boilerplate_counts_distinct_articles_not_verbatim_copies() -> None:
+    from transforms.dedupe import OwnedDigestCounts
+
+    counts = OwnedDigestCounts(3)
+    footer, story = paragraph_digests(FOOTER), paragraph_digests(text(*STORY))
+    first = counts.create_accumulator()
+    for owner in (1, 1, 1, 2):  # one story three times verbatim, and another story
+        first = counts.add_input(first, (owner, np.union1d(footer, story)))
+    assert counts.extract_output(first).size == 0  # two owners only
+    second = counts.add_input(counts.create_accumulator(), (3, footer))
+    common = counts.extract_output(counts.merge_accumulators([first, second, []]))
+    assert common.tolist() == footer.tolist()
+
+
+def test_finalize_takes_the_near_hashes_from_the_content_hash_tokens() -> None:
+    """With near-dup detection on, finalize tokenizes once for both; the content hash is the
+    same as without, and the hashes equal the near stage's own."""
+    import pickle
+
+    from transforms.dedupe import prepared
+    from transforms.fields import finalize
+
+    article = make("in/a.xml", text("“Quoted” words, here.", *STORY, FOOTER),
+                   "https://news.example/a", T0)
+    plain, signed = finalize(article), finalize(article, CFG)
+    assert plain.near_hashes is None and signed.near_hashes is not None
+    assert signed.content_hash == plain.content_hash
+    assert signed.replace(near_hashes=None) == plain
+    own, taken = prepared(article.text, CFG), prepared(article.text, CFG, signed.near_hashes)
+    assert np.array_equal(own.full, taken.full) and np.array_equal(own.bands, taken.bands)
+    assert np.array_equal(own.hashes.digests, taken.hashes.digests)
+    # another shingle size: the packed hashes are not used
+    other = NearConfig(shingle_size=3)
+    assert np.array_equal(prepared(article.text, other, signed.near_hashes).full,
+                          prepared(article.text, other).full)
+    again = pickle.loads(pickle.dumps(taken))
+    assert np.array_equal(again.full, taken.full) and np.array_equal(again.bands, taken.bands)
