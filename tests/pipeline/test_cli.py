@@ -52,6 +52,8 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         (["run", "samples", "--output", "{tmp}/o", "--runner", "Nonsense"],
          "unknown --runner 'Nonsense'"),
         (["stream", "samples", "--output", "{tmp}/o", "--runner=Nonsense"], "unknown --runner"),
+        (["run", "samples", "--output", "{tmp}/o", "--num-perm", "96", "--bands", "32"],
+         "--num-perm must be a power of two"),
         (["frobnicate"], "invalid choice"),
     ],
 )

@@ -322,3 +322,22 @@ def test_finalize_takes_the_near_hashes_from_the_content_hash_tokens() -> None:
                           prepared(article.text, other).full)
     again = pickle.loads(pickle.dumps(taken))
     assert np.array_equal(again.full, taken.full) and np.array_equal(again.bands, taken.bands)
+
+
+def test_one_permutation_minhash_is_unbiased_over_many_pairs() -> None:
+    """Pairs of sets with a known Jaccard similarity (a shared part and distinct parts): the
+    share of agreeing values estimates it without bias, as 128 permutations would."""
+    rng = np.random.default_rng(11)
+    errors = []
+    for _ in range(300):
+        shared = rng.integers(0, 2**32, size=int(rng.integers(100, 400)), dtype=np.uint64)
+        a = np.unique(np.concatenate((shared, rng.integers(0, 2**32, 60, dtype=np.uint64))))
+        b = np.unique(np.concatenate((shared, rng.integers(0, 2**32, 90, dtype=np.uint64))))
+        a, b = a.astype(np.uint32), b.astype(np.uint32)
+        jac, _cont = similarity(a, b)
+        errors.append(float(np.mean(minhash(a, 128) == minhash(b, 128))) - jac)
+    assert abs(np.mean(errors)) < 0.01
+    assert 0.02 < np.std(errors) < 0.06  # about sqrt(J(1-J)/128)
+    assert minhash(np.zeros(0, dtype=np.uint32), 128).tolist() == [2**64 - 1] * 128
+    with pytest.raises(ValueError):
+        minhash(np.arange(10, dtype=np.uint32), 100)
