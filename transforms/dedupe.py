@@ -38,12 +38,10 @@ from transforms.neardup import (
     candidate_pairs,
     core_shingles,
     minhash,
-    pack_arrays,
     shingle_set,
     similarity,
     sorted_unique,
     tokens_by_paragraph,
-    unpack_arrays,
     unpack_hashes,
     verify_pair,
 )
@@ -513,31 +511,13 @@ class Prepared:
     hashes (shingles in text order, paragraph sizes and digests), and its shingle set and
     band keys over the whole body. Most articles hold no boilerplate paragraph, and these are
     then their signature; the others cut their core from the same hashes. The body is
-    tokenized and hashed once."""
+    tokenized and hashed once. (Taken and used in one fused step: never pickled.)"""
 
     hashes: BodyHashes
     full: np.ndarray  # shingles of the whole body
     bands: np.ndarray  # band keys of ``full`` (none below MIN_SHINGLES)
 
-    @property
-    def paragraphs(self) -> np.ndarray:
-        """Sorted distinct digests of the paragraphs of 8 words or more."""
-        digests = self.hashes.digests
-        return np.unique(digests[digests != 0])
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # one bytes object: the runner's coder copies it, instead of pickling five arrays
-        h = self.hashes
-        return (_unpack_prepared, (pack_arrays(h.ordered, h.sizes, h.digests, self.full,
-                                               self.bands),))
-
-
-def _unpack_prepared(data: bytes) -> Prepared:
-    ordered, sizes, digests, full, bands = unpack_arrays(data, _PREPARED_TYPES)
-    return Prepared(BodyHashes(ordered, sizes, digests), full, bands)
-
-
-_PREPARED_TYPES = (np.uint32, np.int64, np.uint64, np.uint32, np.uint64)
 _NO_BANDS = np.zeros(0, dtype=np.uint64)
 
 

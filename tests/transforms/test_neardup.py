@@ -320,8 +320,13 @@ def test_finalize_takes_the_near_hashes_from_the_content_hash_tokens() -> None:
     other = NearConfig(shingle_size=3)
     assert np.array_equal(prepared(article.text, other, signed.near_hashes).full,
                           prepared(article.text, other).full)
-    again = pickle.loads(pickle.dumps(taken))
-    assert np.array_equal(again.full, taken.full) and np.array_equal(again.bands, taken.bands)
+    doc = near_doc(signed, paragraph_digests(FOOTER), CFG, taken)
+    again = pickle.loads(pickle.dumps(doc))  # one bytes object for its arrays
+    assert (again.node, again.article_id, again.stored) == (doc.node, doc.article_id, False)
+    assert np.array_equal(again.shingles, doc.shingles) and np.array_equal(again.bands,
+                                                                             doc.bands)
+    assert np.array_equal(again.full_set(), doc.full_set()) and again.full is not None
+    assert again.all_common == doc.all_common and again.rank == doc.rank
 
 
 def test_one_permutation_minhash_is_unbiased_over_many_pairs() -> None:
