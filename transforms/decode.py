@@ -7,7 +7,8 @@ Order of evidence (after WHATWG's encoding sniffing and RFC 7303):
    single-byte (latin-1, windows-125x, koi8...) while the bytes are valid multi-byte UTF-8:
    real single-byte text almost never forms valid UTF-8 sequences by chance, so such a
    prolog lies (miniflux's ``utf8-incorrect-prolog.xml`` is such a feed);
-3. strict UTF-8;
+3. strict UTF-8; UTF-8 with a stray byte or two (U+FFFD for them); UTF-8 with windows-1252
+   letters mixed in (each read as windows-1252);
 4. detection with charset-normalizer.
 """
 
@@ -116,6 +117,42 @@ def _mostly_utf8(data: bytes) -> str | None:
     return text if valid >= max(UTF8_MIN_VALID, UTF8_VALID_PER_INVALID * invalid) else None
 
 
+# A UTF-8 text with windows-1252 pieces in it (a Latin-1 paragraph pasted into a UTF-8 page,
+# two feeds concatenated): every byte that is not valid UTF-8 is read as windows-1252, when each
+# such byte gives a Latin letter there and the text holds at least MIXED_MIN_VALID well-formed
+# multi-byte characters (so it really is partly UTF-8). Detection used to pick one codec for
+# the whole text, and half of it came out as mojibake ('TÃªte' or 'D\ufffdj\ufffd').
+# (bs4's UnicodeDammit.detwingle does the same for windows-1252 inside UTF-8.) A text with only
+# a stray byte or two keeps U+FFFD for them (_mostly_utf8 runs first): a lone bad byte is more
+# often a cut or a corruption than a letter.
+MIXED_MIN_VALID = 2
+_NON_ASCII = re.compile("[^\x00-\x7f]")
+
+
+def _cp1252_letter(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: a byte that is not UTF-8, read as windows-1252 if it is a Latin
+    letter there; anything else stops the decoding (the caller then goes on to detection)."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    char = exc.object[exc.start:exc.start + 1].decode("cp1252", errors="replace")
+    if not unicodedata.name(char, "").startswith("LATIN"):
+        raise exc
+    return char, exc.start + 1
+
+
+codecs.register_error("newsbeam-cp1252-letters", _cp1252_letter)
+
+
+def _utf8_with_cp1252(data: bytes) -> str | None:
+    valid = len(_NON_ASCII.findall(data.decode("utf-8", errors="ignore")))
+    if valid < MIXED_MIN_VALID:
+        return None
+    try:
+        return data.decode("utf-8", errors="newsbeam-cp1252-letters")
+    except UnicodeDecodeError:
+        return None
+
+
 def _utf8(data: bytes) -> str | None:
     try:
         return data.decode("utf-8")
@@ -157,6 +194,9 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str]:
     mostly = _mostly_utf8(data)
     if mostly is not None:
         return mostly, "utf-8"
+    mixed = _utf8_with_cp1252(data)
+    if mixed is not None:
+        return mixed, "utf-8+cp1252"
     codec = _detect(data)
     try:
         return data.decode(codec), codec

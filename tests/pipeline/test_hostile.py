@@ -73,6 +73,8 @@ def test_hostile_corpus(tmp_path: Path) -> None:
     titles = set(arts.title)
     assert "../../../etc/passwd" in titles  # kept as data, never as a path
     assert "Headline with a BOM" in titles
+    # UTF-8 with a Latin-1 paragraph: both read right
+    assert arts.set_index("title").text["Tête à tête"] == "Déjà vu"
     assert {p.name for p in (out / "articles").iterdir()} <= {
         f"date={d}" for d in arts.date.astype(str)}
 

@@ -98,3 +98,23 @@ def test_utf8_with_a_stray_byte_stays_utf8(text: str, stray: bytes) -> None:
 def test_latin1_text_is_still_detected_not_read_as_broken_utf8() -> None:
     decoded, codec = decode_bytes(FRENCH.encode("latin-1"))
     assert codec == "cp1252" and decoded == FRENCH
+
+
+def test_utf8_with_windows_1252_pieces_reads_both() -> None:
+    """A UTF-8 text with a Latin-1 paragraph pasted in: each byte that is not UTF-8 and is a
+    Latin letter in windows-1252 is read as such (detection read the whole text with one
+    codec, and half of it came out as mojibake)."""
+    data = "Tête à tête\n\n".encode() + "Déjà vu, ça".encode("latin-1")
+    assert decode_bytes(data) == ("Tête à tête\n\nDéjà vu, ça", "utf-8+cp1252")
+    long = FRENCH.encode("utf-8") + b"\n\n" + FRENCH.encode("cp1252")
+    assert decode_bytes(long) == (FRENCH + "\n\n" + FRENCH, "utf-8+cp1252")
+    # a lone Latin-1 byte in a UTF-8 text is still taken for a stray byte (U+FFFD, above)
+
+
+def test_mixed_text_whose_other_part_is_not_latin_goes_to_detection() -> None:
+    """Cyrillic windows-1251 bytes are not Latin letters in windows-1252: no mojibake is made
+    of them; detection finds no single codec either, so the unit is a decode_error reject."""
+    from transforms.errors import DecodeError
+
+    with pytest.raises(DecodeError):
+        decode_bytes("Tête à tête\n\n".encode() + RUSSIAN.encode("cp1251"))
