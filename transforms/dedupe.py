@@ -646,14 +646,13 @@ def _band_members(doc: NearDoc, colliding: np.ndarray
         yield (band, (doc.node, doc.rank, doc.stored))
 
 
-def _bucket_pairs(element: tuple[str, Iterable[tuple[str, str, bool]]], max_bucket: int
-                  ) -> Iterator[tuple[tuple[str, str], None]]:
+def _bucket_pairs(element: tuple[int, Iterable[tuple[str, str, bool]]], max_bucket: int
+                  ) -> Iterator[tuple[str, tuple[str, str]]]:
+    """A bucket's candidate pairs, keyed by their first node. A pair that shares several
+    bands comes from each of their buckets; the join on the first node gathers its copies,
+    and _attach_first keeps one."""
     for pair in candidate_pairs(element[1], max_bucket):
-        yield (pair, None)
-
-
-def _pair_by_first(element: tuple[tuple[str, str], Any]) -> tuple[str, tuple[str, str]]:
-    return (element[0][0], element[0])
+        yield (pair[0], pair)
 
 
 def _doc_by_node(doc: NearDoc) -> tuple[str, NearDoc]:
@@ -665,7 +664,7 @@ def _attach_first(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[A
     docs = element[1]["doc"]
     if not docs:
         return
-    for pair in element[1]["pair"]:
+    for pair in sorted(set(element[1]["pair"])):
         yield (pair[1], (pair, docs[0]))
 
 
@@ -710,10 +709,6 @@ def _send_labels(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[st
         yield (neighbour, label)
 
 
-def _max_similarity(element: tuple[str, Iterable[tuple[str, float]]]) -> tuple[str, float]:
-    return (element[0], max(sim for _n, sim in element[1]))
-
-
 def _resolve_near(element: tuple[str, dict[str, list[Any]]], run_id: str | None
                   ) -> Iterator[Any]:
     """A candidate with its labels: a near copy (to DUP_TAG), or kept, with its index row
@@ -725,10 +720,11 @@ def _resolve_near(element: tuple[str, dict[str, list[Any]]], run_id: str | None
     label = min(element[1]["label"], default=None)
     own = rank_label(article)
     if label is not None and label < own:
-        sims = element[1]["sim"]
+        # its directed edges are joined beside it: the similarity to its closest copy
+        similarity = max((sim for _node, sim in element[1]["edge"]), default=0.0)
         yield beam.pvalue.TaggedOutput(DUP_TAG, Duplicate(
             article_id=article.article_id, duplicate_of=label_article_id(label),
-            method="near", similarity=float(sims[0]) if sims else 0.0,
+            method="near", similarity=float(similarity),
             input_path=article.input_path, url=article.url, title=article.title,
             unit_key=article.unit_key, kept_unit_key="",
         ))
@@ -802,8 +798,6 @@ class NearDedupe(beam.PTransform):
             | "BandMembers" >> beam.FlatMap(_band_members, colliding)
             | "GroupBands" >> beam.GroupByKey()
             | "CandidatePairs" >> beam.FlatMap(_bucket_pairs, cfg.max_bucket)
-            | "DistinctPairs" >> beam.GroupByKey()
-            | "PairByFirst" >> beam.Map(_pair_by_first)
         )
         doc_by_node = docs | "DocByNode" >> beam.Map(_doc_by_node)
         edges = (
@@ -830,10 +824,8 @@ class NearDedupe(beam.PTransform):
                 | f"Round{i}Join" >> beam.CoGroupByKey()
                 | f"Round{i}Send" >> beam.FlatMap(_send_labels)
             )
-        sims = edges | "NodeSimilarity" >> beam.GroupByKey() | "MaxSim" >> beam.Map(
-            _max_similarity)
         joined: dict[str, beam.PCollection[Any]] = {"article": by_unit, "label": labels,
-                                                    "sim": sims}
+                                                    "edge": edges}
         if self._index is not None:
             joined["doc"] = doc_by_node  # the kept candidates' index rows need their NearDoc
         result = (
