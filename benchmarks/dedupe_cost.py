@@ -136,10 +136,13 @@ def main() -> int:
                         help="also measure the share on the same articles as HTML pages")
     parser.add_argument("--history", type=int, nargs="+", default=[0, 5_000, 10_000, 20_000],
                         help="stored history sizes for the memory series")
+    parser.add_argument("--default-steps", action="store_true",
+                        help="run the default steps (quotes and countries on) instead of "
+                             "--steps=-quotes,-countries")
     parser.add_argument("--rounds", type=int, default=1,
                         help="runs of each side for the share (medians are reported)")
     args = parser.parse_args()
-    steps = "--steps=-quotes,-countries"
+    steps = "--steps=" if args.default_steps else "--steps=-quotes,-countries"
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         docs = make_corpus(args.aeb, args.articles, 1, "a")
