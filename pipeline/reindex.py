@@ -35,6 +35,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from transforms.dedupe import DigestCounts, in_sorted
 from transforms.neardup import (
+    MIN_SHINGLES,
     NearConfig,
     band_keys,
     body_hashes,
@@ -62,10 +63,19 @@ def _parquet(path: str) -> pq.ParquetFile:
 
 
 def old_index_files(output_dir: str) -> list[str]:
-    """The index files written with signature format 1 (string band keys)."""
+    """The index files written with signature format 1 (string band keys). A file that cannot
+    be read is left alone (and logged): the run's own index read reports it."""
     old = []
     for path in _files(output_dir, "_index/*.parquet"):
-        bands = _parquet(path).schema_arrow.field("bands").type
+        try:
+            schema = _parquet(path).schema_arrow
+        except Exception as exc:  # noqa: BLE001 - a damaged file must not stop the run
+            LOG.warning("OUT/_index: cannot read %s (%s: %s); not upgraded", path,
+                        type(exc).__name__, exc)
+            continue
+        if "bands" not in schema.names:
+            continue
+        bands = schema.field("bands").type
         if pa.types.is_list(bands) and pa.types.is_string(bands.value_type):
             old.append(path)
     return old
@@ -77,10 +87,17 @@ def _stored_texts(output_dir: str, wanted: set[tuple[str, int]]
     files = _files(output_dir, "articles/*/*.parquet")
     started = time.monotonic()
     for i, path in enumerate(files, 1):
-        table = _parquet(path)
-        names = table.schema_arrow.names
-        columns = [c for c in ("article_id", "revision", "text") if c in names]
-        data = table.read(columns=columns).to_pydict()
+        try:
+            table = _parquet(path)
+            names = table.schema_arrow.names
+            if "article_id" not in names or "text" not in names:
+                raise ValueError("no article_id or text column")
+            columns = [c for c in ("article_id", "revision", "text") if c in names]
+            data = table.read(columns=columns).to_pydict()
+        except Exception as exc:  # noqa: BLE001 - its articles keep their exact keys only
+            LOG.warning("upgrading OUT/_index: cannot read %s (%s: %s); its articles keep "
+                        "their exact keys only", path, type(exc).__name__, exc)
+            continue
         revisions = data.get("revision") or [1] * len(data["article_id"])
         for article_id, revision, text in zip(data["article_id"], revisions, data["text"],
                                               strict=True):
@@ -109,7 +126,7 @@ def _signatures(output_dir: str, wanted: set[tuple[str, int]], config: NearConfi
         if hit.any():
             sets.append(core_shingles(h, hit, config.shingle_size))
         bands = [band_keys(minhash(s, config.num_perm), config.bands) for s in sets
-                 if s.size >= 5]
+                 if s.size >= MIN_SHINGLES]
         signatures[key] = (full, np.unique(np.concatenate(bands)) if bands
                            else np.zeros(0, dtype=np.uint64))
     return signatures
@@ -123,28 +140,55 @@ def _upgraded_rows(path: str, signatures: dict[tuple[str, int], tuple[np.ndarray
                                      (np.zeros(0, dtype=np.uint32),
                                       np.zeros(0, dtype=np.uint64)))
         row["shingles"], row["bands"] = full, bands
+        row["revision"] = int(row.get("revision") or 1)  # files from before revisions
+        row["run_id"] = row.get("run_id") or "unknown"
     return rows
 
 
 def upgrade_index(output_dir: str, config: NearConfig | None) -> int:
     """Rewrite the format-1 index files of OUT (see the module docstring). Returns how many
-    index rows were upgraded; 0 when there was nothing to do."""
+    index rows were upgraded; 0 when there was nothing to do. It never fails a run: a file it
+    cannot upgrade stays as it is (logged), and its rows then catch exact copies only."""
+    try:
+        return _upgrade(output_dir, config)
+    except Exception as exc:  # noqa: BLE001 - the run goes on with the index as it is
+        LOG.warning("OUT/_index could not be upgraded (%s: %s): its older rows catch exact "
+                    "copies only until an upgrade succeeds", type(exc).__name__, exc)
+        return 0
+
+
+def _upgrade(output_dir: str, config: NearConfig | None) -> int:
     old = old_index_files(output_dir)
     if not old:
         return 0
     config = config or NearConfig()
     started = time.monotonic()
     wanted: set[tuple[str, int]] = set()
-    for path in old:
-        data = _parquet(path).read(columns=["article_id", "revision"]).to_pydict()
-        wanted.update((a, int(r or 1)) for a, r in zip(data["article_id"], data["revision"],
+    for path in list(old):
+        try:
+            data = _parquet(path).read(columns=["article_id"]).to_pydict()
+            table = _parquet(path)
+            revisions = (table.read(columns=["revision"]).column(0).to_pylist()
+                         if "revision" in table.schema_arrow.names
+                         else [1] * len(data["article_id"]))
+        except Exception as exc:  # noqa: BLE001 - left as it is, logged
+            LOG.warning("OUT/_index: cannot read %s (%s: %s); not upgraded", path,
+                        type(exc).__name__, exc)
+            old.remove(path)
+            continue
+        wanted.update((a, int(r or 1)) for a, r in zip(data["article_id"], revisions,
                                                        strict=True))
     LOG.warning("OUT/_index holds %d articles from an older newsbeam (signature format 1): "
                 "upgrading them from the stored text, once", len(wanted))
     signatures = _signatures(output_dir, wanted, config)
     upgraded = 0
     for path in old:
-        rows = _upgraded_rows(path, signatures)
+        try:
+            rows = _upgraded_rows(path, signatures)
+        except Exception as exc:  # noqa: BLE001 - left as it is, logged
+            LOG.warning("OUT/_index: cannot upgrade %s (%s: %s)", path, type(exc).__name__,
+                        exc)
+            continue
         # a distinct name: the new file never replaces the old one before it is complete
         list(write_partition(output_dir, "_index", "", rows, tag=UPGRADE_TAG))
         FileSystems.delete([path])

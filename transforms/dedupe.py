@@ -207,9 +207,10 @@ class DigestCounts(beam.CombineFn):
 
 class OwnedDigestCounts(beam.CombineFn):
     """(owner, digests) pairs -> the sorted digests found under at least ``min_count``
-    distinct owners. The near stage counts paragraphs with their article's content hash as
-    owner, before exact duplicates are dropped: a story present three times verbatim is one
-    owner, so its paragraphs do not become boilerplate. 16 bytes per distinct pair."""
+    distinct owners. The near stage counts paragraphs with their article id as owner, before
+    exact duplicates are dropped: a page fetched three times (the same URL, so the same id,
+    with or without small changes) and the revisions of one article are one owner, so their
+    paragraphs do not become boilerplate. 16 bytes per distinct pair."""
 
     def __init__(self, min_count: int) -> None:
         self._min = min_count
@@ -580,14 +581,15 @@ def prepare(article: Article, config: NearConfig) -> tuple[Article, Prepared]:
 
 
 def paragraph_owner(article: Article, config: NearConfig) -> tuple[int, np.ndarray]:
-    """(its content hash as a uint64, the digests of its long paragraphs): what the run's
-    boilerplate count takes of an article."""
+    """(its article id as a uint64, the digests of its long paragraphs): what the run's
+    boilerplate count takes of an article. (One story copied verbatim to three URLs has three
+    ids: its paragraphs become boilerplate, and the copy the exact stage keeps is then
+    compared on its full text, as all_common.)"""
     hashes = unpack_hashes(article.near_hashes, config.shingle_size) \
         if article.near_hashes is not None else None
     if hashes is None:
         hashes = body_hashes(tokens_by_paragraph(article.text), config.shingle_size)
-    return (int(article.content_hash[:16], 16),
-            sorted_unique(hashes.digests[hashes.digests != 0]))
+    return key_digest(article.article_id), sorted_unique(hashes.digests[hashes.digests != 0])
 
 
 def _signed(article: Article, common: np.ndarray, config: NearConfig

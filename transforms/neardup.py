@@ -75,23 +75,32 @@ def tokens_by_paragraph(text: str) -> list[list[str]]:
 _U64 = np.uint64
 _P = 0x100000001B3  # odd, so invertible modulo 2**64
 _P_INV = pow(_P, -1, 1 << 64)
-_POWERS: list[np.ndarray] = []  # P**j and P**-j modulo 2**64, for j below their length
+# (P**j, P**-j) modulo 2**64 for j below their length; one tuple, replaced whole (threads)
+_POWERS: list[tuple[np.ndarray, np.ndarray]] = [(np.ones(1, dtype=_U64),
+                                                 np.ones(1, dtype=_U64))]
 _M1, _M2 = _U64(0xBF58476D1CE4E5B9), _U64(0x94D049BB133111EB)
 _S30, _S27, _S31 = _U64(30), _U64(27), _U64(31)
 _PARAGRAPH_SALT = _U64(0x9E3779B97F4A7C15)
 
 
+_CACHED_POWERS = 1 << 20  # tables kept for the process: 16 MiB; longer bodies build their own
+
+
 def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """P**j and P**-j modulo 2**64 for j < n, grown on demand and kept for the process."""
-    if not _POWERS or _POWERS[0].size < n:
-        size = max(1 << 14, 1 << (n - 1).bit_length())
-        tables = []
-        for base in (_P, _P_INV):
-            row = np.full(size, base, dtype=_U64)
-            row[0] = 1
-            tables.append(np.cumprod(row, dtype=_U64))  # wraps modulo 2**64 on purpose
-        _POWERS[:] = tables
-    return _POWERS[0], _POWERS[1]
+    """P**j and P**-j modulo 2**64 for j < n. Tables up to _CACHED_POWERS long are kept for the
+    process (grown on demand); a longer body gets tables for its call only."""
+    cached = _POWERS[0]  # read once: another thread may replace it meanwhile
+    if cached[0].size >= n:
+        return cached
+    size = max(1 << 14, 1 << (n - 1).bit_length())
+    tables = []
+    for base in (_P, _P_INV):
+        row = np.full(size, base, dtype=_U64)
+        row[0] = 1
+        tables.append(np.cumprod(row, dtype=_U64))  # wraps modulo 2**64 on purpose
+    if size <= _CACHED_POWERS and size > _POWERS[0][0].size:
+        _POWERS[0] = (tables[0], tables[1])
+    return tables[0], tables[1]
 
 
 def mix64(z: np.ndarray) -> np.ndarray:
@@ -107,7 +116,9 @@ def mix64(z: np.ndarray) -> np.ndarray:
 def span_hashes(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """64-bit hashes of the byte spans ``data[s:e]``: the polynomial hash sum(b[j] * P**(j-s))
     modulo 2**64, mixed. One prefix sum serves every span, so a span costs O(1) whatever its
-    length, and a span's hash depends on its bytes only, not on where it sits."""
+    length, and a span's hash depends on its bytes only, not on where it sits. Not
+    collision-resistant against a crafted input (Thue-Morse strings collide modulo 2**64):
+    such a collision only adds a candidate or a shared shingle, as CRC-32 collisions did."""
     power, inverse = _powers(data.size + 1)
     prefix = np.zeros(data.size + 1, dtype=_U64)
     np.cumsum(data * power[:data.size], out=prefix[1:])
@@ -222,14 +233,28 @@ _SEED = _U64(0x2545F4914F6CDD1D)
 _BAND_SALT = _U64(0xD6E8FEB86659FD93)
 
 
+_PROBES: dict[int, np.ndarray] = {}
+
+
+def _probes(num_perm: int) -> np.ndarray:
+    """Per bin, a fixed pseudo-random order of all bins: where an empty bin looks for a value
+    (the same order in every process and run)."""
+    if num_perm not in _PROBES:
+        rng = np.random.default_rng(20261127)
+        _PROBES[num_perm] = np.stack([rng.permutation(num_perm) for _ in range(num_perm)])
+    return _PROBES[num_perm]
+
+
 def minhash(shingles: np.ndarray, num_perm: int) -> np.ndarray:
     """MinHash signature of a shingle set, as ``num_perm`` uint64 values, by one permutation
     hashing: each shingle is mixed once to 64 bits, its top bits pick one of ``num_perm``
-    bins (a power of two), and a bin keeps its smallest value. An empty bin borrows the value
-    of the next non-empty bin to its right (circularly), offset by the distance (rotation
-    densification, Shrivastava and Li, ICML 2014), so two sets agree in a bin with
-    probability about their Jaccard similarity, as with ``num_perm`` permutations, at the
-    cost of one hash per shingle instead of ``num_perm``."""
+    bins (a power of two), and a bin keeps its smallest value. An empty bin takes the value
+    of the first non-empty bin in its own fixed random order of bins (optimal densification,
+    Shrivastava, ICML 2017), so two sets agree in a bin with probability about their Jaccard
+    similarity, as with ``num_perm`` permutations, at the cost of one hash per shingle instead
+    of ``num_perm``. (Borrowing from the next bin to the right, the 2014 rotation scheme, made
+    whole bands of a short text copies of one bin: two 5-shingle texts sharing one shingle
+    shared a band 73% of the time.)"""
     if num_perm & (num_perm - 1):
         raise ValueError("num_perm must be a power of two")
     if shingles.size == 0:
@@ -237,20 +262,28 @@ def minhash(shingles: np.ndarray, num_perm: int) -> np.ndarray:
     shift = _U64(64 - (num_perm.bit_length() - 1))
     h = np.sort(mix64(shingles.astype(_U64) ^ _SEED))
     bins = h >> shift
-    first = np.searchsorted(bins, np.arange(num_perm, dtype=_U64))
+    index = np.arange(num_perm, dtype=_U64)
+    first = np.searchsorted(bins, index)
     full = first < h.size
-    full[full] = bins[first[full]] == np.arange(num_perm, dtype=_U64)[full]
+    full[full] = bins[first[full]] == index[full]
     values = np.where(full, h[np.minimum(first, h.size - 1)], _U64(0))
     if full.all():
         return values
-    taken = np.flatnonzero(full)
-    at = np.arange(num_perm)
-    nxt = taken[np.searchsorted(taken, at) % taken.size]
-    distance = ((nxt - at) % num_perm).astype(_U64)
-    return np.where(full, values, mix64(values[nxt] + distance))
+    empty = np.flatnonzero(~full)
+    order = _probes(num_perm)[empty]  # each empty bin's probe order
+    source = order[np.arange(empty.size), full[order].argmax(axis=1)]
+    values[empty] = values[source]
+    return values
 
 
-_ROW_WEIGHTS = mix64(np.arange(1, 65, dtype=_U64)) | _U64(1)  # odd multipliers, one per row
+_ROW_WEIGHTS: dict[int, np.ndarray] = {}
+
+
+def _row_weights(rows: int) -> np.ndarray:
+    """Odd multipliers, one per row of a band."""
+    if rows not in _ROW_WEIGHTS:
+        _ROW_WEIGHTS[rows] = mix64(np.arange(1, rows + 1, dtype=_U64)) | _U64(1)
+    return _ROW_WEIGHTS[rows]
 
 
 def band_keys(signature: np.ndarray, bands: int) -> np.ndarray:
@@ -258,7 +291,7 @@ def band_keys(signature: np.ndarray, bands: int) -> np.ndarray:
     its band number to one uint64 (a weighted sum of its rows, modulo 2**64, mixed). Sorted;
     distinct but for a 64-bit collision."""
     rows = signature.reshape(bands, -1)
-    weighted = rows * _ROW_WEIGHTS[:rows.shape[1]]
+    weighted = rows * _row_weights(rows.shape[1])
     key = weighted.sum(axis=1, dtype=_U64) + np.arange(bands, dtype=_U64) * _BAND_SALT
     return np.sort(mix64(key))
 
@@ -298,7 +331,9 @@ class NearDoc:
         full = self.full if self.full is not None else _NONE
         return (_unpack_doc, (self.node, self.rank, self.article_id, self.stored,
                               self.all_common, self.full is not None,
-                              pack_arrays(self.shingles, self.bands, full)))
+                              pack_arrays(*(np.asarray(a, dtype) for a, dtype in zip(
+                                  (self.shingles, self.bands, full), _DOC_TYPES,
+                                  strict=True)))))
 
 
 _NONE = np.zeros(0, dtype=np.uint32)

@@ -127,3 +127,21 @@ def test_an_index_row_without_stored_text_keeps_its_exact_keys(tmp_path: Path) -
     assert rows["https://old.example/orchard"]["shingles"] == []
     assert rows["https://old.example/orchard"]["content_hash"]
     assert rows["https://old.example/harbour"]["shingles"]
+
+
+def test_damaged_files_never_stop_a_run(tmp_path: Path) -> None:
+    """An article file that cannot be read, and an index file from before revisions: the
+    upgrade goes on without them (logged), and the run still works."""
+    out = old_out(tmp_path)
+    (out / "articles" / "date=2024-03-04" / "part-broken.parquet").write_bytes(b"garbage")
+    index_file = next((out / "_index").glob("*.parquet"))
+    table = pq.read_table(index_file)
+    pq.write_table(table.drop_columns(["revision"]).replace_schema_metadata(
+        table.schema.metadata), index_file)
+    assert upgrade_index(str(out), None) == 4
+    index = index_table(out)
+    assert index.column("revision").to_pylist() == [1, 1, 1, 1]
+    assert old_index_files(str(out)) == []
+    # a damaged index file is left as it is: the upgrade does not fail on it
+    (out / "_index" / "part-damaged.parquet").write_bytes(b"garbage")
+    assert upgrade_index(str(out), None) == 0
