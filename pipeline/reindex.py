@@ -18,7 +18,7 @@ article text stored in OUT/articles:
 
 A row whose article text is not found (its file was removed by hand) keeps empty lists: its
 URL, feed id and content hash still catch exact copies. Memory: the new shingle sets of the
-articles being upgraded (about 4 bytes a word); it runs once per OUT.
+articles being upgraded (about 8 bytes a word); it runs once per OUT.
 """
 
 from __future__ import annotations
@@ -33,16 +33,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.dedupe import DigestCounts, in_sorted
-from transforms.neardup import (
-    MIN_SHINGLES,
-    NearConfig,
-    band_keys,
-    body_hashes,
-    core_shingles,
-    minhash,
-    tokens_by_paragraph,
-)
+from transforms.dedupe import OwnedDigestCounts, key_digest, prepared, without_boilerplate
+from transforms.neardup import NearConfig
 from transforms.write import join_path, write_partition
 
 LOG = logging.getLogger("newsbeam.reindex")
@@ -110,25 +102,20 @@ def _stored_texts(output_dir: str, wanted: set[tuple[str, int]]
 
 def _signatures(output_dir: str, wanted: set[tuple[str, int]], config: NearConfig
                 ) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
-    """(full shingles, band keys of core and full) for each stored version found."""
-    hashes = {key: body_hashes(tokens_by_paragraph(text), config.shingle_size)
-              for key, text in _stored_texts(output_dir, wanted)}
-    counts = DigestCounts(config.boilerplate_df)
+    """(full shingles, band keys of core and full) for each stored version found, with the
+    boilerplate counted over them as a run counts its own (per article id)."""
+    prepared_texts = {key: prepared(text, config)
+                      for key, text in _stored_texts(output_dir, wanted)}
+    counts = OwnedDigestCounts(config.boilerplate_df)
     acc = counts.create_accumulator()
-    for h in hashes.values():
-        acc = counts.add_input(acc, np.unique(h.digests[h.digests != 0]))
+    for (article_id, _revision), prep in prepared_texts.items():
+        digests = prep.hashes.digests
+        acc = counts.add_input(acc, (key_digest(article_id), np.unique(digests[digests != 0])))
     common = counts.extract_output(acc)
     signatures = {}
-    for key, h in hashes.items():
-        full = np.unique(h.ordered)
-        sets = [full]
-        hit = in_sorted(common, h.digests) & (h.digests != 0)
-        if hit.any():
-            sets.append(core_shingles(h, hit, config.shingle_size))
-        bands = [band_keys(minhash(s, config.num_perm), config.bands) for s in sets
-                 if s.size >= MIN_SHINGLES]
-        signatures[key] = (full, np.unique(np.concatenate(bands)) if bands
-                           else np.zeros(0, dtype=np.uint64))
+    for key, prep in prepared_texts.items():
+        cut = without_boilerplate(prep, common, config)
+        signatures[key] = (prep.full, prep.bands if cut is None else cut[1])
     return signatures
 
 
@@ -166,11 +153,10 @@ def _upgrade(output_dir: str, config: NearConfig | None) -> int:
     wanted: set[tuple[str, int]] = set()
     for path in list(old):
         try:
-            data = _parquet(path).read(columns=["article_id"]).to_pydict()
             table = _parquet(path)
-            revisions = (table.read(columns=["revision"]).column(0).to_pylist()
-                         if "revision" in table.schema_arrow.names
-                         else [1] * len(data["article_id"]))
+            columns = [c for c in ("article_id", "revision") if c in table.schema_arrow.names]
+            data = table.read(columns=columns).to_pydict()
+            revisions = data.get("revision") or [1] * len(data["article_id"])
         except Exception as exc:  # noqa: BLE001 - left as it is, logged
             LOG.warning("OUT/_index: cannot read %s (%s: %s); not upgraded", path,
                         type(exc).__name__, exc)

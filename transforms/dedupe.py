@@ -529,35 +529,55 @@ def _bands(shingles: np.ndarray, config: NearConfig) -> np.ndarray:
     return band_keys(minhash(shingles, config.num_perm), config.bands)
 
 
-def prepared(text: str, config: NearConfig, packed: bytes | None = None) -> Prepared:
-    """Tokenize and hash a body once: its paragraphs' digests, its shingles, its bands.
-    ``packed``: its hashes, when finalize took them already (``Article.near_hashes``)."""
+def hashes_of(text: str, config: NearConfig, packed: bytes | None = None) -> BodyHashes:
+    """A body's hashes: unpacked from ``packed`` (``Article.near_hashes``, taken by finalize
+    with the same shingle size), else tokenized and hashed here."""
     hashes = unpack_hashes(packed, config.shingle_size) if packed is not None else None
+    return hashes if hashes is not None else body_hashes(tokens_by_paragraph(text),
+                                                         config.shingle_size)
+
+
+def prepared(text: str, config: NearConfig, packed: bytes | None = None,
+             hashes: BodyHashes | None = None) -> Prepared:
+    """A body's hashes (``hashes_of``, unless given), with its shingle set and band keys."""
     if hashes is None:
-        hashes = body_hashes(tokens_by_paragraph(text), config.shingle_size)
+        hashes = hashes_of(text, config, packed)
     full = sorted_unique(hashes.ordered)
     return Prepared(hashes, full, _bands(full, config))
+
+
+def without_boilerplate(prep: Prepared, common: np.ndarray, config: NearConfig
+                        ) -> tuple[np.ndarray, np.ndarray, bool] | None:
+    """(core, band keys of core and full text, all_common) of a body given ``common``, the
+    sorted digests of the boilerplate paragraphs; None when it holds none of them. The core
+    leaves out the shingles that touch those paragraphs; all_common says every long
+    paragraph is one of them."""
+    digests = prep.hashes.digests
+    long = digests != 0
+    hit = in_sorted(common, digests) & long
+    if not hit.any():
+        return None
+    core = core_shingles(prep.hashes, hit, config.shingle_size)
+    bands = sorted_unique(np.concatenate((_bands(core, config), prep.bands)))
+    return core, bands, bool(hit[long].all())
 
 
 def near_doc(article: Article, common: np.ndarray, config: NearConfig,
              prep: Prepared | None = None) -> NearDoc:
     """The article's NearDoc, given ``common``, the sorted digests of the run's boilerplate
-    paragraphs (``paragraph_digests``). Its core leaves out the shingles that touch those
-    paragraphs. An article whose long paragraphs are all common (``all_common``) is one of
-    several copies of a syndicated story, not a story wrapped in boilerplate: it is compared
-    on its full text. ``prep``: the article's prepared signature, when it has one."""
+    paragraphs (``paragraph_digests``), compared on its core (``without_boilerplate``). An
+    article whose long paragraphs are all common (``all_common``) is one of several copies
+    of a syndicated story, not a story wrapped in boilerplate: it is compared on its full
+    text. ``prep``: the article's prepared signature, when it has one."""
     if prep is None:
         prep = prepared(article.text, config)
-    digests = prep.hashes.digests
-    long = digests != 0
-    hit = in_sorted(common, digests) & long
-    if not hit.any():
+    cut = without_boilerplate(prep, common, config)
+    if cut is None:
         return NearDoc(article.unit_key, rank_label(article), article.article_id, prep.full,
                        prep.bands)
-    core = core_shingles(prep.hashes, hit, config.shingle_size)
-    bands = sorted_unique(np.concatenate((_bands(core, config), prep.bands)))
+    core, bands, all_common = cut
     return NearDoc(article.unit_key, rank_label(article), article.article_id, core, bands,
-                   full=prep.full, all_common=bool(hit[long].all()))
+                   full=prep.full, all_common=all_common)
 
 
 def index_row(article: Article, doc: NearDoc | None, run_id: str) -> dict[str, Any]:
@@ -585,10 +605,7 @@ def paragraph_owner(article: Article, config: NearConfig) -> tuple[int, np.ndarr
     boilerplate count takes of an article. (One story copied verbatim to three URLs has three
     ids: its paragraphs become boilerplate, and the copy the exact stage keeps is then
     compared on its full text, as all_common.)"""
-    hashes = unpack_hashes(article.near_hashes, config.shingle_size) \
-        if article.near_hashes is not None else None
-    if hashes is None:
-        hashes = body_hashes(tokens_by_paragraph(article.text), config.shingle_size)
+    hashes = hashes_of(article.text, config, article.near_hashes)
     return key_digest(article.article_id), sorted_unique(hashes.digests[hashes.digests != 0])
 
 

@@ -207,25 +207,15 @@ def core_shingles(hashes: BodyHashes, drop: np.ndarray, size: int) -> np.ndarray
     return sorted_unique(hashes.ordered[clean])
 
 
-def shingles_of(tokens: list[str], size: int) -> np.ndarray:
-    """Sorted unique shingles (uint32) of a token list."""
-    return np.unique(body_hashes([tokens], size).ordered)
-
-
 def paragraph_digests(text: str) -> np.ndarray:
     """Sorted distinct digests of the paragraphs of ``text`` long enough to be boilerplate."""
     digests = body_hashes(tokens_by_paragraph(text), 1).digests
-    return np.unique(digests[digests != 0])
+    return sorted_unique(digests[digests != 0])
 
 
-def shingle_set(text: str, size: int, skip: np.ndarray | None = None) -> np.ndarray:
-    """Sorted unique shingles of ``text``, leaving out the windows that touch a paragraph
-    whose digest is in ``skip`` (a sorted uint64 array)."""
-    hashes = body_hashes(tokens_by_paragraph(text), size)
-    if skip is None or skip.size == 0:
-        return np.unique(hashes.ordered)
-    pos = np.minimum(np.searchsorted(skip, hashes.digests), skip.size - 1)
-    return core_shingles(hashes, (skip[pos] == hashes.digests) & (hashes.digests != 0), size)
+def shingle_set(text: str, size: int) -> np.ndarray:
+    """Sorted unique shingles of ``text``."""
+    return sorted_unique(body_hashes(tokens_by_paragraph(text), size).ordered)
 
 
 _EMPTY = np.iinfo(np.uint64).max

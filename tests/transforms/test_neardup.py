@@ -19,12 +19,12 @@ from transforms.extract import build_article, unit_fields
 from transforms.neardup import (
     NearConfig,
     band_keys,
+    body_hashes,
     candidate_pairs,
     is_near_duplicate,
     minhash,
     paragraph_digests,
     shingle_set,
-    shingles_of,
     similarity,
     verify_pair,
 )
@@ -116,7 +116,7 @@ def reference_core(body: str, size: int, common: set[int]) -> tuple[np.ndarray, 
     flat = [(w, d in common and d != 0) for t, d in zip(tokens, digests, strict=True)
             for w in t]
     words = [w for w, _dropped in flat]
-    full = shingles_of(words, size)
+    full = np.unique(body_hashes([words], size).ordered)
     mine = {d for d in digests if d}
     shared = mine & common
     if not shared:
