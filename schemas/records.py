@@ -115,6 +115,10 @@ class Article:
     # the body's near-duplicate hashes (transforms/neardup.pack_hashes), taken where its tokens
     # were taken for the content hash, so the near stage does not tokenize it again
     near_hashes: bytes | None = None
+    # its near-duplicate signature (transforms.neardup.NearDoc), taken once the run's
+    # boilerplate paragraphs are known and carried through the last exact shuffle, so the near
+    # stage needs no shuffle of its own before it splits off the articles without candidates
+    near_doc: Any = None
     # an article already stored in OUT by an earlier run (read from OUT/_index); it takes part
     # in duplicate detection and always wins, but is never written again
     stored: bool = False

@@ -119,7 +119,7 @@ KEYS: tuple[tuple[str, Callable[[Article], str | None]], ...] = (
 # through.)
 EXACT_COLUMNS = ["article_id", "url", "source_domain", "guid", "content_hash", "published_at",
                  "revision", "word_count", "updated_at"]
-NEAR_COLUMNS = ["article_id", "shingles", "bands"]
+NEAR_COLUMNS = ["article_id", "content_hash", "shingles", "bands"]
 
 
 def key_digest(key: str) -> int:
@@ -609,16 +609,6 @@ def paragraph_owner(article: Article, config: NearConfig) -> tuple[int, np.ndarr
     return key_digest(article.article_id), sorted_unique(hashes.digests[hashes.digests != 0])
 
 
-def _signed(article: Article, common: np.ndarray, config: NearConfig
-            ) -> tuple[Article, NearDoc]:
-    """(article, its NearDoc), given the run's boilerplate paragraphs (``common``)."""
-    return _with_doc(prepare(article, config), common, config)
-
-
-def _by_unit_key(article: Article) -> tuple[str, Article]:
-    return (article.unit_key, article)
-
-
 def _with_doc(element: tuple[Article, Prepared], common: np.ndarray, config: NearConfig
               ) -> tuple[Article, NearDoc]:
     """(article, its NearDoc) once the run's boilerplate paragraphs (``common``) are known."""
@@ -626,18 +616,41 @@ def _with_doc(element: tuple[Article, Prepared], common: np.ndarray, config: Nea
     return (article, near_doc(article, common, config, prep))
 
 
-def _band_digests(doc: NearDoc) -> np.ndarray:
-    return doc.bands
+def _attach_doc(article: Article, common: np.ndarray, config: NearConfig) -> Article:
+    """The article carrying its NearDoc (``near_doc``), given the run's boilerplate paragraphs
+    (``common``); its packed hashes are spent. A stored article has no text to sign."""
+    if article.stored:
+        return article
+    _article, doc = _with_doc(prepare(article, config), common, config)
+    return article.replace(near_doc=doc, near_hashes=None)
 
 
-def _split_candidates(element: tuple[Article, NearDoc], colliding: np.ndarray,
+def _owned_bands(article: Article) -> Iterator[tuple[int, np.ndarray]]:
+    """(its content hash as a uint64, its band keys): what the count of colliding band keys
+    takes of an article. It is taken before the last exact stage drops exact copies, so copies
+    of one text count as one owner and do not make each other candidates. (Two articles with
+    one content hash that both survive that stage are revisions of one article, which are
+    never paired.)"""
+    doc = article.near_doc
+    if doc is not None and doc.bands.size:
+        yield (key_digest(article.content_hash), doc.bands)
+
+
+def _stored_owned_bands(record: dict[str, Any]) -> Iterator[tuple[int, np.ndarray]]:
+    bands = record.get("bands")
+    if bands:
+        yield (key_digest(record["content_hash"]), np.asarray(bands, dtype=np.uint64))
+
+
+def _split_candidates(article: Article, colliding: np.ndarray,
                       run_id: str | None) -> Iterator[Any]:
     """An article none of whose band keys any other article (of the run, or stored) has
     cannot be a near copy, nor have one: it is kept as it is (with its index row), and only
-    the others, usually a small share, go through the candidate joins."""
-    article, doc = element
-    if in_sorted(colliding, doc.bands).any():
-        yield beam.pvalue.TaggedOutput(CANDIDATE_TAG, element)
+    the others, usually a small share, go through the candidate joins, as (article, NearDoc)."""
+    doc = article.near_doc
+    article = article.replace(near_doc=None)
+    if doc is not None and in_sorted(colliding, doc.bands).any():
+        yield beam.pvalue.TaggedOutput(CANDIDATE_TAG, (article, doc))
         return
     yield article
     if run_id is not None:
@@ -645,9 +658,17 @@ def _split_candidates(element: tuple[Article, NearDoc], colliding: np.ndarray,
 
 
 class _SplitCandidates(beam.DoFn):
-    def process(self, element: tuple[Article, NearDoc], colliding: np.ndarray,
+    def process(self, article: Article, colliding: np.ndarray,
                 run_id: str | None) -> Iterator[Any]:
-        yield from _split_candidates(element, colliding, run_id)
+        yield from _split_candidates(article, colliding, run_id)
+
+
+def _by_unit_key(article: Article) -> tuple[str, Article]:
+    return (article.unit_key, article)
+
+
+def _band_keys_of(owned: tuple[int, np.ndarray]) -> np.ndarray:
+    return owned[1]
 
 
 def _candidate_article(element: tuple[Article, NearDoc]) -> Article:
@@ -756,19 +777,20 @@ def _resolve_near(element: tuple[str, dict[str, list[Any]]], run_id: str | None
 
 
 class NearDedupe(beam.PTransform):
-    """Article -> Article with near-duplicates removed (method ``near``). ``history`` is the
-    file pattern of the index of articles stored by earlier runs, which always win; only
-    those sharing a band key with this run's articles enter the joins (see
-    ``read_stored``)."""
+    """Article (carrying its NearDoc, ``near_doc``) -> Article with near-duplicates removed
+    (method ``near``). ``owned``: (owner, band keys) of this run's articles (``_owned_bands``),
+    taken before the last exact stage. ``history`` is the file pattern of the index of
+    articles stored by earlier runs, which always win; only those sharing a band key with this
+    run's articles enter the joins (see ``read_stored``)."""
 
-    def __init__(self, config: NearConfig, common: beam.PCollection[np.ndarray],
+    def __init__(self, config: NearConfig, owned: beam.PCollection[tuple[int, np.ndarray]],
                  duplicates_sink: ErrorHandler,
                  history: str | None = None,
                  earlier: beam.PCollection[Duplicate] | None = None,
                  index_sink: ErrorHandler | None = None, run_id: str = "") -> None:
         super().__init__()
         self._config = config
-        self._common = common
+        self._owned = owned
         self._sink = duplicates_sink
         self._history = history
         self._earlier = earlier
@@ -777,32 +799,27 @@ class NearDedupe(beam.PTransform):
 
     def expand(self, articles: beam.PCollection[Article]) -> beam.PCollection[Article]:
         cfg = self._config
-        # the run's boilerplate paragraphs were counted before the exact stages (``common``,
-        # see DedupeArticles), so this step runs in the same fused stage as the last of them
-        # and the articles are not held back, and copied, until the count is known
-        with_docs = articles | "Signatures" >> beam.Map(
-            _signed, beam.pvalue.AsSingleton(self._common), cfg)
-        run_docs = with_docs | "RunDocs" >> beam.Map(_candidate_doc)
-        all_docs = run_docs
+        # the articles were signed before the last exact shuffle (DedupeArticles), and the
+        # band keys counted from there: the split below runs in the stage that reads that
+        # shuffle, so the articles are not held back, and copied, once more for the count
+        owned = self._owned
         if self._history is not None:
             run_bands = (
-                run_docs
-                | "RunBandKeys" >> beam.Map(_band_digests)
+                owned
+                | "RunBandKeys" >> beam.Map(_band_keys_of)
                 | "RunBandDigests" >> beam.CombineGlobally(DigestCounts(1)).without_defaults()
             )
-            stored = (
-                read_stored(run_bands, self._history, NEAR_COLUMNS, stored_sharing_bands,
-                            "Signatures")
-                | "StoredNearDocs" >> beam.Map(stored_near_doc)
-            )
-            all_docs = (run_docs, stored) | "WithHistory" >> beam.Flatten()
-        # band keys shared by two articles or more: only their holders can be near copies
+            records = read_stored(run_bands, self._history, NEAR_COLUMNS,
+                                  stored_sharing_bands, "Signatures")
+            stored = records | "StoredNearDocs" >> beam.Map(stored_near_doc)
+            owned = (owned, records | "StoredBands" >> beam.FlatMap(_stored_owned_bands)) \
+                | "WithHistory" >> beam.Flatten()
+        # band keys held by two owners or more: only their holders can be near copies
         colliding = beam.pvalue.AsSingleton(
-            all_docs
-            | "BandDigests" >> beam.Map(_band_digests)
-            | "CollidingBands" >> beam.CombineGlobally(DigestCounts(2)).without_defaults()
+            owned
+            | "CollidingBands" >> beam.CombineGlobally(OwnedDigestCounts(2)).without_defaults()
         )
-        split = with_docs | "SplitCandidates" >> beam.ParDo(
+        split = articles | "SplitCandidates" >> beam.ParDo(
             _SplitCandidates(), colliding,
             self._run_id if self._index is not None else None,
         ).with_outputs(CANDIDATE_TAG, INDEX_TAG, main="alone")
@@ -927,8 +944,16 @@ class DedupeArticles(beam.PTransform):
             )
             survivors = (articles, ghosts) | "WithStored" >> beam.Flatten()
         dropped: beam.PCollection[Duplicate] | None = None
+        owned = None
         for method, key_fn in KEYS:
             name = method.capitalize()
+            if self._near is not None and method == "exact":
+                # sign the articles here, in the stage that feeds the last exact shuffle, and
+                # count their band keys from here: the near stage's split then runs in the
+                # stage that reads that shuffle (see NearDedupe)
+                survivors = survivors | "Signatures" >> beam.Map(
+                    _attach_doc, beam.pvalue.AsSingleton(common), self._near)
+                owned = survivors | "OwnedBands" >> beam.FlatMap(_owned_bands)
             result = (
                 survivors
                 | f"KeyBy{name}" >> beam.Map(_key_by, key_fn)
@@ -958,6 +983,7 @@ class DedupeArticles(beam.PTransform):
                 self._index.add_error_pcollection(
                     survivors | "IndexRows" >> beam.Map(_plain_index_row, self._run_id))
             return survivors
+        assert owned is not None
         return survivors | "Near" >> NearDedupe(
-            self._near, common, self._sink, self._history, dropped, self._index,
+            self._near, owned, self._sink, self._history, dropped, self._index,
             self._run_id)

@@ -12,8 +12,10 @@ Method (keyed grouping and digest counts; no index of the texts is held by one w
    its spans (shingles, paragraphs) are hashed from one prefix sum over its bytes.
 3. MinHash of ``num_perm`` values by one permutation hashing (one hash per shingle, not
    ``num_perm``); ``bands`` bands of num_perm/bands rows, each hashed to a uint64 key. Band
-   keys held by two articles or more are found by a second digest count; an article with none
-   of them is kept at once. The others are candidates: GroupByKey on their shared band keys.
+   keys held by two texts or more (distinct content hashes: exact copies are one owner) are
+   found by a second digest count, taken before the last exact shuffle; an article with none
+   of them is kept at once, in the stage that reads that shuffle. The others are candidates:
+   GroupByKey on their shared band keys.
 4. Candidates are verified on their exact shingle sets: Jaccard >= ``jaccard`` or containment
    (the share of the shorter article found in the longer one) >= ``containment``. Containment
    catches a copy cut to 80% plus a "Read the full story" line and the original plus an update

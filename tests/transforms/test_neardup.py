@@ -370,3 +370,37 @@ def test_a_page_fetched_twice_does_not_make_its_story_boilerplate() -> None:
         assert_that(sink.output(), equal_to([
             ("a2.xml", page.article_id, "url"), ("b.xml", page.article_id, "near"),
         ]), label="Dups")
+
+
+def test_exact_copies_are_one_owner_of_their_band_keys() -> None:
+    """The band keys that make candidates are counted by content hash, before the last exact
+    stage: a verbatim copy at another URL does not make its original a candidate, a near copy
+    does, and the pipeline reports the first as exact and the second as near."""
+    from transforms.dedupe import OwnedDigestCounts, _attach_doc, _owned_bands
+    from transforms.fields import finalize
+
+    copy = make("copy.xml", ORIGINAL.text, "https://copy.example/wall",
+                T0 + timedelta(hours=1))
+    originals = [finalize(a, CFG) for a in (ORIGINAL, copy, TRUNCATED)]
+    none = np.zeros(0, dtype=np.uint64)
+    owned = [pair for a in originals for pair in _owned_bands(_attach_doc(a, none, CFG))]
+    assert owned[0][0] == owned[1][0] != owned[2][0]  # the copy shares the original's owner
+    counts = OwnedDigestCounts(2)
+    exact_only = counts.extract_output(counts.add_input(counts.add_input(
+        counts.create_accumulator(), owned[0]), owned[1]))
+    assert exact_only.size == 0
+    acc = counts.create_accumulator()
+    for pair in owned:
+        acc = counts.add_input(acc, pair)
+    assert counts.extract_output(acc).size > 0
+    for seed in (0, 1):
+        articles = list(originals)
+        random.Random(seed).shuffle(articles)
+        with TestPipeline() as p:
+            with Sink("Dups", beam.Map(_dup)) as sink:
+                kept = p | beam.Create(articles) | DedupeArticles(sink, CFG)
+            assert_that(kept | beam.Map(_path), equal_to(["a.xml"]), label="Kept")
+            assert_that(sink.output(), equal_to([
+                ("copy.xml", ORIGINAL.article_id, "exact"),
+                ("b.xml", ORIGINAL.article_id, "near"),
+            ]), label="Dups")
