@@ -289,6 +289,7 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
              config.output_dir)
     started_at = datetime.now(timezone.utc)
     t0 = time.monotonic()
+    from pipeline.memory import DIRECT_ADVICE, MemoryWatch, warning_ratio
     from pipeline.runners import (
         beam_scratch,
         direct_engine,
@@ -299,7 +300,9 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
     engine = direct_engine(config.beam_args)
     if engine is None:  # a portable runner: its LOOPBACK worker runs in this process
         quiet_harness_teardown()
-    with beam_scratch(), leaner_beam():
+    # the DirectRunner holds every stage in this machine's memory: warn before it runs out
+    watch = MemoryWatch(warning_ratio() if engine is not None else None, advice=DIRECT_ADVICE)
+    with beam_scratch(), leaner_beam(), watch:
         pipeline = beam.Pipeline(runner=engine, options=options)
         graph.build(pipeline, config)
         # Modules, Beam's graph and their tables live as long as the run: freezing them keeps
@@ -318,7 +321,7 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
     tally = tally_files(files)  # from the staged files
     finished = datetime.now(timezone.utc)
     manifest = build_manifest(config, finished, units_in(counters), counters, files, tally,
-                              _runner_name(config.beam_args), started_at)
+                              _runner_name(config.beam_args), started_at, watch.summary())
     # data, then the index, then the manifest; journaled, so a run killed in the middle of
     # its commit is finished by the next start (pipeline/commit.py)
     commit_journaled(config.output_dir, config.run_id, files, {}, manifest,
@@ -343,6 +346,10 @@ def print_summary(manifest: dict[str, Any], stream: Any = sys.stdout) -> None:
         f"  time       {_stage_times(manifest)}",
         f"  output     {manifest['output']} ({manifest['bytes_written']:,} bytes written)",
     ]
+    memory = manifest.get("memory") or {}
+    if memory.get("peak_rss_bytes"):
+        lines.append(f"  memory     peak {memory['peak_rss_bytes'] / 2**20:,.0f} MiB"
+                     + (" (past the warning: see above)" if memory.get("warning") else ""))
     stream.write("\n".join(lines) + "\n")
 
 

@@ -105,9 +105,11 @@ def build_manifest(
     tally: Tally,
     runner: str,
     started_at: datetime | None = None,
+    memory: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``started_at`` is the wall-clock start of the run (``ingested_at`` may be set to any
-    time with --ingested-at, so it cannot time the run)."""
+    time with --ingested-at, so it cannot time the run). ``memory``: the run's sampled peak
+    resident set and the memory warning it gave, if any (pipeline/memory.py)."""
     out = sum(tally.rows.values())
     started = started_at or config.ingested_at
     return {
@@ -146,6 +148,7 @@ def build_manifest(
             "fetched": stage_counters.get("fetch_page.out", 0),
             "failed": stage_counters.get("fetch_page.rejected", 0),
         },
+        "memory": memory or {"peak_rss_bytes": None, "warning": None},
         "files": [{k: v for k, v in f.items() if k != "staged"} for f in files],
     }
 

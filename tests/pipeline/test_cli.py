@@ -133,6 +133,9 @@ def test_manifest_accounts_for_every_unit(sample_run: tuple[Path, dict]) -> None
     assert sum(manifest["rejects_by_reason"].values()) == counts["rejects"]
     assert manifest["options"]["runner"] == "DirectRunner"
     assert all(Path(f["path"]).exists() for f in manifest["files"])
+    # a small run: its peak is recorded, and it is far from the memory warning
+    assert 50 * 2**20 < manifest["memory"]["peak_rss_bytes"] < 8 * 2**30
+    assert manifest["memory"]["warning"] is None
 
 
 def test_output_layout_has_no_temporary_files(sample_run: tuple[Path, dict]) -> None:

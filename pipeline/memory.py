@@ -1,0 +1,182 @@
+"""A warning before a local run outgrows the machine.
+
+The DirectRunner runs each stage over its whole input and keeps every stage's output in memory
+until the next stage has read it; its resident set grows with the input (about 250 KB a page
+at 16,000 pages, docs/benchmarks.md) and does not come back down. A run too big for the
+machine is then killed by the kernel with no word from newsbeam. ``MemoryWatch`` samples the
+resident memory of this process and its children (the workers of ``--direct_running_mode
+multi_processing``) every few seconds and logs one warning, with what to do instead, once the
+run holds ``ratio`` of the memory it can have: what it holds plus what the kernel reports as
+available (``MemAvailable``), or the cgroup's limit when a container sets a lower one.
+
+Linux only (it reads /proc); elsewhere it does nothing. ``NEWSBEAM_MEMORY_WARNING`` sets the
+ratio (default 0.7) or turns the warning off (``off``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+LOG = logging.getLogger("newsbeam")
+
+DEFAULT_RATIO = 0.7
+INTERVAL = 2.0
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_PROC = Path("/proc")
+
+
+def _rss(pid: int) -> int:
+    """Resident bytes of one process (0 if it is gone)."""
+    try:
+        return int((_PROC / str(pid) / "statm").read_text().split()[1]) * _PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        tasks = list((_PROC / str(pid) / "task").iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def tree_rss(pid: int | None = None) -> int:
+    """Resident bytes of a process and all its descendants."""
+    pending, seen, total = [pid or os.getpid()], set(), 0
+    while pending:
+        current = pending.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        total += _rss(current)
+        pending += _children(current)
+    return total
+
+
+def _meminfo(field: str) -> int | None:
+    try:
+        for line in (_PROC / "meminfo").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_room() -> tuple[int, int] | None:
+    """(limit, in use) of this process's cgroup (v2), when it sets a limit."""
+    try:
+        for line in (_PROC / "self" / "cgroup").read_text().splitlines():
+            if line.startswith("0::"):
+                base = Path("/sys/fs/cgroup") / line[3:].lstrip("/")
+                limit = (base / "memory.max").read_text().strip()
+                if limit == "max":
+                    return None
+                return int(limit), int((base / "memory.current").read_text())
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def usable_bytes(held: int) -> int | None:
+    """The memory a run holding ``held`` bytes can have in all: ``held`` plus what the kernel
+    can still give (MemAvailable), or less if a cgroup limit leaves less room."""
+    available = _meminfo("MemAvailable")
+    if available is None:
+        return None
+    usable = held + available
+    room = _cgroup_room()
+    if room is not None:
+        limit, used = room
+        usable = min(usable, held + max(0, limit - used))
+    return usable
+
+
+def warning_ratio(environ: dict[str, str] | None = None) -> float | None:
+    """The ratio from ``NEWSBEAM_MEMORY_WARNING`` (None: off); a bad value is the default."""
+    value = (environ if environ is not None else os.environ).get("NEWSBEAM_MEMORY_WARNING",
+                                                                 "").strip().lower()
+    if value in ("off", "0", "no", "false"):
+        return None
+    try:
+        ratio = float(value) if value else DEFAULT_RATIO
+    except ValueError:
+        return DEFAULT_RATIO
+    return ratio if 0 < ratio <= 1 else DEFAULT_RATIO
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+class MemoryWatch:
+    """Samples the run's memory in a daemon thread (its peak goes to the run manifest); warns
+    once past ``ratio`` of what it can have (never when ``ratio`` is None). Use as a context
+    manager around the run."""
+
+    def __init__(self, ratio: float | None, interval: float = INTERVAL,
+                 advice: str = "") -> None:
+        self.ratio = ratio
+        self.interval = interval
+        self.advice = advice
+        self.warned: str | None = None
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def check(self) -> str | None:
+        """One sample; returns (and logs) the warning the first time the ratio is passed."""
+        held = tree_rss()
+        self.peak = max(self.peak, held)
+        if self.warned is not None or self.ratio is None:
+            return None
+        usable = usable_bytes(held)
+        if usable is None or held < self.ratio * usable:
+            return None
+        self.warned = (f"this run holds {_gib(held)} of the {_gib(usable)} of memory it can "
+                       f"have ({held / usable:.0%}){self.advice}")
+        LOG.warning(self.warned)
+        return self.warned
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.check()
+
+    def summary(self) -> dict[str, object]:
+        """For the run manifest: the peak sampled (at least this process's own peak resident
+        set) and the warning, if one was given."""
+        try:
+            import resource
+
+            own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+        except (ImportError, OSError):
+            own = 0
+        return {"peak_rss_bytes": max(self.peak, own), "warning": self.warned}
+
+    def __enter__(self) -> MemoryWatch:
+        if _PROC.joinpath("meminfo").exists():
+            self._thread = threading.Thread(target=self._loop, name="newsbeam-memory",
+                                            daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.interval + 1)
+            self.check()  # a run shorter than one interval still gets its peak
+
+
+DIRECT_ADVICE = (": the DirectRunner keeps each stage's data in memory until the run ends. "
+                 "If it runs out, split the input into several runs into the same OUT (each "
+                 "adds only what is new) or use --runner FlinkRunner (docs/runners.md)")
