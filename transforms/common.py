@@ -10,6 +10,7 @@ nothing but its reject (as ``partial=False`` does in Beam).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -54,6 +55,21 @@ def to_reject(element: Any, stage: str, exc: BaseException) -> Reject:
     )
 
 
+class Rejected:
+    """What a stage's function yields, beside its good outputs, for a part of its element
+    that is lost (the cut tail of a truncated file): it becomes one reject row, counted as
+    one unit, with ``exc``'s stage, reason and detail and ``excerpt``."""
+
+    def __init__(self, exc: RejectError, excerpt: str) -> None:
+        self.exc = exc
+        self.excerpt = excerpt
+
+
+def _partial_reject(element: Any, stage: str, part: Rejected) -> Reject:
+    row = to_reject(element, part.exc.stage or stage, part.exc)
+    return dataclasses.replace(row, excerpt=part.excerpt, unit_key="")
+
+
 def stage_counters(stage: str) -> tuple[Any, Any, Any]:
     """The in/out/rejected counters of a stage (the manifest's accounting reads them)."""
     made = [Metrics.counter(METRICS_NAMESPACE, f"{stage}.{name}")
@@ -88,8 +104,14 @@ class _StageFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(REJECTS_TAG, to_reject(element, self._stage, exc))
             return
         self._micros.inc(int((time.perf_counter() - t0) * 1e6))
-        self._out.inc(len(results))
-        yield from results
+        for result in results:
+            if isinstance(result, Rejected):
+                self._rejected.inc()
+                yield beam.pvalue.TaggedOutput(
+                    REJECTS_TAG, _partial_reject(element, self._stage, result))
+            else:
+                self._out.inc()
+                yield result
 
 
 def apply_stage(

@@ -41,6 +41,16 @@ class DecompressError(RejectError):
     reason = "decompress_error"
 
 
+class TruncatedData(DecompressError):
+    """A gzip/bzip2 stream that ends before its end mark (a cut download or copy). ``prefix``:
+    what decompressed before the cut, from which ReadSources salvages the complete lines of a
+    JSONL file."""
+
+    def __init__(self, detail: str, prefix: bytes = b"") -> None:
+        super().__init__(detail)
+        self.prefix = prefix
+
+
 class EmptyInput(RejectError):
     """The file is empty or holds only whitespace."""
 

@@ -3,13 +3,15 @@
 Input: a PCollection of file paths (local or any Beam filesystem such as gs://).
 Output: RawDocument per readable file.
 Rejects: ``read_error`` (vanished, unreadable), ``too_large`` (over --max-bytes),
-``decompress_error`` (corrupt .gz/.bz2, or a decompression bomb over the size or ratio cap),
+``decompress_error`` (corrupt .gz/.bz2, or a decompression bomb over the size or ratio cap;
+a truncated JSONL file keeps its complete lines and only the lost rest is this reject),
 ``empty_file``.
 """
 
 from __future__ import annotations
 
 import bz2
+import json
 import zlib
 from collections.abc import Iterator
 
@@ -17,9 +19,9 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.error_handling import ErrorHandler
 
-from schemas.records import RawDocument
-from transforms.common import apply_stage
-from transforms.errors import DecompressError, EmptyInput, ReadError, TooLarge
+from schemas.records import RawDocument, bounded_excerpt
+from transforms.common import Rejected, apply_stage
+from transforms.errors import DecompressError, EmptyInput, ReadError, TooLarge, TruncatedData
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 # A decompressed size over 100 times the compressed size is treated as a bomb once it also
@@ -59,7 +61,7 @@ def _gunzip(data: bytes, limit: int) -> bytes:
     except zlib.error as exc:
         raise DecompressError(f"corrupt gzip data: {exc}") from exc
     if not dec.eof:
-        raise DecompressError("truncated gzip data")
+        raise TruncatedData("truncated gzip data", bytes(out))
     return bytes(out)
 
 
@@ -75,7 +77,7 @@ def _bunzip(data: bytes, limit: int) -> bytes:
     if len(out) > limit:
         raise _bomb("bzip2", limit, len(data))
     if not dec.eof:
-        raise DecompressError("truncated bzip2 data")
+        raise TruncatedData("truncated bzip2 data", bytes(out))
     return bytes(out)
 
 
@@ -89,9 +91,39 @@ def decompress(path: str, data: bytes, max_bytes: int) -> bytes:
     return data
 
 
-def read_document(path: str, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[RawDocument]:
-    """Read one file into a RawDocument. Raises a RejectError subclass on failure."""
-    data = decompress(path, _read_capped(path, max_bytes), max_bytes)
+def _first_line_is_object(data: bytes) -> bool:
+    try:
+        return isinstance(json.loads(data.split(b"\n", 1)[0]), dict)
+    except ValueError:
+        return False
+
+
+def salvage(path: str, cut: TruncatedData) -> Iterator[RawDocument | Rejected]:
+    """What can be kept of a truncated file: a JSONL file's complete lines, as a RawDocument
+    (each line becomes a unit, as in a whole file), and one reject (``decompress_error``) for
+    the lost rest, its excerpt the cut line. A line is complete when a newline follows it, so
+    no record is ever kept cut. Any other kind of document cut short (a feed, a page, a text)
+    would be read as a shorter whole, so it stays one reject, as before."""
+    kept, newline, tail = cut.prefix.rpartition(b"\n")
+    if not newline or not kept.strip() or not _first_line_is_object(kept.lstrip()):
+        raise cut
+    lines = sum(1 for line in kept.split(b"\n") if line.strip())
+    yield RawDocument(input_path=path, data=kept + b"\n")
+    yield Rejected(DecompressError(
+        f"{cut.detail}: the file ends inside its compressed stream; its first {lines} "
+        f"complete line{'s' * (lines != 1)} were read, and the rest, from byte {len(kept) + 1} "
+        "of the decompressed text on, is lost"), bounded_excerpt(tail))
+
+
+def read_document(path: str, max_bytes: int = DEFAULT_MAX_BYTES
+                  ) -> Iterator[RawDocument | Rejected]:
+    """Read one file into a RawDocument. Raises a RejectError subclass on failure; a truncated
+    JSONL file gives its complete lines and a reject for the rest (``salvage``)."""
+    try:
+        data = decompress(path, _read_capped(path, max_bytes), max_bytes)
+    except TruncatedData as cut:
+        yield from salvage(path, cut)
+        return
     if not data.strip():
         raise EmptyInput("the file is empty (or only whitespace)")
     yield RawDocument(input_path=path, data=data)

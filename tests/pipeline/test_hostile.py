@@ -130,3 +130,56 @@ def test_lone_surrogates_become_replacement_characters(tmp_path: Path) -> None:
     assert "storm \ufffd" in arts.set_index("title").text["Ferry \ufffd back"]
     assert set(arts.language) == {"en"}
     assert not (out / "rejects").exists() or pd.read_parquet(out / "rejects").empty
+
+
+def _articles_and_rejects(inputs: Path, out: Path) -> tuple[set[str], list[tuple], dict]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", str(inputs), "--output", str(out),
+         "--quiet", "--ingested-at", "2026-01-01T00:00:00Z"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads(next((out / "_runs").glob("*.json")).read_text())
+    ids = set(pd.read_parquet(out / "articles").article_id) if (out / "articles").exists() \
+        else set()
+    rejects = pd.read_parquet(out / "rejects") if (out / "rejects").exists() else None
+    rows = [] if rejects is None else sorted(
+        (Path(p).name, s, r, d) for p, s, r, d in
+        zip(rejects.input_path, rejects.stage, rejects.reason, rejects.detail, strict=True))
+    return ids, rows, manifest
+
+
+def test_a_cut_download_keeps_its_complete_records(tmp_path: Path) -> None:
+    """A JSONL dump whose gzip was cut inside its sixth line gives the articles of the lines
+    before the cut, exactly as the same lines in a whole file do, and one reject for the
+    lost rest; a feed cut the same way stays one reject. Accounting balances."""
+    whole = (REPO / "samples" / "dumps" / "crawl-2024-03.jsonl").read_bytes()
+    lines = whole.split(b"\n")
+    packed = gzip.compress(whole)
+    import zlib
+
+    def text_before(cut: int) -> bytes:
+        return zlib.decompressobj(31).decompress(packed[:cut])
+
+    cut = next(c for c in range(len(packed)) if text_before(c).count(b"\n") == 5
+               and len(text_before(c)) > len(b"\n".join(lines[:5])) + 20)
+    cut_in = tmp_path / "cut"
+    cut_in.mkdir()
+    (cut_in / "dump.jsonl.gz").write_bytes(packed[:cut])
+    (cut_in / "feed.xml.gz").write_bytes(gzip.compress(
+        (REPO / "samples" / "feeds").glob("*.xml").__next__().read_bytes())[:-40])
+    same_in = tmp_path / "same"
+    same_in.mkdir()
+    (same_in / "dump.jsonl.gz").write_bytes(gzip.compress(b"\n".join(lines[:5]) + b"\n"))
+
+    cut_ids, cut_rejects, manifest = _articles_and_rejects(cut_in, tmp_path / "out_cut")
+    same_ids, same_rejects, _ = _articles_and_rejects(same_in, tmp_path / "out_same")
+    assert cut_ids == same_ids and len(cut_ids) >= 2
+    lost = [r for r in cut_rejects if r[0] == "dump.jsonl.gz" and r[2] == "decompress_error"]
+    assert len(lost) == 1 and lost[0][1] == "read"
+    assert "first 4 complete lines were read" in lost[0][3]
+    assert [r for r in cut_rejects if r[0] == "dump.jsonl.gz" and r not in lost] == \
+        [r for r in same_rejects if r[0] == "dump.jsonl.gz"]
+    feed = [r for r in cut_rejects if r[0] == "feed.xml.gz"]
+    assert [r[1:3] for r in feed] == [("read", "decompress_error")]
+    assert manifest["accounting"]["balanced"]

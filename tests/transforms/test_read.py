@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import functools
 import gzip
 from pathlib import Path
 
@@ -53,3 +54,49 @@ def test_size_cap_empty_and_missing(tmp_path: Path) -> None:
         next(read_document(str(empty)))
     with pytest.raises(ReadError):
         next(read_document(str(tmp_path / "vanished.xml")))
+
+
+DUMP = Path(__file__).resolve().parents[2] / "samples" / "dumps" / "crawl-2024-03.jsonl"
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, functools.partial(bz2.compress,
+                                                                      compresslevel=1)])
+def test_a_truncated_jsonl_file_keeps_its_complete_lines(tmp_path: Path, compress) -> None:
+    """Cut anywhere after its first line, a compressed JSONL dump (the sample dump 150 times
+    over, 340 KB: bzip2 gives up its text by blocks of 100 KB here) gives every line that
+    ends before the cut, unchanged, and one reject for the rest; cut before its first line
+    is out, it is one reject, as any truncated file."""
+    from transforms.common import Rejected
+
+    whole = DUMP.read_bytes() * 150
+    lines = whole.split(b"\n")
+    packed = compress(whole)
+    salvaged = 0
+    for cut in range(20, len(packed) - 1, max(1, len(packed) // 60)):
+        path = tmp_path / f"cut{cut}.jsonl.gz"
+        path.write_bytes(packed[:cut])
+        try:
+            out = list(read_document(str(path)))
+        except DecompressError as exc:
+            assert "truncated" in exc.detail
+            continue
+        salvaged += 1
+        doc, lost = out
+        assert isinstance(lost, Rejected) and lost.exc.reason == "decompress_error"
+        kept = doc.data[:-1].split(b"\n")  # read_document adds the last line's newline
+        assert kept == lines[:len(kept)]  # whole lines only, in order, none cut
+        complete = sum(1 for line in kept if line.strip())
+        assert f"first {complete} complete line" in lost.exc.detail
+        assert lines[len(kept)].startswith(lost.excerpt.encode()[:20])  # the cut line
+    assert salvaged >= 20
+
+
+def test_a_truncated_feed_is_still_one_reject(tmp_path: Path) -> None:
+    feed = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>\n'
+            + b"".join(b"<item><title>entry %d</title><description>text of entry %d"
+                       b"</description></item>\n" % (i, i) for i in range(200))
+            + b"</channel></rss>\n")
+    path = tmp_path / "feed.xml.gz"
+    path.write_bytes(gzip.compress(feed)[:-200])
+    with pytest.raises(DecompressError, match="truncated gzip data"):
+        list(read_document(str(path)))
