@@ -2,6 +2,7 @@
 
     python benchmarks/stages.py INPUT... [newsbeam run options]   (--output defaults to a
                                                                    temporary folder)
+    python benchmarks/stages.py --cpu INPUT...                    (CPU seconds per stage)
     python benchmarks/stages.py --engine FlinkRunner INPUT...     (whole-run peaks instead)
 
 Default: runs `newsbeam run` in this process and prints, for each fused stage the
@@ -58,7 +59,7 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def per_stage(argv: list[str]) -> int:
+def per_stage(argv: list[str], clock=time.perf_counter) -> int:
     from apache_beam.runners.portability.fn_api_runner import fn_runner
 
     from pipeline.main import main
@@ -67,9 +68,9 @@ def per_stage(argv: list[str]) -> int:
     rows: list[tuple[float, str]] = []
 
     def timed(self, context, bundle_context, bundle_input):  # type: ignore[no-untyped-def]
-        t0 = time.perf_counter()
+        t0 = clock()
         result = original(self, context, bundle_context, bundle_input)
-        seconds = time.perf_counter() - t0
+        seconds = clock() - t0
         name = bundle_context.stage.name
         rows.append((seconds, name))
         rss, hwm = _status_mib()
@@ -107,13 +108,16 @@ def engine_peaks(engine: str, argv: list[str]) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--engine", help="FlinkRunner, SparkRunner or PrismRunner")
+    parser.add_argument("--cpu", action="store_true",
+                        help="time each stage in CPU seconds of this process (all its "
+                             "threads) instead of wall seconds: steadier on a shared machine")
     args, rest = parser.parse_known_args()
     with tempfile.TemporaryDirectory() as tmp:
         if "--output" not in rest:
             rest += ["--output", str(Path(tmp) / "out")]
         if args.engine:
             return engine_peaks(args.engine, rest)
-        return per_stage(rest + ["--quiet"])
+        return per_stage(rest + ["--quiet"], time.process_time if args.cpu else time.perf_counter)
 
 
 if __name__ == "__main__":
