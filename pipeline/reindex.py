@@ -1,4 +1,4 @@
-"""Upgrading OUT/_index to the current near-duplicate signature format.
+"""Upgrading OUT/_index to the current near-duplicate signature format and columns.
 
 Schema version 6 changed how shingles and LSH band keys are hashed (signature format 2, see
 transforms/neardup.py): format 1 took a CRC-32 per shingle and keyed each band by a BLAKE2 hex
@@ -6,7 +6,9 @@ string. Index rows written by an older newsbeam would never share a band key wit
 so their articles could no longer catch near copies. Before a run or a stream builds its
 pipeline (under the OUT lock), ``upgrade_index`` finds the index files of format 1 (their
 ``bands`` column holds strings) and rewrites their rows with the signature recomputed from the
-article text stored in OUT/articles:
+article text stored in OUT/articles. Schema version 7 added the ``paragraphs`` column (the
+digests of each article's long paragraphs, so later runs count boilerplate over OUT): files
+without it are upgraded the same way.
 
 1. It reads ``article_id``, ``revision`` and ``text`` of every article file, hashes the text of
    each stored version the old files name, and counts its long paragraphs across them, so a
@@ -34,11 +36,11 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.dedupe import OwnedDigestCounts, key_digest, prepared, without_boilerplate
-from transforms.neardup import NearConfig
+from transforms.neardup import NearConfig, sorted_unique
 from transforms.write import join_path, write_partition
 
 LOG = logging.getLogger("newsbeam.reindex")
-UPGRADE_TAG = "sig2"
+UPGRADE_TAG = "v7"  # new files get their own names (an older upgrade tagged its files sig2)
 
 
 def _files(output_dir: str, pattern: str) -> list[str]:
@@ -55,8 +57,9 @@ def _parquet(path: str) -> pq.ParquetFile:
 
 
 def old_index_files(output_dir: str) -> list[str]:
-    """The index files written with signature format 1 (string band keys). A file that cannot
-    be read is left alone (and logged): the run's own index read reports it."""
+    """The index files written with signature format 1 (string band keys) or before schema
+    version 7 (no ``paragraphs``). A file that cannot be read is left alone (and logged): the
+    run's own index read reports it."""
     old = []
     for path in _files(output_dir, "_index/*.parquet"):
         try:
@@ -68,7 +71,8 @@ def old_index_files(output_dir: str) -> list[str]:
         if "bands" not in schema.names:
             continue
         bands = schema.field("bands").type
-        if pa.types.is_list(bands) and pa.types.is_string(bands.value_type):
+        if (pa.types.is_list(bands) and pa.types.is_string(bands.value_type)) \
+                or "paragraphs" not in schema.names:
             old.append(path)
     return old
 
@@ -100,10 +104,14 @@ def _stored_texts(output_dir: str, wanted: set[tuple[str, int]]
             LOG.info("upgrading OUT/_index: %d of %d article files read", i, len(files))
 
 
+Signature = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
 def _signatures(output_dir: str, wanted: set[tuple[str, int]], config: NearConfig
-                ) -> dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]:
-    """(full shingles, band keys of core and full) for each stored version found, with the
-    boilerplate counted over them as a run counts its own (per article id)."""
+                ) -> dict[tuple[str, int], Signature]:
+    """(full shingles, band keys of core and full, long paragraphs' digests) for each stored
+    version found, with the boilerplate counted over them as a run counts its own (per article
+    id)."""
     prepared_texts = {key: prepared(text, config)
                       for key, text in _stored_texts(output_dir, wanted)}
     counts = OwnedDigestCounts(config.boilerplate_df)
@@ -115,18 +123,23 @@ def _signatures(output_dir: str, wanted: set[tuple[str, int]], config: NearConfi
     signatures = {}
     for key, prep in prepared_texts.items():
         cut = without_boilerplate(prep, common, config)
-        signatures[key] = (prep.full, prep.bands if cut is None else cut[1])
+        digests = prep.hashes.digests
+        signatures[key] = (prep.full, prep.bands if cut is None else cut[1],
+                           sorted_unique(digests[digests != 0]))
     return signatures
 
 
-def _upgraded_rows(path: str, signatures: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]]
+_NOTHING: Signature = (np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.uint64),
+                       np.zeros(0, dtype=np.uint64))
+
+
+def _upgraded_rows(path: str, signatures: dict[tuple[str, int], Signature]
                    ) -> list[dict[str, Any]]:
     rows = _parquet(path).read().to_pylist()
     for row in rows:
-        full, bands = signatures.get((row["article_id"], int(row.get("revision") or 1)),
-                                     (np.zeros(0, dtype=np.uint32),
-                                      np.zeros(0, dtype=np.uint64)))
-        row["shingles"], row["bands"] = full, bands
+        full, bands, paragraphs = signatures.get(
+            (row["article_id"], int(row.get("revision") or 1)), _NOTHING)
+        row["shingles"], row["bands"], row["paragraphs"] = full, bands, paragraphs
         row["revision"] = int(row.get("revision") or 1)  # files from before revisions
         row["run_id"] = row.get("run_id") or "unknown"
     return rows
@@ -164,8 +177,8 @@ def _upgrade(output_dir: str, config: NearConfig | None) -> int:
             continue
         wanted.update((a, int(r or 1)) for a, r in zip(data["article_id"], revisions,
                                                        strict=True))
-    LOG.warning("OUT/_index holds %d articles from an older newsbeam (signature format 1): "
-                "upgrading them from the stored text, once", len(wanted))
+    LOG.warning("OUT/_index holds %d articles from an older newsbeam (before schema version "
+                "7): upgrading them from the stored text, once", len(wanted))
     signatures = _signatures(output_dir, wanted, config)
     upgraded = 0
     for path in old:

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from schemas.records import Article, Duplicate, Reject
 
-SCHEMA_VERSION = "6"
+SCHEMA_VERSION = "7"
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 RIGHTS = pa.struct([
@@ -131,6 +131,9 @@ INDEX_SCHEMA = pa.schema(
            "verification; signature format 2 since schema version 6).", False),
         _f("bands", pa.list_(pa.uint64()), "Its MinHash LSH band keys (uint64 since schema "
            "version 6; strings before, which newsbeam upgrades on the next run).", False),
+        _f("paragraphs", pa.list_(pa.uint64()), "Digests of its paragraphs of 8 words or more: "
+           "later runs count boilerplate paragraphs over OUT, not only over themselves (since "
+           "schema version 7; newsbeam adds it to an older index on the next run).", False),
         _f("revision", pa.int32(), "Its revision number.", False),
         _f("word_count", pa.int32(), "Its number of words: a later copy at its URL is a new "
            "revision only if about as long (a teaser is not)."),

@@ -119,7 +119,8 @@ KEYS: tuple[tuple[str, Callable[[Article], str | None]], ...] = (
 # through.)
 EXACT_COLUMNS = ["article_id", "url", "source_domain", "guid", "content_hash", "published_at",
                  "revision", "word_count", "updated_at"]
-NEAR_COLUMNS = ["article_id", "content_hash", "shingles", "bands"]
+NEAR_COLUMNS = ["article_id", "content_hash", "shingles", "bands", "paragraphs"]
+PARAGRAPH_COLUMNS = ["article_id", "paragraphs"]
 
 
 def key_digest(key: str) -> int:
@@ -281,8 +282,9 @@ def stored_sharing_bands(table: pa.Table, digests: np.ndarray) -> Iterator[dict[
     run (``digests``: the run's sorted band keys). The shingle lists of the others are never
     turned into Python objects."""
     bands = table.column("bands").combine_chunks()
+    # signature format 1 (string keys), never upgraded: no band can match
     if not pa.types.is_integer(bands.type.value_type):
-        return  # signature format 1 (string keys), never upgraded: no band can match
+        return
     flat = pc.list_flatten(bands).to_numpy(zero_copy_only=False)
     parents = pc.list_parent_indices(bands).to_numpy()
     rows = np.unique(parents[in_sorted(digests, flat)])
@@ -295,8 +297,8 @@ def _pattern(_digests: np.ndarray, pattern: str) -> str:
 
 
 def read_stored(digests: beam.PCollection[np.ndarray], pattern: str, columns: list[str],
-                matcher: Callable[[pa.Table, np.ndarray], Iterator[dict[str, Any]]],
-                name: str) -> beam.PCollection[dict[str, Any]]:
+                matcher: Callable[[pa.Table, np.ndarray], Iterator[Any]],
+                name: str) -> beam.PCollection[Any]:
     """The index rows under ``pattern`` that ``matcher`` finds in ``digests`` (this run's key
     digest set). The read hangs off the digest set itself, so a runner cannot start it (and
     buffer the whole history) before the filter can run: each row group is read, filtered and
@@ -495,7 +497,14 @@ def ghost_article(record: dict[str, Any]) -> Article:
     )
 
 
-def stored_near_doc(record: dict[str, Any]) -> NearDoc:
+def stored_near_doc(record: dict[str, Any], common: np.ndarray) -> NearDoc:
+    """A stored article's NearDoc: its whole shingle set (the index keeps no core), and
+    all_common when each of its long paragraphs is boilerplate by this run's count (which
+    takes OUT's stored paragraphs into account): then it is one of several copies of a
+    syndicated story, compared on its full text, as a run's own article would be. Otherwise a
+    run's core is compared with its whole set, which can only add the shingles of its own
+    boilerplate, shingles the run's core lacks."""
+    paragraphs = np.asarray(record.get("paragraphs") or (), dtype=np.uint64)
     return NearDoc(
         node=f"stored:{record['article_id']}",
         rank="0|" + record["article_id"] + "\x1f" + record["article_id"],
@@ -503,7 +512,29 @@ def stored_near_doc(record: dict[str, Any]) -> NearDoc:
         shingles=np.asarray(record.get("shingles") or (), dtype=np.uint32),
         bands=np.asarray(record.get("bands") or (), dtype=np.uint64),
         stored=True,
+        all_common=bool(paragraphs.size) and bool(in_sorted(common, paragraphs).all()),
+        paragraphs=paragraphs,
     )
+
+
+def stored_paragraph_owners(table: pa.Table, digests: np.ndarray
+                            ) -> Iterator[tuple[int, np.ndarray]]:
+    """Index rows (one row group: article_id, paragraphs) -> (owner, the paragraph digests it
+    shares with this run, ``digests``) for the rows sharing any: what the boilerplate count
+    takes of OUT. The other rows never become Python objects."""
+    paragraphs = table.column("paragraphs").combine_chunks()
+    flat = pc.list_flatten(paragraphs).to_numpy(zero_copy_only=False)
+    if flat.size == 0 or digests.size == 0:
+        return
+    hit = in_sorted(digests, flat)
+    if not hit.any():
+        return
+    rows = pc.list_parent_indices(paragraphs).to_numpy()[hit]  # non-decreasing
+    values = flat[hit]
+    ids = table.column("article_id")
+    found, starts = np.unique(rows, return_index=True)
+    for row, part in zip(found.tolist(), np.split(values, starts[1:]), strict=True):
+        yield (key_digest(ids[row].as_py()), sorted_unique(part))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -571,13 +602,15 @@ def near_doc(article: Article, common: np.ndarray, config: NearConfig,
     text. ``prep``: the article's prepared signature, when it has one."""
     if prep is None:
         prep = prepared(article.text, config)
+    digests = prep.hashes.digests
+    paragraphs = sorted_unique(digests[digests != 0])
     cut = without_boilerplate(prep, common, config)
     if cut is None:
         return NearDoc(article.unit_key, rank_label(article), article.article_id, prep.full,
-                       prep.bands)
+                       prep.bands, paragraphs=paragraphs)
     core, bands, all_common = cut
     return NearDoc(article.unit_key, rank_label(article), article.article_id, core, bands,
-                   full=prep.full, all_common=all_common)
+                   full=prep.full, all_common=all_common, paragraphs=paragraphs)
 
 
 def index_row(article: Article, doc: NearDoc | None, run_id: str) -> dict[str, Any]:
@@ -588,6 +621,7 @@ def index_row(article: Article, doc: NearDoc | None, run_id: str) -> dict[str, A
         # a numpy array: the writer builds the list column from it without Python ints
         "shingles": doc.full_set() if doc is not None else np.zeros(0, dtype=np.uint32),
         "bands": doc.bands if doc is not None else _NO_BANDS,
+        "paragraphs": doc.paragraphs if doc is not None else _NO_BANDS,
         "revision": article.revision,
         "word_count": article.word_count,
         "updated_at": article.updated_at,
@@ -632,7 +666,9 @@ def _owned_bands(article: Article) -> Iterator[tuple[int, np.ndarray]]:
     one content hash that both survive that stage are revisions of one article, which are
     never paired.)"""
     doc = article.near_doc
-    if doc is not None and doc.bands.size:
+    if doc is not None:
+        # even without band keys (a body under MIN_SHINGLES): the count must have an input
+        # whenever the run has an article, or its side input would be empty
         yield (key_digest(article.content_hash), doc.bands)
 
 
@@ -668,6 +704,10 @@ def _by_unit_key(article: Article) -> tuple[str, Article]:
 
 
 def _band_keys_of(owned: tuple[int, np.ndarray]) -> np.ndarray:
+    return owned[1]
+
+
+def _digests_of_owner(owned: tuple[int, np.ndarray]) -> np.ndarray:
     return owned[1]
 
 
@@ -784,13 +824,14 @@ class NearDedupe(beam.PTransform):
     run's articles enter the joins (see ``read_stored``)."""
 
     def __init__(self, config: NearConfig, owned: beam.PCollection[tuple[int, np.ndarray]],
-                 duplicates_sink: ErrorHandler,
+                 common: beam.PCollection[np.ndarray], duplicates_sink: ErrorHandler,
                  history: str | None = None,
                  earlier: beam.PCollection[Duplicate] | None = None,
                  index_sink: ErrorHandler | None = None, run_id: str = "") -> None:
         super().__init__()
         self._config = config
         self._owned = owned
+        self._common = common
         self._sink = duplicates_sink
         self._history = history
         self._earlier = earlier
@@ -811,7 +852,8 @@ class NearDedupe(beam.PTransform):
             )
             records = read_stored(run_bands, self._history, NEAR_COLUMNS,
                                   stored_sharing_bands, "Signatures")
-            stored = records | "StoredNearDocs" >> beam.Map(stored_near_doc)
+            stored = records | "StoredNearDocs" >> beam.Map(
+                stored_near_doc, beam.pvalue.AsSingleton(self._common))
             owned = (owned, records | "StoredBands" >> beam.FlatMap(_stored_owned_bands)) \
                 | "WithHistory" >> beam.Flatten()
         # band keys held by two owners or more: only their holders can be near copies
@@ -924,14 +966,24 @@ class DedupeArticles(beam.PTransform):
         survivors = articles
         if self._near is not None:
             # boilerplate: paragraphs found in at least boilerplate_df distinct articles of the
-            # run, counted here, before the exact stages, so the count is known by the time
-            # their survivors reach the near stage (see NearDedupe)
-            common = (
-                articles
-                | "ParagraphOwners" >> beam.Map(paragraph_owner, self._near)
-                | "CommonParagraphs" >> beam.CombineGlobally(
-                    OwnedDigestCounts(self._near.boilerplate_df)).without_defaults()
-            )
+            # run (or of OUT, below), counted here, before the exact stages, so the count is
+            # known by the time their survivors reach the near stage (see NearDedupe)
+            owners = articles | "ParagraphOwners" >> beam.Map(paragraph_owner, self._near)
+            if self._history is not None:
+                # ... and in the articles OUT holds: a footer that one site's feed carries
+                # once an hour is boilerplate by its second article, whichever run brings it.
+                # Only the stored rows sharing a paragraph with the run are read (read_stored).
+                run_paragraphs = (
+                    owners
+                    | "RunParagraphs" >> beam.Map(_digests_of_owner)
+                    | "RunParagraphDigests" >> beam.CombineGlobally(
+                        DigestCounts(1)).without_defaults()
+                )
+                stored_owners = read_stored(run_paragraphs, self._history, PARAGRAPH_COLUMNS,
+                                            stored_paragraph_owners, "Paragraphs")
+                owners = (owners, stored_owners) | "OwnersWithStored" >> beam.Flatten()
+            common = owners | "CommonParagraphs" >> beam.CombineGlobally(
+                OwnedDigestCounts(self._near.boilerplate_df)).without_defaults()
         if self._history is not None:
             run_keys = (
                 articles
@@ -985,5 +1037,5 @@ class DedupeArticles(beam.PTransform):
             return survivors
         assert owned is not None
         return survivors | "Near" >> NearDedupe(
-            self._near, owned, self._sink, self._history, dropped, self._index,
+            self._near, owned, common, self._sink, self._history, dropped, self._index,
             self._run_id)

@@ -35,7 +35,11 @@ class TooLarge(RejectError):
 
 class DecompressError(RejectError):
     """Corrupt or truncated gzip/bzip2 data, or a decompression bomb (expands past the size
-    cap, or past 100 times its compressed size once over 10 MB)."""
+    cap, or past 100 times its compressed size once over 10 MB). A truncated JSONL file (a cut
+    download) keeps every line that ends before the cut, read as in a whole file, and this
+    reject stands for the lost rest: its detail says how many lines were read, its excerpt is
+    the cut line. Any other document cut short stays one reject, since it would read as a
+    shorter whole."""
 
     stage = "read"
     reason = "decompress_error"

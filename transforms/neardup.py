@@ -3,8 +3,9 @@ similarity, as pure functions; NearDedupe wires them into Beam.
 
 Method (keyed grouping and digest counts; no index of the texts is held by one worker):
 1. Paragraph frequency. A paragraph of 8 words or more that appears in at least
-   ``boilerplate_df`` different articles is boilerplate (a footer, a disclaimer) and is left out
-   of the shingles, unless leaving it out would leave an article almost nothing: copies of one
+   ``boilerplate_df`` different articles (of the run, or of the run and OUT: the index keeps
+   each stored article's paragraph digests) is boilerplate (a footer, a disclaimer) and is left
+   out of the shingles, unless leaving it out would leave an article almost nothing: copies of one
    syndicated story share every paragraph, and must still be compared on them. Paragraphs are
    counted as 64-bit digests in one vectorized combine (16 bytes per distinct paragraph).
 2. Shingles: word ``shingle_size``-grams of the normalized body (case, punctuation, quote style
@@ -27,6 +28,7 @@ Method (keyed grouping and digest counts; no index of the texts is held by one w
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -302,6 +304,9 @@ def is_near_duplicate(a: np.ndarray, b: np.ndarray, config: NearConfig) -> tuple
     return (jac >= config.jaccard or cont >= config.containment), max(jac, cont)
 
 
+_NO_DIGESTS: np.ndarray = np.zeros(0, dtype=np.uint64)
+
+
 @dataclass(frozen=True)
 class NearDoc:
     """What near-duplicate detection needs of an article (or of a stored one)."""
@@ -314,6 +319,9 @@ class NearDoc:
     stored: bool = False
     full: np.ndarray | None = None  # with them, when they differ
     all_common: bool = False
+    # sorted digests of its paragraphs of MIN_PARAGRAPH_WORDS or more (stored in the index,
+    # so later runs count boilerplate over OUT too)
+    paragraphs: np.ndarray = dataclasses.field(default_factory=lambda: _NO_DIGESTS)
 
     def full_set(self) -> np.ndarray:
         return self.shingles if self.full is None else self.full
@@ -324,19 +332,19 @@ class NearDoc:
         return (_unpack_doc, (self.node, self.rank, self.article_id, self.stored,
                               self.all_common, self.full is not None,
                               pack_arrays(*(np.asarray(a, dtype) for a, dtype in zip(
-                                  (self.shingles, self.bands, full), _DOC_TYPES,
-                                  strict=True)))))
+                                  (self.shingles, self.bands, full, self.paragraphs),
+                                  _DOC_TYPES, strict=True)))))
 
 
 _NONE = np.zeros(0, dtype=np.uint32)
-_DOC_TYPES = (np.uint32, np.uint64, np.uint32)
+_DOC_TYPES = (np.uint32, np.uint64, np.uint32, np.uint64)
 
 
 def _unpack_doc(node: str, rank: str, article_id: str, stored: bool, all_common: bool,
                 has_full: bool, data: bytes) -> NearDoc:
-    shingles, bands, full = unpack_arrays(data, _DOC_TYPES)
+    shingles, bands, full, paragraphs = unpack_arrays(data, _DOC_TYPES)
     return NearDoc(node, rank, article_id, shingles, bands, stored,
-                   full if has_full else None, all_common)
+                   full if has_full else None, all_common, paragraphs)
 
 
 def pack_arrays(*arrays: np.ndarray) -> bytes:

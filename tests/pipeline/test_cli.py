@@ -332,6 +332,49 @@ def test_a_near_copy_in_a_later_run_is_a_duplicate_of_the_stored_story(tmp_path:
     assert len(pd.read_parquet(out / "articles")) == 2  # the stored story and the new one
 
 
+FOOTER = ("This report is provided for information only and does not constitute advice. "
+          "Copyright the Valley Press Association, all rights reserved; republication without "
+          "written permission is prohibited under the terms of our syndication agreement, and "
+          "subscribers may share one copy inside their own organisation only. Corrections and "
+          "complaints go to the readers' editor, who answers every letter within ten working "
+          "days and publishes a summary of the corrections made at the end of each month.")
+BRIEFS = [
+    "The morning ferry to the islands was delayed by two hours after an engine fault.",
+    "The harbour board raised mooring fees by four percent for the summer season.",
+    "A new bakery opened on the market square with a queue that reached the church.",
+    "The school choir won the regional contest with a programme of folk songs from the coast.",
+]
+
+
+def _brief(i: int) -> str:
+    return json.dumps({"url": f"https://valley.example/brief/{i}", "title": f"Brief {i}",
+                       "text": f"{BRIEFS[i]}\n\n{FOOTER}"}) + "\n"
+
+
+def test_a_footer_known_from_earlier_runs_is_boilerplate_in_a_later_one(tmp_path: Path
+                                                                       ) -> None:
+    """Three short stories with one long footer are kept (the footer is boilerplate in their
+    run). A fourth with the same footer, alone in a later run, is kept too: the boilerplate
+    count takes the paragraphs OUT holds into account (the index keeps their digests). Counted
+    within the run only, the footer was ordinary text there, and the story a near copy of a
+    stored one."""
+    out = tmp_path / "out"
+    first = tmp_path / "run1.jsonl"
+    first.write_text("".join(_brief(i) for i in range(3)), encoding="utf-8")
+    proc = newsbeam("run", str(first), "--output", str(out), "--ingested-at", INGESTED_AT)
+    assert proc.returncode == 0, proc.stderr
+    assert len(pd.read_parquet(out / "articles")) == 3
+    index = pd.read_parquet(out / "_index")
+    assert all(len(p) == 2 for p in index.paragraphs)  # brief and footer, 8 words or more
+    second = tmp_path / "run2.jsonl"
+    second.write_text(_brief(3), encoding="utf-8")
+    proc = newsbeam("run", str(second), "--output", str(out),
+                    "--ingested-at", "2026-01-16T12:00:00Z")
+    assert proc.returncode == 0, proc.stderr
+    assert len(pd.read_parquet(out / "articles")) == 4
+    assert not (out / "duplicates").exists() or pd.read_parquet(out / "duplicates").empty
+
+
 def test_json_logs_reject_ratio_exit_code_and_stage_times(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = newsbeam("--log-format", "json", "run", str(SAMPLES), "--output", str(out),

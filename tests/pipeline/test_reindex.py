@@ -108,7 +108,7 @@ def test_an_upgrade_cut_short_is_finished_by_the_next_without_losing_rows(tmp_pa
     saved = old_file.read_bytes()
     assert upgrade_index(str(out), None) == 4
     upgraded = sorted((out / "_index").glob("*.parquet"))
-    assert len(upgraded) == 1 and upgraded[0].name.endswith("-sig2.parquet")
+    assert len(upgraded) == 1 and upgraded[0].name.endswith("-v7.parquet")
     # killed after writing the new file and before deleting the old one
     old_file.write_bytes(saved)
     assert upgrade_index(str(out), None) == 4
@@ -145,3 +145,25 @@ def test_damaged_files_never_stop_a_run(tmp_path: Path) -> None:
     # a damaged index file is left as it is: the upgrade does not fail on it
     (out / "_index" / "part-damaged.parquet").write_bytes(b"garbage")
     assert upgrade_index(str(out), None) == 0
+
+
+def test_an_index_from_before_schema_7_gets_its_paragraph_digests(tmp_path: Path) -> None:
+    """Schema version 6 had no ``paragraphs``. Such an index (made here from a current one by
+    dropping the column, which is all that changed) is upgraded on the next start: the
+    digests come back as a run writes them, the signatures stay the same, and no row is lost."""
+    out = tmp_path / "out"
+    proc = newsbeam("run", str(INPUT), "--output", str(out), "--ingested-at", INGESTED_AT)
+    assert proc.returncode == 0, proc.stderr
+    current = index_table(out).sort_by("article_id")
+    assert old_index_files(str(out)) == []
+    for path in (out / "_index").glob("*.parquet"):
+        table = pq.read_table(path)
+        pq.write_table(table.drop_columns(["paragraphs"]).replace_schema_metadata(
+            {**table.schema.metadata, b"newsbeam.schema_version": b"6"}), path)
+    assert len(old_index_files(str(out))) == len(list((out / "_index").glob("*.parquet")))
+    assert upgrade_index(str(out), None) == current.num_rows
+    assert old_index_files(str(out)) == []
+    upgraded = index_table(out).sort_by("article_id")
+    for column in ("article_id", "paragraphs", "shingles", "bands", "content_hash"):
+        assert upgraded.column(column).to_pylist() == current.column(column).to_pylist()
+    assert any(len(p) for p in upgraded.column("paragraphs").to_pylist())

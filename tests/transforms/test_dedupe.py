@@ -174,3 +174,21 @@ def test_membership_in_a_sorted_digest_set_agrees_with_numpy() -> None:
     empty = np.zeros(0, dtype=np.uint64)
     assert in_sorted(empty, values).tolist() == [False] * len(values)
     assert in_sorted(digests, empty).tolist() == []
+
+
+def test_stored_paragraph_owners_keep_only_what_the_run_shares() -> None:
+    """Index rows -> (owner, the paragraph digests shared with the run), for the rows that
+    share any; a row group sharing none gives nothing."""
+    import numpy as np
+    import pyarrow as pa
+
+    from transforms.dedupe import key_digest, stored_paragraph_owners
+
+    table = pa.table({"article_id": ["a", "b", "c", "d"],
+                      "paragraphs": pa.array([[1, 5, 9], [], [2, 9], [3]],
+                                             type=pa.list_(pa.uint64()))})
+    got = [(owner, digests.tolist()) for owner, digests in
+           stored_paragraph_owners(table, np.array([2, 3, 9], dtype=np.uint64))]
+    assert got == [(key_digest("a"), [9]), (key_digest("c"), [2, 9]), (key_digest("d"), [3])]
+    assert list(stored_paragraph_owners(table, np.array([4], dtype=np.uint64))) == []
+    assert list(stored_paragraph_owners(table, np.zeros(0, dtype=np.uint64))) == []

@@ -404,3 +404,15 @@ def test_exact_copies_are_one_owner_of_their_band_keys() -> None:
                 ("copy.xml", ORIGINAL.article_id, "exact"),
                 ("b.xml", ORIGINAL.article_id, "near"),
             ]), label="Dups")
+
+
+def test_a_run_whose_bodies_are_all_too_short_for_band_keys() -> None:
+    """No article has a band key (bodies under MIN_SHINGLES shingles): the count of colliding
+    keys still has an input, and every article is kept."""
+    short = [make(f"s{i}.xml", f"Brief {i} only.", f"https://s.example/{i}", T0)
+             for i in range(2)]
+    with TestPipeline() as p:
+        with Sink("Dups", beam.Map(_dup)) as sink:
+            kept = p | beam.Create(short) | DedupeArticles(sink, CFG)
+        assert_that(kept | beam.Map(_path), equal_to(["s0.xml", "s1.xml"]), label="Kept")
+        assert_that(sink.output(), equal_to([]), label="Dups")
