@@ -9,7 +9,9 @@ multi_processing``) every few seconds and logs one warning, with what to do inst
 run holds ``ratio`` of the memory it can have: what it holds plus what the kernel reports as
 available (``MemAvailable``), or the cgroup's limit when a container sets a lower one.
 
-Linux only (it reads /proc); elsewhere it does nothing. ``NEWSBEAM_MEMORY_WARNING`` sets the
+Linux only (it reads /proc); elsewhere it records the process's own peak and gives no
+warning. The resident sets of the worker processes are added up, so the libraries they share
+count once per worker: the warning errs early, never late. ``NEWSBEAM_MEMORY_WARNING`` sets the
 ratio (default 0.7) or turns the warning off (``off``).
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -74,17 +77,29 @@ def _meminfo(field: str) -> int | None:
 
 
 def _cgroup_room() -> tuple[int, int] | None:
-    """(limit, in use) of this process's cgroup (v2), when it sets a limit."""
+    """(limit, in use) of this process's memory cgroup (v2, or v1's memory controller), when
+    it sets a limit."""
     try:
-        for line in (_PROC / "self" / "cgroup").read_text().splitlines():
-            if line.startswith("0::"):
-                base = Path("/sys/fs/cgroup") / line[3:].lstrip("/")
-                limit = (base / "memory.max").read_text().strip()
-                if limit == "max":
-                    return None
-                return int(limit), int((base / "memory.current").read_text())
-    except (OSError, ValueError):
+        lines = (_PROC / "self" / "cgroup").read_text().splitlines()
+    except OSError:
         return None
+    for line in lines:
+        _id, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2
+            base = Path("/sys/fs/cgroup") / path.lstrip("/")
+            names = ("memory.max", "memory.current")
+        elif "memory" in controllers.split(","):  # v1
+            base = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
+            names = ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        else:
+            continue
+        try:
+            limit = (base / names[0]).read_text().strip()
+            if limit == "max" or int(limit) >= 1 << 60:  # v1 writes "no limit" as ~2**63
+                continue
+            return int(limit), int((base / names[1]).read_text())
+        except (OSError, ValueError):
+            continue
     return None
 
 
@@ -158,10 +173,11 @@ class MemoryWatch:
         try:
             import resource
 
-            own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-        except (ImportError, OSError):
+            own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            own *= 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+        except (ImportError, OSError):  # no resource module (Windows)
             own = 0
-        return {"peak_rss_bytes": max(self.peak, own), "warning": self.warned}
+        return {"peak_rss_bytes": max(self.peak, own) or None, "warning": self.warned}
 
     def __enter__(self) -> MemoryWatch:
         if _PROC.joinpath("meminfo").exists():

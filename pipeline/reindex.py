@@ -19,8 +19,10 @@ without it are upgraded the same way.
    rewrites the old one again, to the same name, and deletes it, so no row is ever lost.
 
 A row whose article text is not found (its file was removed by hand) keeps empty lists: its
-URL, feed id and content hash still catch exact copies. Memory: the new shingle sets of the
-articles being upgraded (about 8 bytes a word); it runs once per OUT.
+URL, feed id and content hash still catch exact copies (a row of format 2 keeps its
+signature and only lacks ``paragraphs``). Memory: for format 1, the new shingle sets of the
+articles being upgraded (about 8 bytes a word); for the ``paragraphs`` column alone, about 8
+bytes a paragraph. It runs once per OUT.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.dedupe import OwnedDigestCounts, key_digest, prepared, without_boilerplate
-from transforms.neardup import NearConfig, sorted_unique
+from transforms.neardup import NearConfig, paragraph_digests, sorted_unique
 from transforms.write import join_path, write_partition
 
 LOG = logging.getLogger("newsbeam.reindex")
@@ -60,6 +62,11 @@ def old_index_files(output_dir: str) -> list[str]:
     """The index files written with signature format 1 (string band keys) or before schema
     version 7 (no ``paragraphs``). A file that cannot be read is left alone (and logged): the
     run's own index read reports it."""
+    return [path for path, _format1 in _old_files(output_dir)]
+
+
+def _old_files(output_dir: str) -> list[tuple[str, bool]]:
+    """(path, whether its signatures are format 1) of the index files to upgrade."""
     old = []
     for path in _files(output_dir, "_index/*.parquet"):
         try:
@@ -71,9 +78,9 @@ def old_index_files(output_dir: str) -> list[str]:
         if "bands" not in schema.names:
             continue
         bands = schema.field("bands").type
-        if (pa.types.is_list(bands) and pa.types.is_string(bands.value_type)) \
-                or "paragraphs" not in schema.names:
-            old.append(path)
+        format1 = pa.types.is_list(bands) and pa.types.is_string(bands.value_type)
+        if format1 or "paragraphs" not in schema.names:
+            old.append((path, format1))
     return old
 
 
@@ -129,17 +136,31 @@ def _signatures(output_dir: str, wanted: set[tuple[str, int]], config: NearConfi
     return signatures
 
 
+def _paragraphs(output_dir: str, wanted: set[tuple[str, int]]
+                ) -> dict[tuple[str, int], np.ndarray]:
+    """The long paragraphs' digests of each stored version found (about 8 bytes a paragraph:
+    the texts are read and dropped one file at a time)."""
+    return {key: paragraph_digests(text) for key, text in _stored_texts(output_dir, wanted)}
+
+
 _NOTHING: Signature = (np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.uint64),
                        np.zeros(0, dtype=np.uint64))
 
 
-def _upgraded_rows(path: str, signatures: dict[tuple[str, int], Signature]
-                   ) -> list[dict[str, Any]]:
+def _upgraded_rows(path: str, format1: bool, signatures: dict[tuple[str, int], Signature],
+                   paragraphs: dict[tuple[str, int], np.ndarray]) -> list[dict[str, Any]]:
+    """The rows of ``path`` with what they lacked: new signatures from ``signatures`` for a
+    file of format 1 (none when the text is gone: a format-1 signature matches nothing);
+    otherwise the signatures are kept and only ``paragraphs`` added (none when the text is
+    gone)."""
     rows = _parquet(path).read().to_pylist()
     for row in rows:
-        full, bands, paragraphs = signatures.get(
-            (row["article_id"], int(row.get("revision") or 1)), _NOTHING)
-        row["shingles"], row["bands"], row["paragraphs"] = full, bands, paragraphs
+        key = (row["article_id"], int(row.get("revision") or 1))
+        if format1:
+            full, bands, digests = signatures.get(key, _NOTHING)
+            row["shingles"], row["bands"], row["paragraphs"] = full, bands, digests
+        else:
+            row["paragraphs"] = paragraphs.get(key, _NOTHING[2])
         row["revision"] = int(row.get("revision") or 1)  # files from before revisions
         row["run_id"] = row.get("run_id") or "unknown"
     return rows
@@ -157,14 +178,18 @@ def upgrade_index(output_dir: str, config: NearConfig | None) -> int:
         return 0
 
 
+def _name(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[-1]
+
+
 def _upgrade(output_dir: str, config: NearConfig | None) -> int:
-    old = old_index_files(output_dir)
+    old = _old_files(output_dir)
     if not old:
         return 0
     config = config or NearConfig()
     started = time.monotonic()
-    wanted: set[tuple[str, int]] = set()
-    for path in list(old):
+    wanted: dict[bool, set[tuple[str, int]]] = {True: set(), False: set()}
+    for path, format1 in list(old):
         try:
             table = _parquet(path)
             columns = [c for c in ("article_id", "revision") if c in table.schema_arrow.names]
@@ -173,25 +198,32 @@ def _upgrade(output_dir: str, config: NearConfig | None) -> int:
         except Exception as exc:  # noqa: BLE001 - left as it is, logged
             LOG.warning("OUT/_index: cannot read %s (%s: %s); not upgraded", path,
                         type(exc).__name__, exc)
-            old.remove(path)
+            old.remove((path, format1))
             continue
-        wanted.update((a, int(r or 1)) for a, r in zip(data["article_id"], revisions,
-                                                       strict=True))
+        wanted[format1].update((a, int(r or 1)) for a, r in zip(data["article_id"], revisions,
+                                                                strict=True))
     LOG.warning("OUT/_index holds %d articles from an older newsbeam (before schema version "
-                "7): upgrading them from the stored text, once", len(wanted))
-    signatures = _signatures(output_dir, wanted, config)
+                "7): upgrading them from the stored text, once",
+                len(wanted[True] | wanted[False]))
+    # format 1: new signatures, which need the texts of all of them at once (boilerplate is
+    # counted over them); otherwise only the paragraph digests, text by text
+    signatures = _signatures(output_dir, wanted[True], config) if wanted[True] else {}
+    paragraphs = _paragraphs(output_dir, wanted[False]) if wanted[False] else {}
     upgraded = 0
-    for path in old:
+    for path, format1 in old:
         try:
-            rows = _upgraded_rows(path, signatures)
+            rows = _upgraded_rows(path, format1, signatures, paragraphs)
         except Exception as exc:  # noqa: BLE001 - left as it is, logged
             LOG.warning("OUT/_index: cannot upgrade %s (%s: %s)", path, type(exc).__name__,
                         exc)
             continue
         # a distinct name: the new file never replaces the old one before it is complete
-        list(write_partition(output_dir, "_index", "", rows, tag=UPGRADE_TAG))
-        FileSystems.delete([path])
+        written = {_name(f["path"]) for f in write_partition(output_dir, "_index", "", rows,
+                                                             tag=UPGRADE_TAG)}
+        if _name(path) not in written:  # never delete the file just written
+            FileSystems.delete([path])
         upgraded += len(rows)
+    found = len(signatures) + len(paragraphs)
     LOG.warning("OUT/_index upgraded: %d rows (%d without stored text) in %.1fs", upgraded,
-                len(wanted) - len(signatures), time.monotonic() - started)
+                len(wanted[True]) + len(wanted[False]) - found, time.monotonic() - started)
     return upgraded

@@ -38,6 +38,7 @@ from transforms.neardup import (
     candidate_pairs,
     core_shingles,
     minhash,
+    mostly_common,
     shingle_set,
     similarity,
     sorted_unique,
@@ -297,8 +298,8 @@ def _pattern(_digests: np.ndarray, pattern: str) -> str:
 
 
 def read_stored(digests: beam.PCollection[np.ndarray], pattern: str, columns: list[str],
-                matcher: Callable[[pa.Table, np.ndarray], Iterator[Any]],
-                name: str) -> beam.PCollection[Any]:
+                matcher: Callable[..., Iterator[Any]],
+                name: str, *extra: Any) -> beam.PCollection[Any]:
     """The index rows under ``pattern`` that ``matcher`` finds in ``digests`` (this run's key
     digest set). The read hangs off the digest set itself, so a runner cannot start it (and
     buffer the whole history) before the filter can run: each row group is read, filtered and
@@ -307,7 +308,8 @@ def read_stored(digests: beam.PCollection[np.ndarray], pattern: str, columns: li
         digests
         | f"IndexPattern{name}" >> beam.Map(_pattern, pattern)
         | f"ReadIndex{name}" >> beam.io.ReadAllFromParquetBatched(columns=columns)
-        | f"StoredSharing{name}" >> beam.FlatMap(matcher, beam.pvalue.AsSingleton(digests))
+        | f"StoredSharing{name}" >> beam.FlatMap(matcher, beam.pvalue.AsSingleton(digests),
+                                                 *extra)
     )
 
 
@@ -499,7 +501,8 @@ def ghost_article(record: dict[str, Any]) -> Article:
 
 def stored_near_doc(record: dict[str, Any], common: np.ndarray) -> NearDoc:
     """A stored article's NearDoc: its whole shingle set (the index keeps no core), and
-    all_common when each of its long paragraphs is boilerplate by this run's count (which
+    all_common when its long paragraphs are mostly boilerplate (``mostly_common``) by this
+    run's count (which
     takes OUT's stored paragraphs into account): then it is one of several copies of a
     syndicated story, compared on its full text, as a run's own article would be. Otherwise a
     run's core is compared with its whole set, which can only add the shingles of its own
@@ -512,25 +515,39 @@ def stored_near_doc(record: dict[str, Any], common: np.ndarray) -> NearDoc:
         shingles=np.asarray(record.get("shingles") or (), dtype=np.uint32),
         bands=np.asarray(record.get("bands") or (), dtype=np.uint64),
         stored=True,
-        all_common=bool(paragraphs.size) and bool(in_sorted(common, paragraphs).all()),
+        all_common=mostly_common(in_sorted(common, paragraphs)),
         paragraphs=paragraphs,
     )
 
 
-def stored_paragraph_owners(table: pa.Table, digests: np.ndarray
+def stored_paragraph_owners(table: pa.Table, digests: np.ndarray, cap: int = 3
                             ) -> Iterator[tuple[int, np.ndarray]]:
     """Index rows (one row group: article_id, paragraphs) -> (owner, the paragraph digests it
     shares with this run, ``digests``) for the rows sharing any: what the boilerplate count
-    takes of OUT. The other rows never become Python objects."""
+    takes of OUT. A digest is passed on for its first ``cap`` rows of the group only (the
+    count needs no more than ``boilerplate_df`` owners), so a site footer held by every stored
+    article adds ``cap`` owners per row group, not one per article. The other rows never
+    become Python objects. An index file without the column (one an upgrade could not
+    convert) adds nothing."""
+    if "paragraphs" not in table.schema.names or digests.size == 0:
+        return
     paragraphs = table.column("paragraphs").combine_chunks()
     flat = pc.list_flatten(paragraphs).to_numpy(zero_copy_only=False)
-    if flat.size == 0 or digests.size == 0:
+    if flat.size == 0:
         return
     hit = in_sorted(digests, flat)
     if not hit.any():
         return
-    rows = pc.list_parent_indices(paragraphs).to_numpy()[hit]  # non-decreasing
+    rows = pc.list_parent_indices(paragraphs).to_numpy()[hit]
     values = flat[hit]
+    order = np.lexsort((rows, values))  # by digest, then row
+    values, rows = values[order], rows[order]
+    first = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    rank = np.arange(values.size) - np.repeat(first, np.diff(np.r_[first, values.size]))
+    keep = rank < cap
+    values, rows = values[keep], rows[keep]
+    order = np.argsort(rows, kind="stable")
+    values, rows = values[order], rows[order]
     ids = table.column("article_id")
     found, starts = np.unique(rows, return_index=True)
     for row, part in zip(found.tolist(), np.split(values, starts[1:]), strict=True):
@@ -581,8 +598,8 @@ def without_boilerplate(prep: Prepared, common: np.ndarray, config: NearConfig
                         ) -> tuple[np.ndarray, np.ndarray, bool] | None:
     """(core, band keys of core and full text, all_common) of a body given ``common``, the
     sorted digests of the boilerplate paragraphs; None when it holds none of them. The core
-    leaves out the shingles that touch those paragraphs; all_common says every long
-    paragraph is one of them."""
+    leaves out the shingles that touch those paragraphs; all_common says the article is
+    mostly made of them (``mostly_common``): a copy of a syndicated story."""
     digests = prep.hashes.digests
     long = digests != 0
     hit = in_sorted(common, digests) & long
@@ -590,7 +607,7 @@ def without_boilerplate(prep: Prepared, common: np.ndarray, config: NearConfig
         return None
     core = core_shingles(prep.hashes, hit, config.shingle_size)
     bands = sorted_unique(np.concatenate((_bands(core, config), prep.bands)))
-    return core, bands, bool(hit[long].all())
+    return core, bands, mostly_common(hit[long])
 
 
 def near_doc(article: Article, common: np.ndarray, config: NearConfig,
@@ -979,8 +996,9 @@ class DedupeArticles(beam.PTransform):
                     | "RunParagraphDigests" >> beam.CombineGlobally(
                         DigestCounts(1)).without_defaults()
                 )
-                stored_owners = read_stored(run_paragraphs, self._history, PARAGRAPH_COLUMNS,
-                                            stored_paragraph_owners, "Paragraphs")
+                stored_owners = read_stored(
+                    run_paragraphs, self._history, PARAGRAPH_COLUMNS, stored_paragraph_owners,
+                    "Paragraphs", self._near.boilerplate_df)
                 owners = (owners, stored_owners) | "OwnersWithStored" >> beam.Flatten()
             common = owners | "CommonParagraphs" >> beam.CombineGlobally(
                 OwnedDigestCounts(self._near.boilerplate_df)).without_defaults()

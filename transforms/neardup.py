@@ -39,6 +39,21 @@ from transforms.text import content_tokens
 
 MIN_PARAGRAPH_WORDS = 8
 MIN_SHINGLES = 5
+# common paragraphs that make a story: an article whose long paragraphs are common, all of
+# them, or at least this many and half of them, is a copy of a syndicated story, not a story
+# with boilerplate around it, and is compared on its full text
+STORY_PARAGRAPHS = 3
+
+
+def mostly_common(common: np.ndarray) -> bool:
+    """Given, per long paragraph of an article, whether it is common (boilerplate by the
+    count): is the article a copy of a syndicated story? Yes when all its long paragraphs are
+    common (copies sharing every paragraph), or at least STORY_PARAGRAPHS and half of them
+    (copies that each end in their own site's footer: three or more of them make the story's
+    paragraphs common). A short story under one long shared footer has one common paragraph:
+    it keeps its core."""
+    k, n = int(np.count_nonzero(common)), int(common.size)
+    return n > 0 and (k == n or (k >= STORY_PARAGRAPHS and 2 * k >= n))
 
 
 @dataclass(frozen=True)

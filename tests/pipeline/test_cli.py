@@ -375,6 +375,36 @@ def test_a_footer_known_from_earlier_runs_is_boilerplate_in_a_later_one(tmp_path
     assert not (out / "duplicates").exists() or pd.read_parquet(out / "duplicates").empty
 
 
+def test_later_copies_of_a_stored_story_with_their_own_footers_are_duplicates(
+        tmp_path: Path) -> None:
+    """A story stored with one site's footer; a later run brings two other sites' copies,
+    each with its own footer. The story's paragraphs are then in three articles (common), but
+    they are most of each: all three are compared on their full text and both copies are
+    duplicates of the stored story."""
+    paragraphs = STORY.split("\n\n")
+    footer = "Published by the {} under licence from the wire service; all rights reserved."
+
+    def site(i: int, name: str) -> str:
+        return json.dumps({"url": f"https://site{i}.example/trams", "title": f"Trams {i}",
+                           "text": "\n\n".join([*paragraphs, footer.format(name)])}) + "\n"
+
+    out = tmp_path / "out"
+    first = tmp_path / "run1.jsonl"
+    first.write_text(site(0, "Harbour Times"), encoding="utf-8")
+    proc = newsbeam("run", str(first), "--output", str(out), "--ingested-at", INGESTED_AT)
+    assert proc.returncode == 0, proc.stderr
+    stored_id = pd.read_parquet(out / "articles").article_id.item()
+    second = tmp_path / "run2.jsonl"
+    second.write_text(site(1, "Valley Courier") + site(2, "Coast Daily"), encoding="utf-8")
+    proc = newsbeam("run", str(second), "--output", str(out),
+                    "--ingested-at", "2026-01-16T12:00:00Z")
+    assert proc.returncode == 0, proc.stderr
+    dups = pd.read_parquet(out / "duplicates")
+    assert sorted(dups.url) == ["https://site1.example/trams", "https://site2.example/trams"]
+    assert set(dups.method) == {"near"} and set(dups.duplicate_of) == {stored_id}
+    assert len(pd.read_parquet(out / "articles")) == 1
+
+
 def test_json_logs_reject_ratio_exit_code_and_stage_times(tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = newsbeam("--log-format", "json", "run", str(SAMPLES), "--output", str(out),

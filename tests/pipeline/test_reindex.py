@@ -167,3 +167,22 @@ def test_an_index_from_before_schema_7_gets_its_paragraph_digests(tmp_path: Path
     for column in ("article_id", "paragraphs", "shingles", "bands", "content_hash"):
         assert upgraded.column(column).to_pylist() == current.column(column).to_pylist()
     assert any(len(p) for p in upgraded.column("paragraphs").to_pylist())
+
+
+def test_a_version_6_row_without_stored_text_keeps_its_signature(tmp_path: Path) -> None:
+    """Its shingles and bands were already of the current format: an upgrade that cannot
+    find its text (its article file removed by hand) adds empty paragraphs and keeps them."""
+    out = tmp_path / "out"
+    proc = newsbeam("run", str(INPUT), "--output", str(out), "--ingested-at", INGESTED_AT)
+    assert proc.returncode == 0, proc.stderr
+    current = index_table(out).sort_by("article_id")
+    for path in (out / "_index").glob("*.parquet"):
+        table = pq.read_table(path)
+        pq.write_table(table.drop_columns(["paragraphs"]), path)
+    for path in (out / "articles").rglob("*.parquet"):
+        path.unlink()  # every text gone
+    assert upgrade_index(str(out), None) == current.num_rows
+    upgraded = index_table(out).sort_by("article_id")
+    for column in ("shingles", "bands"):
+        assert upgraded.column(column).to_pylist() == current.column(column).to_pylist()
+    assert all(p == [] for p in upgraded.column("paragraphs").to_pylist())

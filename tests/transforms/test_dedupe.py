@@ -192,3 +192,21 @@ def test_stored_paragraph_owners_keep_only_what_the_run_shares() -> None:
     assert got == [(key_digest("a"), [9]), (key_digest("c"), [2, 9]), (key_digest("d"), [3])]
     assert list(stored_paragraph_owners(table, np.array([4], dtype=np.uint64))) == []
     assert list(stored_paragraph_owners(table, np.zeros(0, dtype=np.uint64))) == []
+
+
+def test_stored_paragraph_owners_are_capped_per_digest_and_tolerate_old_files() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from transforms.dedupe import key_digest, stored_paragraph_owners
+
+    footer = 7
+    table = pa.table({"article_id": [f"a{i}" for i in range(10)],
+                      "paragraphs": pa.array([[i + 100, footer] for i in range(10)],
+                                             type=pa.list_(pa.uint64()))})
+    run = np.array([footer, 105], dtype=np.uint64)
+    got = [(owner, d.tolist()) for owner, d in stored_paragraph_owners(table, run, cap=3)]
+    assert got == [(key_digest("a0"), [footer]), (key_digest("a1"), [footer]),
+                   (key_digest("a2"), [footer]), (key_digest("a5"), [105])]
+    old = table.drop_columns(["paragraphs"])  # an index file from before schema version 7
+    assert list(stored_paragraph_owners(old, run)) == []

@@ -416,3 +416,41 @@ def test_a_run_whose_bodies_are_all_too_short_for_band_keys() -> None:
             kept = p | beam.Create(short) | DedupeArticles(sink, CFG)
         assert_that(kept | beam.Map(_path), equal_to(["s0.xml", "s1.xml"]), label="Kept")
         assert_that(sink.output(), equal_to([]), label="Dups")
+
+
+SITE_FOOTERS = [
+    f"Published by the {site} under licence from the wire service; all rights reserved by the "
+    f"{site} and its partners, and no part may be reproduced without permission."
+    for site in ("Harbour Times", "Valley Courier", "Coast Daily", "Island Post")]
+
+
+def test_copies_of_a_story_that_each_end_in_their_own_footer_are_copies() -> None:
+    """Three or more sites carry one story, each with its own footer: the story's paragraphs
+    are then in three articles, common by the count, but they are most of each article, which
+    is compared on its full text. (Before, each article's core was its footer alone, and no
+    copy was found.) One short story under one shared footer still keeps its core."""
+    copies = [make(f"site{i}.xml", text(*STORY, SITE_FOOTERS[i]), f"https://site{i}.example/w",
+                   T0 + timedelta(hours=i)) for i in range(4)]
+    for seed in (0, 1):
+        articles = [*copies, *NEWS]
+        random.Random(seed).shuffle(articles)
+        with TestPipeline() as p:
+            with Sink("Dups", beam.Map(_dup)) as sink:
+                kept = p | beam.Create(articles) | DedupeArticles(sink, CFG)
+            assert_that(kept | beam.Map(_path), equal_to(
+                ["site0.xml", "n0.xml", "n1.xml", "n2.xml", "n3.xml"]), label="Kept")
+            assert_that(sink.output(), equal_to(
+                [(f"site{i}.xml", copies[0].article_id, "near") for i in (1, 2, 3)]),
+                label="Dups")
+
+
+def test_mostly_common() -> None:
+    from transforms.neardup import mostly_common
+
+    assert mostly_common(np.array([True, True]))  # a verbatim copy
+    assert mostly_common(np.array([True, True, True, False]))  # a story and its own footer
+    assert mostly_common(np.array([True, True, True, False, False, False]))
+    assert not mostly_common(np.array([False, True]))  # a story under a shared footer
+    assert not mostly_common(np.array([True, True, False]))  # two common: not yet a story
+    assert not mostly_common(np.array([True, True, True, False, False, False, False]))
+    assert not mostly_common(np.zeros(0, dtype=bool))
