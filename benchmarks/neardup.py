@@ -9,6 +9,7 @@ Builds a labelled corpus from the article bodies in the AEB ground truth (real n
       rewrapped  the sentences re-wrapped into other paragraphs, straight quotes for curly ones
       truncated  the first 80% of the words plus a "Read the full story" line
       appended   the original plus an update paragraph
+      syndicated (30 of the originals) three copies, each under a footer of its own
   * hard negatives from the remaining bodies, never copies of anything:
       footer     a short distinct story (its first 50 words) followed by one long shared footer
       quote      a story that shares one paragraph with another held-out story
@@ -52,7 +53,10 @@ FOOTER = (
     "digest of stories from member newsrooms across the region, delivered every Saturday."
 )
 SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z“\"])")
-KINDS = ("edited", "rewrapped", "truncated", "appended")
+VARIANTS = ("edited", "rewrapped", "truncated", "appended")
+# syndicated: three partner sites carry the story whole, each under its own footer
+KINDS = (*VARIANTS, "syndicated")
+SITES = ("Harbour Times", "Valley Courier", "Coast Daily")
 
 
 def paragraphs(body: str) -> list[str]:
@@ -89,8 +93,8 @@ def build_corpus(aeb: Path, seed: int = 7) -> list[dict]:
     for i, body in enumerate(originals):
         group = f"g{i}"
         add(body, group, "original", f"Story {i}")
-        kind = KINDS[i % len(KINDS)]  # one variant of each kind per four originals...
-        kinds = {kind, KINDS[(i + 1) % len(KINDS)]}  # ...and a second kind, so each kind has 60
+        kind = VARIANTS[i % len(VARIANTS)]  # one variant of each kind per four originals...
+        kinds = {kind, VARIANTS[(i + 1) % len(VARIANTS)]}  # ...and a second, so each has 60
         for k in sorted(kinds):
             if k == "edited":
                 text = f"By Agency Staff\n\n{edit_words(body, rng)}\n\n© Partner Network"
@@ -105,6 +109,13 @@ def build_corpus(aeb: Path, seed: int = 7) -> list[dict]:
                 add(body + "\n\nUpdate: officials confirmed the figures on Friday evening and "
                     "said a full report would follow next week, after the review is complete.",
                     group, k, f"Story {i} (updated)")
+        if i % 4 == 3:  # 30 stories, 90 copies
+            for site in SITES:
+                # a footer of its own (it names the story), so only the story is shared
+                add(f"{body}\n\nPublished by the {site} as item {i} under licence from the "
+                    f"wire service. All rights reserved by the {site} and its partners; no "
+                    "part may be reproduced without permission.", group, "syndicated",
+                    f"Story {i}")
     footer_stories = held_out[: len(held_out) // 2]
     quote_stories = held_out[len(held_out) // 2:]
     for j, body in enumerate(footer_stories):
