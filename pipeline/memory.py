@@ -84,22 +84,29 @@ def _cgroup_room() -> tuple[int, int] | None:
     except OSError:
         return None
     for line in lines:
-        _id, controllers, path = line.split(":", 2)
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _id, controllers, path = parts
         if controllers == "":  # v2
-            base = Path("/sys/fs/cgroup") / path.lstrip("/")
+            bases = [Path("/sys/fs/cgroup") / path.lstrip("/")]
             names = ("memory.max", "memory.current")
         elif "memory" in controllers.split(","):  # v1
-            base = Path("/sys/fs/cgroup/memory") / path.lstrip("/")
+            root = Path("/sys/fs/cgroup/memory")
+            # inside a container without its own cgroup namespace the path is the host's:
+            # the container's own limit is then at the mount's root
+            bases = [root / path.lstrip("/"), root]
             names = ("memory.limit_in_bytes", "memory.usage_in_bytes")
         else:
             continue
-        try:
-            limit = (base / names[0]).read_text().strip()
-            if limit == "max" or int(limit) >= 1 << 60:  # v1 writes "no limit" as ~2**63
+        for base in bases:
+            try:
+                limit = (base / names[0]).read_text().strip()
+                if limit == "max" or int(limit) >= 1 << 60:  # v1 writes "none" as ~2**63
+                    break
+                return int(limit), int((base / names[1]).read_text())
+            except (OSError, ValueError):
                 continue
-            return int(limit), int((base / names[1]).read_text())
-        except (OSError, ValueError):
-            continue
     return None
 
 

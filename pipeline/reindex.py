@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.dedupe import OwnedDigestCounts, key_digest, prepared, without_boilerplate
-from transforms.neardup import NearConfig, paragraph_digests, sorted_unique
+from transforms.neardup import NearConfig, long_paragraphs, paragraphs_in_order
 from transforms.write import join_path, write_partition
 
 LOG = logging.getLogger("newsbeam.reindex")
@@ -132,7 +132,7 @@ def _signatures(output_dir: str, wanted: set[tuple[str, int]], config: NearConfi
         cut = without_boilerplate(prep, common, config)
         digests = prep.hashes.digests
         signatures[key] = (prep.full, prep.bands if cut is None else cut[1],
-                           sorted_unique(digests[digests != 0]))
+                           long_paragraphs(digests))
     return signatures
 
 
@@ -140,7 +140,7 @@ def _paragraphs(output_dir: str, wanted: set[tuple[str, int]]
                 ) -> dict[tuple[str, int], np.ndarray]:
     """The long paragraphs' digests of each stored version found (about 8 bytes a paragraph:
     the texts are read and dropped one file at a time)."""
-    return {key: paragraph_digests(text) for key, text in _stored_texts(output_dir, wanted)}
+    return {key: paragraphs_in_order(text) for key, text in _stored_texts(output_dir, wanted)}
 
 
 _NOTHING: Signature = (np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.uint64),

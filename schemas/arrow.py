@@ -131,7 +131,8 @@ INDEX_SCHEMA = pa.schema(
            "verification; signature format 2 since schema version 6).", False),
         _f("bands", pa.list_(pa.uint64()), "Its MinHash LSH band keys (uint64 since schema "
            "version 6; strings before, which newsbeam upgrades on the next run).", False),
-        _f("paragraphs", pa.list_(pa.uint64()), "Digests of its paragraphs of 8 words or more: "
+        _f("paragraphs", pa.list_(pa.uint64()), "Digests of its paragraphs of 8 words or more "
+           "(distinct, in text order): "
            "later runs count boilerplate paragraphs over OUT, not only over themselves (since "
            "schema version 7; newsbeam adds it to an older index on the next run).", False),
         _f("revision", pa.int32(), "Its revision number.", False),

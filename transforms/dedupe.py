@@ -37,6 +37,7 @@ from transforms.neardup import (
     body_hashes,
     candidate_pairs,
     core_shingles,
+    long_paragraphs,
     minhash,
     mostly_common,
     shingle_set,
@@ -525,8 +526,9 @@ def stored_paragraph_owners(table: pa.Table, digests: np.ndarray, cap: int = 3
     """Index rows (one row group: article_id, paragraphs) -> (owner, the paragraph digests it
     shares with this run, ``digests``) for the rows sharing any: what the boilerplate count
     takes of OUT. A digest is passed on for its first ``cap`` rows of the group only (the
-    count needs no more than ``boilerplate_df`` owners), so a site footer held by every stored
-    article adds ``cap`` owners per row group, not one per article. The other rows never
+    count needs no more than ``boilerplate_df`` owners; the revisions of one article are one
+    owner), so a site footer held by every stored article adds ``cap`` owners per row group,
+    not one per article. The other rows never
     become Python objects. An index file without the column (one an upgrade could not
     convert) adds nothing."""
     if "paragraphs" not in table.schema.names or digests.size == 0:
@@ -540,18 +542,25 @@ def stored_paragraph_owners(table: pa.Table, digests: np.ndarray, cap: int = 3
         return
     rows = pc.list_parent_indices(paragraphs).to_numpy()[hit]
     values = flat[hit]
-    order = np.lexsort((rows, values))  # by digest, then row
-    values, rows = values[order], rows[order]
+    ids = table.column("article_id")
+    row_ids = np.unique(rows)
+    owner_of = dict(zip(row_ids.tolist(), (key_digest(ids[r].as_py()) for r in row_ids.tolist()),
+                        strict=True))
+    owners = np.array([owner_of[r] for r in rows.tolist()], dtype=np.uint64)
+    # distinct (digest, owner) pairs: the revisions of one article are one owner
+    order = np.lexsort((owners, values))
+    values, owners = values[order], owners[order]
+    distinct = np.r_[True, (values[1:] != values[:-1]) | (owners[1:] != owners[:-1])]
+    values, owners = values[distinct], owners[distinct]
     first = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
     rank = np.arange(values.size) - np.repeat(first, np.diff(np.r_[first, values.size]))
     keep = rank < cap
-    values, rows = values[keep], rows[keep]
-    order = np.argsort(rows, kind="stable")
-    values, rows = values[order], rows[order]
-    ids = table.column("article_id")
-    found, starts = np.unique(rows, return_index=True)
-    for row, part in zip(found.tolist(), np.split(values, starts[1:]), strict=True):
-        yield (key_digest(ids[row].as_py()), sorted_unique(part))
+    values, owners = values[keep], owners[keep]
+    order = np.argsort(owners, kind="stable")
+    values, owners = values[order], owners[order]
+    found, starts = np.unique(owners, return_index=True)
+    for owner, part in zip(found.tolist(), np.split(values, starts[1:]), strict=True):
+        yield (int(owner), sorted_unique(part))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -619,8 +628,7 @@ def near_doc(article: Article, common: np.ndarray, config: NearConfig,
     text. ``prep``: the article's prepared signature, when it has one."""
     if prep is None:
         prep = prepared(article.text, config)
-    digests = prep.hashes.digests
-    paragraphs = sorted_unique(digests[digests != 0])
+    paragraphs = long_paragraphs(prep.hashes.digests)
     cut = without_boilerplate(prep, common, config)
     if cut is None:
         return NearDoc(article.unit_key, rank_label(article), article.article_id, prep.full,

@@ -40,20 +40,37 @@ from transforms.text import content_tokens
 MIN_PARAGRAPH_WORDS = 8
 MIN_SHINGLES = 5
 # common paragraphs that make a story: an article whose long paragraphs are common, all of
-# them, or at least this many and half of them, is a copy of a syndicated story, not a story
-# with boilerplate around it, and is compared on its full text
+# them, or at least this many and half of them before its trailing block of common ones, is a
+# copy of a syndicated story, not a story with boilerplate around it, and is compared on its
+# full text
 STORY_PARAGRAPHS = 3
 
 
 def mostly_common(common: np.ndarray) -> bool:
-    """Given, per long paragraph of an article, whether it is common (boilerplate by the
-    count): is the article a copy of a syndicated story? Yes when all its long paragraphs are
-    common (copies sharing every paragraph), or at least STORY_PARAGRAPHS and half of them
-    (copies that each end in their own site's footer: three or more of them make the story's
-    paragraphs common). A short story under one long shared footer has one common paragraph:
-    it keeps its core."""
-    k, n = int(np.count_nonzero(common)), int(common.size)
-    return n > 0 and (k == n or (k >= STORY_PARAGRAPHS and 2 * k >= n))
+    """Given, in text order, whether each long paragraph of an article is common (boilerplate
+    by the count): is the article a copy of a syndicated story? Yes when all its long
+    paragraphs are common (copies sharing every paragraph), or, leaving out the common
+    paragraphs that end it (a site's footer block, at the end where footers are), at least
+    STORY_PARAGRAPHS and half of the rest are common (copies that each end in a footer of
+    their own: three or more of them make the story's paragraphs common). A short story under
+    a shared footer, even one of several paragraphs, keeps its core."""
+    n = int(common.size)
+    if n == 0:
+        return False
+    unique = np.flatnonzero(~common)
+    if unique.size == 0:
+        return True
+    before = common[:int(unique[-1]) + 1]  # up to its last paragraph of its own
+    k = int(np.count_nonzero(before))
+    return k >= STORY_PARAGRAPHS and 2 * k >= before.size
+
+
+def long_paragraphs(digests: np.ndarray) -> np.ndarray:
+    """The distinct digests of a body's long paragraphs (``BodyHashes.digests`` not 0), in
+    text order (``mostly_common`` needs the order)."""
+    found = digests[digests != 0]
+    _values, first = np.unique(found, return_index=True)
+    return found[np.sort(first)]
 
 
 @dataclass(frozen=True)
@@ -232,6 +249,11 @@ def paragraph_digests(text: str) -> np.ndarray:
     return sorted_unique(digests[digests != 0])
 
 
+def paragraphs_in_order(text: str) -> np.ndarray:
+    """``long_paragraphs`` of ``text``: what the index keeps of it (``paragraphs``)."""
+    return long_paragraphs(body_hashes(tokens_by_paragraph(text), 1).digests)
+
+
 def shingle_set(text: str, size: int) -> np.ndarray:
     """Sorted unique shingles of ``text``."""
     return sorted_unique(body_hashes(tokens_by_paragraph(text), size).ordered)
@@ -334,8 +356,8 @@ class NearDoc:
     stored: bool = False
     full: np.ndarray | None = None  # with them, when they differ
     all_common: bool = False
-    # sorted digests of its paragraphs of MIN_PARAGRAPH_WORDS or more (stored in the index,
-    # so later runs count boilerplate over OUT too)
+    # distinct digests of its paragraphs of MIN_PARAGRAPH_WORDS or more, in text order
+    # (stored in the index, so later runs count boilerplate over OUT too)
     paragraphs: np.ndarray = dataclasses.field(default_factory=lambda: _NO_DIGESTS)
 
     def full_set(self) -> np.ndarray:

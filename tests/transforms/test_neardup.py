@@ -447,10 +447,41 @@ def test_copies_of_a_story_that_each_end_in_their_own_footer_are_copies() -> Non
 def test_mostly_common() -> None:
     from transforms.neardup import mostly_common
 
-    assert mostly_common(np.array([True, True]))  # a verbatim copy
-    assert mostly_common(np.array([True, True, True, False]))  # a story and its own footer
-    assert mostly_common(np.array([True, True, True, False, False, False]))
-    assert not mostly_common(np.array([False, True]))  # a story under a shared footer
-    assert not mostly_common(np.array([True, True, False]))  # two common: not yet a story
-    assert not mostly_common(np.array([True, True, True, False, False, False, False]))
-    assert not mostly_common(np.zeros(0, dtype=bool))
+    def of(flags: str) -> bool:  # c: a common long paragraph, u: one of its own
+        return mostly_common(np.array([f == "c" for f in flags], dtype=bool))
+
+    assert of("cc")  # a verbatim copy
+    assert of("cccu")  # a story and a footer of its own
+    assert of("ccccuccc")  # ... and the site's footer block after it
+    assert of("ucccu")  # its own byline, the story, its own footer
+    assert not of("uc")  # a story under a shared footer
+    assert not of("uccc") and not of("uuccc")  # briefs under a footer block of 3
+    assert not of("ccu")  # two common paragraphs: not yet a story
+    assert not of("cccuuuu")
+    assert not of("")
+
+
+def test_short_stories_under_a_footer_block_of_several_paragraphs_are_kept() -> None:
+    """Five briefs under one footer of three long paragraphs: the footer is common, and it is
+    most of each brief, but it ends them: each brief is compared on its own text, and all are
+    kept. (A first version of mostly_common, without the position, merged them.)"""
+    block = ["The Valley Press Association distributes this report to its members for "
+             "publication in print and online under the terms of its licence.",
+             "Views expressed in this report are those of the authors and not of the "
+             "association, its members, its board or any of its funders.",
+             "Corrections, complaints and syndication requests go to the association's desk, "
+             "which answers every message within ten working days of receipt."]
+    briefs = [make(f"brief{i}.xml", text(f"Brief {i}: {line}", *block),
+                   f"https://valley.example/{i}", T0 + timedelta(hours=i))
+              for i, line in enumerate([
+                  "the morning ferry was delayed by two hours after an engine fault today.",
+                  "the harbour board raised mooring fees by four percent for summer.",
+                  "a new bakery opened on the market square to a queue round the church.",
+                  "the school choir won the regional contest with songs from the coast.",
+                  "the library extended its opening hours on Thursdays until nine."])]
+    with TestPipeline() as p:
+        with Sink("Dups", beam.Map(_dup)) as sink:
+            kept = p | beam.Create(briefs) | DedupeArticles(sink, CFG)
+        assert_that(kept | beam.Map(_path), equal_to([f"brief{i}.xml" for i in range(5)]),
+                    label="Kept")
+        assert_that(sink.output(), equal_to([]), label="Dups")
