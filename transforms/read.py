@@ -104,7 +104,10 @@ def salvage(path: str, cut: TruncatedData) -> Iterator[RawDocument | Rejected]:
     the lost rest, its excerpt the cut line. A line is complete when a newline follows it, so
     no record is ever kept cut. Any other kind of document cut short (a feed, a page, a text)
     would be read as a shorter whole, so it stays one reject, as before."""
-    kept, newline, tail = cut.prefix.rpartition(b"\n")
+    prefix = cut.prefix
+    if prefix.endswith(b"\r"):  # cut between the \r and \n of a CRLF line end: that line is whole
+        prefix = prefix[:-1] + b"\n"
+    kept, newline, tail = prefix.rpartition(b"\n")
     if not newline or not kept.strip() or not _first_line_is_object(kept.lstrip()):
         raise cut
     lines = sum(1 for line in kept.split(b"\n") if line.strip())

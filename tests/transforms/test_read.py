@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import functools
 import gzip
+import zlib
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,19 @@ def test_a_truncated_feed_is_still_one_reject(tmp_path: Path) -> None:
     path.write_bytes(gzip.compress(feed)[:-200])
     with pytest.raises(DecompressError, match="truncated gzip data"):
         list(read_document(str(path)))
+
+
+def test_a_cut_inside_a_crlf_line_end_keeps_that_line(tmp_path: Path) -> None:
+    from transforms.common import Rejected
+
+    lines = [line for line in DUMP.read_bytes().split(b"\n") if line.strip()][:3]
+    data = b"\r\n".join(lines) + b"\r\n"
+    packed = gzip.compress(data * 40)
+    cut = next(c for c in range(len(packed), 0, -1)
+               if zlib.decompressobj(31).decompress(packed[:c]).endswith(b"\r"))
+    path = tmp_path / "crlf.jsonl.gz"
+    path.write_bytes(packed[:cut])
+    doc, lost = list(read_document(str(path)))
+    assert isinstance(lost, Rejected) and lost.excerpt == ""
+    kept = [line for line in doc.data.split(b"\n") if line.strip()]
+    assert kept[-1].rstrip(b"\r") == lines[(len(kept) - 1) % 3]  # the last line is whole
