@@ -622,12 +622,13 @@ def without_boilerplate(prep: Prepared, common: np.ndarray, config: NearConfig
 def near_doc(article: Article, common: np.ndarray, config: NearConfig,
              prep: Prepared | None = None) -> NearDoc:
     """The article's NearDoc, given ``common``, the sorted digests of the run's boilerplate
-    paragraphs (``paragraph_digests``), compared on its core (``without_boilerplate``). An
-    article whose long paragraphs are all common (``all_common``) is one of several copies
-    of a syndicated story, not a story wrapped in boilerplate: it is compared on its full
-    text. ``prep``: the article's prepared signature, when it has one."""
+    paragraphs, compared on its core (``without_boilerplate``). An article whose long
+    paragraphs are mostly common (``all_common``, see ``mostly_common``) is one of several
+    copies of a syndicated story, not a story wrapped in boilerplate: it is compared on its
+    full text. ``prep``: the article's prepared signature, when the caller has it; otherwise
+    taken from its packed hashes (``near_hashes``) or its text."""
     if prep is None:
-        prep = prepared(article.text, config)
+        prep = prepared(article.text, config, article.near_hashes)
     paragraphs = long_paragraphs(prep.hashes.digests)
     cut = without_boilerplate(prep, common, config)
     if cut is None:
@@ -655,10 +656,6 @@ def index_row(article: Article, doc: NearDoc | None, run_id: str) -> dict[str, A
 
 
 # ------------------------------------------------------------------ Beam wiring, near stage
-def prepare(article: Article, config: NearConfig) -> tuple[Article, Prepared]:
-    return article, prepared(article.text, config, article.near_hashes)
-
-
 def paragraph_owner(article: Article, config: NearConfig) -> tuple[int, np.ndarray]:
     """(its article id as a uint64, the digests of its long paragraphs): what the run's
     boilerplate count takes of an article. (One story copied verbatim to three URLs has three
@@ -668,20 +665,12 @@ def paragraph_owner(article: Article, config: NearConfig) -> tuple[int, np.ndarr
     return key_digest(article.article_id), sorted_unique(hashes.digests[hashes.digests != 0])
 
 
-def _with_doc(element: tuple[Article, Prepared], common: np.ndarray, config: NearConfig
-              ) -> tuple[Article, NearDoc]:
-    """(article, its NearDoc) once the run's boilerplate paragraphs (``common``) are known."""
-    article, prep = element
-    return (article, near_doc(article, common, config, prep))
-
-
 def _attach_doc(article: Article, common: np.ndarray, config: NearConfig) -> Article:
     """The article carrying its NearDoc (``near_doc``), given the run's boilerplate paragraphs
     (``common``); its packed hashes are spent. A stored article has no text to sign."""
     if article.stored:
         return article
-    _article, doc = _with_doc(prepare(article, config), common, config)
-    return article.replace(near_doc=doc, near_hashes=None)
+    return article.replace(near_doc=near_doc(article, common, config), near_hashes=None)
 
 
 def _owned_bands(article: Article) -> Iterator[tuple[int, np.ndarray]]:
@@ -728,11 +717,8 @@ def _by_unit_key(article: Article) -> tuple[str, Article]:
     return (article.unit_key, article)
 
 
-def _band_keys_of(owned: tuple[int, np.ndarray]) -> np.ndarray:
-    return owned[1]
-
-
-def _digests_of_owner(owned: tuple[int, np.ndarray]) -> np.ndarray:
+def _owned_digests(owned: tuple[int, np.ndarray]) -> np.ndarray:
+    """(owner, digests) -> digests."""
     return owned[1]
 
 
@@ -872,7 +858,7 @@ class NearDedupe(beam.PTransform):
         if self._history is not None:
             run_bands = (
                 owned
-                | "RunBandKeys" >> beam.Map(_band_keys_of)
+                | "RunBandKeys" >> beam.Map(_owned_digests)
                 | "RunBandDigests" >> beam.CombineGlobally(DigestCounts(1)).without_defaults()
             )
             records = read_stored(run_bands, self._history, NEAR_COLUMNS,
@@ -1000,7 +986,7 @@ class DedupeArticles(beam.PTransform):
                 # Only the stored rows sharing a paragraph with the run are read (read_stored).
                 run_paragraphs = (
                     owners
-                    | "RunParagraphs" >> beam.Map(_digests_of_owner)
+                    | "RunParagraphs" >> beam.Map(_owned_digests)
                     | "RunParagraphDigests" >> beam.CombineGlobally(
                         DigestCounts(1)).without_defaults()
                 )

@@ -243,15 +243,14 @@ def core_shingles(hashes: BodyHashes, drop: np.ndarray, size: int) -> np.ndarray
     return sorted_unique(hashes.ordered[clean])
 
 
-def paragraph_digests(text: str) -> np.ndarray:
-    """Sorted distinct digests of the paragraphs of ``text`` long enough to be boilerplate."""
-    digests = body_hashes(tokens_by_paragraph(text), 1).digests
-    return sorted_unique(digests[digests != 0])
-
-
 def paragraphs_in_order(text: str) -> np.ndarray:
     """``long_paragraphs`` of ``text``: what the index keeps of it (``paragraphs``)."""
     return long_paragraphs(body_hashes(tokens_by_paragraph(text), 1).digests)
+
+
+def paragraph_digests(text: str) -> np.ndarray:
+    """The same digests, sorted (the form of the run's boilerplate set)."""
+    return np.sort(paragraphs_in_order(text))
 
 
 def shingle_set(text: str, size: int) -> np.ndarray:

@@ -151,11 +151,11 @@ def test_boilerplate_is_left_out_but_syndicated_copies_keep_their_text() -> None
 def test_prepared_signature_equals_the_text_reference(body: str) -> None:
     """The near stage's signature (from the tokens prepared once) equals the oracle's, which
     tokenizes the text again, with and without boilerplate."""
-    from transforms.dedupe import _bands, _with_doc, prepare
+    from transforms.dedupe import _bands
 
     article = make("in/a.xml", body, "https://news.example/a", T0)
     for common in (paragraph_digests(FOOTER), np.zeros(0, dtype=np.uint64)):
-        _article, got = _with_doc(prepare(article, CFG), common, CFG)
+        got = near_doc(article, common, CFG)
         core, full, all_common = reference_core(body, CFG.shingle_size, set(common.tolist()))
         assert np.array_equal(got.shingles, core)
         assert np.array_equal(got.full_set(), full)
@@ -165,7 +165,7 @@ def test_prepared_signature_equals_the_text_reference(body: str) -> None:
         assert got.rank == rank_label(article)
     # the footer is left out of the story's core, not out of its full text
     if body == text(*STORY[:2], FOOTER):
-        _article, doc = _with_doc(prepare(article, CFG), paragraph_digests(FOOTER), CFG)
+        doc = near_doc(article, paragraph_digests(FOOTER), CFG)
         assert 0 < doc.shingles.size < doc.full_set().size
 
 
@@ -241,18 +241,26 @@ def _path(a: Article) -> str:
     return a.input_path
 
 
+def check_dedupe(articles: list[Article], kept: list[str], dups: list[tuple[str, str, str]],
+                 seeds: tuple[int, ...] = (0, 1)) -> None:
+    """DedupeArticles on ``articles``, shuffled by each seed, keeps the input paths ``kept``
+    and reports exactly ``dups`` ((input path, duplicate_of, method))."""
+    for seed in seeds:
+        shuffled = list(articles)
+        random.Random(seed).shuffle(shuffled)
+        with TestPipeline() as p:
+            with Sink("Dups", beam.Map(_dup)) as sink:
+                out = p | beam.Create(shuffled) | DedupeArticles(sink, CFG)
+            assert_that(out | beam.Map(_path), equal_to(kept), label="Kept")
+            assert_that(sink.output(), equal_to(dups), label="Dups")
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_near_stage_keeps_the_earliest_whatever_the_order(seed: int) -> None:
-    articles = [ORIGINAL, TRUNCATED, UPDATED, *NEWS]
-    random.Random(seed).shuffle(articles)
-    with TestPipeline() as p:
-        with Sink("Dups", beam.Map(_dup)) as sink:
-            kept = p | beam.Create(articles) | DedupeArticles(sink, CFG)
-        assert_that(kept | beam.Map(_path),
-                    equal_to(["a.xml", "n0.xml", "n1.xml", "n2.xml", "n3.xml"]), label="Kept")
-        assert_that(sink.output(), equal_to([
-            ("b.xml", ORIGINAL.article_id, "near"), ("c.xml", ORIGINAL.article_id, "near"),
-        ]), label="Dups")
+    check_dedupe([ORIGINAL, TRUNCATED, UPDATED, *NEWS],
+                 ["a.xml", "n0.xml", "n1.xml", "n2.xml", "n3.xml"],
+                 [("b.xml", ORIGINAL.article_id, "near"), ("c.xml", ORIGINAL.article_id, "near")],
+                 seeds=(seed,))
 
 
 def test_rank_label_orders_like_rank_key() -> None:
@@ -273,16 +281,8 @@ def test_a_chain_of_near_copies_resolves_to_its_earliest_member_over_several_hop
                           for a in (chain[0], chain[1], chain[2]))
     assert verify_pair(first, second, CFG)[0]
     assert not verify_pair(first, far, CFG)[0]  # a shift of four is not a copy
-    for seed in (0, 1):
-        articles = list(chain)
-        random.Random(seed).shuffle(articles)
-        with TestPipeline() as p:
-            with Sink("Dups", beam.Map(_dup)) as sink:
-                kept = p | beam.Create(articles) | DedupeArticles(sink, CFG)
-            assert_that(kept | beam.Map(_path), equal_to(["chain0.xml"]), label="Kept")
-            assert_that(sink.output(), equal_to(
-                [(f"chain{k}.xml", chain[0].article_id, "near") for k in range(1, 6)]),
-                label="Dups")
+    check_dedupe(chain, ["chain0.xml"],
+                 [(f"chain{k}.xml", chain[0].article_id, "near") for k in range(1, 6)])
 
 
 def test_boilerplate_counts_distinct_articles_not_verbatim_copies() -> None:
@@ -362,14 +362,9 @@ def test_a_page_fetched_twice_does_not_make_its_story_boilerplate() -> None:
                 T0 + timedelta(hours=2))
     from transforms.fields import finalize
 
-    articles = [finalize(a, CFG) for a in (copy, again, page)]
-    with TestPipeline() as p:
-        with Sink("Dups", beam.Map(_dup)) as sink:
-            kept = p | beam.Create(articles) | DedupeArticles(sink, CFG)
-        assert_that(kept | beam.Map(_path), equal_to(["a.xml"]), label="Kept")
-        assert_that(sink.output(), equal_to([
-            ("a2.xml", page.article_id, "url"), ("b.xml", page.article_id, "near"),
-        ]), label="Dups")
+    check_dedupe([finalize(a, CFG) for a in (copy, again, page)], ["a.xml"],
+                 [("a2.xml", page.article_id, "url"), ("b.xml", page.article_id, "near")],
+                 seeds=(0,))
 
 
 def test_exact_copies_are_one_owner_of_their_band_keys() -> None:
@@ -393,17 +388,8 @@ def test_exact_copies_are_one_owner_of_their_band_keys() -> None:
     for pair in owned:
         acc = counts.add_input(acc, pair)
     assert counts.extract_output(acc).size > 0
-    for seed in (0, 1):
-        articles = list(originals)
-        random.Random(seed).shuffle(articles)
-        with TestPipeline() as p:
-            with Sink("Dups", beam.Map(_dup)) as sink:
-                kept = p | beam.Create(articles) | DedupeArticles(sink, CFG)
-            assert_that(kept | beam.Map(_path), equal_to(["a.xml"]), label="Kept")
-            assert_that(sink.output(), equal_to([
-                ("copy.xml", ORIGINAL.article_id, "exact"),
-                ("b.xml", ORIGINAL.article_id, "near"),
-            ]), label="Dups")
+    check_dedupe(originals, ["a.xml"], [("copy.xml", ORIGINAL.article_id, "exact"),
+                                         ("b.xml", ORIGINAL.article_id, "near")])
 
 
 def test_a_run_whose_bodies_are_all_too_short_for_band_keys() -> None:
@@ -411,11 +397,7 @@ def test_a_run_whose_bodies_are_all_too_short_for_band_keys() -> None:
     keys still has an input, and every article is kept."""
     short = [make(f"s{i}.xml", f"Brief {i} only.", f"https://s.example/{i}", T0)
              for i in range(2)]
-    with TestPipeline() as p:
-        with Sink("Dups", beam.Map(_dup)) as sink:
-            kept = p | beam.Create(short) | DedupeArticles(sink, CFG)
-        assert_that(kept | beam.Map(_path), equal_to(["s0.xml", "s1.xml"]), label="Kept")
-        assert_that(sink.output(), equal_to([]), label="Dups")
+    check_dedupe(short, ["s0.xml", "s1.xml"], [], seeds=(0,))
 
 
 SITE_FOOTERS = [
@@ -431,17 +413,8 @@ def test_copies_of_a_story_that_each_end_in_their_own_footer_are_copies() -> Non
     copy was found.) One short story under one shared footer still keeps its core."""
     copies = [make(f"site{i}.xml", text(*STORY, SITE_FOOTERS[i]), f"https://site{i}.example/w",
                    T0 + timedelta(hours=i)) for i in range(4)]
-    for seed in (0, 1):
-        articles = [*copies, *NEWS]
-        random.Random(seed).shuffle(articles)
-        with TestPipeline() as p:
-            with Sink("Dups", beam.Map(_dup)) as sink:
-                kept = p | beam.Create(articles) | DedupeArticles(sink, CFG)
-            assert_that(kept | beam.Map(_path), equal_to(
-                ["site0.xml", "n0.xml", "n1.xml", "n2.xml", "n3.xml"]), label="Kept")
-            assert_that(sink.output(), equal_to(
-                [(f"site{i}.xml", copies[0].article_id, "near") for i in (1, 2, 3)]),
-                label="Dups")
+    check_dedupe([*copies, *NEWS], ["site0.xml", "n0.xml", "n1.xml", "n2.xml", "n3.xml"],
+                 [(f"site{i}.xml", copies[0].article_id, "near") for i in (1, 2, 3)])
 
 
 def test_mostly_common() -> None:
@@ -479,9 +452,4 @@ def test_short_stories_under_a_footer_block_of_several_paragraphs_are_kept() -> 
                   "a new bakery opened on the market square to a queue round the church.",
                   "the school choir won the regional contest with songs from the coast.",
                   "the library extended its opening hours on Thursdays until nine."])]
-    with TestPipeline() as p:
-        with Sink("Dups", beam.Map(_dup)) as sink:
-            kept = p | beam.Create(briefs) | DedupeArticles(sink, CFG)
-        assert_that(kept | beam.Map(_path), equal_to([f"brief{i}.xml" for i in range(5)]),
-                    label="Kept")
-        assert_that(sink.output(), equal_to([]), label="Dups")
+    check_dedupe(briefs, [f"brief{i}.xml" for i in range(5)], [], seeds=(0,))
