@@ -21,7 +21,7 @@ import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from pipeline import graph
+from pipeline import graph, logs
 from pipeline.commit import clean_leftovers, commit_journaled
 from pipeline.lock import LockBusy, acquire
 from pipeline.manifest import build_manifest, read_report, tally_files
@@ -212,54 +212,6 @@ def check_runner(beam_args: list[str]) -> None:
         raise UsageError(f"unknown --runner {value!r} (for example: {common})")
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per record: time (UTC, ISO 8601), level, logger, message, and the
-    ``data`` a record carries (the run summary)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        import json
-
-        entry = {
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        data = getattr(record, "data", None)
-        if data is not None:
-            entry["data"] = data
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-def _setup_logging(level: str, quiet: bool, fmt: str = "text") -> None:
-    logging.basicConfig(
-        level=logging.WARNING if quiet else getattr(logging, level),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
-    if fmt == "json":
-        for handler in logging.getLogger().handlers:
-            handler.setFormatter(JsonFormatter())
-    # Beam and its dependencies are chatty at INFO; keep their warnings.
-    noisy_loggers = ("apache_beam", "trafilatura", "htmldate", "urllib3",
-                     "charset_normalizer")
-    for noisy in noisy_loggers:
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))
-    if level != "DEBUG":
-        # trafilatura warns per page about its internal choices ("discarding data: None");
-        # what matters to a user (an empty page) is a reject row already.
-        logging.getLogger("trafilatura").setLevel(logging.ERROR)
-        # "Really starting service" lines of the Flink/Spark job server and Prism
-        logging.getLogger("apache_beam.utils.subprocess_server").setLevel(logging.ERROR)
-        # A failing element makes Beam log its traceback before the run fails; the run's own
-        # one-line error says what happened (--log-level DEBUG shows the traceback).
-        logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
-        logging.getLogger("apache_beam.runners.worker").setLevel(logging.CRITICAL)
-
-
 def _counters(result: Any) -> dict[str, int]:
     counters: dict[str, int] = {}
     query = result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))
@@ -283,8 +235,11 @@ def _runner_name(beam_args: tuple[str, ...]) -> str:
 def execute(config: Config) -> tuple[int, dict[str, Any]]:
     """Run the batch pipeline and write the manifest. Returns (exit code, manifest)."""
     from pipeline.beam_options import pipeline_options
+    from pipeline.runners import worker_plugin_args
 
-    options = pipeline_options(config.beam_args)
+    # the multi_processing mode's worker processes set themselves up as this one
+    beam_args = worker_plugin_args(config.beam_args)
+    options = pipeline_options(beam_args)
     LOG.info("run %s: %d input files -> %s", config.run_id, len(config.inputs),
              config.output_dir)
     started_at = datetime.now(timezone.utc)
@@ -297,7 +252,7 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
         quiet_harness_teardown,
     )
 
-    engine = direct_engine(config.beam_args)
+    engine = direct_engine(beam_args)
     if engine is None:  # a portable runner: its LOOPBACK worker runs in this process
         quiet_harness_teardown()
     # the DirectRunner holds every stage in this machine's memory: warn before it runs out
@@ -447,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
-    _setup_logging(args.log_level, getattr(args, "quiet", False), args.log_format)
+    logs.setup(args.log_level, getattr(args, "quiet", False), args.log_format)
     if args.command == "stream":
         return main_stream(args, extra)
     if args.command == "compact":

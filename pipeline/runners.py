@@ -131,29 +131,38 @@ def quiet_harness_teardown() -> None:
 # the period on average. A run has some 50 stages. With 20 ms the AEB benchmark's 181-page run
 # went from a median 1.145x trafilatura alone to 1.056x (6 rounds, the two settings' order
 # alternated; faster in 5 of 6; docs/benchmarks.md, Extraction, Speed). The sampler thread
-# holds no GIL while it sleeps; waking every 20 ms costs nothing measurable. Only samplers
-# created in this process are affected: the DirectRunner's in-process worker and a LOOPBACK
-# worker.
+# holds no GIL while it sleeps; waking every 20 ms costs nothing measurable. The samplers
+# created in this process are the DirectRunner's in-process worker's and a LOOPBACK worker's;
+# the worker processes of the multi_processing mode set it at their start (pipeline/worker.py).
 SAMPLING_PERIOD_MS = 20
+
+
+def set_sampling_period(period_ms: int) -> int | None:
+    """Make ``period_ms`` the maximum period of Beam's bundle state samplers created from now
+    on, in this process. Returns the period it replaced, or None (and changes nothing) on a
+    Beam whose ``StateSampler`` no longer takes ``sampling_period_ms`` as its one default
+    argument."""
+    from apache_beam.runners.worker import statesampler
+
+    init = statesampler.StateSampler.__init__
+    defaults = getattr(init, "__defaults__", None)
+    if not (isinstance(defaults, tuple) and len(defaults) == 1 and isinstance(defaults[0], int)):
+        return None
+    init.__defaults__ = (period_ms,)
+    return int(defaults[0])
 
 
 @contextmanager
 def short_sampling_period(period_ms: int = SAMPLING_PERIOD_MS) -> Iterator[None]:
     """Create Beam's bundle state samplers with a shorter maximum period while the block
-    runs; Beam's own default comes back after it. A no-op on a Beam whose ``StateSampler``
-    no longer takes ``sampling_period_ms`` as its one default argument."""
-    from apache_beam.runners.worker import statesampler
-
-    init = statesampler.StateSampler.__init__
-    defaults = getattr(init, "__defaults__", None)
-    if defaults != (statesampler.DEFAULT_SAMPLING_PERIOD_MS,):
-        yield
-        return
-    init.__defaults__ = (period_ms,)
+    runs; the period before it comes back after it (a no-op where ``set_sampling_period``
+    is)."""
+    previous = set_sampling_period(period_ms)
     try:
         yield
     finally:
-        init.__defaults__ = defaults
+        if previous is not None:
+            set_sampling_period(previous)
 
 
 @contextmanager
@@ -228,6 +237,31 @@ def direct_engine(beam_args: list[str] | tuple[str, ...]) -> Any:
     provision_info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(
         pipeline_options=JobServiceHandle.encode_pipeline_options(options)))
     return fn_runner.FnApiRunner(provision_info=provision_info)
+
+
+WORKER_PLUGIN = "pipeline.worker"
+
+
+def worker_plugin_args(beam_args: list[str] | tuple[str, ...]) -> list[str]:
+    """``beam_args``, plus ``--beam_plugins=pipeline.worker`` for the DirectRunner's
+    ``multi_processing`` mode, whose worker processes then set themselves up as the CLI's
+    process is (pipeline/worker.py). Other runs are unchanged: their workers are this process
+    (in_memory, LOOPBACK) or a cluster's, whose set-up is the cluster's."""
+    args = list(beam_args)
+    if runner_name(args) not in (None, "direct"):
+        return args
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, SetupOptions
+
+    options = PipelineOptions(args)
+    if options.view_as(DirectOptions).direct_running_mode != "multi_processing":
+        return args
+    if WORKER_PLUGIN not in (options.view_as(SetupOptions).beam_plugins or []):
+        args.append(f"--beam_plugins={WORKER_PLUGIN}")
+    # Until the plugin runs, a worker logs its start-up at INFO (its options, twice over);
+    # from Beam's own level on, only errors. The plugin then sets the CLI's levels.
+    if not _given(args, "--default_sdk_harness_log_level"):
+        args.append("--default_sdk_harness_log_level=ERROR")
+    return args
 
 
 def cache_root(cache_dir: str | None = None) -> Path:

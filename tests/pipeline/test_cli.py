@@ -506,6 +506,82 @@ def test_bundles_run_with_a_short_state_sampling_period(tmp_path: Path) -> None:
     assert statesampler.StateSampler("s", None).sampling_period_ms == default
 
 
+def test_two_worker_processes_are_set_up_as_the_cli_process(tmp_path: Path) -> None:
+    """The multi_processing mode's worker processes load pipeline/worker.py (Beam's
+    --beam_plugins hook): their bundles run with newsbeam's sampling period, and stderr carries
+    no relayed copies of worker records, no Beam start-up chatter, no per-page notes."""
+    from pipeline.runners import SAMPLING_PERIOD_MS
+
+    out = tmp_path / "out"
+    proc = newsbeam("run", str(SAMPLES), "--output", str(out), "--ingested-at", INGESTED_AT,
+                    "--direct_num_workers", "2", "--direct_running_mode", "multi_processing",
+                    "--steps", "+tests.fixtures.custom_steps:record_sampling_period")
+    assert proc.returncode == 0, proc.stderr
+    tags = {c for cats in pd.read_parquet(out / "articles").categories for c in cats
+            if c.startswith("sampling-period-")}
+    assert tags == {f"sampling-period-{SAMPLING_PERIOD_MS}"}
+    for noise in ("Worker: severity", "Pipeline_options", "semi_persistent_directory",
+                  "Discarding unparseable args", "sdk harness", "discarding data"):
+        assert noise not in proc.stderr, proc.stderr
+    # what remains of a worker's start-up, before Beam loads the plugin: two lines a worker
+    foreign = [line for line in proc.stderr.splitlines()
+               if " newsbeam: " not in line and not line.startswith(("newsbeam", "  "))]
+    assert len(foreign) <= 4, proc.stderr
+
+
+def test_worker_plugin_args_only_for_the_multi_processing_mode() -> None:
+    from pipeline.runners import worker_plugin_args
+
+    multi = ["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"]
+    assert worker_plugin_args(multi) == [*multi, "--beam_plugins=pipeline.worker",
+                                         "--default_sdk_harness_log_level=ERROR"]
+    # the user's own plugins and level stay; the plugin is not added twice
+    mine = [*multi, "--beam_plugins=pipeline.worker", "--default_sdk_harness_log_level=INFO"]
+    assert worker_plugin_args(mine) == mine
+    theirs = [*multi, "--beam_plugins=mypkg.setup"]
+    assert worker_plugin_args(theirs)[:len(theirs)] == theirs
+    assert "--beam_plugins=pipeline.worker" in worker_plugin_args(theirs)
+    for other in ([], ["--direct_running_mode", "multi_threading"],
+                  ["--runner", "FlinkRunner", "--direct_running_mode", "multi_processing"]):
+        assert worker_plugin_args(other) == other
+
+
+def test_worker_plugin_in_a_worker_like_process() -> None:
+    """Imported where Beam's control service is set (as in a worker process), the plugin
+    takes the CLI's logging choice from the environment and the short sampling period;
+    imported anywhere else it changes nothing."""
+    code = (
+        "import logging, sys\n"
+        "from apache_beam.runners.worker import statesampler\n"
+        "logging.basicConfig(level=logging.INFO)  # as Beam's worker has it\n"
+        "import pipeline.worker\n"
+        "print(statesampler.StateSampler('s', None).sampling_period_ms)\n"
+        "logging.getLogger('trafilatura.core').warning('discarding data: x')\n"
+        "logging.getLogger('__main__').info('Python sdk harness starting.')\n"
+        "logging.getLogger('newsbeam').warning('kept')\n"
+    )
+
+    def worker(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        import os
+
+        return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                              text=True, timeout=120, env={**os.environ, **env})
+
+    proc = worker({"CONTROL_API_SERVICE_DESCRIPTOR": "url: 'localhost:1'",
+                   "NEWSBEAM_WORKER_LOGGING": "INFO,0,json"})
+    assert proc.returncode == 0, proc.stderr
+    from pipeline.runners import SAMPLING_PERIOD_MS
+
+    assert proc.stdout.split() == [str(SAMPLING_PERIOD_MS)]
+    records = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert [(r["logger"], r["message"]) for r in records] == [("newsbeam", "kept")]
+    proc = worker({})  # not a worker: nothing changes
+    from apache_beam.runners.worker import statesampler
+
+    assert proc.stdout.split() == [str(statesampler.DEFAULT_SAMPLING_PERIOD_MS)]
+    assert "discarding data" in proc.stderr
+
+
 def test_dofn_specs_are_computed_once_per_dofn_within_a_run() -> None:
     import apache_beam as beam
     from apache_beam.transforms import userstate

@@ -1,0 +1,95 @@
+"""Logging as newsbeam sets it up: in the CLI's process and in the worker processes of the
+DirectRunner's ``multi_processing`` mode (``pipeline/worker.py``), so that both print the same
+lines at the same levels.
+
+The CLI records its choice in ``$NEWSBEAM_WORKER_LOGGING`` (``LEVEL,quiet,FORMAT``); a worker
+process started later inherits it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from datetime import datetime, timezone
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+WORKER_ENV = "NEWSBEAM_WORKER_LOGGING"
+# Beam's local job service relays each record of a worker process as one line
+# ("Worker: severity: WARN timestamp {...} message: ..."); the worker prints the same record
+# on the shared stderr itself.
+RELAY_LOGGER = "apache_beam.runners.portability.local_job_service"
+RELAY_MESSAGE = "Worker: %s"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC, ISO 8601), level, logger, message, and the
+    ``data`` a record carries (the run summary)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        data = getattr(record, "data", None)
+        if data is not None:
+            entry["data"] = data
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def _not_relayed(record: logging.LogRecord) -> bool:
+    return record.msg != RELAY_MESSAGE
+
+
+def setup(level: str, quiet: bool, fmt: str = "text", *, worker: bool = False) -> None:
+    """Root handler on stderr and the levels of the chatty libraries.
+
+    In the CLI's process every root handler is replaced. In a worker process only the plain
+    stderr handlers are (Beam's own handler, which sends records to the runner, stays)."""
+    root_level = logging.WARNING if quiet else getattr(logging, level)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(FORMAT))
+    root = logging.getLogger()
+    if worker:
+        for old in [h for h in root.handlers if type(h) is logging.StreamHandler]:
+            root.removeHandler(old)
+        root.addHandler(handler)
+    else:
+        logging.basicConfig(level=root_level, handlers=[handler], force=True)
+        os.environ[WORKER_ENV] = f"{level},{int(quiet)},{fmt}"
+    root.setLevel(root_level)
+    # Beam and its dependencies are chatty at INFO; keep their warnings. (In a worker process
+    # Beam's harness, sdk_worker_main, logs as "__main__".)
+    chatty = ("apache_beam", "trafilatura", "htmldate", "urllib3", "charset_normalizer")
+    for noisy in (*chatty, "__main__") if worker else chatty:
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))
+    relay = logging.getLogger(RELAY_LOGGER)
+    for old_filter in [f for f in relay.filters if f is _not_relayed]:
+        relay.removeFilter(old_filter)
+    if level != "DEBUG":
+        # trafilatura warns per page about its internal choices ("discarding data: None");
+        # what matters to a user (an empty page) is a reject row already.
+        logging.getLogger("trafilatura").setLevel(logging.ERROR)
+        # "Really starting service" lines of the Flink/Spark job server and Prism
+        logging.getLogger("apache_beam.utils.subprocess_server").setLevel(logging.ERROR)
+        # A failing element makes Beam log its traceback before the run fails; the run's own
+        # one-line error says what happened (--log-level DEBUG shows the traceback).
+        logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
+        logging.getLogger("apache_beam.runners.worker").setLevel(logging.CRITICAL)
+        # a worker process's records, relayed: it printed them itself
+        relay.addFilter(_not_relayed)
+
+
+def setup_worker() -> None:
+    """In a worker process: the levels and format the CLI chose (``$NEWSBEAM_WORKER_LOGGING``;
+    WARNING and text without it)."""
+    level, quiet, fmt = "WARNING", False, "text"
+    parts = os.environ.get(WORKER_ENV, "").split(",")
+    if len(parts) == 3 and parts[0] in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        level, quiet, fmt = parts[0], parts[1] == "1", parts[2]
+    setup(level, quiet, fmt if fmt in ("text", "json") else "text", worker=True)
