@@ -93,7 +93,8 @@ def build(p: beam.Pipeline, config: Config) -> None:
             paths = paths | "SpreadInputs" >> beam.Reshuffle()
         docs = (
             paths
-            | "Progress" >> beam.ParDo(ShowProgress(len(config.inputs), config.progress))
+            | "Progress" >> beam.ParDo(ShowProgress(len(config.inputs), config.progress,
+                                                           config.progress_tally))
             | "ReadSources" >> ReadSources(rejects, max_bytes=config.max_bytes)
         )
         if config.feeds:

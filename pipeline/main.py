@@ -9,11 +9,14 @@ Exit codes: 0 ok; 1 the pipeline failed; 2 usage error (nothing was run);
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import logging
 import os
 import sys
+import tempfile
 import time
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from typing import Any, NoReturn
 
@@ -235,16 +238,18 @@ def _runner_name(beam_args: tuple[str, ...]) -> str:
 def execute(config: Config) -> tuple[int, dict[str, Any]]:
     """Run the batch pipeline and write the manifest. Returns (exit code, manifest)."""
     from pipeline.beam_options import pipeline_options
-    from pipeline.runners import worker_plugin_args
+    from pipeline.runners import local_worker_processes, worker_plugin_args
 
     # the multi_processing mode's worker processes set themselves up as this one
     beam_args = worker_plugin_args(config.beam_args)
+    worker_processes = local_worker_processes(beam_args)
     options = pipeline_options(beam_args)
     LOG.info("run %s: %d input files -> %s", config.run_id, len(config.inputs),
              config.output_dir)
     started_at = datetime.now(timezone.utc)
     t0 = time.monotonic()
     from pipeline.memory import DIRECT_ADVICE, MemoryWatch, warning_ratio
+    from pipeline.progress import TallyProgress
     from pipeline.runners import (
         beam_scratch,
         direct_engine,
@@ -257,7 +262,12 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
         quiet_harness_teardown()
     # the DirectRunner holds every stage in this machine's memory: warn before it runs out
     watch = MemoryWatch(warning_ratio() if engine is not None else None, advice=DIRECT_ADVICE)
-    with beam_scratch(), leaner_beam(), watch:
+    with beam_scratch() as scratch, leaner_beam(), watch, ExitStack() as progress:
+        if worker_processes:  # they count into files, this process writes the line
+            tally_dir = tempfile.mkdtemp(prefix="progress-", dir=scratch)
+            progress.enter_context(TallyProgress(tally_dir, len(config.inputs),
+                                                 config.progress))
+            config = dataclasses.replace(config, progress_tally=tally_dir)
         pipeline = beam.Pipeline(runner=engine, options=options)
         graph.build(pipeline, config)
         # Modules, Beam's graph and their tables live as long as the run: freezing them keeps
@@ -565,10 +575,6 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
 def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
                   prism: list[Any], stop: Any) -> tuple[int, dict[str, Any]]:
     """The unbounded graph; on Prism, with a Prism server newsbeam starts in its own session."""
-    import dataclasses
-    import os
-    import tempfile
-
     from pipeline.runners import (
         _value,
         beam_scratch,

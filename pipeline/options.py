@@ -55,6 +55,8 @@ class Config:
     follow_links: bool = False
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
     progress: str = "off"  # "tty", "plain" or "off" (pipeline/progress.py)
+    # where worker processes on this machine count their progress (pipeline/progress.py)
+    progress_tally: str | None = None
     max_reject_ratio: float | None = None
     # options runner_defaults added for a local Flink/Spark run (recorded in the manifest)
     runner_setup: dict[str, str] = field(default_factory=dict)

@@ -4,15 +4,23 @@ The count is taken where input paths enter the graph. Beam runs a fused stage de
 element goes through read, parse, extraction, cleaning and fields before the next one enters),
 so a path entering means the one before it is done with those stages. On a terminal the line
 is redrawn in place; otherwise (a log file, a scheduler, --quiet) a plain line is written
-every ``interval`` seconds. Counts are per worker process: with several workers each reports
-its share.
+every ``interval`` seconds.
+
+With several worker processes on this machine (the DirectRunner's ``multi_processing`` mode)
+each worker counts its share into a small file of a tally folder (``ShowProgress(...,
+tally_dir)``), and the launching process sums the files and writes the one line
+(``TallyProgress``). Elsewhere (one process, or a cluster's workers, which see no folder of
+this machine) ``ShowProgress`` writes the line itself.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, TextIO
 
 import apache_beam as beam
@@ -44,7 +52,11 @@ class Reporter:
         self.done = 0
 
     def tick(self, n: int = 1) -> str | None:
-        self.done += n
+        return self.update(self.done + n)
+
+    def update(self, done: int) -> str | None:
+        """``done`` inputs so far: write a line when it is time to."""
+        self.done = done
         if self.mode == "off":
             return None
         now = self.clock()
@@ -68,18 +80,90 @@ class Reporter:
 class ShowProgress(beam.DoFn):
     """Pass input paths through, counting them (see the module docstring)."""
 
-    def __init__(self, total: int, mode: str) -> None:
+    def __init__(self, total: int, mode: str, tally_dir: str | None = None) -> None:
         self._total = total
         self._mode = mode
+        self._tally_dir = tally_dir
         self._reporter: Reporter | None = None
+        self._count = 0
+        self._written = 0.0
 
     def setup(self) -> None:
-        self._reporter = Reporter(self._total, self._mode)
+        if self._tally_dir is None:
+            self._reporter = Reporter(self._total, self._mode)
 
     def process(self, path: str) -> Iterator[str]:
         if self._reporter is not None:
             self._reporter.tick()
+        elif self._tally_dir is not None:
+            self._count += 1
+            if time.monotonic() - self._written >= TTY_INTERVAL:
+                self._write_count()
         yield path
+
+    def finish_bundle(self) -> None:
+        if self._tally_dir is not None and self._count:
+            self._write_count()
+
+    def _write_count(self) -> None:
+        """This worker's count, replacing its last one (a reader never sees half a file)."""
+        assert self._tally_dir is not None
+        self._written = time.monotonic()
+        name = Path(self._tally_dir) / f"{os.getpid()}-{id(self)}"
+        part = name.with_suffix(".part")
+        try:
+            part.write_text(str(self._count), encoding="ascii")
+            os.replace(part, name)
+        except OSError:  # progress is never worth failing a run for
+            pass
+
+
+def tally(tally_dir: str) -> int:
+    """The sum of the workers' counts in ``tally_dir``."""
+    done = 0
+    for entry in Path(tally_dir).iterdir():
+        if entry.suffix == ".part":
+            continue
+        try:
+            done += int(entry.read_text(encoding="ascii"))
+        except (OSError, ValueError):
+            continue
+    return done
+
+
+class TallyProgress:
+    """In the launching process, while a run's worker processes count into ``tally_dir``: one
+    progress line for all of them, as ``Reporter`` writes it. A context manager."""
+
+    def __init__(self, tally_dir: str, total: int, mode: str,
+                 stream: TextIO | None = None) -> None:
+        self.tally_dir = tally_dir
+        self.reporter = Reporter(total, mode, stream)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="newsbeam-progress",
+                                        daemon=True)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(TTY_INTERVAL):
+            self.poll()
+
+    def poll(self) -> str | None:
+        """Read the counts; a line when it is time for one."""
+        done = tally(self.tally_dir)
+        if done == self.reporter.done:
+            return None
+        return self.reporter.update(done)
+
+    def __enter__(self) -> TallyProgress:
+        if self.reporter.mode != "off":
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+            self.poll()  # the workers' last counts
 
 
 def progress_mode(quiet: bool, stream: TextIO | None = None) -> str:

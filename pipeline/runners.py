@@ -242,19 +242,28 @@ def direct_engine(beam_args: list[str] | tuple[str, ...]) -> Any:
 WORKER_PLUGIN = "pipeline.worker"
 
 
+def local_worker_processes(beam_args: list[str] | tuple[str, ...]) -> bool:
+    """Whether the run's workers are processes the DirectRunner starts on this machine
+    (``--direct_running_mode multi_processing``)."""
+    if runner_name(list(beam_args)) not in (None, "direct"):
+        return False
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+
+    mode = PipelineOptions(list(beam_args)).view_as(DirectOptions).direct_running_mode
+    return bool(mode == "multi_processing")
+
+
 def worker_plugin_args(beam_args: list[str] | tuple[str, ...]) -> list[str]:
     """``beam_args``, plus ``--beam_plugins=pipeline.worker`` for the DirectRunner's
     ``multi_processing`` mode, whose worker processes then set themselves up as the CLI's
     process is (pipeline/worker.py). Other runs are unchanged: their workers are this process
     (in_memory, LOOPBACK) or a cluster's, whose set-up is the cluster's."""
     args = list(beam_args)
-    if runner_name(args) not in (None, "direct"):
+    if not local_worker_processes(args):
         return args
-    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, SetupOptions
+    from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
     options = PipelineOptions(args)
-    if options.view_as(DirectOptions).direct_running_mode != "multi_processing":
-        return args
     if WORKER_PLUGIN not in (options.view_as(SetupOptions).beam_plugins or []):
         args.append(f"--beam_plugins={WORKER_PLUGIN}")
     # Until the plugin runs, a worker logs its start-up at INFO (its options, twice over);

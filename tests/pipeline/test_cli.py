@@ -445,6 +445,45 @@ def test_progress_lines() -> None:
     assert tty.getvalue().startswith("\r\x1b[K") and tty.getvalue().endswith("ETA 0s\n")
 
 
+def test_worker_processes_count_into_one_progress_line(tmp_path: Path) -> None:
+    """Two worker processes' ShowProgress count their shares into the tally folder; the
+    launching process writes one line for the whole run."""
+    import io
+    import multiprocessing
+
+    from pipeline.progress import TallyProgress, tally
+
+    tally_dir = tmp_path / "tally"
+    tally_dir.mkdir()
+    ctx = multiprocessing.get_context("spawn")
+    workers = [ctx.Process(target=_count_share, args=(str(tally_dir), n)) for n in (3, 4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+        assert w.exitcode == 0
+    assert tally(str(tally_dir)) == 7
+    tty = io.StringIO()
+    with TallyProgress(str(tally_dir), 7, "tty", tty) as watch:
+        pass
+    assert watch.reporter.done == 7
+    assert tty.getvalue().startswith("\r\x1b[Knewsbeam: 7/7 inputs (100%)")
+    assert tty.getvalue().endswith("\n")
+    (tally_dir / "junk.part").write_text("9")  # a count being written is not read
+    (tally_dir / "torn").write_text("")
+    assert tally(str(tally_dir)) == 7
+
+
+def _count_share(tally_dir: str, n: int) -> None:
+    from pipeline.progress import ShowProgress
+
+    fn = ShowProgress(7, "tty", tally_dir)
+    fn.setup()
+    for i in range(n):
+        assert list(fn.process(f"p{i}")) == [f"p{i}"]
+    fn.finish_bundle()
+
+
 def test_a_kept_near_original_is_indexed_with_its_signature(tmp_path: Path) -> None:
     """An original with a near copy in its own run goes through the candidate joins; its
     index row must still carry its shingles and band keys, so that a copy in a later run is
