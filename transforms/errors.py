@@ -36,10 +36,11 @@ class TooLarge(RejectError):
 class DecompressError(RejectError):
     """Corrupt or truncated gzip/bzip2 data, or a decompression bomb (expands past the size
     cap, or past 100 times its compressed size once over 10 MB). A truncated JSONL file (a cut
-    download) keeps every line that ends before the cut, read as in a whole file, and this
-    reject stands for the lost rest: its detail says how many lines were read, its excerpt is
-    the cut line. Any other document cut short stays one reject, since it would read as a
-    shorter whole."""
+    download) keeps every line that ends before the cut, and a truncated RSS, Atom or RDF feed
+    every entry that ends before it, each read as in a whole file; this reject stands for the
+    lost rest: its detail says how many lines or entries were read, its excerpt is the cut
+    piece. Any other document cut short (a page, a text, a JSON feed) stays one reject, since
+    it would read as a shorter whole."""
 
     stage = "read"
     reason = "decompress_error"
@@ -48,7 +49,7 @@ class DecompressError(RejectError):
 class TruncatedData(DecompressError):
     """A gzip/bzip2 stream that ends before its end mark (a cut download or copy). ``prefix``:
     what decompressed before the cut, from which ReadSources salvages the complete lines of a
-    JSONL file."""
+    JSONL file or the complete entries of a feed."""
 
     def __init__(self, detail: str, prefix: bytes = b"") -> None:
         super().__init__(detail)

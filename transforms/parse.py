@@ -62,6 +62,12 @@ def _root_tag(text: str) -> str | None:
     return m.group(1).lower() if m else None
 
 
+def feed_root(text: str) -> bool:
+    """Whether ``text`` begins (after a prolog, comments, a doctype) with a feed's root
+    element: RSS, Atom or RDF."""
+    return _root_tag(text.lstrip()) in ("rss", "feed", "rdf:rdf", "rdf", "channel")
+
+
 def sniff_kind(text: str) -> str:
     """'feed', 'jsonfeed', 'json', 'html' or 'text' from the decoded content."""
     stripped = text.lstrip()

@@ -4,16 +4,19 @@ Input: a PCollection of file paths (local or any Beam filesystem such as gs://).
 Output: RawDocument per readable file.
 Rejects: ``read_error`` (vanished, unreadable), ``too_large`` (over --max-bytes),
 ``decompress_error`` (corrupt .gz/.bz2, or a decompression bomb over the size or ratio cap;
-a truncated JSONL file keeps its complete lines and only the lost rest is this reject),
-``empty_file``.
+a truncated JSONL file keeps its complete lines, a truncated feed its complete entries, and
+only the lost rest is this reject), ``empty_file``.
 """
 
 from __future__ import annotations
 
 import bz2
+import codecs
 import json
+import re
 import zlib
 from collections.abc import Iterator
+from xml.parsers import expat
 
 import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
@@ -22,6 +25,7 @@ from apache_beam.transforms.error_handling import ErrorHandler
 from schemas.records import RawDocument, bounded_excerpt
 from transforms.common import Rejected, apply_stage
 from transforms.errors import DecompressError, EmptyInput, ReadError, TooLarge, TruncatedData
+from transforms.parse import feed_root
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 # A decompressed size over 100 times the compressed size is treated as a bomb once it also
@@ -98,24 +102,90 @@ def _first_line_is_object(data: bytes) -> bool:
         return False
 
 
+# the end tag of an RSS/RDF item or an Atom entry, with or without a namespace prefix
+_ENTRY_END = re.compile(rb"</(?:[A-Za-z_][\w.\-]*:)?(?:item|entry)\s*>", re.I)
+_ENTRY_NAMES = ("item", "entry")
+
+
+def _whole_entries(prefix: bytes) -> tuple[int, bytes, int] | None:
+    """A feed cut short, made whole again up to its last whole entry: (how many bytes of
+    ``prefix`` to keep, the end tags to add, how many entries that holds). The end tags are
+    those of the elements still open after that entry (the channel, the root), so the feed
+    parser reads the result as the well-formed document the whole feed was. An ill-formed
+    feed (which the parser reads loosely, whole or cut) is cut after its last entry end tag,
+    with no end tags added. None for anything that is not an RSS, Atom or RDF feed in an
+    ASCII-compatible encoding, that declares entities (a reject of their own in a whole
+    feed), or that holds no whole entry."""
+    bom = len(codecs.BOM_UTF8) if prefix.startswith(codecs.BOM_UTF8) else 0
+    head = prefix[bom:65536].decode("latin-1")
+    if not feed_root(head) or "<!ENTITY" in head.upper():
+        return None
+    ends: list[tuple[int, int, tuple[str, ...]]] = []  # (offset, depth, elements open)
+    stack: list[str] = []
+    # latin-1 reads any ASCII-compatible encoding byte for byte: names and offsets are right
+    parser = expat.ParserCreate(encoding="iso-8859-1")
+
+    def start(name: str, _attrs: object) -> None:
+        stack.append(name)
+
+    def end(name: str) -> None:
+        stack.pop()
+        if name.rsplit(":", 1)[-1].lower() in _ENTRY_NAMES:
+            ends.append((parser.CurrentByteIndex, len(stack), tuple(stack)))
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    try:
+        parser.Parse(prefix[bom:], False)
+    except expat.ExpatError:
+        loose = [m.end() for m in _ENTRY_END.finditer(prefix)]
+        return (loose[-1], b"", len(loose)) if loose else None
+    if not ends:
+        return None
+    depth = min(d for _, d, _ in ends)  # entries, not an element of that name inside one
+    top = [(offset, open_) for offset, d, open_ in ends if d == depth]
+    offset, open_ = top[-1]
+    stop = prefix.index(b">", bom + offset) + 1
+    closing = "".join(f"</{name}>" for name in reversed(open_)).encode("latin-1")
+    return stop, closing, len(top)
+
+
 def salvage(path: str, cut: TruncatedData) -> Iterator[RawDocument | Rejected]:
-    """What can be kept of a truncated file: a JSONL file's complete lines, as a RawDocument
-    (each line becomes a unit, as in a whole file), and one reject (``decompress_error``) for
-    the lost rest, its excerpt the cut line. A line is complete when a newline follows it, so
-    no record is ever kept cut. Any other kind of document cut short (a feed, a page, a text)
-    would be read as a shorter whole, so it stays one reject, as before."""
+    """What can be kept of a truncated file, and one reject (``decompress_error``) for the lost
+    rest, its excerpt the cut piece:
+
+    - a JSONL file's complete lines, as a RawDocument (each line becomes a unit, as in a
+      whole file). A line is complete when a newline follows it, so no record is kept cut.
+    - a feed's complete entries (RSS/RDF items, Atom entries): its text up to the end tag of
+      the last whole entry, which the feed parser reads as it reads a whole feed (the end tags
+      of the channel and the root are missing; it does not need them). No entry is kept cut.
+
+    Any other document cut short (a page, a text, a JSON feed) would be read as a shorter
+    whole, so it stays one reject."""
     prefix = cut.prefix
+    feed = _whole_entries(prefix)
+    if feed is not None:
+        stop, closing, entries = feed
+        yield RawDocument(input_path=path, data=prefix[:stop] + closing)
+        yield _lost_rest(cut, f"{entries} complete entr{'y' if entries == 1 else 'ies'}",
+                         stop + 1, prefix[stop:])
+        return
     if prefix.endswith(b"\r"):  # cut between the \r and \n of a CRLF line end: that line is whole
         prefix = prefix[:-1] + b"\n"
-    kept, newline, tail = prefix.rpartition(b"\n")
-    if not newline or not kept.strip() or not _first_line_is_object(kept.lstrip()):
+    lines_kept, newline, tail = prefix.rpartition(b"\n")
+    if not newline or not lines_kept.strip() or not _first_line_is_object(lines_kept.lstrip()):
         raise cut
-    lines = sum(1 for line in kept.split(b"\n") if line.strip())
-    yield RawDocument(input_path=path, data=kept + b"\n")
-    yield Rejected(DecompressError(
-        f"{cut.detail}: the file ends inside its compressed stream; its first {lines} "
-        f"complete line{'s' * (lines != 1)} were read, and the rest, from byte {len(kept) + 1} "
-        "of the decompressed text on, is lost"), bounded_excerpt(tail))
+    lines = sum(1 for line in lines_kept.split(b"\n") if line.strip())
+    yield RawDocument(input_path=path, data=lines_kept + b"\n")
+    yield _lost_rest(cut, f"{lines} complete line{'s' * (lines != 1)}", len(lines_kept) + 1,
+                     tail)
+
+
+def _lost_rest(cut: TruncatedData, read: str, offset: int, tail: bytes) -> Rejected:
+    return Rejected(DecompressError(
+        f"{cut.detail}: the file ends inside its compressed stream; its first {read} were "
+        f"read, and the rest, from byte {offset} of the decompressed text on, is lost"),
+        bounded_excerpt(tail))
 
 
 def read_document(path: str, max_bytes: int = DEFAULT_MAX_BYTES

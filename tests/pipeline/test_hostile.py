@@ -150,36 +150,46 @@ def _articles_and_rejects(inputs: Path, out: Path) -> tuple[set[str], list[tuple
 
 
 def test_a_cut_download_keeps_its_complete_records(tmp_path: Path) -> None:
-    """A JSONL dump whose gzip was cut inside its sixth line gives the articles of the lines
-    before the cut, exactly as the same lines in a whole file do, and one reject for the
-    lost rest; a feed cut the same way stays one reject. Accounting balances."""
+    """A JSONL dump whose gzip was cut inside its sixth line, and an RSS feed whose gzip was
+    cut inside its fourth item, give the articles of the records before the cut, exactly as
+    the same records in whole files do, and one reject each for the lost rest. Accounting
+    balances."""
+    import zlib
+
     whole = (REPO / "samples" / "dumps" / "crawl-2024-03.jsonl").read_bytes()
     lines = whole.split(b"\n")
     packed = gzip.compress(whole)
-    import zlib
 
-    def text_before(cut: int) -> bytes:
-        return zlib.decompressobj(31).decompress(packed[:cut])
+    def text_before(data: bytes, cut: int) -> bytes:
+        return zlib.decompressobj(31).decompress(data[:cut])
 
-    cut = next(c for c in range(len(packed)) if text_before(c).count(b"\n") == 5
-               and len(text_before(c)) > len(b"\n".join(lines[:5])) + 20)
+    cut = next(c for c in range(len(packed)) if text_before(packed, c).count(b"\n") == 5
+               and len(text_before(packed, c)) > len(b"\n".join(lines[:5])) + 20)
+    feed = (REPO / "samples" / "feeds" / "harbour-times.rss.xml").read_bytes()
+    assert feed.count(b"</item>") == 4
+    feed_packed = gzip.compress(feed)
+    feed_cut = next(c for c in range(len(feed_packed))
+                    if text_before(feed_packed, c).count(b"</item>") == 3
+                    and text_before(feed_packed, c).count(b"<item") == 4)
     cut_in = tmp_path / "cut"
     cut_in.mkdir()
     (cut_in / "dump.jsonl.gz").write_bytes(packed[:cut])
-    (cut_in / "feed.xml.gz").write_bytes(gzip.compress(
-        (REPO / "samples" / "feeds").glob("*.xml").__next__().read_bytes())[:-40])
+    (cut_in / "feed.xml.gz").write_bytes(feed_packed[:feed_cut])
     same_in = tmp_path / "same"
     same_in.mkdir()
     (same_in / "dump.jsonl.gz").write_bytes(gzip.compress(b"\n".join(lines[:5]) + b"\n"))
+    (same_in / "feed.xml").write_bytes(feed)
 
     cut_ids, cut_rejects, manifest = _articles_and_rejects(cut_in, tmp_path / "out_cut")
     same_ids, same_rejects, _ = _articles_and_rejects(same_in, tmp_path / "out_same")
-    assert cut_ids == same_ids and len(cut_ids) >= 2
+    # the whole feed's fourth item is the one article the cut run lacks
+    assert cut_ids < same_ids and len(same_ids - cut_ids) == 1 and len(cut_ids) >= 5
     lost = [r for r in cut_rejects if r[0] == "dump.jsonl.gz" and r[2] == "decompress_error"]
     assert len(lost) == 1 and lost[0][1] == "read"
     assert "first 4 complete lines were read" in lost[0][3]
     assert [r for r in cut_rejects if r[0] == "dump.jsonl.gz" and r not in lost] == \
         [r for r in same_rejects if r[0] == "dump.jsonl.gz"]
-    feed = [r for r in cut_rejects if r[0] == "feed.xml.gz"]
-    assert [r[1:3] for r in feed] == [("read", "decompress_error")]
+    lost_items = [r for r in cut_rejects if r[0] == "feed.xml.gz"]
+    assert [r[1:3] for r in lost_items] == [("read", "decompress_error")]
+    assert "first 3 complete entries were read" in lost_items[0][3]
     assert manifest["accounting"]["balanced"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import shared_data
 from transforms.errors import DecompressError, EmptyInput, ReadError, TooLarge
 from transforms.read import decompress, read_document
 
@@ -92,15 +93,95 @@ def test_a_truncated_jsonl_file_keeps_its_complete_lines(tmp_path: Path, compres
     assert salvaged >= 20
 
 
-def test_a_truncated_feed_is_still_one_reject(tmp_path: Path) -> None:
-    feed = (b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>\n'
-            + b"".join(b"<item><title>entry %d</title><description>text of entry %d"
-                       b"</description></item>\n" % (i, i) for i in range(200))
-            + b"</channel></rss>\n")
+REAL_FEEDS = ("realworld/rss-parser/guardian.rss", "realworld/rss-parser/heise.atom",
+              "realworld/miniflux/rdf_UTF8.xml", "realworld/miniflux/encoding_ISO-8859-1.xml",
+              "realworld/miniflux/encoding_WINDOWS-1251.xml",
+              "realworld/miniflux/no_encoding_ISO-8859-1.xml",
+              "realworld/miniflux/large_atom.xml")
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+@pytest.mark.parametrize("name", REAL_FEEDS)
+def test_a_truncated_feed_keeps_its_complete_entries(tmp_path: Path, name: str,
+                                                     bom: bytes) -> None:
+    """A real feed (RSS, Atom, RDF, Latin-1), gzipped and cut at 40 points: the salvaged
+    document gives exactly the first entries of the whole feed, as the whole feed gives them,
+    as many as end before the cut; the reject counts them. Cut before the first entry ends,
+    the file is one reject. (The end tags of the channel and the root are put back: read
+    loosely, without them, feedparser gives other fields, '&amp;' left in categories.)"""
+    import re
+
+    from schemas.records import RawDocument
+    from transforms.common import Rejected
+    from transforms.parse import parse_document
+
+    whole = (shared_data() / "feeds" / name).read_bytes()
+    if bom and not whole.lower().startswith(b'<?xml version="1.0" encoding="utf-8"?>'):
+        pytest.skip("a UTF-8 byte order mark goes before a UTF-8 feed only")
+    whole = bom + whole
+    units = [u.fields for u in parse_document(RawDocument(input_path="f", data=whole))]
+    assert len(units) >= 3
+    packed = gzip.compress(whole)
+    salvaged = 0
+    for cut in range(30, len(packed) - 8, max(1, len(packed) // 40)):
+        path = tmp_path / "feed.xml.gz"
+        path.write_bytes(packed[:cut])
+        text = zlib.decompressobj(31).decompress(packed[:cut])
+        ended = len(re.findall(rb"</(?:\w+:)?(?:item|entry)\s*>", text, re.I))
+        try:
+            out = list(read_document(str(path)))
+        except DecompressError as exc:
+            assert "truncated" in exc.detail and ended == 0
+            continue
+        doc, lost = out
+        assert isinstance(lost, Rejected) and lost.exc.reason == "decompress_error"
+        assert f"first {ended} complete entr" in lost.exc.detail
+        kept = [u.fields for u in parse_document(RawDocument(input_path="f", data=doc.data))]
+        assert kept == units[:ended]
+        salvaged += 1
+    assert salvaged >= 20
+
+
+def test_a_truncated_ill_formed_feed_keeps_its_complete_entries(tmp_path: Path) -> None:
+    """An ill-formed feed (an unescaped '&', read loosely whole or cut) keeps the entries whose
+    end tag came before the cut; a feed declaring entities stays one reject."""
+    from schemas.records import RawDocument
+    from transforms.common import Rejected
+    from transforms.parse import parse_document
+
+    items = b"".join(b"<item><title>Story %d & more</title><link>https://x.example/%d</link>"
+                     b"<description>Text of story %d.</description></item>\n" % (i, i, i)
+                     for i in range(300))
+    feed = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>\n' + items
     path = tmp_path / "feed.xml.gz"
-    path.write_bytes(gzip.compress(feed)[:-200])
+    packed = gzip.compress(feed + b"</channel></rss>")
+    path.write_bytes(packed[:len(packed) // 2])
+    doc, lost = list(read_document(str(path)))
+    assert isinstance(lost, Rejected)
+    units = list(parse_document(RawDocument(input_path="f", data=doc.data)))
+    n = len(units)
+    assert n > 50 and f"first {n} complete entries" in lost.exc.detail
+    assert [u.fields["title"] for u in units] == [f"Story {i} & more" for i in range(n)]
+    entities = (b'<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY e "x">]><rss version="2.0">'
+                b"<channel><title>&e;</title>\n" + items)
+    path.write_bytes(gzip.compress(entities)[:len(packed) // 2])
     with pytest.raises(DecompressError, match="truncated gzip data"):
         list(read_document(str(path)))
+
+
+def test_other_truncated_documents_stay_one_reject(tmp_path: Path) -> None:
+    """A page, a text, a JSON feed cut short would read as a shorter whole."""
+    page = b"<html><body>" + b"<p>A paragraph of the story, item by item.</p>" * 400 \
+        + b"</body></html>"
+    text = b"Headline\n\n" + b"A sentence of the story. " * 2000
+    jsonfeed = (b'{"version": "https://jsonfeed.org/version/1.1", "items": ['
+                + b",".join(b'{"id": "%d", "content_text": "entry %d"}' % (i, i)
+                            for i in range(500)) + b"]}")
+    for data in (page, text, jsonfeed):
+        path = tmp_path / "doc.gz"
+        path.write_bytes(gzip.compress(data)[:len(gzip.compress(data)) // 2])
+        with pytest.raises(DecompressError, match="truncated gzip data"):
+            list(read_document(str(path)))
 
 
 def test_a_cut_inside_a_crlf_line_end_keeps_that_line(tmp_path: Path) -> None:
