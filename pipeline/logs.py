@@ -2,8 +2,10 @@
 DirectRunner's ``multi_processing`` mode (``pipeline/worker.py``), so that both print the same
 lines at the same levels.
 
-The CLI records its choice in ``$NEWSBEAM_WORKER_LOGGING`` (``LEVEL,quiet,FORMAT``); a worker
-process started later inherits it.
+The CLI records its choice in ``$NEWSBEAM_WORKER_LOGGING`` (``LEVEL,quiet,FORMAT,beam``); a
+worker process started later inherits it. ``beam`` is 1 when the user gave Beam's own worker
+log levels (``--default_sdk_harness_log_level``, ``--sdk_harness_log_level_overrides``): Beam
+has set those in the worker before newsbeam's set-up runs, and they are kept.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -46,8 +50,10 @@ def _not_relayed(record: logging.LogRecord) -> bool:
     return record.msg != RELAY_MESSAGE
 
 
-def setup(level: str, quiet: bool, fmt: str = "text", *, worker: bool = False) -> None:
-    """Root handler on stderr and the levels of the chatty libraries.
+def setup(level: str, quiet: bool, fmt: str = "text", *, worker: bool = False,
+          levels: bool = True) -> None:
+    """Root handler on stderr and the levels of the chatty libraries (not with
+    ``levels=False``: only the handler).
 
     In the CLI's process every root handler is replaced. In a worker process only the plain
     stderr handlers are (Beam's own handler, which sends records to the runner, stays)."""
@@ -61,16 +67,15 @@ def setup(level: str, quiet: bool, fmt: str = "text", *, worker: bool = False) -
         root.addHandler(handler)
     else:
         logging.basicConfig(level=root_level, handlers=[handler], force=True)
-        os.environ[WORKER_ENV] = f"{level},{int(quiet)},{fmt}"
+        os.environ[WORKER_ENV] = f"{level},{int(quiet)},{fmt},0"
+    if not levels:
+        return
     root.setLevel(root_level)
     # Beam and its dependencies are chatty at INFO; keep their warnings. (In a worker process
     # Beam's harness, sdk_worker_main, logs as "__main__".)
     chatty = ("apache_beam", "trafilatura", "htmldate", "urllib3", "charset_normalizer")
     for noisy in (*chatty, "__main__") if worker else chatty:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))
-    relay = logging.getLogger(RELAY_LOGGER)
-    for old_filter in [f for f in relay.filters if f is _not_relayed]:
-        relay.removeFilter(old_filter)
     if level != "DEBUG":
         # trafilatura warns per page about its internal choices ("discarding data: None");
         # what matters to a user (an empty page) is a reject row already.
@@ -81,15 +86,30 @@ def setup(level: str, quiet: bool, fmt: str = "text", *, worker: bool = False) -
         # one-line error says what happened (--log-level DEBUG shows the traceback).
         logging.getLogger("apache_beam.runners.common").setLevel(logging.CRITICAL)
         logging.getLogger("apache_beam.runners.worker").setLevel(logging.CRITICAL)
-        # a worker process's records, relayed: it printed them itself
-        relay.addFilter(_not_relayed)
+
+
+@contextmanager
+def workers_print_their_own(beam_levels: bool) -> Iterator[None]:
+    """While a run's worker processes set themselves up from ``$NEWSBEAM_WORKER_LOGGING``
+    (``beam_levels``: the user gave Beam's worker log levels) and print their own records:
+    Beam's relayed copy of each is dropped here."""
+    relay = logging.getLogger(RELAY_LOGGER)
+    before = os.environ.get(WORKER_ENV)
+    if before is not None:
+        os.environ[WORKER_ENV] = ",".join([*before.split(",")[:3], str(int(beam_levels))])
+    relay.addFilter(_not_relayed)
+    try:
+        yield
+    finally:
+        relay.removeFilter(_not_relayed)
 
 
 def setup_worker() -> None:
-    """In a worker process: the levels and format the CLI chose (``$NEWSBEAM_WORKER_LOGGING``;
-    WARNING and text without it)."""
-    level, quiet, fmt = "WARNING", False, "text"
+    """In a worker process: the format the CLI chose and its levels, unless the user gave
+    Beam's (``$NEWSBEAM_WORKER_LOGGING``; WARNING and text without it)."""
+    level, quiet, fmt, beam_levels = "WARNING", False, "text", False
     parts = os.environ.get(WORKER_ENV, "").split(",")
-    if len(parts) == 3 and parts[0] in ("DEBUG", "INFO", "WARNING", "ERROR"):
-        level, quiet, fmt = parts[0], parts[1] == "1", parts[2]
-    setup(level, quiet, fmt if fmt in ("text", "json") else "text", worker=True)
+    if len(parts) == 4 and parts[0] in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        level, quiet, fmt, beam_levels = parts[0], parts[1] == "1", parts[2], parts[3] == "1"
+    setup(level, quiet, fmt if fmt in ("text", "json") else "text", worker=True,
+          levels=not beam_levels)

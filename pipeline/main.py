@@ -238,11 +238,11 @@ def _runner_name(beam_args: tuple[str, ...]) -> str:
 def execute(config: Config) -> tuple[int, dict[str, Any]]:
     """Run the batch pipeline and write the manifest. Returns (exit code, manifest)."""
     from pipeline.beam_options import pipeline_options
-    from pipeline.runners import local_worker_processes, worker_plugin_args
+    from pipeline.runners import BEAM_WORKER_LOG_FLAGS, _given, local_workers, worker_plugin_args
 
     # the multi_processing mode's worker processes set themselves up as this one
     beam_args = worker_plugin_args(config.beam_args)
-    worker_processes = local_worker_processes(beam_args)
+    workers = local_workers(beam_args)
     options = pipeline_options(beam_args)
     LOG.info("run %s: %d input files -> %s", config.run_id, len(config.inputs),
              config.output_dir)
@@ -262,11 +262,13 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
         quiet_harness_teardown()
     # the DirectRunner holds every stage in this machine's memory: warn before it runs out
     watch = MemoryWatch(warning_ratio() if engine is not None else None, advice=DIRECT_ADVICE)
-    with beam_scratch() as scratch, leaner_beam(), watch, ExitStack() as progress:
-        if worker_processes:  # they count into files, this process writes the line
+    with beam_scratch() as scratch, leaner_beam(), watch, ExitStack() as local:
+        if workers == "multi_processing":  # they print their own records
+            local.enter_context(logs.workers_print_their_own(
+                any(_given(list(config.beam_args), flag) for flag in BEAM_WORKER_LOG_FLAGS)))
+        if workers:  # they count into files, this process writes the one progress line
             tally_dir = tempfile.mkdtemp(prefix="progress-", dir=scratch)
-            progress.enter_context(TallyProgress(tally_dir, len(config.inputs),
-                                                 config.progress))
+            local.enter_context(TallyProgress(tally_dir, len(config.inputs), config.progress))
             config = dataclasses.replace(config, progress_tally=tally_dir)
         pipeline = beam.Pipeline(runner=engine, options=options)
         graph.build(pipeline, config)

@@ -6,11 +6,11 @@ so a path entering means the one before it is done with those stages. On a termi
 is redrawn in place; otherwise (a log file, a scheduler, --quiet) a plain line is written
 every ``interval`` seconds.
 
-With several worker processes on this machine (the DirectRunner's ``multi_processing`` mode)
-each worker counts its share into a small file of a tally folder (``ShowProgress(...,
-tally_dir)``), and the launching process sums the files and writes the one line
-(``TallyProgress``). Elsewhere (one process, or a cluster's workers, which see no folder of
-this machine) ``ShowProgress`` writes the line itself.
+With several workers on this machine (the DirectRunner's ``multi_processing`` and
+``multi_threading`` modes) each worker counts its share into a small file of a tally folder
+(``ShowProgress(..., tally_dir)``), and the launching process sums the files and writes the
+one line (``TallyProgress``). Elsewhere (one worker, or a cluster's workers, which see no
+folder of this machine) ``ShowProgress`` writes the line itself.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import os
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -87,10 +88,12 @@ class ShowProgress(beam.DoFn):
         self._reporter: Reporter | None = None
         self._count = 0
         self._written = 0.0
+        self._name = ""
 
     def setup(self) -> None:
         if self._tally_dir is None:
             self._reporter = Reporter(self._total, self._mode)
+        self._name = uuid.uuid4().hex  # this instance's count file
 
     def process(self, path: str) -> Iterator[str]:
         if self._reporter is not None:
@@ -109,7 +112,7 @@ class ShowProgress(beam.DoFn):
         """This worker's count, replacing its last one (a reader never sees half a file)."""
         assert self._tally_dir is not None
         self._written = time.monotonic()
-        name = Path(self._tally_dir) / f"{os.getpid()}-{id(self)}"
+        name = Path(self._tally_dir) / self._name
         part = name.with_suffix(".part")
         try:
             part.write_text(str(self._count), encoding="ascii")
@@ -152,6 +155,9 @@ class TallyProgress:
         done = tally(self.tally_dir)
         if done == self.reporter.done:
             return None
+        if self.reporter.done == 0 and done < self.reporter.total:
+            # rate and ETA from the first input on, not from the workers' start-up
+            self.reporter.started = self.reporter.last = self.reporter.clock()
         return self.reporter.update(done)
 
     def __enter__(self) -> TallyProgress:

@@ -242,15 +242,20 @@ def direct_engine(beam_args: list[str] | tuple[str, ...]) -> Any:
 WORKER_PLUGIN = "pipeline.worker"
 
 
-def local_worker_processes(beam_args: list[str] | tuple[str, ...]) -> bool:
-    """Whether the run's workers are processes the DirectRunner starts on this machine
-    (``--direct_running_mode multi_processing``)."""
+def local_workers(beam_args: list[str] | tuple[str, ...]) -> str | None:
+    """The DirectRunner's running mode when it runs several workers on this machine:
+    ``multi_processing`` (worker processes it starts) or ``multi_threading``; else None."""
     if runner_name(list(beam_args)) not in (None, "direct"):
-        return False
+        return None
     from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
     mode = PipelineOptions(list(beam_args)).view_as(DirectOptions).direct_running_mode
-    return bool(mode == "multi_processing")
+    return mode if mode in ("multi_processing", "multi_threading") else None
+
+
+# Beam's own log levels for its worker processes: when the user gives one, Beam sets it in the
+# worker before newsbeam's plugin runs, and the plugin keeps it (pipeline/logs.py)
+BEAM_WORKER_LOG_FLAGS = ("--default_sdk_harness_log_level", "--sdk_harness_log_level_overrides")
 
 
 def worker_plugin_args(beam_args: list[str] | tuple[str, ...]) -> list[str]:
@@ -259,7 +264,7 @@ def worker_plugin_args(beam_args: list[str] | tuple[str, ...]) -> list[str]:
     process is (pipeline/worker.py). Other runs are unchanged: their workers are this process
     (in_memory, LOOPBACK) or a cluster's, whose set-up is the cluster's."""
     args = list(beam_args)
-    if not local_worker_processes(args):
+    if local_workers(args) != "multi_processing":
         return args
     from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
@@ -268,7 +273,7 @@ def worker_plugin_args(beam_args: list[str] | tuple[str, ...]) -> list[str]:
         args.append(f"--beam_plugins={WORKER_PLUGIN}")
     # Until the plugin runs, a worker logs its start-up at INFO (its options, twice over);
     # from Beam's own level on, only errors. The plugin then sets the CLI's levels.
-    if not _given(args, "--default_sdk_harness_log_level"):
+    if not any(_given(args, flag) for flag in BEAM_WORKER_LOG_FLAGS):
         args.append("--default_sdk_harness_log_level=ERROR")
     return args
 

@@ -545,27 +545,93 @@ def test_bundles_run_with_a_short_state_sampling_period(tmp_path: Path) -> None:
     assert statesampler.StateSampler("s", None).sampling_period_ms == default
 
 
+MULTI = ("--direct_num_workers", "2", "--direct_running_mode", "multi_processing")
+
+
+def _worker_run(out: Path, *extra: str, beam: tuple[str, ...] = ()
+                ) -> subprocess.CompletedProcess[str]:
+    steps = "+tests.fixtures.custom_steps:record_sampling_period," \
+        "+tests.fixtures.custom_steps:warn_once"
+    proc = newsbeam(*extra, "run", str(SAMPLES), "--output", str(out), "--ingested-at",
+                    INGESTED_AT, *MULTI, "--steps", steps, *beam)
+    assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def _step_lines(proc: subprocess.CompletedProcess[str], out: Path) -> list[str]:
+    """The step's warning lines, checked to be one per article."""
+    lines = [line for line in proc.stderr.splitlines() if "step saw" in line]
+    articles = len(pd.read_parquet(out / "articles"))
+    seen = [line.rsplit("step saw ", 1)[1].rstrip('"}') for line in lines]
+    assert len(seen) >= articles and len(seen) == len(set(seen))  # each unit once
+    return lines
+
+
 def test_two_worker_processes_are_set_up_as_the_cli_process(tmp_path: Path) -> None:
     """The multi_processing mode's worker processes load pipeline/worker.py (Beam's
-    --beam_plugins hook): their bundles run with newsbeam's sampling period, and stderr carries
-    no relayed copies of worker records, no Beam start-up chatter, no per-page notes."""
+    --beam_plugins hook): their bundles run with newsbeam's sampling period; a record logged
+    in a worker (here: a step's warning for each article) reaches stderr once, in the CLI's
+    format, without Beam's relayed copy; and stderr carries no Beam start-up chatter, no
+    per-page notes."""
     from pipeline.runners import SAMPLING_PERIOD_MS
 
     out = tmp_path / "out"
-    proc = newsbeam("run", str(SAMPLES), "--output", str(out), "--ingested-at", INGESTED_AT,
-                    "--direct_num_workers", "2", "--direct_running_mode", "multi_processing",
-                    "--steps", "+tests.fixtures.custom_steps:record_sampling_period")
-    assert proc.returncode == 0, proc.stderr
+    proc = _worker_run(out)
     tags = {c for cats in pd.read_parquet(out / "articles").categories for c in cats
             if c.startswith("sampling-period-")}
     assert tags == {f"sampling-period-{SAMPLING_PERIOD_MS}"}
+    assert all(" WARNING newsbeam.teststep: step saw " in line
+               for line in _step_lines(proc, out))
     for noise in ("Worker: severity", "Pipeline_options", "semi_persistent_directory",
                   "Discarding unparseable args", "sdk harness", "discarding data"):
         assert noise not in proc.stderr, proc.stderr
     # what remains of a worker's start-up, before Beam loads the plugin: two lines a worker
-    foreign = [line for line in proc.stderr.splitlines()
-               if " newsbeam: " not in line and not line.startswith(("newsbeam", "  "))]
+    foreign = [line for line in proc.stderr.splitlines() if " newsbeam: " not in line
+               and "step saw" not in line and not line.startswith(("newsbeam", "  "))]
     assert len(foreign) <= 4, proc.stderr
+
+
+def test_worker_records_in_json_and_beam_levels_given_by_the_user(tmp_path: Path) -> None:
+    """--log-format json reaches the workers; Beam's own worker log levels, when the user
+    gives them, win over newsbeam's."""
+    out = tmp_path / "out"
+    proc = _worker_run(out, "--log-format", "json")
+    assert all(json.loads(line)["logger"] == "newsbeam.teststep"
+               for line in _step_lines(proc, out))
+    assert "Worker: severity" not in proc.stderr
+    quiet = _worker_run(tmp_path / "out2", beam=(
+        "--sdk_harness_log_level_overrides", '{"newsbeam.teststep": "ERROR"}'))
+    assert "step saw" not in quiet.stderr
+
+
+@pytest.mark.parametrize("mode", ["multi_processing", "multi_threading"])
+def test_several_local_workers_write_one_progress_line(tmp_path: Path, mode: str) -> None:
+    """On a terminal, a run on two workers ends with one progress line for all inputs (each
+    worker alone sees part of them)."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", str(SAMPLES), "--output",
+         str(tmp_path / "out"), "--direct_num_workers", "2", "--direct_running_mode", mode],
+        cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.wait(timeout=600) == 0, seen.decode(errors="replace")
+    text = seen.decode(errors="replace")
+    manifest = json.loads(next((tmp_path / "out" / "_runs").glob("*.json")).read_text())
+    inputs = manifest["inputs"]["files"]
+    assert f"newsbeam: {inputs}/{inputs} inputs (100%)" in text, text
 
 
 def test_worker_plugin_args_only_for_the_multi_processing_mode() -> None:
@@ -607,7 +673,7 @@ def test_worker_plugin_in_a_worker_like_process() -> None:
                               text=True, timeout=120, env={**os.environ, **env})
 
     proc = worker({"CONTROL_API_SERVICE_DESCRIPTOR": "url: 'localhost:1'",
-                   "NEWSBEAM_WORKER_LOGGING": "INFO,0,json"})
+                   "NEWSBEAM_WORKER_LOGGING": "INFO,0,json,0"})
     assert proc.returncode == 0, proc.stderr
     from pipeline.runners import SAMPLING_PERIOD_MS
 
