@@ -64,8 +64,9 @@ def _root_tag(text: str) -> str | None:
 
 def feed_root(text: str) -> bool:
     """Whether ``text`` begins (after a prolog, comments, a doctype) with a feed's root
-    element: RSS, Atom or RDF."""
-    return _root_tag(text.lstrip()) in ("rss", "feed", "rdf:rdf", "rdf", "channel")
+    element: RSS, Atom or RDF, with or without a namespace prefix (``<atom:feed>``)."""
+    root = _root_tag(text.lstrip())
+    return root is not None and root.rsplit(":", 1)[-1] in ("rss", "feed", "rdf", "channel")
 
 
 def sniff_kind(text: str) -> str:

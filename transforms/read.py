@@ -102,25 +102,44 @@ def _first_line_is_object(data: bytes) -> bool:
         return False
 
 
-# the end tag of an RSS/RDF item or an Atom entry, with or without a namespace prefix
-_ENTRY_END = re.compile(rb"</(?:[A-Za-z_][\w.\-]*:)?(?:item|entry)\s*>", re.I)
 _ENTRY_NAMES = ("item", "entry")
+# For an ill-formed feed: the end tag of an RSS/RDF item or an Atom entry (group 1), with or
+# without a namespace prefix, outside CDATA sections and comments.
+_LOOSE_ENTRY_END = re.compile(
+    rb"<!\[CDATA\[.*?(?:\]\]>|\Z)|<!--.*?(?:-->|\Z)"
+    rb"|(</(?:[A-Za-z_][\w.\-]*:)?(?:item|entry)\s*>)", re.I | re.S)
+# A character reference to a surrogate, which expat refuses and the feed parser reads as
+# U+FFFD (parse.py); for the scan, a reference to U+FFFD of the same length.
+_SURROGATE_REF = re.compile(
+    rb"&#(?:[xX]0*[dD][89a-fA-F][0-9a-fA-F]{2}|0*(?:5529[6-9]|55[3-9]\d\d|5[67]\d\d\d));")
+
+
+def _local(name: str) -> str:
+    return name.rsplit(":", 1)[-1].lower()
+
+
+def _fffd_ref(match: re.Match[bytes]) -> bytes:
+    return b"&#x" + b"FFFD".rjust(len(match.group(0)) - 4, b"0") + b";"
 
 
 def _whole_entries(prefix: bytes) -> tuple[int, bytes, int] | None:
     """A feed cut short, made whole again up to its last whole entry: (how many bytes of
     ``prefix`` to keep, the end tags to add, how many entries that holds). The end tags are
     those of the elements still open after that entry (the channel, the root), so the feed
-    parser reads the result as the well-formed document the whole feed was. An ill-formed
-    feed (which the parser reads loosely, whole or cut) is cut after its last entry end tag,
-    with no end tags added. None for anything that is not an RSS, Atom or RDF feed in an
-    ASCII-compatible encoding, that declares entities (a reject of their own in a whole
+    parser reads the result as it reads a well-formed whole feed. An entry is an RSS/RDF item
+    or an Atom entry not inside another one. An ill-formed feed (which the parser reads
+    loosely, whole or cut) is cut after its last entry end tag found outside CDATA and
+    comments, with no end tags added. None for anything that is not an RSS, Atom or RDF feed
+    in an ASCII-compatible encoding, that declares entities (a reject of their own in a whole
     feed), or that holds no whole entry."""
     bom = len(codecs.BOM_UTF8) if prefix.startswith(codecs.BOM_UTF8) else 0
     head = prefix[bom:65536].decode("latin-1")
     if not feed_root(head) or "<!ENTITY" in head.upper():
         return None
-    ends: list[tuple[int, int, tuple[str, ...]]] = []  # (offset, depth, elements open)
+    # white space before the prolog: the feed parser drops it (parse.py), expat would refuse it
+    skip = len(prefix) - len(prefix[bom:].lstrip())
+    scanned = _SURROGATE_REF.sub(_fffd_ref, prefix[skip:])  # same length: offsets hold
+    ends: list[tuple[int, tuple[str, ...]]] = []  # (bytes to keep, elements open after it)
     stack: list[str] = []
     # latin-1 reads any ASCII-compatible encoding byte for byte: names and offsets are right
     parser = expat.ParserCreate(encoding="iso-8859-1")
@@ -130,24 +149,25 @@ def _whole_entries(prefix: bytes) -> tuple[int, bytes, int] | None:
 
     def end(name: str) -> None:
         stack.pop()
-        if name.rsplit(":", 1)[-1].lower() in _ENTRY_NAMES:
-            ends.append((parser.CurrentByteIndex, len(stack), tuple(stack)))
+        if _local(name) in _ENTRY_NAMES and not any(_local(n) in _ENTRY_NAMES for n in stack):
+            at = skip + parser.CurrentByteIndex
+            # an end tag: kept through its '>'; an empty <item/>: expat points past it
+            tag = re.compile(rb"</" + re.escape(name.encode("latin-1")) + rb"\s*>")
+            matched = tag.match(prefix, at)
+            ends.append((matched.end() if matched else at, tuple(stack)))
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     try:
-        parser.Parse(prefix[bom:], False)
+        parser.Parse(scanned, False)
     except expat.ExpatError:
-        loose = [m.end() for m in _ENTRY_END.finditer(prefix)]
+        loose = [m.end(1) for m in _LOOSE_ENTRY_END.finditer(prefix) if m.group(1)]
         return (loose[-1], b"", len(loose)) if loose else None
     if not ends:
         return None
-    depth = min(d for _, d, _ in ends)  # entries, not an element of that name inside one
-    top = [(offset, open_) for offset, d, open_ in ends if d == depth]
-    offset, open_ = top[-1]
-    stop = prefix.index(b">", bom + offset) + 1
+    stop, open_ = ends[-1]
     closing = "".join(f"</{name}>" for name in reversed(open_)).encode("latin-1")
-    return stop, closing, len(top)
+    return stop, closing, len(ends)
 
 
 def salvage(path: str, cut: TruncatedData) -> Iterator[RawDocument | Rejected]:
@@ -157,8 +177,8 @@ def salvage(path: str, cut: TruncatedData) -> Iterator[RawDocument | Rejected]:
     - a JSONL file's complete lines, as a RawDocument (each line becomes a unit, as in a
       whole file). A line is complete when a newline follows it, so no record is kept cut.
     - a feed's complete entries (RSS/RDF items, Atom entries): its text up to the end tag of
-      the last whole entry, which the feed parser reads as it reads a whole feed (the end tags
-      of the channel and the root are missing; it does not need them). No entry is kept cut.
+      the last whole entry, and the end tags of the channel and the root (``_whole_entries``).
+      No entry is kept cut.
 
     Any other document cut short (a page, a text, a JSON feed) would be read as a shorter
     whole, so it stays one reject."""
@@ -168,7 +188,7 @@ def salvage(path: str, cut: TruncatedData) -> Iterator[RawDocument | Rejected]:
         stop, closing, entries = feed
         yield RawDocument(input_path=path, data=prefix[:stop] + closing)
         yield _lost_rest(cut, f"{entries} complete entr{'y' if entries == 1 else 'ies'}",
-                         stop + 1, prefix[stop:])
+                         stop, prefix[stop:])
         return
     if prefix.endswith(b"\r"):  # cut between the \r and \n of a CRLF line end: that line is whole
         prefix = prefix[:-1] + b"\n"
@@ -181,17 +201,18 @@ def salvage(path: str, cut: TruncatedData) -> Iterator[RawDocument | Rejected]:
                      tail)
 
 
-def _lost_rest(cut: TruncatedData, read: str, offset: int, tail: bytes) -> Rejected:
+def _lost_rest(cut: TruncatedData, read: str, kept: int, tail: bytes) -> Rejected:
     return Rejected(DecompressError(
         f"{cut.detail}: the file ends inside its compressed stream; its first {read} were "
-        f"read, and the rest, from byte {offset} of the decompressed text on, is lost"),
+        f"read, and the rest, after the first {kept} bytes of the decompressed text, is lost"),
         bounded_excerpt(tail))
 
 
 def read_document(path: str, max_bytes: int = DEFAULT_MAX_BYTES
                   ) -> Iterator[RawDocument | Rejected]:
     """Read one file into a RawDocument. Raises a RejectError subclass on failure; a truncated
-    JSONL file gives its complete lines and a reject for the rest (``salvage``)."""
+    JSONL file or feed gives its complete lines or entries and a reject for the rest
+    (``salvage``)."""
     try:
         data = decompress(path, _read_capped(path, max_bytes), max_bytes)
     except TruncatedData as cut:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bz2
 import functools
 import gzip
+import re
 import zlib
 from pathlib import Path
 
@@ -167,6 +168,69 @@ def test_a_truncated_ill_formed_feed_keeps_its_complete_entries(tmp_path: Path) 
     path.write_bytes(gzip.compress(entities)[:len(packed) // 2])
     with pytest.raises(DecompressError, match="truncated gzip data"):
         list(read_document(str(path)))
+
+
+RSS_HEAD = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>\n'
+
+
+def _rss(*items: bytes, head: bytes = RSS_HEAD, tail: bytes = b"</channel></rss>\n") -> bytes:
+    return head + b"".join(items) + tail
+
+
+def _item(i: int, extra: bytes = b"") -> bytes:
+    return (b"<item><title>Story %d</title><category>A &amp; B</category><link>"
+            b"https://x.example/%d</link>%s<description>Text of story %d.</description>"
+            b"</item><!--end-->\n" % (i, i, extra, i))
+
+
+SMALL_FEEDS = {
+    "empty item element": _rss(_item(0), b"<item/><!--end-->\n", _item(2), _item(3)),
+    "white space before the prolog": b"\n\n" + _rss(*(_item(i) for i in range(4))),
+    "an item inside an item": _rss(*(_item(i, b"<x:item xmlns:x='urn:x'>n</x:item>")
+                                     for i in range(4))),
+    "ill-formed, CDATA holding an end tag": _rss(*(_item(i, b"<content><![CDATA[a </item> b"
+                                                         b"]]></content>&nbsp;")
+                                                   for i in range(4))),
+    "a surrogate reference": _rss(*(_item(i, b"<author>&#xD800; x</author>")
+                                    for i in range(4))),
+    "atom with a prefixed root": (
+        b'<?xml version="1.0"?><atom:feed xmlns:atom="http://www.w3.org/2005/Atom">'
+        b"<atom:title>t</atom:title>\n" + b"".join(
+            b"<atom:entry><atom:title>Story %d</atom:title><atom:id>urn:%d</atom:id>"
+            b"<atom:summary>Text of story %d.</atom:summary></atom:entry><!--end-->\n"
+            % (i, i, i) for i in range(4)) + b"</atom:feed>\n"),
+}
+
+
+@pytest.mark.parametrize("name", SMALL_FEEDS)
+def test_a_feed_cut_anywhere_keeps_its_whole_entries(tmp_path: Path, name: str) -> None:
+    """Cut at every length of its gzip, an awkward feed gives its first entries exactly as
+    the whole feed does (an entry kept cut would differ), none of those that ended before the
+    cut is lost, and any other outcome is the one truncation reject."""
+    from schemas.records import RawDocument
+    from transforms.common import Rejected
+    from transforms.parse import parse_document
+
+    whole = SMALL_FEEDS[name]
+    units = [u.fields for u in parse_document(RawDocument(input_path="f", data=whole))]
+    assert len(units) == 4
+    packed = gzip.compress(whole)
+    salvaged = 0
+    for cut in range(10, len(packed) - 8):
+        path = tmp_path / "feed.xml.gz"
+        path.write_bytes(packed[:cut])
+        ended = zlib.decompressobj(31).decompress(packed[:cut]).count(b"<!--end-->")
+        try:
+            doc, lost = list(read_document(str(path)))
+        except DecompressError as exc:
+            assert "truncated" in exc.detail and ended == 0, (cut, exc.detail)
+            continue
+        assert isinstance(lost, Rejected)
+        n = int(re.search(r"first (\d+) complete entr", lost.exc.detail).group(1))
+        kept = [u.fields for u in parse_document(RawDocument(input_path="f", data=doc.data))]
+        assert kept == units[:n] and n >= ended, (cut, n, ended)
+        salvaged += 1
+    assert salvaged > 0
 
 
 def test_other_truncated_documents_stay_one_reject(tmp_path: Path) -> None:
