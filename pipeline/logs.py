@@ -95,13 +95,18 @@ def workers_print_their_own(beam_levels: bool) -> Iterator[None]:
     Beam's relayed copy of each is dropped here."""
     relay = logging.getLogger(RELAY_LOGGER)
     before = os.environ.get(WORKER_ENV)
-    if before is not None:
-        os.environ[WORKER_ENV] = ",".join([*before.split(",")[:3], str(int(beam_levels))])
+    parts = (before or "").split(",")
+    chosen = parts[:3] if len(parts) == 4 else ["WARNING", "0", "text"]
+    os.environ[WORKER_ENV] = ",".join([*chosen, str(int(beam_levels))])
     relay.addFilter(_not_relayed)
     try:
         yield
     finally:
         relay.removeFilter(_not_relayed)
+        if before is None:
+            os.environ.pop(WORKER_ENV, None)
+        else:
+            os.environ[WORKER_ENV] = before
 
 
 def setup_worker() -> None:

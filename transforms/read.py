@@ -103,11 +103,13 @@ def _first_line_is_object(data: bytes) -> bool:
 
 
 _ENTRY_NAMES = ("item", "entry")
-# For an ill-formed feed: the end tag of an RSS/RDF item or an Atom entry (group 1), with or
-# without a namespace prefix, outside CDATA sections and comments.
-_LOOSE_ENTRY_END = re.compile(
+# For an ill-formed feed: the start (group 1), end (group 2) and empty (group 3) tags of RSS/RDF
+# items and Atom entries, with or without a namespace prefix, outside CDATA and comments.
+_LOOSE_ENTRY_TAG = re.compile(
     rb"<!\[CDATA\[.*?(?:\]\]>|\Z)|<!--.*?(?:-->|\Z)"
-    rb"|(</(?:[A-Za-z_][\w.\-]*:)?(?:item|entry)\s*>)", re.I | re.S)
+    rb"|(<(?:[A-Za-z_][\w.\-]*:)?(?:item|entry)(?:\s[^>]*?)?(?<!/)>)"
+    rb"|(</(?:[A-Za-z_][\w.\-]*:)?(?:item|entry)\s*>)"
+    rb"|(<(?:[A-Za-z_][\w.\-]*:)?(?:item|entry)(?:\s[^>]*)?/>)", re.I | re.S)
 # A character reference to a surrogate, which expat refuses and the feed parser reads as
 # U+FFFD (parse.py); for the scan, a reference to U+FFFD of the same length.
 _SURROGATE_REF = re.compile(
@@ -139,7 +141,8 @@ def _whole_entries(prefix: bytes) -> tuple[int, bytes, int] | None:
     # white space before the prolog: the feed parser drops it (parse.py), expat would refuse it
     skip = len(prefix) - len(prefix[bom:].lstrip())
     scanned = _SURROGATE_REF.sub(_fffd_ref, prefix[skip:])  # same length: offsets hold
-    ends: list[tuple[int, tuple[str, ...]]] = []  # (bytes to keep, elements open after it)
+    entries = 0
+    last: tuple[int, tuple[str, ...]] = (0, ())  # (bytes to keep, elements open after it)
     stack: list[str] = []
     # latin-1 reads any ASCII-compatible encoding byte for byte: names and offsets are right
     parser = expat.ParserCreate(encoding="iso-8859-1")
@@ -148,26 +151,40 @@ def _whole_entries(prefix: bytes) -> tuple[int, bytes, int] | None:
         stack.append(name)
 
     def end(name: str) -> None:
+        nonlocal entries, last
         stack.pop()
         if _local(name) in _ENTRY_NAMES and not any(_local(n) in _ENTRY_NAMES for n in stack):
             at = skip + parser.CurrentByteIndex
             # an end tag: kept through its '>'; an empty <item/>: expat points past it
-            tag = re.compile(rb"</" + re.escape(name.encode("latin-1")) + rb"\s*>")
-            matched = tag.match(prefix, at)
-            ends.append((matched.end() if matched else at, tuple(stack)))
+            if prefix.startswith(b"</" + name.encode("latin-1"), at):
+                at = prefix.index(b">", at) + 1
+            entries += 1
+            last = (at, tuple(stack))
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     try:
         parser.Parse(scanned, False)
     except expat.ExpatError:
-        loose = [m.end(1) for m in _LOOSE_ENTRY_END.finditer(prefix) if m.group(1)]
-        return (loose[-1], b"", len(loose)) if loose else None
-    if not ends:
+        return _loose_entries(prefix)
+    if not entries:
         return None
-    stop, open_ = ends[-1]
+    stop, open_ = last
     closing = "".join(f"</{name}>" for name in reversed(open_)).encode("latin-1")
-    return stop, closing, len(ends)
+    return stop, closing, entries
+
+
+def _loose_entries(prefix: bytes) -> tuple[int, bytes, int] | None:
+    """``_whole_entries`` for an ill-formed feed: cut after the last end (or empty) tag that
+    closes an entry not inside another one; no end tags added."""
+    depth = entries = stop = 0
+    for m in _LOOSE_ENTRY_TAG.finditer(prefix):
+        if m.group(1):
+            depth += 1
+        elif (m.group(2) and depth > 0 and (depth := depth - 1) == 0) or \
+                (m.group(3) and depth == 0):
+            entries, stop = entries + 1, m.end()
+    return (stop, b"", entries) if entries else None
 
 
 def salvage(path: str, cut: TruncatedData) -> Iterator[RawDocument | Rejected]:

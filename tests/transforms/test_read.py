@@ -191,6 +191,9 @@ SMALL_FEEDS = {
     "ill-formed, CDATA holding an end tag": _rss(*(_item(i, b"<content><![CDATA[a </item> b"
                                                          b"]]></content>&nbsp;")
                                                    for i in range(4))),
+    "ill-formed, an item inside an item": _rss(*(_item(i, b"<x:item xmlns:x='urn:x'>n"
+                                                          b"</x:item>&nbsp;<x:item/>")
+                                                 for i in range(4))),
     "a surrogate reference": _rss(*(_item(i, b"<author>&#xD800; x</author>")
                                     for i in range(4))),
     "atom with a prefixed root": (
