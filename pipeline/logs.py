@@ -4,8 +4,10 @@ lines at the same levels.
 
 The CLI records its choice in ``$NEWSBEAM_WORKER_LOGGING`` (``LEVEL,quiet,FORMAT,beam``); a
 worker process started later inherits it. ``beam`` is 1 when the user gave Beam's own worker
-log levels (``--default_sdk_harness_log_level``, ``--sdk_harness_log_level_overrides``): Beam
-has set those in the worker before newsbeam's set-up runs, and they are kept.
+log level (``--default_sdk_harness_log_level``): Beam has set it in the worker before
+newsbeam's set-up runs, and it is kept. Beam's per-logger overrides
+(``--sdk_harness_log_level_overrides``) are set again after newsbeam's levels
+(``pipeline/worker.py``), so they win either way.
 """
 
 from __future__ import annotations
@@ -111,7 +113,7 @@ def workers_print_their_own(beam_levels: bool) -> Iterator[None]:
 
 def setup_worker() -> None:
     """In a worker process: the format the CLI chose and its levels, unless the user gave
-    Beam's (``$NEWSBEAM_WORKER_LOGGING``; WARNING and text without it)."""
+    Beam's default level (``$NEWSBEAM_WORKER_LOGGING``; WARNING and text without it)."""
     level, quiet, fmt, beam_levels = "WARNING", False, "text", False
     parts = os.environ.get(WORKER_ENV, "").split(",")
     if len(parts) == 4 and parts[0] in ("DEBUG", "INFO", "WARNING", "ERROR"):

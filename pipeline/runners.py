@@ -255,7 +255,9 @@ def local_workers(beam_args: list[str] | tuple[str, ...]) -> str | None:
 
 # Beam's own log levels for its worker processes: when the user gives one, Beam sets it in the
 # worker before newsbeam's plugin runs, and the plugin keeps it (pipeline/logs.py)
-BEAM_WORKER_LOG_FLAGS = ("--default_sdk_harness_log_level", "--sdk_harness_log_level_overrides")
+# Beam's worker log level; its per-logger overrides (--sdk_harness_log_level_overrides) are
+# applied on top of newsbeam's levels in the worker (pipeline/worker.py)
+BEAM_WORKER_LEVEL_FLAG = "--default_sdk_harness_log_level"
 
 
 def worker_plugin_args(beam_args: list[str] | tuple[str, ...]) -> list[str]:
@@ -273,8 +275,8 @@ def worker_plugin_args(beam_args: list[str] | tuple[str, ...]) -> list[str]:
         args.append(f"--beam_plugins={WORKER_PLUGIN}")
     # Until the plugin runs, a worker logs its start-up at INFO (its options, twice over);
     # from Beam's own level on, only errors. The plugin then sets the CLI's levels.
-    if not any(_given(args, flag) for flag in BEAM_WORKER_LOG_FLAGS):
-        args.append("--default_sdk_harness_log_level=ERROR")
+    if not _given(args, BEAM_WORKER_LEVEL_FLAG):
+        args.append(f"{BEAM_WORKER_LEVEL_FLAG}=ERROR")
     return args
 
 

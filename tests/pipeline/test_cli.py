@@ -602,6 +602,9 @@ def test_worker_records_in_json_and_beam_levels_given_by_the_user(tmp_path: Path
     quiet = _worker_run(tmp_path / "out2", beam=(
         "--sdk_harness_log_level_overrides", '{"newsbeam.teststep": "ERROR"}'))
     assert "step saw" not in quiet.stderr
+    # overrides alone leave newsbeam's levels for everything else: no Beam start-up chatter
+    for noise in ("Pipeline_options", "semi_persistent_directory", "sdk harness"):
+        assert noise not in quiet.stderr, quiet.stderr
 
 
 @pytest.mark.parametrize("mode", ["multi_processing", "multi_threading"])
@@ -646,6 +649,9 @@ def test_worker_plugin_args_only_for_the_multi_processing_mode() -> None:
     theirs = [*multi, "--beam_plugins=mypkg.setup"]
     assert worker_plugin_args(theirs)[:len(theirs)] == theirs
     assert "--beam_plugins=pipeline.worker" in worker_plugin_args(theirs)
+    # per-logger overrides alone: Beam's default worker level is still lowered
+    overrides = [*multi, "--sdk_harness_log_level_overrides", '{"x": "INFO"}']
+    assert worker_plugin_args(overrides)[-1] == "--default_sdk_harness_log_level=ERROR"
     for other in ([], ["--direct_running_mode", "multi_threading"],
                   ["--runner", "FlinkRunner", "--direct_running_mode", "multi_processing"]):
         assert worker_plugin_args(other) == other
@@ -680,6 +686,13 @@ def test_worker_plugin_in_a_worker_like_process() -> None:
     assert proc.stdout.split() == [str(SAMPLING_PERIOD_MS)]
     records = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
     assert [(r["logger"], r["message"]) for r in records] == [("newsbeam", "kept")]
+    # Beam's per-logger overrides win over newsbeam's levels (set again after them)
+    options = {"options": {"sdk_harness_log_level_overrides": {"trafilatura.core": "WARNING"}}}
+    proc = worker({"CONTROL_API_SERVICE_DESCRIPTOR": "url: 'localhost:1'",
+                   "NEWSBEAM_WORKER_LOGGING": "INFO,0,json,0",
+                   "PIPELINE_OPTIONS": json.dumps(options)})
+    records = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert [r["logger"] for r in records] == ["trafilatura.core", "newsbeam"], proc.stderr
     proc = worker({})  # not a worker: nothing changes
     from apache_beam.runners.worker import statesampler
 
