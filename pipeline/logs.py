@@ -48,6 +48,31 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+# A progress line drawn on a terminal ends without a newline until the run is done
+# (pipeline/progress.py); whatever is written to stderr before that starts a line of its own.
+_open_line: dict[str, bool] = {"open": False}
+
+
+def line_open(is_open: bool) -> None:
+    """The progress line on stderr is left without a newline (True) or ended (False)."""
+    _open_line["open"] = is_open
+
+
+def end_open_line() -> None:
+    """End a progress line left open on stderr, so that what follows starts a line."""
+    if _open_line["open"]:
+        _open_line["open"] = False
+        sys.stderr.write("\n")
+
+
+class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """stderr; a record after an open progress line starts a line of its own."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        end_open_line()
+        super().emit(record)
+
+
 def _not_relayed(record: logging.LogRecord) -> bool:
     return record.msg != RELAY_MESSAGE
 
@@ -60,11 +85,12 @@ def setup(level: str, quiet: bool, fmt: str = "text", *, worker: bool = False,
     In the CLI's process every root handler is replaced. In a worker process only the plain
     stderr handlers are (Beam's own handler, which sends records to the runner, stays)."""
     root_level = logging.WARNING if quiet else getattr(logging, level)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _LineHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(FORMAT))
     root = logging.getLogger()
     if worker:
-        for old in [h for h in root.handlers if type(h) is logging.StreamHandler]:
+        for old in [h for h in root.handlers
+                    if type(h) in (logging.StreamHandler, _LineHandler)]:
             root.removeHandler(old)
         root.addHandler(handler)
     else:

@@ -342,6 +342,7 @@ def _fmt(counts: dict[str, int]) -> str:
 
 def _error(message: str, code: int) -> int:
     """A one-line error on stderr; returns the exit code."""
+    logs.end_open_line()
     sys.stderr.write(f"newsbeam: error: {message}\n")
     return code
 
@@ -439,11 +440,13 @@ def main(argv: list[str] | None = None) -> int:
         upgrade_index(config.output_dir, config.near)
         code, manifest = execute(config)
     except KeyboardInterrupt:
+        logs.end_open_line()
         sys.stderr.write("newsbeam: interrupted\n")
         return 130
     except (_Terminated, Exception) as exc:
         if isinstance(exc, Exception) and not _terminated:
             return _failure("pipeline", exc)
+        logs.end_open_line()
         sys.stderr.write("newsbeam: terminated (SIGTERM) before the run finished; the next "
                          "run into OUT completes or removes what it left\n")
         sys.stderr.flush()
@@ -454,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_TERMINATED
     finally:
         lock.release()
+    logs.end_open_line()
     print_summary(manifest)
     if args.log_format == "json":  # the summary as a record; in text it is printed above
         LOG.info("run summary", extra={"data": {

@@ -26,6 +26,8 @@ from typing import Any, TextIO
 
 import apache_beam as beam
 
+from pipeline import logs
+
 TTY_INTERVAL = 0.5
 PLAIN_INTERVAL = 10.0
 
@@ -72,6 +74,8 @@ class Reporter:
         if self.mode == "tty":
             end = "\n" if self.done >= self.total else ""
             stream.write("\r\x1b[K" + line + end)
+            if stream is sys.stderr:
+                logs.line_open(not end)
         else:
             stream.write(line + "\n")
         stream.flush()

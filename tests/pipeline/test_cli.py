@@ -445,6 +445,39 @@ def test_progress_lines() -> None:
     assert tty.getvalue().startswith("\r\x1b[K") and tty.getvalue().endswith("ETA 0s\n")
 
 
+def test_an_open_progress_line_is_ended_before_a_log_record_or_an_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a terminal the line is redrawn without a newline until the run is done; a warning
+    logged meanwhile, or the one-line error of a run that fails, starts a line of its own."""
+    import io
+    import logging
+
+    from pipeline import logs
+    from pipeline.main import EXIT_FAILED, _failure
+    from pipeline.progress import Reporter
+
+    now = [0.0]
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    rep = Reporter(3, "tty", clock=lambda: now[0])
+    now[0] += 1
+    rep.tick()
+    assert not err.getvalue().endswith("\n")
+    handler = logs._LineHandler(err)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.emit(logging.makeLogRecord({"levelname": "WARNING", "msg": "a warning"}))
+    now[0] += 1
+    rep.tick()
+    assert _failure("pipeline", RuntimeError("boom")) == EXIT_FAILED
+    lines = err.getvalue().split("\n")
+    assert lines[0].endswith("newsbeam: 1/3 inputs (33%), 1.0/s, ETA 2s")
+    assert lines[1] == "WARNING a warning"
+    assert lines[2].endswith("ETA 1s")
+    assert lines[3] == "newsbeam: error: the pipeline failed: RuntimeError: boom"
+    logs.end_open_line()  # nothing left open
+    assert err.getvalue().endswith("boom\n")
+
+
 def test_worker_processes_count_into_one_progress_line(tmp_path: Path) -> None:
     """Two worker processes' ShowProgress count their shares into the tally folder; the
     launching process writes one line for the whole run."""
