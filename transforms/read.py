@@ -116,8 +116,32 @@ _SURROGATE_REF = re.compile(
     rb"&#(?:[xX]0*[dD][89a-fA-F][0-9a-fA-F]{2}|0*(?:5529[6-9]|55[3-9]\d\d|5[67]\d\d\d));")
 
 
-def _local(name: str) -> str:
-    return name.rsplit(":", 1)[-1].lower()
+def _feed_prefixes() -> dict[str, str]:
+    """The namespaces the feed parser knows, by URI (lower case), with the prefix it gives
+    their elements: '' for those of the feed formats themselves (RSS 1.0, Atom, ...)."""
+    from feedparser.mixin import _FeedParserMixin
+
+    return {uri.lower(): prefix for uri, prefix in _FeedParserMixin.namespaces.items()}
+
+
+_FEED_PREFIXES = _feed_prefixes()
+
+
+def _qname_entry(name: str) -> tuple[str, bool]:
+    """An element name as expat gives it with namespaces on ("local", "uri local" or
+    "uri local prefix"): its name as written, and whether the feed parser reads it as an
+    entry. That is an item or entry whose namespace the parser maps to no prefix (RSS, Atom,
+    RDF), or an unprefixed one of a namespace it does not know: as the parser's
+    ``startElementNS`` does, an element of any other namespace is ``prefix:item`` to it."""
+    parts = name.split(" ")
+    local = parts[1] if len(parts) > 1 else parts[0]
+    given = parts[2] if len(parts) > 2 else None
+    uri = parts[0].lower() if len(parts) > 1 else ""
+    if "backend.userland.com/rss" in uri:
+        uri = "http://backend.userland.com/rss"
+    prefix = _FEED_PREFIXES.get(uri, given)
+    return (f"{given}:{local}" if given else local), (
+        local.lower() in _ENTRY_NAMES and not prefix)
 
 
 def _fffd_ref(match: re.Match[bytes]) -> bytes:
@@ -129,7 +153,8 @@ def _whole_entries(prefix: bytes) -> tuple[int, bytes, int] | None:
     ``prefix`` to keep, the end tags to add, how many entries that holds). The end tags are
     those of the elements still open after that entry (the channel, the root), so the feed
     parser reads the result as it reads a well-formed whole feed. An entry is an RSS/RDF item
-    or an Atom entry not inside another one. An ill-formed feed (which the parser reads
+    or an Atom entry not inside another one, by namespace as the feed parser tells them
+    (``_qname_entry``: a ``media:item`` is none). An ill-formed feed (which the parser reads
     loosely, whole or cut) is cut after its last entry end tag found outside CDATA and
     comments, with no end tags added. None for anything that is not an RSS, Atom or RDF feed
     in an ASCII-compatible encoding, that declares entities (a reject of their own in a whole
@@ -141,25 +166,29 @@ def _whole_entries(prefix: bytes) -> tuple[int, bytes, int] | None:
     # white space before the prolog: the feed parser drops it (parse.py), expat would refuse it
     skip = len(prefix) - len(prefix[bom:].lstrip())
     scanned = _SURROGATE_REF.sub(_fffd_ref, prefix[skip:])  # same length: offsets hold
-    entries = 0
+    entries = inside = 0  # whole entries; entries open now
     last: tuple[int, tuple[str, ...]] = (0, ())  # (bytes to keep, elements open after it)
-    stack: list[str] = []
+    stack: list[tuple[str, bool]] = []  # open elements: (name as written, an entry)
     # latin-1 reads any ASCII-compatible encoding byte for byte: names and offsets are right
-    parser = expat.ParserCreate(encoding="iso-8859-1")
+    parser = expat.ParserCreate(encoding="iso-8859-1", namespace_separator=" ")
+    parser.namespace_prefixes = True
 
     def start(name: str, _attrs: object) -> None:
-        stack.append(name)
+        nonlocal inside
+        stack.append(_qname_entry(name))
+        inside += stack[-1][1]
 
-    def end(name: str) -> None:
-        nonlocal entries, last
-        stack.pop()
-        if _local(name) in _ENTRY_NAMES and not any(_local(n) in _ENTRY_NAMES for n in stack):
+    def end(_name: str) -> None:
+        nonlocal entries, last, inside
+        qname, entry = stack.pop()
+        inside -= entry
+        if entry and not inside:
             at = skip + parser.CurrentByteIndex
             # an end tag: kept through its '>'; an empty <item/>: expat points past it
-            if prefix.startswith(b"</" + name.encode("latin-1"), at):
+            if prefix.startswith(b"</" + qname.encode("latin-1"), at):
                 at = prefix.index(b">", at) + 1
             entries += 1
-            last = (at, tuple(stack))
+            last = (at, tuple(name for name, _ in stack))
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end

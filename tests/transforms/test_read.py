@@ -194,6 +194,9 @@ SMALL_FEEDS = {
     "ill-formed, an item inside an item": _rss(*(_item(i, b"<x:item xmlns:x='urn:x'>n"
                                                           b"</x:item>&nbsp;<x:item/>")
                                                  for i in range(4))),
+    "items of other namespaces between the items": _rss(*(
+        _item(i) + b"<x:item xmlns:x='urn:x'>n</x:item><media:item xmlns:media="
+        b"'http://search.yahoo.com/mrss/'/>\n" for i in range(4))),
     "a surrogate reference": _rss(*(_item(i, b"<author>&#xD800; x</author>")
                                     for i in range(4))),
     "atom with a prefixed root": (
