@@ -347,11 +347,11 @@ def _error(message: str, code: int) -> int:
     return code
 
 
-def _failure(what: str, exc: Exception) -> int:
+def _failure(what: str, exc: Exception, after: str = "") -> int:
     """A run that failed: its first line on stderr (the traceback at DEBUG)."""
     LOG.debug("%s failure", what, exc_info=True)
     first = str(exc).splitlines()[0] if str(exc) else ""
-    return _error(f"the {what} failed: {type(exc).__name__}: {first}", EXIT_FAILED)
+    return _error(f"the {what} failed: {type(exc).__name__}: {first}{after}", EXIT_FAILED)
 
 
 def _acquire(config: Config) -> Any:
@@ -435,20 +435,33 @@ def main(argv: list[str] | None = None) -> int:
     if lock is None:
         return EXIT_LOCKED
     _terminate_cleanly()
+    from pipeline.batches import split
+
+    done: list[dict[str, Any]] = []  # the manifests of the batches finished
     try:
         clean_leftovers(config.output_dir)
         upgrade_index(config.output_dir, config.near)
-        code, manifest = execute(config)
+        runs = split(config)
+        for run in runs:
+            if run.batch is not None and not config.quiet:
+                logs.end_open_line()
+                sys.stderr.write(f"newsbeam: batch {run.batch[0]}/{run.batch[1]}: "
+                                 f"{len(run.inputs):,} files\n")
+            code, manifest = execute(run)
+            code = _after_run(args, run, code, manifest)
+            done.append(manifest)
+            if code != EXIT_OK:
+                break
     except KeyboardInterrupt:
         logs.end_open_line()
-        sys.stderr.write("newsbeam: interrupted\n")
+        sys.stderr.write(f"newsbeam: interrupted{_batches_done(done)}\n")
         return 130
     except (_Terminated, Exception) as exc:
         if isinstance(exc, Exception) and not _terminated:
-            return _failure("pipeline", exc)
+            return _failure("pipeline", exc, _batches_done(done))
         logs.end_open_line()
         sys.stderr.write("newsbeam: terminated (SIGTERM) before the run finished; the next "
-                         "run into OUT completes or removes what it left\n")
+                         f"run into OUT completes or removes what it left{_batches_done(done)}\n")
         sys.stderr.flush()
         # the in-process worker's threads print tracebacks as the interpreter shuts down under
         # them: expected now, and not news to the operator who sent the signal
@@ -457,6 +470,33 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_TERMINATED
     finally:
         lock.release()
+    if len(runs) > 1:
+        print_batches(done, len(runs))
+    return code
+
+
+def _batches_done(done: list[dict[str, Any]]) -> str:
+    """For a message on a run in batches: those committed before it stopped."""
+    if not done or done[0]["batch"] is None:
+        return ""
+    return (f" ({len(done)} of {done[0]['batch']['of']} batches were committed: "
+            f"{', '.join(m['run_id'] for m in done)})")
+
+
+def print_batches(done: list[dict[str, Any]], count: int, stream: Any = sys.stdout) -> None:
+    """The totals of a command run in batches."""
+    totals = {key: sum(m["counts"][key] for m in done)
+              for key in ("in", "articles", "duplicates", "rejects")}
+    files = sum(m["inputs"]["files"] for m in done)
+    print(f"newsbeam: {len(done)} of {count} batches, {files:,} files, {totals['in']:,} input "
+          f"units: articles {totals['articles']:,}, duplicates {totals['duplicates']:,}, "
+          f"rejects {totals['rejects']:,}", file=stream)
+
+
+def _after_run(args: argparse.Namespace, config: Config, code: int,
+               manifest: dict[str, Any]) -> int:
+    """The summary of a finished run, and its exit code once its reject ratio and its
+    accounting are judged."""
     logs.end_open_line()
     print_summary(manifest)
     if args.log_format == "json":  # the summary as a record; in text it is printed above

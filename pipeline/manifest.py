@@ -123,6 +123,9 @@ def build_manifest(
         "inputs": {"requested": list(config.requested_inputs), "files": len(config.inputs),
                    "paths": list(config.inputs), "feeds": [redact(u) for u in config.feeds]},
         "output": config.output_dir,
+        # one run of a command run in batches (--batch-files, pipeline/batches.py)
+        "batch": ({"number": config.batch[0], "of": config.batch[1],
+                   "batch_files": config.batch_files} if config.batch else None),
         "options": {"max_bytes": config.max_bytes, "beam_args": list(config.beam_args),
                     "runner": runner, "runner_setup": config.runner_setup,
                     "steps": config.step_names(),

@@ -62,6 +62,10 @@ class Config:
     runner_setup: dict[str, str] = field(default_factory=dict)
     # spread the input files over workers (a Reshuffle); pointless on one local worker
     spread_inputs: bool = True
+    # --batch-files: at most this many input files a run (pipeline/batches.py)
+    batch_files: int | None = None
+    # this run's place among the batches of one command: (1-based number, how many)
+    batch: tuple[int, int] | None = None
 
     def step_names(self) -> dict[str, list[str]]:
         return {chain: [s.name for s in steps] for chain, steps in self.steps.items()}
@@ -220,6 +224,16 @@ def _ratio(text: str) -> float:
     return value
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
+    return value
+
+
 def _comma_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -228,7 +242,7 @@ CONFIG_KEYS = {"output", "max_bytes", "ingested_at", "steps", "quiet", "no_dedup
                "near_threshold", "containment", "shingle_size", "num_perm", "bands",
                "boilerplate_df", "feeds", "follow_links", "allow_private_network",
                "allow_network", "ignore_robots", "rate_per_host", "timeout", "retries",
-               "contact", "max_reject_ratio"}
+               "contact", "max_reject_ratio", "batch_files"}
 
 
 def _kind(path: str) -> str:
@@ -386,6 +400,15 @@ def add_run_arguments(parser: argparse.ArgumentParser, stream: bool = False) -> 
         parser.add_argument("--max-reject-ratio", type=_ratio, default=None, metavar="R",
                             help="exit with code 5 when rejects / input units exceeds R (e.g. "
                                  "0.05), so a scheduler can alert; the data is still written")
+    if not stream:
+        parser.add_argument(
+            "--batch-files", type=_positive, default=None, metavar="N",
+            help="run the input files in batches of at most N, one after another, each a run "
+                 "of its own into OUT (with its own manifest). The DirectRunner holds a whole "
+                 "run in memory; in batches it holds N files' worth. Batches are formed by "
+                 "file content, so the same files make the same batches whatever their names; "
+                 "a copy of an article an earlier batch stored is a duplicate of it, as across "
+                 "scheduled runs. Feed URLs go with the first batch.")
     parser.add_argument("--break-lock", action="store_true",
                         help="remove a lock left on OUT by a run that was killed")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the "
@@ -467,6 +490,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
         quiet=args.quiet,
         progress=progress_mode(args.quiet),
         max_reject_ratio=getattr(args, "max_reject_ratio", None),
+        batch_files=getattr(args, "batch_files", None),
         steps=steps,
         config_file=getattr(args, "config", None),
         near=near,

@@ -1,0 +1,135 @@
+"""--batch-files: one command run as several runs into OUT (pipeline/batches.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO, SAMPLES
+
+INGESTED_AT = "2026-01-15T12:00:00Z"
+
+
+def newsbeam(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+
+
+def renamed_copy(src: Path, dst: Path) -> Path:
+    """``src``'s files under other names and folders, listed in another order."""
+    files = sorted(p for p in src.rglob("*") if p.is_file())
+    for i, path in enumerate(reversed(files)):
+        target = dst / f"d{i % 3}" / f"z{i:02d}-{path.name[::-1]}{''.join(path.suffixes)}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    return dst
+
+
+def decisions(out: Path) -> tuple[list[str], list[tuple[str, str, str]], list[str]]:
+    """Kept article ids; (duplicate id, kept id, method); reject reasons: sorted."""
+    arts = pd.read_parquet(out / "articles")
+    dups = pd.read_parquet(out / "duplicates")
+    reasons = pd.read_parquet(out / "rejects").reason if (out / "rejects").exists() else []
+    return (sorted(arts.article_id),
+            sorted(zip(dups.article_id, dups.duplicate_of, dups.method, strict=True)),
+            sorted(reasons))
+
+
+def manifests(out: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((out / "_runs").glob("*.json"))]
+
+
+def test_batches_are_formed_by_content_not_by_names(tmp_path: Path) -> None:
+    from pipeline.batches import split
+    from pipeline.main import make_parser
+    from pipeline.options import config_from_args
+
+    def batches(folder: Path) -> list[list[bytes]]:
+        args, extra = make_parser().parse_known_args(
+            ["run", str(folder), "--output", str(tmp_path / "out"), "--batch-files", "5",
+             "--ingested-at", INGESTED_AT])
+        runs = split(config_from_args(args, extra))
+        assert [r.batch for r in runs] == [(i, 4) for i in range(1, 5)]
+        assert [len(r.inputs) for r in runs] == [5, 4, 4, 4]  # as even as they can be
+        assert len({r.run_id for r in runs}) == 4
+        return [sorted(Path(p).read_bytes() for p in r.inputs) for r in runs]
+
+    assert batches(SAMPLES) == batches(renamed_copy(SAMPLES, tmp_path / "renamed"))
+
+
+def test_a_run_in_batches_accounts_for_every_unit_and_is_deterministic(tmp_path: Path) -> None:
+    """samples/ (17 files) in batches of 5 files: four runs, four manifests, every unit of the one-run
+    result accounted for; the same decisions for the same files under other names; a rerun
+    of the command adds nothing."""
+    whole = tmp_path / "whole"
+    proc = newsbeam("run", str(SAMPLES), "--output", str(whole), "--ingested-at", INGESTED_AT)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "batched"
+    proc = newsbeam("run", str(SAMPLES), "--output", str(out), "--ingested-at", INGESTED_AT,
+                    "--batch-files", "5")
+    assert proc.returncode == 0, proc.stderr
+    runs = manifests(out)
+    assert sorted((m["batch"]["number"], m["batch"]["of"]) for m in runs) == \
+        [(i, 4) for i in range(1, 5)]
+    assert all(m["accounting"]["balanced"] for m in runs)
+    one = manifests(whole)[0]
+    assert sum(m["counts"]["in"] for m in runs) == one["counts"]["in"]
+    assert sum(m["inputs"]["files"] for m in runs) == one["inputs"]["files"]
+    kept, dups, rejects = decisions(out)
+    whole_kept, whole_dups, whole_rejects = decisions(whole)
+    # the same units, the same ids; only which copy of a story is kept may differ
+    assert sorted(kept + [d[0] for d in dups]) == sorted(whole_kept + [d[0] for d in whole_dups])
+    assert rejects == whole_rejects
+    assert "4 of 4 batches, 17 files" in proc.stdout
+    assert proc.stderr.count("newsbeam: batch ") == 4
+    renamed = tmp_path / "renamed-out"
+    proc = newsbeam("run", str(renamed_copy(SAMPLES, tmp_path / "renamed")), "--output",
+                    str(renamed), "--ingested-at", INGESTED_AT, "--batch-files", "5")
+    assert proc.returncode == 0, proc.stderr
+    assert decisions(renamed)[:2] == (kept, dups)
+    again = newsbeam("run", str(SAMPLES), "--output", str(out), "--ingested-at", INGESTED_AT,
+                     "--batch-files", "5")
+    assert again.returncode == 0, again.stderr
+    assert decisions(out)[0] == kept  # no article added
+    assert ": articles 0, duplicates " in again.stdout, again.stdout
+
+
+def test_a_copy_in_a_later_batch_is_a_duplicate_of_the_stored_article(tmp_path: Path) -> None:
+    """Two files of one story (another headline line, so other bytes) in batches of one
+    file: whichever batch comes first by content stores it, the other's copy is a duplicate
+    of that article, whatever the files are named."""
+    text = (SAMPLES / "kazakhstan_peacemaker.txt").read_text(encoding="utf-8")
+    variant = text.replace("Kazakhstan Offers To Play Peacemaker",
+                           "Kazakhstan Offers To Be Peacemaker", 1)
+    assert variant != text
+    outcomes = []
+    for names in (("a.txt", "b.txt"), ("b.txt", "a.txt")):
+        folder = tmp_path / "-".join(names)
+        folder.mkdir()
+        (folder / names[0]).write_text(text, encoding="utf-8")
+        (folder / names[1]).write_text(variant, encoding="utf-8")
+        out = folder / "out"
+        proc = newsbeam("run", str(folder / names[0]), str(folder / names[1]), "--output",
+                        str(out), "--ingested-at", INGESTED_AT, "--batch-files", "1")
+        assert proc.returncode == 0, proc.stderr
+        kept, dups, _ = decisions(out)
+        assert len(kept) == 1 and len(dups) == 1 and dups[0][1] == kept[0]
+        first = min(manifests(out), key=lambda m: m["batch"]["number"])
+        stored = pd.read_parquet(out / "articles").input_path.iloc[0]
+        assert first["inputs"]["paths"] == [stored]
+        outcomes.append((Path(stored).read_text(encoding="utf-8"), dups[0][2]))
+    assert outcomes[0] == outcomes[1]
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_a_bad_batch_size_is_a_usage_error(tmp_path: Path, value: str) -> None:
+    proc = newsbeam("run", str(SAMPLES), "--output", str(tmp_path / "o"),
+                    "--batch-files", value)
+    assert proc.returncode == 2
+    assert "--batch-files" in proc.stderr and "Traceback" not in proc.stderr
