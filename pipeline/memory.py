@@ -201,5 +201,6 @@ class MemoryWatch:
 
 
 DIRECT_ADVICE = (": the DirectRunner keeps each stage's data in memory until the run ends. "
-                 "If it runs out, split the input into several runs into the same OUT (each "
-                 "adds only what is new) or use --runner FlinkRunner (docs/runners.md)")
+                 "If it runs out, run the input in batches (--batch-files 2000: several runs "
+                 "into the same OUT, each adding only what is new) or use --runner "
+                 "FlinkRunner (docs/runners.md)")

@@ -116,7 +116,7 @@ def read_feed_list(path: str) -> list[str]:
 def _walk(directory: str, skip: set[str]) -> list[str]:
     """Files under ``directory``, without hidden ones, newsbeam outputs (the run's own
     ``--output`` among them, in ``skip``) and what is under them."""
-    found = []
+    found: list[str] = []
     for root, dirs, files in os.walk(directory):
         kept = []
         for d in sorted(d for d in dirs if not d.startswith(".")):

@@ -64,9 +64,9 @@ def test_batches_are_formed_by_content_not_by_names(tmp_path: Path) -> None:
 
 
 def test_a_run_in_batches_accounts_for_every_unit_and_is_deterministic(tmp_path: Path) -> None:
-    """samples/ (17 files) in batches of 5 files: four runs, four manifests, every unit of the one-run
-    result accounted for; the same decisions for the same files under other names; a rerun
-    of the command adds nothing."""
+    """samples/ (17 files) in batches of 5 files: four runs, four manifests, every unit of
+    the one-run result accounted for; the same decisions for the same files under other
+    names; a rerun of the command adds nothing."""
     whole = tmp_path / "whole"
     proc = newsbeam("run", str(SAMPLES), "--output", str(whole), "--ingested-at", INGESTED_AT)
     assert proc.returncode == 0, proc.stderr
