@@ -1,7 +1,8 @@
 """Throughput on one machine: newsbeam end to end against a plain Python loop, one and two
 worker processes, time per stage, peak memory, and growth with the input size.
 
-    python benchmarks/throughput.py [--docs 2000] [--growth 1000 4000 16000] [--write FILE]
+    python benchmarks/throughput.py [--docs 2000] [--rounds N] [--growth 1000 4000 16000]
+                                    [--growth-batch N] [--write FILE]
 
 Corpora (built in a temporary folder, nothing copied into the repo):
 - pages: the 181 AEB pages replicated to --docs distinct documents. Each copy changes every
@@ -17,7 +18,8 @@ metadata) for each page, feedparser.parse for each feed, and one pyarrow Parquet
 runs in a child process, like newsbeam, so that both sides pay their start-up (the
 interpreter and the imports): "start-up included" holds for both. Its time inside the
 process (imports excluded) is reported beside it. --rounds repeats the three runs (loop,
-1 worker, 2 workers) side by side; the ratios' medians are reported.
+1 worker, 2 workers) side by side; the ratios' medians are reported (--rounds 0: the growth
+only). --growth-batch N runs each growth size a second time with --batch-files N.
 """
 
 from __future__ import annotations
@@ -151,6 +153,15 @@ def newsbeam(inputs: list[Path], out: Path, *extra: str) -> tuple[float, int, di
     return seconds, peak, manifest
 
 
+def batched(folder: Path, out: Path, size: int) -> tuple[float, int]:
+    """``folder`` run with ``--batch-files size``: (seconds, peak MiB)."""
+    proc, seconds, peak = run_cli("run", str(folder), "--output", str(out), "--quiet",
+                                  "--batch-files", str(size))
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr[-3000:])
+    return seconds, peak
+
+
 def stage_times(manifest: dict) -> str:
     stages = manifest["stages"]
     parts = [f"{s} {stages.get(s + '.us', 0) / 1e6:.1f}s"
@@ -173,6 +184,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=1,
                         help="side-by-side repetitions of loop, 1 worker, 2 workers (medians)")
     parser.add_argument("--growth", type=int, nargs="*", default=[1000, 4000, 16000])
+    parser.add_argument("--growth-batch", type=int, default=None, metavar="N",
+                        help="also run each growth size with --batch-files N")
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
     lines = [f"# throughput ({time.strftime('%Y-%m-%d')})", ""]
@@ -190,6 +203,8 @@ def main() -> int:
             "| --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         ratios: list[tuple[float, float, float]] = []
+        if not args.rounds:  # growth only
+            lines = lines[:2]
         m1: dict = {}
         for r in range(args.rounds):
             loop, inside = plain_loop_process(pages, feeds, tmp / "loop.parquet")
@@ -200,8 +215,8 @@ def main() -> int:
                          f"{one / loop:.2f} | {two / loop:.2f} | {one / two:.2f} | "
                          f"{peak1} / {peak2} |")
             print(lines[-1], flush=True)
-        med = [statistics.median(x[i] for x in ratios) for i in range(3)]
-        lines += [
+        med = [statistics.median(x[i] for x in ratios) for i in range(3)] if ratios else []
+        lines += [] if not ratios else [
             f"| median | | | | **{med[0]:.2f}** | {med[1]:.2f} | **{med[2]:.2f}** | |",
             "",
             f"documents per second, 1 worker (last round): {units / one:.0f}; 2 workers: "
@@ -213,11 +228,19 @@ def main() -> int:
         ]
         print("\n".join(lines[-6:]), flush=True)
         if args.growth:
-            lines += ["| pages | seconds | ms/page | peak MiB |", "| --- | --- | --- | --- |"]
+            batch = args.growth_batch
+            head = "| pages | seconds | ms/page | peak MiB |"
+            if batch:
+                head += f" with --batch-files {batch}: seconds | ms/page | peak MiB |"
+            lines += [head, "|" + " --- |" * (head.count("|") - 1)]
             for n in args.growth:
                 folder = make_pages(n, tmp / f"g{n}")
                 seconds, peak, _m = newsbeam([folder], tmp / f"go{n}")
-                lines.append(f"| {n} | {seconds:.1f} | {seconds / n * 1000:.1f} | {peak} |")
+                row = f"| {n} | {seconds:.1f} | {seconds / n * 1000:.1f} | {peak} |"
+                if batch:
+                    seconds, peak = batched(folder, tmp / f"gb{n}", batch)
+                    row += f" {seconds:.1f} | {seconds / n * 1000:.1f} | {peak} |"
+                lines.append(row)
                 print(lines[-1], flush=True)
                 for p in folder.iterdir():
                     p.unlink()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import math
 from collections.abc import Iterable
 
@@ -53,6 +54,8 @@ def split(config: Config) -> list[Config]:
     size = config.batch_files
     if not size or len(config.inputs) <= size:
         return [config]
+    logging.getLogger("newsbeam").info("ordering %s input files by content, into batches of "
+                                       "at most %s", f"{len(config.inputs):,}", f"{size:,}")
     ordered = content_order(config.inputs)
     count = math.ceil(len(ordered) / size)
     base, longer = divmod(len(ordered), count)  # the first `longer` batches hold one more

@@ -443,10 +443,8 @@ def main(argv: list[str] | None = None) -> int:
         upgrade_index(config.output_dir, config.near)
         runs = split(config)
         for run in runs:
-            if run.batch is not None and not config.quiet:
-                logs.end_open_line()
-                sys.stderr.write(f"newsbeam: batch {run.batch[0]}/{run.batch[1]}: "
-                                 f"{len(run.inputs):,} files\n")
+            if run.batch is not None:
+                LOG.info("batch %d/%d: %s files", *run.batch, f"{len(run.inputs):,}")
             code, manifest = execute(run)
             code = _after_run(args, run, code, manifest)
             done.append(manifest)
