@@ -357,6 +357,10 @@ REVISION_MAX_SIMILARITY = 0.9
 def _is_revision(new: Article, last: Article) -> bool:
     if new.content_hash == last.content_hash:
         return False
+    if last.stored and new.updated_at and last.updated_at and new.updated_at < last.updated_at:
+        # an older version than the one stored (a later batch or run brought it): not an
+        # update of it, so not the article's latest revision either
+        return False
     if new.updated_at and (last.updated_at is None or new.updated_at > last.updated_at):
         return True
     if last.stored and not last.text:

@@ -115,6 +115,27 @@ def test_updated_versions_are_revisions_not_duplicates() -> None:
         assert [(d.input_path, d.method) for d in dups] == [("r0.xml", "url")]
 
 
+def test_a_version_older_than_the_stored_one_is_not_a_revision() -> None:
+    """A run (or a later batch) that brings an article's older version after OUT stored a
+    newer one: the older one is a duplicate of the stored version, not revision 2 (the
+    "latest version" line would return it); a newer one is a revision."""
+    body = ("The storm hit the coast on Monday night and closed the harbour for the ferries and "
+            "the fishing boats until the wind eased on Tuesday morning. " * 3)
+    stored = make("s.xml", "Storm", body[:200], "https://a.example/storm", published=T0) \
+        .replace(updated_at=T0 + timedelta(days=4))
+    stored = stored.replace(stored=True, text="", revision=1)
+    older = make("o.xml", "Storm", body, "https://a.example/storm", published=T0) \
+        .replace(updated_at=T0)
+    kept, dups = resolve_revisions([older, stored])
+    assert [a.stored for a in kept] == [True]
+    assert [(d.input_path, d.method, d.duplicate_of) for d in dups] == [
+        ("o.xml", "url", stored.article_id)]
+    newer = older.replace(updated_at=T0 + timedelta(days=5))
+    kept, dups = resolve_revisions([newer, stored])
+    assert [(a.input_path, a.revision) for a in kept if not a.stored] == [("o.xml", 2)]
+    assert dups == []
+
+
 def test_stored_rows_are_filtered_by_the_run_keys_before_any_join() -> None:
     import numpy as np
     import pyarrow as pa
