@@ -12,18 +12,22 @@ REPO = Path(__file__).resolve().parent.parent
 
 _PEAK = ("import resource, sys; from pipeline.main import main; code = main(sys.argv[1:]); "
          "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
+         "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
          "file=sys.stderr); sys.exit(code)")
 
 
-def run_cli(*args: str) -> tuple[subprocess.CompletedProcess[str], float, int]:
-    """Run `newsbeam ARGS` in a child process: (process, seconds, peak RSS in MiB)."""
+def run_cli(*args: str, children: bool = False
+            ) -> tuple[subprocess.CompletedProcess[str], float, int]:
+    """Run `newsbeam ARGS` in a child process: (process, seconds, peak RSS in MiB). The peak
+    is that process's own; with ``children``, the largest of it and the processes it started
+    and waited for (the batches of --batch-files)."""
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", _PEAK, *args], cwd=REPO,
                           capture_output=True, text=True)
     seconds = time.perf_counter() - t0
-    peak = next((int(line.split()[1]) for line in proc.stderr.splitlines()
-                 if line.startswith("PEAK_KB")), 0)
-    return proc, seconds, peak // 1024
+    peaks = next(([int(kb) for kb in line.split()[1:]] for line in proc.stderr.splitlines()
+                  if line.startswith("PEAK_KB")), [0, 0])
+    return proc, seconds, (max(peaks) if children else peaks[0]) // 1024
 
 
 def report(lines: list[str], write: Path | None) -> None:

@@ -154,9 +154,10 @@ def newsbeam(inputs: list[Path], out: Path, *extra: str) -> tuple[float, int, di
 
 
 def batched(folder: Path, out: Path, size: int) -> tuple[float, int]:
-    """``folder`` run with ``--batch-files size``: (seconds, peak MiB)."""
+    """``folder`` run with ``--batch-files size``: (seconds, peak MiB of the largest process:
+    the batches run in processes of their own)."""
     proc, seconds, peak = run_cli("run", str(folder), "--output", str(out), "--quiet",
-                                  "--batch-files", str(size))
+                                  "--batch-files", str(size), children=True)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])
     return seconds, peak

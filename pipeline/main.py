@@ -331,11 +331,6 @@ def _stage_times(manifest: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def reject_ratio(manifest: dict[str, Any]) -> float:
-    units = manifest["counts"]["in"]
-    return manifest["counts"]["rejects"] / units if units else 0.0
-
-
 def _fmt(counts: dict[str, int]) -> str:
     return ", ".join(f"{k}={v}" for k, v in counts.items())
 
@@ -351,7 +346,8 @@ def _failure(what: str, exc: Exception, after: str = "") -> int:
     """A run that failed: its first line on stderr (the traceback at DEBUG)."""
     LOG.debug("%s failure", what, exc_info=True)
     first = str(exc).splitlines()[0] if str(exc) else ""
-    return _error(f"the {what} failed: {type(exc).__name__}: {first}{after}", EXIT_FAILED)
+    kind = getattr(exc, "kind", type(exc).__name__)  # a batch's, raised in its own process
+    return _error(f"the {what} failed: {kind}: {first}{after}", EXIT_FAILED)
 
 
 def _acquire(config: Config) -> Any:
@@ -435,31 +431,35 @@ def main(argv: list[str] | None = None) -> int:
     if lock is None:
         return EXIT_LOCKED
     _terminate_cleanly()
-    from pipeline.batches import split
+    from pipeline.batches import run_batch, split
 
     done: list[dict[str, Any]] = []  # the manifests of the batches finished
+    count = 0  # how many batches, when the files run in batches
+    log = (args.log_level, config.quiet, args.log_format)
     try:
         clean_leftovers(config.output_dir)
         upgrade_index(config.output_dir, config.near)
         runs = split(config)
+        count = len(runs) if len(runs) > 1 else 0
         for run in runs:
-            if run.batch is not None:
+            if run.batch is None:
+                _code, manifest = execute(run)
+            else:  # each in a process of its own (pipeline/batches.py)
                 LOG.info("batch %d/%d: %s files", *run.batch, f"{len(run.inputs):,}")
-            code, manifest = execute(run)
-            code = _after_run(args, run, code, manifest)
+                _code, manifest = run_batch(run, log)
             done.append(manifest)
-            if code != EXIT_OK:
-                break
+            _summarize(args, manifest)
     except KeyboardInterrupt:
         logs.end_open_line()
-        sys.stderr.write(f"newsbeam: interrupted{_batches_done(done)}\n")
+        sys.stderr.write(f"newsbeam: interrupted{_batches_done(done, count)}\n")
         return 130
     except (_Terminated, Exception) as exc:
         if isinstance(exc, Exception) and not _terminated:
-            return _failure("pipeline", exc, _batches_done(done))
+            return _failure("pipeline", exc, _batches_done(done, count))
         logs.end_open_line()
         sys.stderr.write("newsbeam: terminated (SIGTERM) before the run finished; the next "
-                         f"run into OUT completes or removes what it left{_batches_done(done)}\n")
+                         "run into OUT completes or removes what it left"
+                         f"{_batches_done(done, count)}\n")
         sys.stderr.flush()
         # the in-process worker's threads print tracebacks as the interpreter shuts down under
         # them: expected now, and not news to the operator who sent the signal
@@ -468,33 +468,37 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_TERMINATED
     finally:
         lock.release()
-    if len(runs) > 1:
-        print_batches(done, len(runs))
-    return code
+    if count:
+        print_batches(done, count, args.log_format == "json")
+    return _judge(config, done)
 
 
-def _batches_done(done: list[dict[str, Any]]) -> str:
-    """For a message on a run in batches: those committed before it stopped."""
-    if not done or done[0]["batch"] is None:
+def _batches_done(done: list[dict[str, Any]], count: int) -> str:
+    """For a message on a command run in ``count`` batches (0: not in batches): those
+    committed before it stopped."""
+    if not count:
         return ""
-    return (f" ({len(done)} of {done[0]['batch']['of']} batches were committed: "
-            f"{', '.join(m['run_id'] for m in done)})")
+    ids = f": {', '.join(m['run_id'] for m in done)}" if done else ""
+    return f" ({len(done)} of {count} batches were committed{ids})"
 
 
-def print_batches(done: list[dict[str, Any]], count: int, stream: Any = sys.stdout) -> None:
-    """The totals of a command run in batches."""
+def print_batches(done: list[dict[str, Any]], count: int, as_record: bool = False,
+                  stream: Any = sys.stdout) -> None:
+    """The totals of a command run in batches (also a log record with --log-format json)."""
     totals = {key: sum(m["counts"][key] for m in done)
               for key in ("in", "articles", "duplicates", "rejects")}
     files = sum(m["inputs"]["files"] for m in done)
-    print(f"newsbeam: {len(done)} of {count} batches, {files:,} files, {totals['in']:,} input "
-          f"units: articles {totals['articles']:,}, duplicates {totals['duplicates']:,}, "
-          f"rejects {totals['rejects']:,}", file=stream)
+    print(f"newsbeam: {len(done)} of {count} batches, {files:,} file{'s' * (files != 1)}, "
+          f"{totals['in']:,} input units: articles {totals['articles']:,}, duplicates "
+          f"{totals['duplicates']:,}, rejects {totals['rejects']:,}", file=stream)
+    if as_record:
+        LOG.info("batches summary", extra={"data": {
+            "batches": count, "run_ids": [m["run_id"] for m in done], "files": files,
+            "counts": totals}})
 
 
-def _after_run(args: argparse.Namespace, config: Config, code: int,
-               manifest: dict[str, Any]) -> int:
-    """The summary of a finished run, and its exit code once its reject ratio and its
-    accounting are judged."""
+def _summarize(args: argparse.Namespace, manifest: dict[str, Any]) -> None:
+    """A finished run's summary on stdout (and as a record with --log-format json)."""
     logs.end_open_line()
     print_summary(manifest)
     if args.log_format == "json":  # the summary as a record; in text it is printed above
@@ -503,18 +507,28 @@ def _after_run(args: argparse.Namespace, config: Config, code: int,
                                      "rejects_by_reason", "duplicates_by_method",
                                      "bytes_written")
         }})
+
+
+def _judge(config: Config, done: list[dict[str, Any]]) -> int:
+    """The exit code of a command whose runs (one, or its batches) all finished: accounting
+    first, then the reject ratio over all of them."""
+    code = EXIT_OK
+    for manifest in done:
+        if not manifest["accounting"]["balanced"]:
+            sys.stderr.write(
+                f"newsbeam: error: accounting does not balance in run {manifest['run_id']}: "
+                f"in={manifest['accounting']['in']} but articles+duplicates+rejects="
+                f"{manifest['accounting']['out']}\n")
+            code = EXIT_ACCOUNTING
+    units = sum(m["counts"]["in"] for m in done)
+    rejects = sum(m["counts"]["rejects"] for m in done)
+    ratio = rejects / units if units else 0.0
     if code == EXIT_OK and config.max_reject_ratio is not None \
-            and reject_ratio(manifest) > config.max_reject_ratio:
-        sys.stderr.write(f"newsbeam: error: {manifest['counts']['rejects']} of "
-                         f"{manifest['counts']['in']} input units were rejected "
-                         f"({reject_ratio(manifest):.1%}), above --max-reject-ratio "
+            and ratio > config.max_reject_ratio:
+        sys.stderr.write(f"newsbeam: error: {rejects} of {units} input units were rejected "
+                         f"({ratio:.1%}), above --max-reject-ratio "
                          f"{config.max_reject_ratio:g}\n")
-        return EXIT_REJECTS
-    if code == EXIT_ACCOUNTING:
-        sys.stderr.write(
-            f"newsbeam: error: accounting does not balance: in={manifest['accounting']['in']} "
-            f"but articles+duplicates+rejects={manifest['accounting']['out']}\n"
-        )
+        code = EXIT_REJECTS
     return code
 
 

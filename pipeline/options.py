@@ -462,6 +462,10 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
     if (feeds or getattr(args, "follow_links", False)) and not policy.contact:
         LOG.warning("fetching without --contact: set it to your URL or e-mail address so the "
                     "sites you fetch from can reach you (it goes in the User-Agent)")
+    batch_files = getattr(args, "batch_files", None)
+    if batch_files is not None and (type(batch_files) is not int or batch_files < 1):
+        # a config file's value, which argparse did not check
+        raise UsageError(f"--batch-files must be a whole number, 1 or more: {batch_files!r}")
     output = prepare_output(args.output)
     started = (now or getattr(args, "ingested_at", None)
                or datetime.now(timezone.utc)).astimezone(timezone.utc)
@@ -490,7 +494,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
         quiet=args.quiet,
         progress=progress_mode(args.quiet),
         max_reject_ratio=getattr(args, "max_reject_ratio", None),
-        batch_files=getattr(args, "batch_files", None),
+        batch_files=batch_files,
         steps=steps,
         config_file=getattr(args, "config", None),
         near=near,

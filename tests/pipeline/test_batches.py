@@ -133,3 +133,62 @@ def test_a_bad_batch_size_is_a_usage_error(tmp_path: Path, value: str) -> None:
                     "--batch-files", value)
     assert proc.returncode == 2
     assert "--batch-files" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "1.5", "true", '"many"'])
+def test_a_bad_batch_size_in_a_config_file_is_a_usage_error(tmp_path: Path,
+                                                            value: str) -> None:
+    config = tmp_path / "newsbeam.toml"
+    config.write_text(f"batch-files = {value}\n", encoding="utf-8")
+    proc = newsbeam("run", str(SAMPLES), "--output", str(tmp_path / "o"), "--config",
+                    str(config))
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "--batch-files" in proc.stderr, proc.stderr
+
+
+def test_the_reject_ratio_is_judged_over_all_batches(tmp_path: Path) -> None:
+    """Every batch runs, even one whose own reject ratio is above --max-reject-ratio; the
+    command's exit code judges all of them together, as one run would be judged."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("empty.txt", "binary-blob.xml"):  # two rejects
+        shutil.copy(SAMPLES / "junk" / name, folder / name)
+    for path in (SAMPLES / "pages").iterdir():  # two articles
+        shutil.copy(path, folder / path.name)
+    common = ("--output", str(tmp_path / "o"), "--ingested-at", INGESTED_AT, "--batch-files",
+              "1")
+    proc = newsbeam("run", str(folder), *common, "--max-reject-ratio", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    assert "4 of 4 batches, 4 files" in proc.stdout
+    assert len(pd.read_parquet(tmp_path / "o" / "articles")) == 2
+    proc = newsbeam("run", str(folder), *common, "--max-reject-ratio", "0.4")
+    assert proc.returncode == 5, proc.stderr
+    assert "2 of 4 input units were rejected (50.0%)" in proc.stderr
+
+
+def test_a_failed_batch_stops_the_command_and_says_what_was_committed(tmp_path: Path) -> None:
+    """A batch whose process dies (as the OOM killer ends one: here a step that kills its
+    process on one story) ends the command with one line naming the batches committed before
+    it; those stay committed, and the next run into OUT runs."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for path in (SAMPLES / "pages").iterdir():
+        shutil.copy(path, folder / path.name)
+    shutil.copy(SAMPLES / "kazakhstan_peacemaker.txt", folder / "story.txt")
+    out = tmp_path / "o"
+    proc = newsbeam("run", str(folder), "--output", str(out), "--ingested-at", INGESTED_AT,
+                    "--batch-files", "1", "--steps",
+                    "+tests.fixtures.custom_steps:die_on_kazakhstan")
+    assert proc.returncode == 1, proc.stderr
+    error = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert len(error) == 1, proc.stderr
+    assert "the pipeline failed: BatchProcessDied: batch " in error[0]
+    assert "process ended with exit code -9" in error[0]
+    committed = manifests(out) if (out / "_runs").exists() else []
+    assert f"({len(committed)} of 3 batches were committed" in error[0]
+    assert all(m["run_id"] in error[0] for m in committed)
+    assert "Traceback" not in proc.stderr
+    proc = newsbeam("run", str(folder), "--output", str(out), "--ingested-at", INGESTED_AT,
+                    "--batch-files", "1")
+    assert proc.returncode == 0, proc.stderr
+    assert len(pd.read_parquet(out / "articles")) == 3
