@@ -69,8 +69,9 @@ def acquire(output_dir: str, run_id: str, break_lock: bool = False) -> Lock:
                 if holder is None:
                     raise LockBusy(f"{output_dir} has an unreadable lock file {path}; if no run "
                                    "is writing there, rerun with --break-lock") from None
-                stale = holder.get("host") == me["host"] and isinstance(holder.get("pid"), int) \
-                    and not _alive(int(holder["pid"]))
+                pid = holder.get("pid")
+                stale = holder.get("host") == me["host"] and isinstance(pid, int) \
+                    and not _alive(pid)
                 if stale:
                     raise LockBusy(f"{output_dir} has a stale lock from {describe(holder)}, "
                                    "which is no longer running; rerun with --break-lock to "

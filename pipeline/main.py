@@ -167,6 +167,7 @@ def _beam_option_names() -> set[str]:
     probe = argparse.ArgumentParser(add_help=False)
     seen: set[type] = set()
     stack: list[type] = [PipelineOptions]
+    sub: type
     while stack:
         cls = stack.pop()
         for sub in cls.__subclasses__():
@@ -177,7 +178,7 @@ def _beam_option_names() -> set[str]:
                     sub._add_argparse_args(probe)  # type: ignore[attr-defined]
                 except (argparse.ArgumentError, TypeError):
                     pass
-    names = set()
+    names: set[str] = set()
     for action in probe._actions:
         names.update(action.option_strings)
     return names
@@ -647,6 +648,7 @@ def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
     runner = _runner_name(config.beam_args)
     if runner_name(beam_args) == "prism" and _value(beam_args, "--job_endpoint") is None:
         binary = _value(beam_args, "--prism_location")
+        assert binary is not None  # runner_defaults set it, or stopped the run (runners.py)
         log_dir = config.output_dir if "://" not in config.output_dir else tempfile.gettempdir()
         server = PrismServer(binary, os.path.join(log_dir, "_state", "prism.log"))
         prism.append(server)
