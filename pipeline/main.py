@@ -249,7 +249,7 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
              config.output_dir)
     started_at = datetime.now(timezone.utc)
     t0 = time.monotonic()
-    from pipeline.memory import DIRECT_ADVICE, MemoryWatch, warning_ratio
+    from pipeline.memory import BATCH_ADVICE, DIRECT_ADVICE, MemoryWatch, warning_ratio
     from pipeline.progress import TallyProgress
     from pipeline.runners import (
         beam_scratch,
@@ -262,7 +262,8 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
     if engine is None:  # a portable runner: its LOOPBACK worker runs in this process
         quiet_harness_teardown()
     # the DirectRunner holds every stage in this machine's memory: warn before it runs out
-    watch = MemoryWatch(warning_ratio() if engine is not None else None, advice=DIRECT_ADVICE)
+    watch = MemoryWatch(warning_ratio() if engine is not None else None,
+                        advice=DIRECT_ADVICE if config.batch is None else BATCH_ADVICE)
     with beam_scratch() as scratch, leaner_beam(), watch, ExitStack() as local:
         if workers == "multi_processing":  # they print their own records
             local.enter_context(logs.workers_print_their_own(
