@@ -24,7 +24,10 @@ import dataclasses
 import hashlib
 import logging
 import math
-from collections.abc import Iterable
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
@@ -90,25 +93,70 @@ class BatchFailed(Exception):
         self.kind = kind
 
 
-def _child(config: Config, log: tuple[str, bool, str], conn: Connection) -> None:
-    """A batch's process: the run, as the CLI's process runs one; its outcome to ``conn``."""
+SIGNALS = {signal.SIGINT, signal.SIGTERM}
+GRACE_S = 60  # for a batch's process to unwind after Ctrl-C or SIGTERM
+PR_SET_PDEATHSIG = 1  # prctl(2)
+
+
+def _die_with_parent() -> None:
+    """SIGTERM to this process when the process that started it dies, even by SIGKILL (Linux;
+    elsewhere nothing): a batch never writes into OUT after the command that holds the lock
+    is gone."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+
+
+def _once(exc: type[BaseException], then: Callable[[], None] = lambda: None
+          ) -> Callable[[int, Any], None]:
+    """A signal handler that raises ``exc`` the first time (after calling ``then``) and
+    ignores the signal after: the run unwinds once, its clean-up not cut short by a second
+    signal (a SIGTERM sent to the process group and again by the launching process)."""
+    fired: list[int] = []
+
+    def handler(signum: int, _frame: Any) -> None:
+        if fired:
+            return
+        fired.append(signum)
+        then()
+        raise exc()
+
+    return handler
+
+
+def _child(payload: bytes, log: tuple[str, bool, str], conn: Connection) -> None:
+    """A batch's process: the run, as the CLI's process runs one; its outcome to ``conn``.
+    ``payload``: the Config, pickled as Beam pickles (user steps may be lambdas)."""
+    from apache_beam.internal import pickler
+
     from pipeline import logs, main
 
+    _die_with_parent()
+    signal.signal(signal.SIGINT, _once(KeyboardInterrupt))
+    def terminated() -> None:  # Beam may wrap the exception (raised inside a DoFn)
+        main._terminated = True
+
+    signal.signal(signal.SIGTERM, _once(main._Terminated, terminated))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)  # blocked while it started
     logs.setup(*log)
-    main._terminate_cleanly()
     outcome: tuple[Any, ...]
     try:
-        code, manifest = main.execute(config)
+        code, manifest = main.execute(pickler.loads(payload))
         outcome = ("ok", code, manifest)
     except KeyboardInterrupt:
         outcome = ("interrupted",)
-    except (main._Terminated, Exception) as exc:
-        if isinstance(exc, Exception) and not main._terminated:
-            logging.getLogger("newsbeam").debug("batch failure", exc_info=True)
+    except main._Terminated:
+        outcome = ("terminated",)
+    except Exception as exc:
+        logging.getLogger("newsbeam").debug("batch failure", exc_info=True)
+        if main._terminated:
+            outcome = ("terminated",)
+        else:
             first = str(exc).splitlines()[0] if str(exc) else ""
             outcome = ("error", type(exc).__name__, first)
-        else:
-            outcome = ("terminated",)
     finally:
         logs.end_open_line()
     try:
@@ -125,33 +173,50 @@ def run_batch(config: Config, log: tuple[str, bool, str]) -> tuple[int, dict[str
     to 1,065 MiB over five batches of 2,000 pages, docs/benchmarks.md): what a run touched is
     not returned to the system. ``log``: the CLI's (level, quiet, format). Returns the run's
     (exit code, manifest); raises BatchFailed when it failed, KeyboardInterrupt when it was
-    interrupted. Ctrl-C reaches both processes; SIGTERM to this one (a ``_Terminated`` raised
-    here) is passed on, and the batch unwinds as a run does."""
+    interrupted.
+
+    Signals: the batch's process starts with SIGINT and SIGTERM blocked, and unblocks them once
+    its handlers are set, so a Ctrl-C during its start-up waits for them. Ctrl-C reaches both
+    processes (a SIGINT sent to this one alone is passed on); SIGTERM to this one (a
+    ``_Terminated`` raised here) is passed on. Either way the batch unwinds as a run does, for
+    up to GRACE_S seconds, then is killed. It also gets SIGTERM if this process dies."""
     import multiprocessing
+
+    from apache_beam.internal import pickler
 
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     number, count = config.batch or (1, 1)
-    proc = context.Process(target=_child, args=(config, log, send),
+    proc = context.Process(target=_child, args=(pickler.dumps(config), log, send),
                            name=f"newsbeam-batch-{number}-of-{count}")
-    proc.start()
-    send.close()
+    outcome = None
     try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)
+        try:
+            proc.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
+            send.close()
         try:
             outcome = receive.recv()
         except EOFError:  # it died without a word (killed, out of memory)
-            outcome = None
-        proc.join()
-    except KeyboardInterrupt:
-        proc.join(GRACE_S)  # it was interrupted too, and is unwinding
-        _stop(proc)
-        raise
-    except BaseException:
-        _stop(proc)
+            pass
+        proc.join(GRACE_S)
+    except BaseException as exc:
+        try:
+            pid = proc.pid
+            if isinstance(exc, KeyboardInterrupt) and pid is not None and proc.is_alive():
+                os.kill(pid, signal.SIGINT)  # in case it was sent to this process alone
+                proc.join(GRACE_S)
+        finally:
+            _stop(proc)
         raise
     finally:
         receive.close()
+    _stop(proc)
     if outcome is None:
+        if config.progress == "tty":  # its progress line may have been left open
+            sys.stderr.write("\n")
         raise BatchFailed("BatchProcessDied",
                           f"batch {number}'s process ended with exit code {proc.exitcode}")
     if outcome[0] == "ok":
@@ -163,13 +228,16 @@ def run_batch(config: Config, log: tuple[str, bool, str]) -> tuple[int, dict[str
     raise BatchFailed(outcome[1], outcome[2])
 
 
-GRACE_S = 60  # for a batch's process to unwind after Ctrl-C or SIGTERM
-
-
 def _stop(proc: BaseProcess) -> None:
-    if proc.is_alive():
-        proc.terminate()  # SIGTERM: it unwinds as a run does (lock files, job servers)
-        proc.join(GRACE_S)
-    if proc.is_alive():
-        proc.kill()
-        proc.join()
+    """End a batch's process: SIGTERM (it unwinds as a run does), then SIGKILL after
+    GRACE_S seconds, or at once when a second signal cuts the wait short."""
+    if proc.pid is None:  # never started
+        return
+    try:
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(GRACE_S)
+    finally:
+        if proc.is_alive():
+            proc.kill()
+            proc.join()

@@ -485,8 +485,9 @@ def _batches_done(done: list[dict[str, Any]], count: int) -> str:
 
 
 def print_batches(done: list[dict[str, Any]], count: int, as_record: bool = False,
-                  stream: Any = sys.stdout) -> None:
+                  stream: Any = None) -> None:
     """The totals of a command run in batches (also a log record with --log-format json)."""
+    stream = stream or sys.stdout
     totals = {key: sum(m["counts"][key] for m in done)
               for key in ("in", "articles", "duplicates", "rejects")}
     files = sum(m["inputs"]["files"] for m in done)
@@ -517,8 +518,9 @@ def _judge(config: Config, done: list[dict[str, Any]]) -> int:
     code = EXIT_OK
     for manifest in done:
         if not manifest["accounting"]["balanced"]:
+            which = f" in run {manifest['run_id']}" if len(done) > 1 else ""
             sys.stderr.write(
-                f"newsbeam: error: accounting does not balance in run {manifest['run_id']}: "
+                f"newsbeam: error: accounting does not balance{which}: "
                 f"in={manifest['accounting']['in']} but articles+duplicates+rejects="
                 f"{manifest['accounting']['out']}\n")
             code = EXIT_ACCOUNTING

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -192,3 +195,72 @@ def test_a_failed_batch_stops_the_command_and_says_what_was_committed(tmp_path: 
                     "--batch-files", "1")
     assert proc.returncode == 0, proc.stderr
     assert len(pd.read_parquet(out / "articles")) == 3
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(k) for k in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _gone(pid: int) -> bool:
+    """Exited (and reaped, or a zombie waiting to be)."""
+    try:
+        return "\nState:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+
+
+def _start_batches(out: Path) -> tuple[subprocess.Popen[str], int]:
+    """samples/ in batches of 4 files, caught while a batch after the first runs: (the
+    command's process, its batch's process)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", str(SAMPLES), "--output", str(out),
+         "--ingested-at", INGESTED_AT, "--batch-files", "4"],
+        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (out / "_runs").exists() and (out / "_staging").exists():  # batch 2 or later
+            kids = _children(proc.pid)
+            if kids:
+                return proc, kids[0]
+        time.sleep(0.01)
+    proc.kill()
+    pytest.fail("no batch after the first was seen running")
+
+
+def test_sigterm_stops_the_batch_and_the_command_cleanly(tmp_path: Path) -> None:
+    """SIGTERM to the command (a scheduler's timeout) reaches the batch's process, which
+    unwinds; the command exits 143 with one line naming the committed batches, its lock
+    released, no process left; the rerun completes the dataset."""
+    out = tmp_path / "out"
+    proc, child = _start_batches(out)
+    os.kill(proc.pid, signal.SIGTERM)
+    _out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 143, err
+    line = next(li for li in err.splitlines() if li.startswith("newsbeam: terminated"))
+    committed = len(list((out / "_runs").glob("*.json")))
+    assert f"({committed} of 5 batches were committed: " in line
+    assert _gone(child)
+    assert not (out / "_lock").exists()
+    rerun = newsbeam("run", str(SAMPLES), "--output", str(out), "--ingested-at", INGESTED_AT,
+                     "--batch-files", "4")
+    assert rerun.returncode == 0, rerun.stderr
+    assert len(list((out / "_runs").glob("*.json"))) == 5
+
+
+def test_a_batch_dies_with_the_command(tmp_path: Path) -> None:
+    """The command killed outright (SIGKILL: no handler runs) takes its batch's process with
+    it (a parent-death signal), so nothing writes into OUT once the lock's holder is gone."""
+    out = tmp_path / "out"
+    proc, child = _start_batches(out)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not _gone(child):
+        time.sleep(0.1)
+    assert _gone(child)
