@@ -127,14 +127,17 @@ def _once(exc: type[BaseException], then: Callable[[], None] = lambda: None
     return handler
 
 
-def _child(payload: bytes, log: tuple[str, bool, str], conn: Connection) -> None:
+def _child(payload: bytes, log: tuple[str, bool, str], conn: Connection, parent: int) -> None:
     """A batch's process: the run, as the CLI's process runs one; its outcome to ``conn``.
-    ``payload``: the Config, pickled as Beam pickles (user steps may be lambdas)."""
+    ``payload``: the Config, pickled as Beam pickles (user steps may be lambdas). ``parent``:
+    the command's process id."""
+    _die_with_parent()
+    if os.getppid() != parent:  # the command died while this process started
+        return
     from apache_beam.internal import pickler
 
     from pipeline import logs, main
 
-    _die_with_parent()
     signal.signal(signal.SIGINT, _once(KeyboardInterrupt))
     def terminated() -> None:  # Beam may wrap the exception (raised inside a DoFn)
         main._terminated = True
@@ -187,7 +190,7 @@ def run_batch(config: Config, log: tuple[str, bool, str]) -> tuple[int, dict[str
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     number, count = config.batch or (1, 1)
-    proc = context.Process(target=_child, args=(pickler.dumps(config), log, send),
+    proc = context.Process(target=_child, args=(pickler.dumps(config), log, send, os.getpid()),
                            name=f"newsbeam-batch-{number}-of-{count}")
     outcome = None
     try:

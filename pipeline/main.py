@@ -436,13 +436,12 @@ def main(argv: list[str] | None = None) -> int:
     from pipeline.batches import run_batch, split
 
     done: list[dict[str, Any]] = []  # the manifests of the batches finished
-    count = 0  # how many batches, when the files run in batches
+    runs: list[Config] = []
     log = (args.log_level, config.quiet, args.log_format)
     try:
         clean_leftovers(config.output_dir)
         upgrade_index(config.output_dir, config.near)
         runs = split(config)
-        count = len(runs) if len(runs) > 1 else 0
         for run in runs:
             if run.batch is None:
                 _code, manifest = execute(run)
@@ -453,15 +452,15 @@ def main(argv: list[str] | None = None) -> int:
             _summarize(args, manifest)
     except KeyboardInterrupt:
         logs.end_open_line()
-        sys.stderr.write(f"newsbeam: interrupted{_batches_done(done, count)}\n")
+        sys.stderr.write(f"newsbeam: interrupted{_batches_done(runs)}\n")
         return 130
     except (_Terminated, Exception) as exc:
         if isinstance(exc, Exception) and not _terminated:
-            return _failure("pipeline", exc, _batches_done(done, count))
+            return _failure("pipeline", exc, _batches_done(runs))
         logs.end_open_line()
         sys.stderr.write("newsbeam: terminated (SIGTERM) before the run finished; the next "
                          "run into OUT completes or removes what it left"
-                         f"{_batches_done(done, count)}\n")
+                         f"{_batches_done(runs)}\n")
         sys.stderr.flush()
         # the in-process worker's threads print tracebacks as the interpreter shuts down under
         # them: expected now, and not news to the operator who sent the signal
@@ -470,18 +469,23 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_TERMINATED
     finally:
         lock.release()
-    if count:
-        print_batches(done, count, args.log_format == "json")
+    if len(runs) > 1:
+        print_batches(done, len(runs), args.log_format == "json")
     return _judge(config, done)
 
 
-def _batches_done(done: list[dict[str, Any]], count: int) -> str:
-    """For a message on a command run in ``count`` batches (0: not in batches): those
-    committed before it stopped."""
-    if not count:
+def _batches_done(runs: list[Config]) -> str:
+    """For a message on a command run in batches (``runs``; one run: none): those committed
+    before it stopped, as OUT shows them (a batch can commit just before a signal stops it,
+    before this process hears back from it)."""
+    if len(runs) < 2:
         return ""
-    ids = f": {', '.join(m['run_id'] for m in done)}" if done else ""
-    return f" ({len(done)} of {count} batches were committed{ids})"
+    from apache_beam.io.filesystems import FileSystems
+
+    ids = [run.run_id for run in runs if FileSystems.exists(
+        join_path(run.output_dir, "_runs", f"{run.run_id}.json"))]
+    listed = f": {', '.join(ids)}" if ids else ""
+    return f" ({len(ids)} of {len(runs)} batches were committed{listed})"
 
 
 def print_batches(done: list[dict[str, Any]], count: int, as_record: bool = False,

@@ -215,6 +215,15 @@ def _gone(pid: int) -> bool:
         return True
 
 
+def _is_batch(pid: int) -> bool:
+    """A batch's process (not multiprocessing's resource tracker)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"multiprocessing.spawn" in cmdline and b"resource_tracker" not in cmdline
+
+
 def _start_batches(out: Path) -> tuple[subprocess.Popen[str], int]:
     """samples/ in batches of 4 files, caught while a batch after the first runs: (the
     command's process, its batch's process)."""
@@ -225,7 +234,7 @@ def _start_batches(out: Path) -> tuple[subprocess.Popen[str], int]:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
         if (out / "_runs").exists() and (out / "_staging").exists():  # batch 2 or later
-            kids = _children(proc.pid)
+            kids = [k for k in _children(proc.pid) if _is_batch(k)]
             if kids:
                 return proc, kids[0]
         time.sleep(0.01)
@@ -255,12 +264,37 @@ def test_sigterm_stops_the_batch_and_the_command_cleanly(tmp_path: Path) -> None
 
 def test_a_batch_dies_with_the_command(tmp_path: Path) -> None:
     """The command killed outright (SIGKILL: no handler runs) takes its batch's process with
-    it (a parent-death signal), so nothing writes into OUT once the lock's holder is gone."""
+    it (a parent-death signal): the batch then running commits nothing, so nothing writes
+    into OUT once the lock's holder is gone."""
+    text = (SAMPLES / "kazakhstan_peacemaker.txt").read_text(encoding="utf-8")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(3):  # three stories, one a batch
+        (folder / f"{i}.txt").write_text(text.replace("Kazakhstan", f"Kazakhstan{i}"),
+                                         encoding="utf-8")
     out = tmp_path / "out"
-    proc, child = _start_batches(out)
+    log = tmp_path / "stderr"
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "run", str(folder), "--output", str(out),
+             "--ingested-at", INGESTED_AT, "--batch-files", "1", "--steps",
+             "+tests.fixtures.custom_steps:slow"],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 300
+    child = None
+    while time.monotonic() < deadline and proc.poll() is None and child is None:
+        # batch 2's run has started (its process logs "run ID: 1 input files"), and spends
+        # three seconds in its step
+        if log.read_text().count(" input files -> ") == 2:
+            child = next((k for k in _children(proc.pid) if _is_batch(k)), None)
+        time.sleep(0.01)
+    assert child is not None, "batch 2 was not seen running"
+    committed = len(list((out / "_runs").glob("*.json")))
     os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=60)
-    deadline = time.monotonic() + 90
+    proc.wait(timeout=60)
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not _gone(child):
         time.sleep(0.1)
     assert _gone(child)
+    time.sleep(1)
+    assert len(list((out / "_runs").glob("*.json"))) == committed
