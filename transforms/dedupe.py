@@ -33,6 +33,7 @@ from transforms.neardup import (
     BodyHashes,
     NearConfig,
     NearDoc,
+    Sketch,
     band_keys,
     body_hashes,
     candidate_pairs,
@@ -42,6 +43,7 @@ from transforms.neardup import (
     mostly_common,
     shingle_set,
     similarity,
+    sketch_of,
     sorted_unique,
     tokens_by_paragraph,
     unpack_hashes,
@@ -291,7 +293,26 @@ def stored_sharing_bands(table: pa.Table, digests: np.ndarray) -> Iterator[dict[
     parents = pc.list_parent_indices(bands).to_numpy()
     rows = np.unique(parents[in_sorted(digests, flat)])
     if rows.size:
-        yield from table.take(pa.array(rows)).to_pylist()
+        yield from rows_with_arrays(table.take(pa.array(rows)))
+
+
+def rows_with_arrays(table: pa.Table) -> Iterator[dict[str, Any]]:
+    """The rows of ``table`` as dicts, a list column's value as a numpy array (a view into
+    the column's values; a null list is empty). A shingle list never becomes Python ints:
+    as Python lists, the few hundred stored rows a run shares bands with took tens of MiB of
+    small objects, and their churn stayed in the process's heap."""
+    columns: dict[str, list[Any]] = {}
+    for name in table.column_names:
+        column = table.column(name).combine_chunks()
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            lengths = pc.fill_null(pc.list_value_length(column), 0).to_numpy()
+            values = pc.list_flatten(column).to_numpy(zero_copy_only=False)
+            columns[name] = np.split(values, np.cumsum(lengths)[:-1])
+        else:
+            columns[name] = column.to_pylist()
+    names = list(columns)
+    for values in zip(*columns.values(), strict=True):
+        yield dict(zip(names, values, strict=True))
 
 
 def _pattern(_digests: np.ndarray, pattern: str) -> str:
@@ -504,6 +525,11 @@ def ghost_article(record: dict[str, Any]) -> Article:
     )
 
 
+def _array(values: Any, dtype: Any) -> np.ndarray:
+    """A stored list value (a numpy array, a list, or None) as an array of ``dtype``."""
+    return np.asarray(() if values is None else values, dtype=dtype)
+
+
 def stored_near_doc(record: dict[str, Any], common: np.ndarray) -> NearDoc:
     """A stored article's NearDoc: its whole shingle set (the index keeps no core), and
     all_common when its long paragraphs are mostly boilerplate (``mostly_common``) by this
@@ -512,13 +538,13 @@ def stored_near_doc(record: dict[str, Any], common: np.ndarray) -> NearDoc:
     syndicated story, compared on its full text, as a run's own article would be. Otherwise a
     run's core is compared with its whole set, which can only add the shingles of its own
     boilerplate, shingles the run's core lacks."""
-    paragraphs = np.asarray(record.get("paragraphs") or (), dtype=np.uint64)
+    paragraphs = _array(record.get("paragraphs"), np.uint64)
     return NearDoc(
         node=f"stored:{record['article_id']}",
         rank="0|" + record["article_id"] + "\x1f" + record["article_id"],
         article_id=record["article_id"],
-        shingles=np.asarray(record.get("shingles") or (), dtype=np.uint32),
-        bands=np.asarray(record.get("bands") or (), dtype=np.uint64),
+        shingles=_array(record.get("shingles"), np.uint32),
+        bands=_array(record.get("bands"), np.uint64),
         stored=True,
         all_common=mostly_common(in_sorted(common, paragraphs)),
         paragraphs=paragraphs,
@@ -691,9 +717,9 @@ def _owned_bands(article: Article) -> Iterator[tuple[int, np.ndarray]]:
 
 
 def _stored_owned_bands(record: dict[str, Any]) -> Iterator[tuple[int, np.ndarray]]:
-    bands = record.get("bands")
-    if bands:
-        yield (key_digest(record["content_hash"]), np.asarray(bands, dtype=np.uint64))
+    bands = _array(record.get("bands"), np.uint64)
+    if bands.size:
+        yield (key_digest(record["content_hash"]), bands)
 
 
 def _split_candidates(article: Article, colliding: np.ndarray,
@@ -734,19 +760,25 @@ def _candidate_doc(element: tuple[Article, NearDoc]) -> NearDoc:
     return element[1]
 
 
-def _band_members(doc: NearDoc, colliding: np.ndarray
-                  ) -> Iterator[tuple[str, tuple[str, str, bool]]]:
-    for band in doc.bands[in_sorted(colliding, doc.bands)].tolist():
-        # a band key no other article has pairs with nobody
-        yield (band, (doc.node, doc.rank, doc.stored))
+def _band_members(doc: NearDoc, colliding: np.ndarray, config: NearConfig
+                  ) -> Iterator[tuple[int, tuple[str, str, bool, Sketch]]]:
+    """(band key, member) for each of the doc's band keys another article holds (a band key
+    no other article has pairs with nobody). The member carries the doc's Sketch, about 1 KiB:
+    the pairing checks the pair is ``plausible`` before a shingle set travels."""
+    bands = doc.bands[in_sorted(colliding, doc.bands)].tolist()
+    if not bands:
+        return
+    member = (doc.node, doc.rank, doc.stored, sketch_of(doc, config.num_perm))
+    for band in bands:
+        yield (band, member)
 
 
-def _bucket_pairs(element: tuple[int, Iterable[tuple[str, str, bool]]], max_bucket: int
-                  ) -> Iterator[tuple[str, tuple[str, str]]]:
+def _bucket_pairs(element: tuple[int, Iterable[tuple[str, str, bool, Sketch]]],
+                  config: NearConfig) -> Iterator[tuple[str, tuple[str, str]]]:
     """A bucket's candidate pairs, keyed by their first node. A pair that shares several
     bands comes from each of their buckets; the join on the first node gathers its copies,
     and _attach_first keeps one."""
-    for pair in candidate_pairs(element[1], max_bucket):
+    for pair in candidate_pairs(element[1], config.max_bucket, config):
         yield (pair[0], pair)
 
 
@@ -888,9 +920,9 @@ class NearDedupe(beam.PTransform):
             docs = (docs, stored) | "CandidatesWithHistory" >> beam.Flatten()
         pairs = (
             docs
-            | "BandMembers" >> beam.FlatMap(_band_members, colliding)
+            | "BandMembers" >> beam.FlatMap(_band_members, colliding, cfg)
             | "GroupBands" >> beam.GroupByKey()
-            | "CandidatePairs" >> beam.FlatMap(_bucket_pairs, cfg.max_bucket)
+            | "CandidatePairs" >> beam.FlatMap(_bucket_pairs, cfg)
         )
         doc_by_node = docs | "DocByNode" >> beam.Map(_doc_by_node)
         edges = (

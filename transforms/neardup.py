@@ -413,20 +413,75 @@ def _article_of(rank: str) -> str | None:
     return article_id if sep else None
 
 
-def candidate_pairs(members: Iterable[tuple[str, str, bool]], max_bucket: int
-                    ) -> Iterator[tuple[str, str]]:
+# How far below a threshold the MinHash estimate of a candidate pair may fall and the pair
+# still be verified: Z standard deviations of the estimate at its widest (J = 0.5), over the
+# bins the pair can fill (num_perm, or fewer for short texts, whose bins are densified copies)
+PLAUSIBLE_Z = 3.5
+
+
+@dataclass(frozen=True)
+class Sketch:
+    """What the candidate step knows of a band member for ``plausible``: the sizes and MinHash
+    signatures (low 32 bits) of the sets ``verify_pair`` would compare, the core and the full
+    text (the same set when nothing was cut), and whether it is compared on its full text."""
+
+    all_common: bool
+    core_size: int
+    full_size: int
+    core: bytes
+    full: bytes
+
+
+def sketch_of(doc: NearDoc, num_perm: int) -> Sketch:
+    core = minhash(doc.shingles, num_perm).astype(np.uint32).tobytes()
+    if doc.full is None:
+        return Sketch(doc.all_common, int(doc.shingles.size), int(doc.shingles.size), core, core)
+    return Sketch(doc.all_common, int(doc.shingles.size), int(doc.full.size), core,
+                  minhash(doc.full, num_perm).astype(np.uint32).tobytes())
+
+
+def plausible(a: Sketch, b: Sketch, config: NearConfig) -> bool:
+    """Can the pair pass ``verify_pair``? False only when the MinHash estimate of its Jaccard
+    similarity, raised by PLAUSIBLE_Z standard deviations, stays under ``jaccard`` and the
+    containment that Jaccard would give with the two exact sizes (|A n B| = J (|A| + |B|) /
+    (1 + J)) stays under ``containment``. Texts alike in part but below both thresholds (a
+    story and its many kin in OUT, written from one template) then never travel to the
+    verification joins with their shingle sets; a pair at the Jaccard threshold is dropped
+    with a probability of about 2 in 10,000 (the banding itself misses 1.2% of them)."""
+    whole = a.all_common or b.all_common
+    na, nb = (a.full_size, b.full_size) if whole else (a.core_size, b.core_size)
+    if na == 0 or nb == 0:
+        return False  # verify_pair finds no similarity in an empty set
+    sa = np.frombuffer(a.full if whole else a.core, dtype=np.uint32)
+    sb = np.frombuffer(b.full if whole else b.core, dtype=np.uint32)
+    estimate = np.count_nonzero(sa == sb) / sa.size
+    bins = min(sa.size, max(na, nb))
+    high = min(1.0, estimate + PLAUSIBLE_Z * 0.5 / bins ** 0.5)
+    if high >= config.jaccard:
+        return True
+    return high * (na + nb) / ((1 + high) * min(na, nb)) >= config.containment
+
+
+def candidate_pairs(members: Iterable[tuple[Any, ...]], max_bucket: int,
+                    config: NearConfig | None = None) -> Iterator[tuple[str, str]]:
     """Pairs of nodes that share a band; stored-stored pairs are settled already, and two
     revisions of one article (the same id at the end of their rank labels) are never copies
     of each other, so neither is paired. A bucket larger than ``max_bucket`` (degenerate
     texts) only pairs each member with the best ranked ``max_bucket`` ones, so its cost stays
-    bounded."""
+    bounded. Members are (node, rank, stored) or (node, rank, stored, Sketch); with
+    ``config``, two members with sketches are paired only when ``plausible``."""
     ordered = sorted(set(members), key=lambda m: m[1])
     head = ordered[:max_bucket]
-    for i, (node_a, rank_a, stored_a) in enumerate(ordered):
+    for i, member_a in enumerate(ordered):
+        node_a, rank_a, stored_a = member_a[:3]
         article_a = _article_of(rank_a)
-        for node_b, rank_b, stored_b in head[: min(i, max_bucket)]:
+        for member_b in head[: min(i, max_bucket)]:
+            node_b, rank_b, stored_b = member_b[:3]
             if stored_a and stored_b:
                 continue
             if article_a is not None and _article_of(rank_b) == article_a:
+                continue
+            if config is not None and len(member_a) > 3 and len(member_b) > 3 \
+                    and not plausible(member_a[3], member_b[3], config):
                 continue
             yield (node_b, node_a) if node_b < node_a else (node_a, node_b)

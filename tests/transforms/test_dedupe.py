@@ -175,9 +175,19 @@ def test_stored_rows_are_filtered_by_the_run_keys_before_any_join() -> None:
     run_bands = np.array([7, 77, 2**63 + 8], dtype=np.uint64)
     rows = list(stored_sharing_bands(bands, run_bands))
     assert [r["article_id"] for r in rows] == ["s2"]
-    assert rows[0]["shingles"] == [3, 4]
+    # list columns come as numpy arrays of the column's type, never as Python ints
+    assert rows[0]["shingles"].dtype == np.uint32 and rows[0]["shingles"].tolist() == [3, 4]
     assert [r["article_id"] for r in stored_sharing_bands(
         bands, np.array([2**63 + 9], dtype=np.uint64))] == ["s1"]
+    # several rows, one of them with a null list: each row gets its own slice
+    several = pa.table({
+        "article_id": ["s1", "s2", "s3", "s4"],
+        "bands": pa.array([[5], [6, 7], [8], [7]], type=pa.list_(pa.uint64())),
+        "shingles": pa.array([[1, 2, 3], None, [9], [4, 5]], type=pa.list_(pa.uint32())),
+    })
+    rows = list(stored_sharing_bands(several, np.array([5, 7], dtype=np.uint64)))
+    assert [(r["article_id"], r["shingles"].tolist(), r["bands"].tolist()) for r in rows] == [
+        ("s1", [1, 2, 3], [5]), ("s2", [], [6, 7]), ("s4", [4, 5], [7])]
     assert list(stored_sharing_bands(bands, np.zeros(0, dtype=np.uint64))) == []
 
 
