@@ -774,34 +774,50 @@ def _band_members(doc: NearDoc, colliding: np.ndarray, config: NearConfig
 
 
 def _bucket_pairs(element: tuple[int, Iterable[tuple[str, str, bool, Sketch]]],
-                  config: NearConfig) -> Iterator[tuple[str, tuple[str, str]]]:
-    """A bucket's candidate pairs, keyed by their first node. A pair that shares several
-    bands comes from each of their buckets; the join on the first node gathers its copies,
-    and _attach_first keeps one."""
-    for pair in candidate_pairs(element[1], config.max_bucket, config):
-        yield (pair[0], pair)
+                  config: NearConfig) -> Iterator[tuple[str, str]]:
+    """A bucket's candidate pairs (``candidate_pairs``). A pair that shares several bands
+    comes from each of their buckets; the join on its nodes gathers its copies, and
+    _attach_first keeps one."""
+    yield from candidate_pairs(element[1], config.max_bucket, config)
+
+
+def _by_first(pair: tuple[str, str]) -> tuple[str, tuple[str, str]]:
+    return (pair[0], pair)
+
+
+def _by_second(pair: tuple[str, str]) -> tuple[str, tuple[str, str]]:
+    return (pair[1], pair)
 
 
 def _doc_by_node(doc: NearDoc) -> tuple[str, NearDoc]:
     return (doc.node, doc)
 
 
-def _attach_first(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[Any, Any]]:
-    """(a, {pairs (a, b), doc a}) -> (b, ((a, b), doc a))"""
+def _attach_first(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, Any]]:
+    """(a, {pairs (a, b), pairs (x, a), doc a}) -> (b, ("pair", ((a, b), doc a))) for each
+    pair a is first in, and (a, ("doc", doc a)) when a is second in one: a doc no pair needs
+    goes no further."""
     docs = element[1]["doc"]
     if not docs:
         return
     for pair in sorted(set(element[1]["pair"])):
-        yield (pair[1], (pair, docs[0]))
+        yield (pair[1], ("pair", (pair, docs[0])))
+    if element[1]["second"]:
+        yield (element[0], ("doc", docs[0]))
 
 
-def _verify(element: tuple[str, dict[str, list[Any]]], config: NearConfig
+def _verify(element: tuple[str, Iterable[tuple[str, Any]]], config: NearConfig
             ) -> Iterator[tuple[str, str, float, str, str]]:
-    docs = element[1]["doc"]
-    if not docs:
+    """(b, [("doc", doc b), ("pair", ((a, b), doc a)), ...]) -> the verified edges (a, b,
+    similarity, rank a, rank b)."""
+    values = list(element[1])
+    second = next((value for tag, value in values if tag == "doc"), None)
+    if second is None:
         return
-    second = docs[0]
-    for _pair, first in element[1]["pair"]:
+    for tag, value in values:
+        if tag != "pair":
+            continue
+        _pair, first = value
         if first.article_id == second.article_id:
             continue  # revisions of one article are not copies of each other
         dup, sim = verify_pair(first, second, config)
@@ -915,24 +931,29 @@ class NearDedupe(beam.PTransform):
         candidates = split[CANDIDATE_TAG]
         by_unit = (candidates | "CandidateArticles" >> beam.Map(_candidate_article)
                    | "ByUnit" >> beam.Map(_by_unit_key))
-        docs = candidates | "CandidateDocs" >> beam.Map(_candidate_doc)
+        run_docs = candidates | "CandidateDocs" >> beam.Map(_candidate_doc)
+        docs = run_docs
         if self._history is not None:
-            docs = (docs, stored) | "CandidatesWithHistory" >> beam.Flatten()
+            docs = (run_docs, stored) | "CandidatesWithHistory" >> beam.Flatten()
         pairs = (
             docs
             | "BandMembers" >> beam.FlatMap(_band_members, colliding, cfg)
             | "GroupBands" >> beam.GroupByKey()
             | "CandidatePairs" >> beam.FlatMap(_bucket_pairs, cfg)
         )
-        doc_by_node = docs | "DocByNode" >> beam.Map(_doc_by_node)
+        # each pair goes to its first node, to carry that node's doc to the second, and to its
+        # second node, so that the second's doc goes on only when a pair needs it: a candidate
+        # (a stored one, most often) none of whose pairs was plausible stops at the first join
         edges = (
-            {"pair": pairs, "doc": doc_by_node}
+            {"pair": pairs | "ByFirst" >> beam.Map(_by_first),
+             "second": pairs | "BySecond" >> beam.Map(_by_second),
+             "doc": docs | "DocByNode" >> beam.Map(_doc_by_node)}
             | "JoinFirst" >> beam.CoGroupByKey()
             | "CarryFirst" >> beam.FlatMap(_attach_first)
         )
         verified = (
-            {"pair": edges, "doc": doc_by_node}
-            | "JoinSecond" >> beam.CoGroupByKey()
+            edges
+            | "JoinSecond" >> beam.GroupByKey()
             | "Verify" >> beam.FlatMap(_verify, cfg)
         )
         edges = (
@@ -952,7 +973,8 @@ class NearDedupe(beam.PTransform):
         joined: dict[str, beam.PCollection[Any]] = {"article": by_unit, "label": labels,
                                                     "edge": edges}
         if self._index is not None:
-            joined["doc"] = doc_by_node  # the kept candidates' index rows need their NearDoc
+            # the kept candidates' index rows need their NearDoc (a stored one needs no row)
+            joined["doc"] = run_docs | "RunDocByNode" >> beam.Map(_doc_by_node)
         result = (
             joined
             | "JoinLabels" >> beam.CoGroupByKey()

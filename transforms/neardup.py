@@ -16,7 +16,11 @@ Method (keyed grouping and digest counts; no index of the texts is held by one w
    keys held by two texts or more (distinct content hashes: exact copies are one owner) are
    found by a second digest count, taken before the last exact shuffle; an article with none
    of them is kept at once, in the stage that reads that shuffle. The others are candidates:
-   GroupByKey on their shared band keys.
+   GroupByKey on their shared band keys. Within a band, a pair is kept only when the MinHash
+   estimate of its similarity, raised by 3.5 standard deviations, could reach a threshold
+   (``plausible``): texts alike in part but below both thresholds (stories written from one
+   template, which OUT holds more of with every run) never carry their shingle sets through
+   the verification joins.
 4. Candidates are verified on their exact shingle sets: Jaccard >= ``jaccard`` or containment
    (the share of the shorter article found in the longer one) >= ``containment``. Containment
    catches a copy cut to 80% plus a "Read the full story" line and the original plus an update

@@ -18,14 +18,17 @@ from transforms.dedupe import DedupeArticles, near_doc, rank_label
 from transforms.extract import build_article, unit_fields
 from transforms.neardup import (
     NearConfig,
+    NearDoc,
     band_keys,
     body_hashes,
     candidate_pairs,
     is_near_duplicate,
     minhash,
     paragraph_digests,
+    plausible,
     shingle_set,
     similarity,
+    sketch_of,
     verify_pair,
 )
 from transforms.text import content_tokens
@@ -453,3 +456,80 @@ def test_short_stories_under_a_footer_block_of_several_paragraphs_are_kept() -> 
                   "the school choir won the regional contest with songs from the coast.",
                   "the library extended its opening hours on Thursdays until nine."])]
     check_dedupe(briefs, [f"brief{i}.xml" for i in range(5)], [], seeds=(0,))
+
+
+def _pair_of_sets(rng: np.random.Generator, size_a: int, size_b: int, shared: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Two sorted shingle sets of the given sizes with ``shared`` shingles in common."""
+    values = rng.choice(2**32, size=size_a + size_b - shared, replace=False).astype(np.uint32)
+    a = values[:size_a]
+    b = np.concatenate((values[:shared], values[size_a:]))
+    return np.sort(a), np.sort(b)
+
+
+def _doc(node: str, shingles: np.ndarray, full: np.ndarray | None = None,
+         all_common: bool = False) -> NearDoc:
+    return NearDoc(node, node, node, shingles, np.zeros(0, dtype=np.uint64), full=full,
+                   all_common=all_common)
+
+
+def test_every_pair_the_verification_accepts_is_plausible() -> None:
+    """The MinHash pre-check may only rule out pairs the verification would reject: pairs at
+    the Jaccard threshold, at the containment threshold with sizes far apart, and short texts
+    (whose signatures are densified) all pass it."""
+    rng = np.random.default_rng(7)
+    cases = []
+    for _ in range(150):  # Jaccard exactly 0.6, equal sizes: shared = 0.75 n
+        cases.append(_pair_of_sets(rng, 2000, 2000, 1500))
+    for _ in range(150):  # a 600-shingle text 80% inside a 3,000-shingle one (Jaccard 0.15)
+        cases.append(_pair_of_sets(rng, 600, 3000, 480))
+    for _ in range(150):  # short texts: 12 shingles, 9 shared (Jaccard 0.6)
+        cases.append(_pair_of_sets(rng, 12, 12, 9))
+    for a, b in cases:
+        assert verify_pair(_doc("a", a), _doc("b", b), CFG)[0]
+        assert plausible(sketch_of(_doc("a", a), CFG.num_perm),
+                         sketch_of(_doc("b", b), CFG.num_perm), CFG)
+
+
+def test_kin_below_both_thresholds_are_mostly_ruled_out() -> None:
+    """Texts written from one template (Jaccard 0.41, containment 0.58: below 0.6 and 0.8)
+    are verified only when their estimate comes close; most never reach the joins."""
+    rng = np.random.default_rng(11)
+    passed = 0
+    for _ in range(200):
+        a, b = _pair_of_sets(rng, 2000, 2000, 1160)
+        assert not verify_pair(_doc("a", a), _doc("b", b), CFG)[0]
+        passed += plausible(sketch_of(_doc("a", a), CFG.num_perm),
+                            sketch_of(_doc("b", b), CFG.num_perm), CFG)
+    assert passed < 200 * 0.35
+    # unrelated texts never pass; an empty set never does
+    a, b = _pair_of_sets(rng, 2000, 2000, 0)
+    empty = np.zeros(0, dtype=np.uint32)
+    assert not plausible(sketch_of(_doc("a", a), 128), sketch_of(_doc("b", b), 128), CFG)
+    assert not plausible(sketch_of(_doc("a", a), 128), sketch_of(_doc("e", empty), 128), CFG)
+
+
+def test_plausible_compares_full_texts_when_either_is_all_common() -> None:
+    """Cores that differ but full texts that match (copies of a syndicated story, compared on
+    their full text) stay plausible, as verify_pair compares them."""
+    rng = np.random.default_rng(3)
+    full, _ = _pair_of_sets(rng, 1000, 10, 0)
+    core_a, core_b = full[:500], full[500:]
+    a = _doc("a", core_a, full=full, all_common=True)
+    b = _doc("b", core_b, full=full)
+    assert verify_pair(a, b, CFG)[0]
+    assert plausible(sketch_of(a, 128), sketch_of(b, 128), CFG)
+    # on their cores alone they are unrelated
+    assert not plausible(sketch_of(_doc("a", core_a), 128), sketch_of(_doc("b", core_b), 128),
+                         CFG)
+
+
+def test_candidate_pairs_skip_pairs_that_are_not_plausible() -> None:
+    rng = np.random.default_rng(5)
+    x, y = _pair_of_sets(rng, 800, 800, 790)  # near copies
+    _, z = _pair_of_sets(rng, 800, 800, 100)  # unrelated to both
+    members = [(node, f"r-{node}", False, sketch_of(_doc(node, s), CFG.num_perm))
+               for node, s in (("x", x), ("y", y), ("z", z))]
+    assert set(candidate_pairs(members, 200, CFG)) == {("x", "y")}
+    # without a config every pair is a candidate, as before
+    assert len(set(candidate_pairs(members, 200))) == 3
