@@ -16,6 +16,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import datetime, timezone
 from typing import Any, NoReturn
@@ -470,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         lock.release()
     if len(runs) > 1:
-        print_batches(done, len(runs), args.log_format == "json")
+        _to_stdout(print_batches, done, len(runs), args.log_format == "json")
     return _judge(config, done)
 
 
@@ -504,10 +505,24 @@ def print_batches(done: list[dict[str, Any]], count: int, as_record: bool = Fals
             "counts": totals}})
 
 
+def _to_stdout(write: Callable[..., None], *args: Any) -> None:
+    """``write(*args)`` to stdout, whose reader may have gone (``newsbeam run ... | head``):
+    the run is committed all the same, so what it prints is dropped (stdout then goes to the
+    null device, or the interpreter's last flush would fail too) and the exit code still
+    judges the run, not the pipe."""
+    try:
+        write(*args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+
+
 def _summarize(args: argparse.Namespace, manifest: dict[str, Any]) -> None:
     """A finished run's summary on stdout (and as a record with --log-format json)."""
     logs.end_open_line()
-    print_summary(manifest)
+    _to_stdout(print_summary, manifest)
     if args.log_format == "json":  # the summary as a record; in text it is printed above
         LOG.info("run summary", extra={"data": {
             k: manifest[k] for k in ("run_id", "status", "duration_s", "counts",
@@ -568,9 +583,9 @@ def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
             return EXIT_LOCKED
         if done is not None:
             merged += 1
-            print(f"  {part}: {done.files_before} files -> 1 ({done.rows} rows)"
-                  + ("" if done.swapped_atomically else " [swapped by two renames]"))
-    print(f"newsbeam compact {out}: {merged} of {len(wanted)} partitions merged")
+            _to_stdout(print, f"  {part}: {done.files_before} files -> 1 ({done.rows} rows)"
+                       + ("" if done.swapped_atomically else " [swapped by two renames]"))
+    _to_stdout(print, f"newsbeam compact {out}: {merged} of {len(wanted)} partitions merged")
     return EXIT_OK
 
 
@@ -630,9 +645,10 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
         for server in prism:
             server.stop()
         lock.release()
-    print(f"newsbeam stream {manifest['stream_id']}: stopped by {manifest['stopped_by']} after "
-          f"{manifest['windows']} windows: {manifest['articles']} articles, "
-          f"{manifest['duplicates']} duplicates, {manifest['rejects']} rejects")
+    _to_stdout(print, f"newsbeam stream {manifest['stream_id']}: stopped by "
+               f"{manifest['stopped_by']} after {manifest['windows']} windows: "
+               f"{manifest['articles']} articles, {manifest['duplicates']} duplicates, "
+               f"{manifest['rejects']} rejects")
     if code == EXIT_ACCOUNTING:
         _error("a window's accounting did not balance (see its manifest in OUT/_runs)", code)
     return code  # the worst window's exit code: 0, 1 or 3

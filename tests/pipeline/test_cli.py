@@ -271,6 +271,24 @@ def test_second_run_into_the_same_output_adds_nothing(tmp_path: Path) -> None:
         assert (rejs.run_id == run["run_id"]).sum() == run["counts"]["rejects"] > 0
 
 
+def test_a_reader_that_leaves_stdout_does_not_fail_a_committed_run(tmp_path: Path) -> None:
+    """``newsbeam run ... | head -0``: the summary meets a closed pipe after the commit. The run
+    stands, its exit code judges the run (0), and no error is reported."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "run", str(SAMPLES), "--output", str(out),
+         "--ingested-at", INGESTED_AT], cwd=REPO, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader is gone before anything was printed
+    _out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    assert "error" not in err.lower() and "Traceback" not in err, err
+    manifest = json.loads(next((out / "_runs").glob("*.json")).read_text())
+    assert manifest["status"] == "ok" and manifest["counts"]["articles"] > 0
+    assert len(pd.read_parquet(out / "articles")) == manifest["counts"]["articles"]
+
+
 def test_a_concurrent_run_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
