@@ -19,6 +19,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from typing import Any
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 WORKER_ENV = "NEWSBEAM_WORKER_LOGGING"
@@ -51,6 +52,20 @@ class JsonFormatter(logging.Formatter):
 # A progress line drawn on a terminal ends without a newline until the run is done
 # (pipeline/progress.py); whatever is written to stderr before that starts a line of its own.
 _open_line: dict[str, bool] = {"open": False}
+
+
+def drop_closed(stream: Any) -> None:
+    """After a BrokenPipeError on ``stream`` (its reader left: ``newsbeam ... | head``), point
+    its file descriptor at the null device, so that what newsbeam still prints, and the
+    interpreter's last flush, go nowhere instead of failing: the run goes on and is judged on
+    its own."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a file (a test's capture): nothing left to fail at exit
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, fd)
+    os.close(null)
 
 
 def line_open(is_open: bool) -> None:

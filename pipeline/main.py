@@ -514,9 +514,7 @@ def _to_stdout(write: Callable[..., None], *args: Any) -> None:
         write(*args)
         sys.stdout.flush()
     except BrokenPipeError:
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, sys.stdout.fileno())
-        os.close(null)
+        logs.drop_closed(sys.stdout)
 
 
 def _summarize(args: argparse.Namespace, manifest: dict[str, Any]) -> None:

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from pipeline import logs
 from pipeline.options import Config, UsageError
 from transforms.http import redact
 from transforms.streaming import (  # noqa: F401 (the file watching, shared with the graph)
@@ -262,10 +263,13 @@ def _progress(totals: Totals, started: float, out: Any, polls: bool = True) -> N
     Beam graph reports it at the end)."""
     elapsed = time.monotonic() - started
     sources = f"{totals.files} files" + (f" and {totals.feed_polls} feed polls" if polls else "")
-    out.write(f"stream {elapsed:7.0f}s: {totals.articles} articles, {totals.duplicates} "
-              f"duplicates, {totals.rejects} rejects from {sources}; last window: "
-              f"{totals.last_window}\n")
-    out.flush()
+    try:
+        out.write(f"stream {elapsed:7.0f}s: {totals.articles} articles, {totals.duplicates} "
+                  f"duplicates, {totals.rejects} rejects from {sources}; last window: "
+                  f"{totals.last_window}\n")
+        out.flush()
+    except BrokenPipeError:  # the reader of stdout left; the stream goes on
+        logs.drop_closed(out)
 
 
 def _write_stream_manifest(output_dir: str, manifest: dict[str, Any]) -> None:

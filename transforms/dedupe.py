@@ -301,6 +301,8 @@ def rows_with_arrays(table: pa.Table) -> Iterator[dict[str, Any]]:
     the column's values; a null list is empty). A shingle list never becomes Python ints:
     as Python lists, the few hundred stored rows a run shares bands with took tens of MiB of
     small objects, and their churn stayed in the process's heap."""
+    if table.num_rows == 0:
+        return
     columns: dict[str, list[Any]] = {}
     for name in table.column_names:
         column = table.column(name).combine_chunks()

@@ -285,3 +285,20 @@ def test_a_signal_wakes_the_stream_loop_at_once_without_taking_a_lock() -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def test_a_reader_that_leaves_stdout_does_not_stop_the_stream(tmp_path: Path) -> None:
+    """`newsbeam stream ... | head -1`: each window's progress line meets a closed pipe. The
+    stream goes on ingesting and stops cleanly (the DirectRunner graph: no Prism needed)."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text(record("alpha"))
+    old = time.time() - 60
+    os.utime(folder / "a.jsonl", (old, old))
+    proc = start(folder, out, "--window", "1s", "--stop-after", "5s", "--runner", "DirectRunner")
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+    assert pd.read_parquet(out / "articles").title.tolist() == ["Story alpha"]

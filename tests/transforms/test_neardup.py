@@ -475,8 +475,8 @@ def _doc(node: str, shingles: np.ndarray, full: np.ndarray | None = None,
 
 def test_every_pair_the_verification_accepts_is_plausible() -> None:
     """The MinHash pre-check may only rule out pairs the verification would reject: pairs at
-    the Jaccard threshold, at the containment threshold with sizes far apart, and short texts
-    (whose signatures are densified) all pass it."""
+    the Jaccard threshold, at the containment threshold with sizes far apart, short texts and
+    texts of about as many shingles as bins (whose signatures are densified) all pass it."""
     rng = np.random.default_rng(7)
     cases = []
     for _ in range(150):  # Jaccard exactly 0.6, equal sizes: shared = 0.75 n
@@ -485,6 +485,8 @@ def test_every_pair_the_verification_accepts_is_plausible() -> None:
         cases.append(_pair_of_sets(rng, 600, 3000, 480))
     for _ in range(150):  # short texts: 12 shingles, 9 shared (Jaccard 0.6)
         cases.append(_pair_of_sets(rng, 12, 12, 9))
+    for _ in range(150):  # a union of about 190 in 128 bins: many bins densified copies
+        cases.append(_pair_of_sets(rng, 150, 150, 113))
     for a, b in cases:
         assert verify_pair(_doc("a", a), _doc("b", b), CFG)[0]
         assert plausible(sketch_of(_doc("a", a), CFG.num_perm),
@@ -533,3 +535,40 @@ def test_candidate_pairs_skip_pairs_that_are_not_plausible() -> None:
     assert set(candidate_pairs(members, 200, CFG)) == {("x", "y")}
     # without a config every pair is a candidate, as before
     assert len(set(candidate_pairs(members, 200))) == 3
+
+
+
+_REVISIONS = """
+import numpy as np
+from transforms.neardup import NearConfig, NearDoc, candidate_pairs, sketch_of
+rng = np.random.default_rng(9)
+def doc(node, values):
+    return NearDoc(node, node, node, np.sort(values.astype(np.uint32)),
+                   np.zeros(0, dtype=np.uint64))
+texts = [rng.choice(2**32, 400, replace=False) for _ in range(5)]
+members = [("stored:x", "0|x\x1fx", True, sketch_of(doc("stored:x", t), 128))
+           for t in texts]
+members.append(("new", "1|new", False, sketch_of(doc("new", texts[0]), 128)))
+print(list(candidate_pairs(members, 2, NearConfig())))
+"""
+
+
+def test_candidate_pairs_do_not_depend_on_hash_order() -> None:
+    """Five revisions of one stored article share node and rank but not their text, and only
+    the first is a copy of the new article. With max_bucket 2 the head of the bucket holds two
+    of them: which two must not hang on the order a set gives them, which changes with the
+    interpreter's hash seed (each Beam worker has its own)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    outputs = set()
+    for seed in range(6):
+        env = {**os.environ, "PYTHONHASHSEED": str(seed), "PYTHONPATH": str(REPO)}
+        proc = subprocess.run([sys.executable, "-c", _REVISIONS], env=env, cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        outputs.add(proc.stdout)
+    assert len(outputs) == 1, outputs
