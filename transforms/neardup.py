@@ -486,8 +486,8 @@ def candidate_pairs(members: Iterable[tuple[Any, ...]], max_bucket: int,
     revisions of one article (the same id at the end of their rank labels) are never copies
     of each other, so neither is paired. A bucket larger than ``max_bucket`` (degenerate
     texts) only pairs each member with the best ranked ``max_bucket`` ones, so its cost stays
-    bounded. Members are (node, rank, stored) or (node, rank, stored, Sketch); with
-    ``config``, two members with sketches are paired only when ``plausible``."""
+    bounded. Members are (node, rank, stored), or with ``config`` (node, rank, stored,
+    Sketch): then two members are paired only when ``plausible``."""
     # by rank, then by the whole member: revisions of one stored article share node and rank
     # but not their sketch, and their order must not hang on the set's
     ordered = sorted(set(members), key=_member_order)
@@ -501,7 +501,6 @@ def candidate_pairs(members: Iterable[tuple[Any, ...]], max_bucket: int,
                 continue
             if article_a is not None and _article_of(rank_b) == article_a:
                 continue
-            if config is not None and len(member_a) > 3 and len(member_b) > 3 \
-                    and not plausible(member_a[3], member_b[3], config):
+            if config is not None and not plausible(member_a[3], member_b[3], config):
                 continue
             yield (node_b, node_a) if node_b < node_a else (node_a, node_b)
