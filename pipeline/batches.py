@@ -37,8 +37,14 @@ from pipeline.options import Config
 CHUNK = 1 << 20
 
 
+# after every SHA-256 (32 bytes): an unreadable file goes to the last batch, so it does not
+# move the boundaries of the readable files before it
+UNREADABLE = b"\xff" * 33
+
+
 def _digest(path: str) -> bytes:
-    """SHA-256 of a file's bytes; an unreadable file sorts first (its run rejects it)."""
+    """SHA-256 of a file's bytes; UNREADABLE for a file that cannot be read (its run rejects
+    it)."""
     from apache_beam.io.filesystems import FileSystems
 
     sha = hashlib.sha256()
@@ -47,7 +53,7 @@ def _digest(path: str) -> bytes:
             while chunk := handle.read(CHUNK):
                 sha.update(chunk)
     except Exception:  # noqa: BLE001 (vanished, unreadable: the run's reader says why)
-        return b""
+        return UNREADABLE
     return sha.digest()
 
 

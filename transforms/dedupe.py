@@ -38,6 +38,7 @@ from transforms.neardup import (
     body_hashes,
     candidate_pairs,
     core_shingles,
+    label_roots,
     long_paragraphs,
     minhash,
     mostly_common,
@@ -54,6 +55,8 @@ _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 DUP_TAG = "duplicates"
 CANDIDATE_TAG = "candidates"
 INDEX_TAG = "index"
+PENDING_TAG = "pending"
+FRONTIER_TAG = "frontier"
 
 
 def completeness(article: Article) -> int:
@@ -856,17 +859,62 @@ def _send_labels(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[st
 
 def _resolve_near(element: tuple[str, dict[str, list[Any]]], run_id: str | None
                   ) -> Iterator[Any]:
-    """A candidate with its labels: a near copy (to DUP_TAG), or kept, with its index row
-    (to INDEX_TAG, when ``run_id`` is given) built from the NearDoc joined beside it."""
+    """A node after the last round, with its labels: its own smallest label and those of its
+    neighbours. Labels that differ across an edge mean the rounds did not reach across the
+    component: each such pair goes to FRONTIER_TAG, where ``label_roots`` merges them. A
+    candidate with no verified edge is kept at once, with its index row (to INDEX_TAG, when
+    ``run_id`` is given); one with an edge waits (to PENDING_TAG) for the merged labels."""
+    labels = element[1]["label"]
+    low = min(labels, default=None)
+    if low is not None:
+        for other in sorted(set(labels)):
+            if other != low:
+                yield beam.pvalue.TaggedOutput(FRONTIER_TAG, (low, other))
     articles = element[1]["article"]
-    if not articles:
+    if not articles:  # a stored node: it needs no decision or index row
         return
     article = articles[0]
-    label = min(element[1]["label"], default=None)
-    own = rank_label(article)
-    if label is not None and label < own:
-        # its directed edges are joined beside it: the similarity to its closest copy
-        similarity = max((sim for _node, sim in element[1]["edge"]), default=0.0)
+    docs = element[1].get("doc") or []
+    doc = docs[0] if docs else None
+    if low is None:
+        yield article
+        if run_id is not None:
+            yield beam.pvalue.TaggedOutput(INDEX_TAG, index_row(article, doc, run_id))
+        return
+    # its directed edges are joined beside it: the similarity to its closest copy
+    similarity = max((sim for _node, sim in element[1]["edge"]), default=0.0)
+    yield beam.pvalue.TaggedOutput(PENDING_TAG, (article, low, similarity, doc))
+
+
+class LabelRoots(beam.CombineFn):
+    """Pairs of labels that met across an edge -> ``label_roots``: the component's best label
+    for each label that is not it. Only components wider than the rounds reach leave pairs, so
+    this holds a contracted remainder of the graph (one entry per label, not per article),
+    and usually nothing."""
+
+    def create_accumulator(self) -> list[tuple[str, str]]:
+        return []
+
+    def add_input(self, acc: list[tuple[str, str]], pair: tuple[str, str]
+                  ) -> list[tuple[str, str]]:
+        acc.append(pair)
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[list[tuple[str, str]]]
+                           ) -> list[tuple[str, str]]:
+        return sorted(label_roots(pair for acc in accs for pair in acc).items())
+
+    def extract_output(self, acc: list[tuple[str, str]]) -> dict[str, str]:
+        return label_roots(acc)
+
+
+def _finalize_near(element: tuple[Article, str, float, NearDoc | None], roots: dict[str, str],
+                   run_id: str | None) -> Iterator[Any]:
+    """A candidate with a verified edge, once the labels are merged: a near copy of its
+    component's best article (to DUP_TAG), or that article, kept with its index row."""
+    article, label, similarity, doc = element
+    label = roots.get(label, label)
+    if label < rank_label(article):
         yield beam.pvalue.TaggedOutput(DUP_TAG, Duplicate(
             article_id=article.article_id, duplicate_of=label_article_id(label),
             method="near", similarity=float(similarity),
@@ -876,9 +924,7 @@ def _resolve_near(element: tuple[str, dict[str, list[Any]]], run_id: str | None
         return
     yield article
     if run_id is not None:
-        docs = element[1].get("doc") or []
-        yield beam.pvalue.TaggedOutput(INDEX_TAG, index_row(article, docs[0] if docs else None,
-                                                            run_id))
+        yield beam.pvalue.TaggedOutput(INDEX_TAG, index_row(article, doc, run_id))
 
 
 class NearDedupe(beam.PTransform):
@@ -977,13 +1023,22 @@ class NearDedupe(beam.PTransform):
         if self._index is not None:
             # the kept candidates' index rows need their NearDoc (a stored one needs no row)
             joined["doc"] = run_docs | "RunDocByNode" >> beam.Map(_doc_by_node)
-        result = (
+        run_id = self._run_id if self._index is not None else None
+        resolved = (
             joined
             | "JoinLabels" >> beam.CoGroupByKey()
-            | "Resolve" >> beam.FlatMap(
-                _resolve_near, self._run_id if self._index is not None else None,
-            ).with_outputs(DUP_TAG, INDEX_TAG, main="kept")
+            | "Resolve" >> beam.FlatMap(_resolve_near, run_id).with_outputs(
+                PENDING_TAG, FRONTIER_TAG, INDEX_TAG, main="kept")
         )
+        # a component wider than the rounds reach leaves labels that differ across an edge:
+        # merged here, so the groups are whole connected components whatever their shape
+        roots = beam.pvalue.AsSingleton(
+            resolved[FRONTIER_TAG]
+            | "MergeLabels" >> beam.CombineGlobally(LabelRoots()).without_defaults(),
+            default_value={},
+        )
+        result = resolved[PENDING_TAG] | "Finalize" >> beam.FlatMap(
+            _finalize_near, roots, run_id).with_outputs(DUP_TAG, INDEX_TAG, main="kept")
         near_dups = result[DUP_TAG]
         if self._earlier is not None:
             # an exact copy of an article that turned out to be a near copy points to the keeper
@@ -997,11 +1052,11 @@ class NearDedupe(beam.PTransform):
             )
             self._sink.add_error_pcollection(repointed)
         self._sink.add_error_pcollection(near_dups)
-        kept = result["kept"]
         if self._index is not None:
+            self._index.add_error_pcollection(resolved[INDEX_TAG])
             self._index.add_error_pcollection(result[INDEX_TAG])
             self._index.add_error_pcollection(split[INDEX_TAG])
-        return (split["alone"], kept) | "AllKept" >> beam.Flatten()
+        return (split["alone"], resolved["kept"], result["kept"]) | "AllKept" >> beam.Flatten()
 
 
 def _plain_index_row(article: Article, run_id: str) -> dict[str, Any]:

@@ -27,7 +27,12 @@ Method (keyed grouping and digest counts; no index of the texts is held by one w
    paragraph; plain Jaccard fails one side or the other at any single threshold.
 5. Verified pairs form a graph; its connected components are found by min-label propagation
    (``rounds`` rounds, each a CoGroupByKey), the label being the rank of the best article by
-   the spine's total order, so the kept article is the same whatever the input order.
+   the spine's total order, so the kept article is the same whatever the input order. A
+   component wider than the rounds reach (a chain of copies, each like the next only) still
+   holds different labels across some edge after them: those pairs of labels are merged by a
+   union-find (``label_roots``) in one global combine, and the pending decisions take the
+   merged label. That combine holds only the contracted remainder (labels, not texts), so
+   the groups are whole connected components whatever their diameter.
 """
 
 from __future__ import annotations
@@ -99,6 +104,8 @@ class NearConfig:
                              "of --bands")
         if not (0 < self.jaccard <= 1 and 0 < self.containment <= 1):
             raise ValueError("--near-threshold and --containment must be in (0, 1]")
+        if self.rounds < 1:
+            raise ValueError("label propagation needs at least one round")
 
 
 def tokens_by_paragraph(text: str) -> list[list[str]]:
@@ -504,3 +511,29 @@ def candidate_pairs(members: Iterable[tuple[Any, ...]], max_bucket: int,
             if config is not None and not plausible(member_a[3], member_b[3], config):
                 continue
             yield (node_b, node_a) if node_b < node_a else (node_a, node_b)
+
+
+# ------------------------------------------------------------- components left after the rounds
+
+
+def label_roots(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Union-find over pairs of labels that met across a verified edge after the last round
+    of label propagation (a component wider than the rounds reach): each label -> the smallest
+    label of its merged class, for the labels whose class holds a smaller one. Components
+    are disjoint and their labels are their members' ranks, so the smallest label of a class
+    is the best article of the whole component."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        root = x
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while x != root:  # path compression
+            parent[x], x = root, parent[x]
+        return root
+
+    for a, b in pairs:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return {x: r for x in list(parent) if (r := find(x)) != x}

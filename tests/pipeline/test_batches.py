@@ -66,6 +66,22 @@ def test_batches_are_formed_by_content_not_by_names(tmp_path: Path) -> None:
     assert batches(SAMPLES) == batches(renamed_copy(SAMPLES, tmp_path / "renamed"))
 
 
+def test_an_unreadable_file_goes_last_and_leaves_the_other_batches_alone(tmp_path: Path
+                                                                         ) -> None:
+    from pipeline.batches import content_order
+
+    files = []
+    for i in range(5):
+        path = tmp_path / f"f{i}.txt"
+        path.write_text(f"article number {i}\n", encoding="utf-8")
+        files.append(str(path))
+    readable = content_order(files)
+    assert sorted(readable) == sorted(files)
+    missing = str(tmp_path / "a-vanished-file.txt")  # would sort first by its name
+    assert content_order([missing, *files]) == [*readable, missing]
+    assert content_order([*files, missing]) == [*readable, missing]
+
+
 def test_a_run_in_batches_accounts_for_every_unit_and_is_deterministic(tmp_path: Path) -> None:
     """samples/ (17 files) in batches of 9 files: two runs, two manifests, every unit of
     the one-run result accounted for; the same decisions for the same files under other

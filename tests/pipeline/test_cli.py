@@ -350,6 +350,36 @@ def test_a_near_copy_in_a_later_run_is_a_duplicate_of_the_stored_story(tmp_path:
     assert len(pd.read_parquet(out / "articles")) == 2  # the stored story and the new one
 
 
+def test_a_chain_of_copies_longer_than_the_label_rounds_joins_the_stored_story(
+        tmp_path: Path) -> None:
+    """A story stored by a first run, then 13 versions, each shifted by two paragraphs from
+    the one before it: each is a near copy of its neighbours only, so the last is 13 hops from
+    the stored story, more than label propagation's rounds. All 13 are duplicates of it."""
+    paragraphs = [" ".join(f"w{i}x{j}" for j in range(7)) for i in range(40)]
+
+    def version(k: int) -> str:
+        return json.dumps({"url": f"https://chain.example/{k}", "title": f"Version {k}",
+                           "published": f"2026-01-{k + 1:02d}T08:00:00Z",
+                           "text": "\n\n".join(paragraphs[2 * k:2 * k + 10])}) + "\n"
+
+    out = tmp_path / "out"
+    first = tmp_path / "run1.jsonl"
+    first.write_text(version(0), encoding="utf-8")
+    proc = newsbeam("run", str(first), "--output", str(out), "--ingested-at", INGESTED_AT)
+    assert proc.returncode == 0, proc.stderr
+    stored_id = pd.read_parquet(out / "articles").article_id.item()
+    second = tmp_path / "run2.jsonl"
+    second.write_text("".join(version(k) for k in (7, 3, 12, 1, 9, 5, 13, 2, 11, 4, 8, 6, 10)),
+                      encoding="utf-8")
+    proc = newsbeam("run", str(second), "--output", str(out),
+                    "--ingested-at", "2026-01-16T12:00:00Z")
+    assert proc.returncode == 0, proc.stderr
+    dups = pd.read_parquet(out / "duplicates")
+    assert sorted(dups.url) == sorted(f"https://chain.example/{k}" for k in range(1, 14))
+    assert set(dups.method) == {"near"} and set(dups.duplicate_of) == {stored_id}
+    assert pd.read_parquet(out / "articles").article_id.tolist() == [stored_id]
+
+
 FOOTER = ("This report is provided for information only and does not constitute advice. "
           "Copyright the Valley Press Association, all rights reserved; republication without "
           "written permission is prohibited under the terms of our syndication agreement, and "

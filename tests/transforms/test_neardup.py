@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from datetime import datetime, timedelta, timezone
 
@@ -14,7 +15,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from schemas.records import Article, Duplicate, Unit
 from tests.conftest import FIXED_NOW
 from transforms.common import Sink
-from transforms.dedupe import DedupeArticles, near_doc, rank_label
+from transforms.dedupe import DedupeArticles, LabelRoots, near_doc, rank_label
 from transforms.extract import build_article, unit_fields
 from transforms.neardup import (
     NearConfig,
@@ -23,6 +24,7 @@ from transforms.neardup import (
     body_hashes,
     candidate_pairs,
     is_near_duplicate,
+    label_roots,
     minhash,
     paragraph_digests,
     plausible,
@@ -245,7 +247,7 @@ def _path(a: Article) -> str:
 
 
 def check_dedupe(articles: list[Article], kept: list[str], dups: list[tuple[str, str, str]],
-                 seeds: tuple[int, ...] = (0, 1)) -> None:
+                 seeds: tuple[int, ...] = (0, 1), config: NearConfig = CFG) -> None:
     """DedupeArticles on ``articles``, shuffled by each seed, keeps the input paths ``kept``
     and reports exactly ``dups`` ((input path, duplicate_of, method))."""
     for seed in seeds:
@@ -253,7 +255,7 @@ def check_dedupe(articles: list[Article], kept: list[str], dups: list[tuple[str,
         random.Random(seed).shuffle(shuffled)
         with TestPipeline() as p:
             with Sink("Dups", beam.Map(_dup)) as sink:
-                out = p | beam.Create(shuffled) | DedupeArticles(sink, CFG)
+                out = p | beam.Create(shuffled) | DedupeArticles(sink, config)
             assert_that(out | beam.Map(_path), equal_to(kept), label="Kept")
             assert_that(sink.output(), equal_to(dups), label="Dups")
 
@@ -271,21 +273,67 @@ def test_rank_label_orders_like_rank_key() -> None:
     assert rank_label(ORIGINAL.replace(stored=True)) < rank_label(ORIGINAL)
 
 
-def test_a_chain_of_near_copies_resolves_to_its_earliest_member_over_several_hops() -> None:
-    """Six versions, each shifted two paragraphs from the last: each is a near copy of its
-    neighbours only (Jaccard about 0.65 for a shift of two, about 0.45 and containment 0.6 for
-    a shift of four), so the earliest, at one end, is five hops from the last. Label
-    propagation must carry it the whole way, whatever the input order."""
+def chain_of(length: int, first: int = 0) -> list[Article]:
+    """``length`` versions of a text, each shifted two paragraphs from the last: each is a
+    near copy of its neighbours only (Jaccard about 0.65 for a shift of two, about 0.45 and
+    containment 0.6 for a shift of four). The earliest (``first``) is ``length - 1 - first``
+    hops from the last; each version is a day later than the one before it."""
     # paragraphs of seven words: too short to count as boilerplate, however often they recur
-    paragraphs = [" ".join(f"w{i}x{j}" for j in range(7)) for i in range(20)]
-    chain = [make(f"chain{k}.xml", text(*paragraphs[2 * k:2 * k + 10]),
-                  f"https://chain.example/{k}", T0 + timedelta(days=k)) for k in range(6)]
+    paragraphs = [" ".join(f"w{i}x{j}" for j in range(7)) for i in range(2 * length + 8)]
+    days = [abs(k - first) for k in range(length)]
+    return [make(f"chain{k}.xml", text(*paragraphs[2 * k:2 * k + 10]),
+                 f"https://chain.example/{k}", T0 + timedelta(days=days[k]))
+            for k in range(length)]
+
+
+def test_a_chain_of_near_copies_resolves_to_its_earliest_member_over_several_hops() -> None:
+    """The earliest of six versions, at one end, is five hops from the last. Label
+    propagation must carry it the whole way, whatever the input order."""
+    chain = chain_of(6)
     first, second, far = (near_doc(a, np.zeros(0, dtype=np.uint64), CFG)
                           for a in (chain[0], chain[1], chain[2]))
     assert verify_pair(first, second, CFG)[0]
     assert not verify_pair(first, far, CFG)[0]  # a shift of four is not a copy
     check_dedupe(chain, ["chain0.xml"],
                  [(f"chain{k}.xml", chain[0].article_id, "near") for k in range(1, 6)])
+
+
+@pytest.mark.parametrize(("length", "first", "rounds"), [
+    (16, 0, CFG.rounds),  # 15 hops: more than the rounds reach
+    (16, 9, CFG.rounds),  # the best in the middle, nine hops from one end
+    (9, 0, 1),            # one round: almost every label is merged after the rounds
+    (9, 4, 2),
+])
+def test_a_chain_wider_than_the_rounds_reach_is_still_one_group(length: int, first: int,
+                                                                rounds: int) -> None:
+    """Groups are whole connected components: the labels the rounds leave different across
+    an edge are merged afterwards (``label_roots``), whatever the input order."""
+    chain = chain_of(length, first)
+    best = chain[first]
+    check_dedupe(chain, [f"chain{first}.xml"],
+                 [(f"chain{k}.xml", best.article_id, "near") for k in range(length)
+                  if k != first],
+                 seeds=(0, 1), config=dataclasses.replace(CFG, rounds=rounds))
+
+
+def test_label_roots_merge_labels_to_the_smallest_of_their_class() -> None:
+    pairs = [("c", "d"), ("b", "c"), ("x", "y"), ("e", "f"), ("a", "e"), ("d", "f")]
+    expected = {"b": "a", "c": "a", "d": "a", "e": "a", "f": "a", "y": "x"}
+    for seed in range(5):
+        random.Random(seed).shuffle(pairs)
+        assert label_roots(pairs) == expected
+    assert label_roots([]) == {}
+    assert label_roots([("a", "a")]) == {}
+    combine = LabelRoots()
+    parts = [combine.add_input(combine.create_accumulator(), pair) for pair in pairs]
+    merged = combine.merge_accumulators([combine.merge_accumulators(parts[:3]),
+                                         combine.merge_accumulators(parts[3:])])
+    assert combine.extract_output(merged) == expected
+
+
+def test_near_config_needs_a_round() -> None:
+    with pytest.raises(ValueError, match="round"):
+        dataclasses.replace(CFG, rounds=0).validate()
 
 
 def test_boilerplate_counts_distinct_articles_not_verbatim_copies() -> None:
