@@ -92,7 +92,7 @@ class NearConfig:
     jaccard: float = 0.6
     containment: float = 0.8
     boilerplate_df: int = 3
-    rounds: int = 6
+    rounds: int = 3
     max_bucket: int = 200
 
     def validate(self) -> None:
