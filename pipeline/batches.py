@@ -37,8 +37,8 @@ from pipeline.options import Config
 CHUNK = 1 << 20
 
 
-# after every SHA-256 (32 bytes): an unreadable file goes to the last batch, so it does not
-# move the boundaries of the readable files before it
+# after every SHA-256 (32 bytes): an unreadable file is ordered after the readable ones, so it
+# does not change their order among themselves (it still counts in the batch sizes)
 UNREADABLE = b"\xff" * 33
 
 

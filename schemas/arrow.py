@@ -91,8 +91,10 @@ DUPLICATE_SCHEMA = pa.schema(
         _f("article_id", pa.string(), "Id of the dropped copy.", False),
         _f("duplicate_of", pa.string(), "Id of the kept article.", False),
         _f("method", pa.string(), "url, id, exact or near.", False),
-        _f("similarity", pa.float64(), "1.0 for exact methods; the measured similarity for "
-           "near duplicates.", False),
+        _f("similarity", pa.float64(), "1.0 for exact methods; for near duplicates, the "
+           "measured similarity (Jaccard or containment, the higher) to the closest copy in "
+           "its group: in a chain of copies, a neighbour, not always the kept article.",
+           False),
         _f("input_path", pa.string(), "File the dropped copy was read from.", False),
         _f("url", pa.string(), "URL of the dropped copy."),
         _f("title", pa.string(), "Title of the dropped copy."),

@@ -8,7 +8,10 @@ result. Every dropped copy becomes a ``Duplicate`` row sent to the duplicates si
 article is itself dropped at a later key, the earlier rows are re-pointed to the final kept
 article, so ``duplicate_of`` always names an article that is in the dataset.
 
-Everything is keyed grouping (GroupByKey, CoGroupByKey): no global index on one worker.
+Everything is keyed grouping (GroupByKey, CoGroupByKey) or a combine of fixed-size digests:
+no index of the articles is held by one worker. The one global structure of the near stage,
+the label merge (``LabelRoots``), holds labels, not texts, and only for the components that
+label propagation's rounds left unfinished.
 """
 
 from __future__ import annotations
@@ -768,12 +771,12 @@ def _candidate_doc(element: tuple[Article, NearDoc]) -> NearDoc:
 def _band_members(doc: NearDoc, colliding: np.ndarray, config: NearConfig
                   ) -> Iterator[tuple[int, tuple[str, str, bool, Sketch]]]:
     """(band key, member) for each of the doc's band keys another article holds (a band key
-    no other article has pairs with nobody). The member carries the doc's Sketch, about 1 KiB:
+    no other article has pairs with nobody). The member carries the doc's Sketch, 0.5 or 1 KiB:
     the pairing checks the pair is ``plausible`` before a shingle set travels."""
     bands = doc.bands[in_sorted(colliding, doc.bands)].tolist()
     if not bands:
         return
-    member = (doc.node, doc.rank, doc.stored, sketch_of(doc, config.num_perm))
+    member = (doc.node, doc.rank, doc.stored, sketch_of(doc))
     for band in bands:
         yield (band, member)
 
@@ -883,14 +886,16 @@ def _resolve_near(element: tuple[str, dict[str, list[Any]]], run_id: str | None
         return
     # its directed edges are joined beside it: the similarity to its closest copy
     similarity = max((sim for _node, sim in element[1]["edge"]), default=0.0)
-    yield beam.pvalue.TaggedOutput(PENDING_TAG, (article, low, similarity, doc))
+    # the index row it needs if kept, not its NearDoc: the core set stays behind
+    row = index_row(article, doc, run_id) if run_id is not None else None
+    yield beam.pvalue.TaggedOutput(PENDING_TAG, (article, low, similarity, row))
 
 
 class LabelRoots(beam.CombineFn):
     """Pairs of labels that met across an edge -> ``label_roots``: the component's best label
-    for each label that is not it. Only components wider than the rounds reach leave pairs, so
-    this holds a contracted remainder of the graph (one entry per label, not per article),
-    and usually nothing."""
+    for each label that is not it. Only components wider than the rounds reach leave pairs;
+    the accumulator is compacted to at most one entry per label of those components (fewer
+    than their nodes), and is empty for a run whose copy groups are stars or cliques."""
 
     def create_accumulator(self) -> list[tuple[str, str]]:
         return []
@@ -908,13 +913,16 @@ class LabelRoots(beam.CombineFn):
         return label_roots(acc)
 
 
-def _finalize_near(element: tuple[Article, str, float, NearDoc | None], roots: dict[str, str],
-                   run_id: str | None) -> Iterator[Any]:
+def _finalize_near(element: tuple[Article, str, float, dict[str, Any] | None],
+                   roots: dict[str, str]) -> Iterator[Any]:
     """A candidate with a verified edge, once the labels are merged: a near copy of its
-    component's best article (to DUP_TAG), or that article, kept with its index row."""
-    article, label, similarity, doc = element
+    component's best article (to DUP_TAG), or that article, kept with its index row (to
+    INDEX_TAG, when the run keeps an index)."""
+    article, label, similarity, row = element
     label = roots.get(label, label)
-    if label < rank_label(article):
+    # a revision of the component's best article (the same id, another body, linked to it
+    # through a copy of both) is that article's later version, not a copy of it
+    if label < rank_label(article) and label_article_id(label) != article.article_id:
         yield beam.pvalue.TaggedOutput(DUP_TAG, Duplicate(
             article_id=article.article_id, duplicate_of=label_article_id(label),
             method="near", similarity=float(similarity),
@@ -923,8 +931,8 @@ def _finalize_near(element: tuple[Article, str, float, NearDoc | None], roots: d
         ))
         return
     yield article
-    if run_id is not None:
-        yield beam.pvalue.TaggedOutput(INDEX_TAG, index_row(article, doc, run_id))
+    if row is not None:
+        yield beam.pvalue.TaggedOutput(INDEX_TAG, row)
 
 
 class NearDedupe(beam.PTransform):
@@ -940,6 +948,7 @@ class NearDedupe(beam.PTransform):
                  earlier: beam.PCollection[Duplicate] | None = None,
                  index_sink: ErrorHandler | None = None, run_id: str = "") -> None:
         super().__init__()
+        config.validate()
         self._config = config
         self._owned = owned
         self._common = common
@@ -1038,7 +1047,7 @@ class NearDedupe(beam.PTransform):
             default_value={},
         )
         result = resolved[PENDING_TAG] | "Finalize" >> beam.FlatMap(
-            _finalize_near, roots, run_id).with_outputs(DUP_TAG, INDEX_TAG, main="kept")
+            _finalize_near, roots).with_outputs(DUP_TAG, INDEX_TAG, main="kept")
         near_dups = result[DUP_TAG]
         if self._earlier is not None:
             # an exact copy of an article that turned out to be a near copy points to the keeper

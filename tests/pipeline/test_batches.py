@@ -66,8 +66,7 @@ def test_batches_are_formed_by_content_not_by_names(tmp_path: Path) -> None:
     assert batches(SAMPLES) == batches(renamed_copy(SAMPLES, tmp_path / "renamed"))
 
 
-def test_an_unreadable_file_goes_last_and_leaves_the_other_batches_alone(tmp_path: Path
-                                                                         ) -> None:
+def test_an_unreadable_file_is_ordered_after_the_readable_ones(tmp_path: Path) -> None:
     from pipeline.batches import content_order
 
     files = []
