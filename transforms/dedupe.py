@@ -47,6 +47,7 @@ from transforms.neardup import (
     mostly_common,
     shingle_set,
     similarity,
+    sketch_bytes,
     sketch_of,
     sorted_unique,
     tokens_by_paragraph,
@@ -559,6 +560,37 @@ def stored_near_doc(record: dict[str, Any], common: np.ndarray) -> NearDoc:
     )
 
 
+def light_record(record: dict[str, Any]) -> dict[str, Any]:
+    """A stored row sharing a band with the run, as the pairing needs it: its shingle set
+    replaced by its size and its ``Sketch`` bytes (512 bytes instead of tens of KB for a page).
+    The sets of the few stored articles some pair needs are read again (``stored_needed``)."""
+    light = {k: v for k, v in record.items() if k != "shingles"}
+    shingles = _array(record.get("shingles"), np.uint32)
+    light["shingle_count"] = int(shingles.size)
+    light["sketch"] = sketch_bytes(shingles)
+    return light
+
+
+def stored_member_doc(record: dict[str, Any], common: np.ndarray) -> tuple[NearDoc, Sketch]:
+    """A light stored row (``light_record``) -> its NearDoc without a shingle set (node, rank,
+    bands: what the pairing needs) and its Sketch; all_common by this run's count, as in
+    ``stored_near_doc``."""
+    doc = stored_near_doc(record, common)
+    size = int(record["shingle_count"])
+    return doc, Sketch(doc.all_common, size, size, record["sketch"], record["sketch"])
+
+
+def stored_needed(table: pa.Table, needed: np.ndarray, bands: np.ndarray
+                  ) -> Iterator[dict[str, Any]]:
+    """Index rows (one row group, NEAR_COLUMNS) -> those of the stored articles some plausible
+    pair needs (``needed``: their ids' digests) that share a band key with the run
+    (``bands``), as ``stored_sharing_bands`` found them the first time."""
+    ids = table.column("article_id").to_pylist()
+    hit = np.flatnonzero(in_digests(needed, ids))
+    if hit.size:
+        yield from stored_sharing_bands(table.take(pa.array(hit)), bands)
+
+
 def stored_paragraph_owners(table: pa.Table, digests: np.ndarray, cap: int = 3
                             ) -> Iterator[tuple[int, np.ndarray]]:
     """Index rows (one row group: article_id, paragraphs) -> (owner, the paragraph digests it
@@ -781,6 +813,22 @@ def _band_members(doc: NearDoc, colliding: np.ndarray, config: NearConfig
         yield (band, member)
 
 
+def _stored_band_members(element: tuple[NearDoc, Sketch], colliding: np.ndarray
+                         ) -> Iterator[tuple[int, tuple[str, str, bool, Sketch]]]:
+    """``_band_members`` of a stored article, from its light row's Sketch."""
+    doc, sketch = element
+    member = (doc.node, doc.rank, doc.stored, sketch)
+    for band in doc.bands[in_sorted(colliding, doc.bands)].tolist():
+        yield (band, member)
+
+
+def _stored_ids(pair: tuple[str, str]) -> Iterator[str]:
+    """The stored article ids of a pair (stored nodes are ``stored:<article id>``)."""
+    for node in pair:
+        if node.startswith("stored:"):
+            yield node[len("stored:"):]
+
+
 def _bucket_pairs(element: tuple[int, Iterable[tuple[str, str, bool, Sketch]]],
                   config: NearConfig) -> Iterator[tuple[str, str]]:
     """A bucket's candidate pairs (``candidate_pairs``). A pair that shares several bands
@@ -805,7 +853,7 @@ def _attach_first(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[s
     """(a, {pairs (a, b), pairs (x, a), doc a}) -> (b, ("pair", ((a, b), doc a))) for each
     pair a is first in, and (a, ("doc", doc a)) when a is second in one: a doc no pair needs
     goes no further."""
-    docs = element[1]["doc"]
+    docs = element[1]["doc"] or element[1].get("stored") or []
     if not docs:
         return
     for pair in sorted(set(element[1]["pair"])):
@@ -940,7 +988,9 @@ class NearDedupe(beam.PTransform):
     (method ``near``). ``owned``: (owner, band keys) of this run's articles (``_owned_bands``),
     taken before the last exact stage. ``history`` is the file pattern of the index of
     articles stored by earlier runs, which always win; only those sharing a band key with this
-    run's articles enter the joins (see ``read_stored``)."""
+    run's articles are read (see ``read_stored``), first without their shingle sets (a sketch
+    each, for the pairing: ``light_record``), then, for the few in a plausible pair, whole
+    (``stored_needed``), for the verification."""
 
     def __init__(self, config: NearConfig, owned: beam.PCollection[tuple[int, np.ndarray]],
                  common: beam.PCollection[np.ndarray], duplicates_sink: ErrorHandler,
@@ -970,10 +1020,14 @@ class NearDedupe(beam.PTransform):
                 | "RunBandKeys" >> beam.Map(_owned_digests)
                 | "RunBandDigests" >> beam.CombineGlobally(DigestCounts(1)).without_defaults()
             )
+            # the stored rows sharing a band key, without their shingle sets: a sketch each
+            # (light_record), taken as the row group is read; the sets of the few that a
+            # plausible pair needs are read again below
             records = read_stored(run_bands, self._history, NEAR_COLUMNS,
-                                  stored_sharing_bands, "Signatures")
-            stored = records | "StoredNearDocs" >> beam.Map(
-                stored_near_doc, beam.pvalue.AsSingleton(self._common))
+                                  stored_sharing_bands, "Signatures") \
+                | "LightStored" >> beam.Map(light_record)
+            stored_members = records | "StoredMembers" >> beam.Map(
+                stored_member_doc, beam.pvalue.AsSingleton(self._common))
             owned = (owned, records | "StoredBands" >> beam.FlatMap(_stored_owned_bands)) \
                 | "WithHistory" >> beam.Flatten()
         # band keys held by two owners or more: only their holders can be near copies
@@ -989,22 +1043,42 @@ class NearDedupe(beam.PTransform):
         by_unit = (candidates | "CandidateArticles" >> beam.Map(_candidate_article)
                    | "ByUnit" >> beam.Map(_by_unit_key))
         run_docs = candidates | "CandidateDocs" >> beam.Map(_candidate_doc)
-        docs = run_docs
+        members = run_docs | "BandMembers" >> beam.FlatMap(_band_members, colliding, cfg)
         if self._history is not None:
-            docs = (run_docs, stored) | "CandidatesWithHistory" >> beam.Flatten()
+            members = (members, stored_members | "StoredBandMembers" >> beam.FlatMap(
+                _stored_band_members, colliding)) | "MembersWithHistory" >> beam.Flatten()
         pairs = (
-            docs
-            | "BandMembers" >> beam.FlatMap(_band_members, colliding, cfg)
+            members
             | "GroupBands" >> beam.GroupByKey()
             | "CandidatePairs" >> beam.FlatMap(_bucket_pairs, cfg)
         )
+        if self._history is not None:
+            # the stored articles in a plausible pair (most often none): their rows again,
+            # now with their shingle sets, for the verification
+            needed = (
+                pairs
+                | "NeededStoredIds" >> beam.FlatMap(_stored_ids)
+                | "NeededStored" >> beam.CombineGlobally(KeyDigestSet()).without_defaults()
+            )
+            stored = (
+                read_stored(needed, self._history, NEAR_COLUMNS, stored_needed, "Needed",
+                            beam.pvalue.AsSingleton(run_bands))
+                | "StoredNearDocs" >> beam.Map(
+                    stored_near_doc, beam.pvalue.AsSingleton(self._common))
+            )
         # each pair goes to its first node, to carry that node's doc to the second, and to its
         # second node, so that the second's doc goes on only when a pair needs it: a candidate
         # (a stored one, most often) none of whose pairs was plausible stops at the first join
+        first: dict[str, beam.PCollection[Any]] = {
+            "pair": pairs | "ByFirst" >> beam.Map(_by_first),
+            "second": pairs | "BySecond" >> beam.Map(_by_second),
+            "doc": run_docs | "DocByNode" >> beam.Map(_doc_by_node)}
+        if self._history is not None:
+            # its own input of the join, not flattened with the run's docs: Flink's streaming
+            # translation failed on that Flatten ("consumed but never produced")
+            first["stored"] = stored | "StoredDocByNode" >> beam.Map(_doc_by_node)
         edges = (
-            {"pair": pairs | "ByFirst" >> beam.Map(_by_first),
-             "second": pairs | "BySecond" >> beam.Map(_by_second),
-             "doc": docs | "DocByNode" >> beam.Map(_doc_by_node)}
+            first
             | "JoinFirst" >> beam.CoGroupByKey()
             | "CarryFirst" >> beam.FlatMap(_attach_first)
         )

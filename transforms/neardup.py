@@ -484,16 +484,17 @@ class Sketch:
     full: bytes
 
 
-def _sketch(shingles: np.ndarray) -> bytes:
+def sketch_bytes(shingles: np.ndarray) -> bytes:
+    """The b-bit MinHash sketch of a shingle set: SKETCH_BINS bins, the low byte of each."""
     return (minhash(shingles, SKETCH_BINS) & _U64(0xFF)).astype(np.uint8).tobytes()
 
 
 def sketch_of(doc: NearDoc) -> Sketch:
-    core = _sketch(doc.shingles)
+    core = sketch_bytes(doc.shingles)
     if doc.full is None:
         return Sketch(doc.all_common, int(doc.shingles.size), int(doc.shingles.size), core, core)
     return Sketch(doc.all_common, int(doc.shingles.size), int(doc.full.size), core,
-                  _sketch(doc.full))
+                  sketch_bytes(doc.full))
 
 
 def _own_bins(bins: int, union: int) -> float:

@@ -191,6 +191,53 @@ def test_stored_rows_are_filtered_by_the_run_keys_before_any_join() -> None:
     assert list(stored_sharing_bands(bands, np.zeros(0, dtype=np.uint64))) == []
 
 
+def test_stored_rows_travel_light_until_a_pair_needs_their_shingles() -> None:
+    """A stored row sharing a band is first read without its shingle set (a sketch of it, and
+    its size); the rows some plausible pair needs are read again, whole, only if they share a
+    band with the run."""
+    import numpy as np
+    import pyarrow as pa
+
+    from transforms.dedupe import (
+        KeyDigestSet,
+        light_record,
+        stored_member_doc,
+        stored_needed,
+        stored_sharing_bands,
+    )
+    from transforms.neardup import sketch_bytes
+
+    rng = np.random.default_rng(3)
+    sets = [np.sort(rng.choice(2**32, size=n, replace=False)).astype(np.uint32)
+            for n in (900, 40, 300)]
+    table = pa.table({
+        "article_id": ["s1", "s2", "s3"],
+        "content_hash": ["h1", "h2", "h3"],
+        "shingles": pa.array([x.tolist() for x in sets], type=pa.list_(pa.uint32())),
+        "bands": pa.array([[5], [6, 7], [8]], type=pa.list_(pa.uint64())),
+        "paragraphs": pa.array([[11, 12], [], [13]], type=pa.list_(pa.uint64())),
+    })
+    run_bands = np.array([5, 7, 8], dtype=np.uint64)
+    light = [light_record(r) for r in stored_sharing_bands(table, run_bands)]
+    assert [r["article_id"] for r in light] == ["s1", "s2", "s3"]
+    assert all("shingles" not in r for r in light)
+    assert [r["shingle_count"] for r in light] == [900, 40, 300]
+    assert [r["sketch"] for r in light] == [sketch_bytes(x) for x in sets]
+    doc, sketch = stored_member_doc(light[0], np.array([11, 12], dtype=np.uint64))
+    assert doc.node == "stored:s1" and doc.stored and doc.shingles.size == 0
+    assert doc.all_common and sketch.all_common  # both its paragraphs are common
+    assert (sketch.core_size, sketch.full_size, sketch.core) == (900, 900, light[0]["sketch"])
+    combine = KeyDigestSet()
+    needed = combine.extract_output(combine.add_input(combine.add_input(
+        combine.create_accumulator(), "s3"), "s2"))
+    whole = list(stored_needed(table, needed, run_bands))
+    assert [(r["article_id"], r["shingles"].tolist()) for r in whole] == [
+        ("s2", sets[1].tolist()), ("s3", sets[2].tolist())]
+    # a needed row that shares no band with this run is not read
+    assert [r["article_id"] for r in stored_needed(
+        table, needed, np.array([8], dtype=np.uint64))] == ["s3"]
+
+
 def test_membership_in_a_sorted_digest_set_agrees_with_numpy() -> None:
     import numpy as np
 
