@@ -850,35 +850,43 @@ def _doc_by_node(doc: NearDoc) -> tuple[str, NearDoc]:
 
 
 def _attach_first(element: tuple[str, dict[str, list[Any]]]) -> Iterator[tuple[str, Any]]:
-    """(a, {pairs (a, b), pairs (x, a), doc a}) -> (b, ("pair", ((a, b), doc a))) for each
-    pair a is first in, and (a, ("doc", doc a)) when a is second in one: a doc no pair needs
-    goes no further."""
-    docs = element[1]["doc"] or element[1].get("stored") or []
+    """(a, {pairs (a, b), pairs (x, a), docs of a}) -> (b, ("pair", ((a, b), docs of a))) for
+    each pair a is first in, and (a, ("doc", docs of a)) when a is second in one: a doc no
+    pair needs goes no further. A node has one doc, or, for a stored article with several
+    revisions in the index, one per revision: each is compared."""
+    docs = tuple(element[1]["doc"]) + tuple(element[1].get("stored") or ())
     if not docs:
         return
     for pair in sorted(set(element[1]["pair"])):
-        yield (pair[1], ("pair", (pair, docs[0])))
+        yield (pair[1], ("pair", (pair, docs)))
     if element[1]["second"]:
-        yield (element[0], ("doc", docs[0]))
+        yield (element[0], ("doc", docs))
 
 
 def _verify(element: tuple[str, Iterable[tuple[str, Any]]], config: NearConfig
             ) -> Iterator[tuple[str, str, float, str, str]]:
-    """(b, [("doc", doc b), ("pair", ((a, b), doc a)), ...]) -> the verified edges (a, b,
-    similarity, rank a, rank b)."""
+    """(b, [("doc", docs of b), ("pair", ((a, b), docs of a)), ...]) -> the verified edges (a,
+    b, similarity, rank a, rank b): a pair is an edge when any doc of a is a near copy of any
+    doc of b (the revisions of a stored article), with the best similarity among them."""
     values = list(element[1])
-    second = next((value for tag, value in values if tag == "doc"), None)
-    if second is None:
+    seconds = next((value for tag, value in values if tag == "doc"), None)
+    if not seconds:
         return
     for tag, value in values:
         if tag != "pair":
             continue
-        _pair, first = value
-        if first.article_id == second.article_id:
-            continue  # revisions of one article are not copies of each other
-        dup, sim = verify_pair(first, second, config)
-        if dup:
-            yield (first.node, second.node, round(sim, 4), first.rank, second.rank)
+        _pair, firsts = value
+        best = None
+        for first in firsts:
+            for second in seconds:
+                if first.article_id == second.article_id:
+                    continue  # revisions of one article are not copies of each other
+                dup, sim = verify_pair(first, second, config)
+                if dup and (best is None or sim > best):
+                    best = sim
+        if best is not None:
+            first, second = firsts[0], seconds[0]
+            yield (first.node, second.node, round(best, 4), first.rank, second.rank)
 
 
 def _edge_key(edge: tuple[str, str, float, str, str]) -> tuple[tuple[str, str], float]:

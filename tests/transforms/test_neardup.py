@@ -341,6 +341,36 @@ def test_the_near_stage_refuses_a_config_without_rounds() -> None:
                 sink, dataclasses.replace(CFG, rounds=0))
 
 
+def test_a_copy_of_any_revision_of_a_stored_article_is_verified() -> None:
+    """A stored article with two revisions in the index is one node with two docs; a run's
+    copy of its first revision is an edge whatever order the docs arrive in (only the first
+    one to arrive was compared)."""
+    from transforms.dedupe import _attach_first, _verify, stored_near_doc
+
+    paragraphs = [" ".join(f"w{i}x{j}" for j in range(7)) for i in range(20)]
+    none = np.zeros(0, dtype=np.uint64)
+
+    def stored(body: str) -> NearDoc:
+        return stored_near_doc({"article_id": "s", "shingles": shingle_set(body, 5),
+                                "bands": none, "paragraphs": none}, none)
+
+    first_rev, second_rev = stored(text(*paragraphs[0:10])), stored(text(*paragraphs[6:16]))
+    copy = near_doc(make("x.xml", text(*paragraphs[0:10], "One more paragraph of its own, "
+                                       "added by the site that took the copy."),
+                         "https://x.example/1", T0), none, CFG)
+    assert verify_pair(copy, first_rev, CFG)[0] and not verify_pair(copy, second_rev, CFG)[0]
+    for revisions in ([first_rev, second_rev], [second_rev, first_rev]):
+        pair = tuple(sorted((copy.node, "stored:s")))
+        joined = {copy.node: {"doc": [copy], "pair": [], "second": []},
+                  "stored:s": {"doc": [], "stored": revisions, "pair": [], "second": []}}
+        joined[pair[0]]["pair"].append(pair)
+        joined[pair[1]]["second"].append(pair)
+        carried = [out for node, groups in joined.items()
+                   for out in _attach_first((node, groups))]
+        edges = list(_verify((pair[1], [v for k, v in carried if k == pair[1]]), CFG))
+        assert [(e[0], e[1]) for e in edges] == [pair], revisions[0] is first_rev
+
+
 def test_label_roots_merge_labels_to_the_smallest_of_their_class() -> None:
     pairs = [("c", "d"), ("b", "c"), ("x", "y"), ("e", "f"), ("a", "e"), ("d", "f")]
     expected = {"b": "a", "c": "a", "d": "a", "e": "a", "f": "a", "y": "x"}
