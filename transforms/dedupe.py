@@ -800,15 +800,16 @@ def _candidate_doc(element: tuple[Article, NearDoc]) -> NearDoc:
     return element[1]
 
 
-def _band_members(doc: NearDoc, colliding: np.ndarray, config: NearConfig
+def _band_members(doc: NearDoc, colliding: np.ndarray, sketch: Sketch | None = None
                   ) -> Iterator[tuple[int, tuple[str, str, bool, Sketch]]]:
     """(band key, member) for each of the doc's band keys another article holds (a band key
-    no other article has pairs with nobody). The member carries the doc's Sketch, 0.5 or 1 KiB:
-    the pairing checks the pair is ``plausible`` before a shingle set travels."""
+    no other article has pairs with nobody). The member carries the doc's Sketch (``sketch``,
+    or taken from the doc's sets), 0.5 or 1 KiB: the pairing checks the pair is ``plausible``
+    before a shingle set travels."""
     bands = doc.bands[in_sorted(colliding, doc.bands)].tolist()
     if not bands:
         return
-    member = (doc.node, doc.rank, doc.stored, sketch_of(doc))
+    member = (doc.node, doc.rank, doc.stored, sketch if sketch is not None else sketch_of(doc))
     for band in bands:
         yield (band, member)
 
@@ -816,10 +817,7 @@ def _band_members(doc: NearDoc, colliding: np.ndarray, config: NearConfig
 def _stored_band_members(element: tuple[NearDoc, Sketch], colliding: np.ndarray
                          ) -> Iterator[tuple[int, tuple[str, str, bool, Sketch]]]:
     """``_band_members`` of a stored article, from its light row's Sketch."""
-    doc, sketch = element
-    member = (doc.node, doc.rank, doc.stored, sketch)
-    for band in doc.bands[in_sorted(colliding, doc.bands)].tolist():
-        yield (band, member)
+    return _band_members(element[0], colliding, element[1])
 
 
 def _stored_ids(pair: tuple[str, str]) -> Iterator[str]:
@@ -1051,7 +1049,7 @@ class NearDedupe(beam.PTransform):
         by_unit = (candidates | "CandidateArticles" >> beam.Map(_candidate_article)
                    | "ByUnit" >> beam.Map(_by_unit_key))
         run_docs = candidates | "CandidateDocs" >> beam.Map(_candidate_doc)
-        members = run_docs | "BandMembers" >> beam.FlatMap(_band_members, colliding, cfg)
+        members = run_docs | "BandMembers" >> beam.FlatMap(_band_members, colliding)
         if self._history is not None:
             members = (members, stored_members | "StoredBandMembers" >> beam.FlatMap(
                 _stored_band_members, colliding)) | "MembersWithHistory" >> beam.Flatten()
