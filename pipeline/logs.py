@@ -28,6 +28,12 @@ WORKER_ENV = "NEWSBEAM_WORKER_LOGGING"
 # on the shared stderr itself.
 RELAY_LOGGER = "apache_beam.runners.portability.local_job_service"
 RELAY_MESSAGE = "Worker: %s"
+# Beam relays every line the Flink or Spark job server's JVM prints as an INFO record of a
+# logger named for the server: Flink's WARN lines about metric names and a stack trace per
+# finished bundle ("call already closed"), about 950 lines for 1,000 pages. A failed job's
+# error reaches the run's one-line error through the job service; --log-level DEBUG shows
+# the JVM's lines.
+JOB_SERVER_LOGGERS = ("FlinkJarJobServer", "SparkJarJobServer")
 
 
 class JsonFormatter(logging.Formatter):
@@ -119,6 +125,8 @@ def setup(level: str, quiet: bool, fmt: str = "text", *, worker: bool = False,
     chatty = ("apache_beam", "trafilatura", "htmldate", "urllib3", "charset_normalizer")
     for noisy in (*chatty, "__main__") if worker else chatty:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))
+    for name in JOB_SERVER_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
     if level != "DEBUG":
         # trafilatura warns per page about its internal choices ("discarding data: None");
         # what matters to a user (an empty page) is a reject row already.

@@ -240,7 +240,13 @@ def _runner_name(beam_args: tuple[str, ...]) -> str:
 def execute(config: Config) -> tuple[int, dict[str, Any]]:
     """Run the batch pipeline and write the manifest. Returns (exit code, manifest)."""
     from pipeline.beam_options import pipeline_options
-    from pipeline.runners import BEAM_WORKER_LEVEL_FLAG, _given, local_workers, worker_plugin_args
+    from pipeline.runners import (
+        BEAM_WORKER_LEVEL_FLAG,
+        _given,
+        local_workers,
+        tallied_progress,
+        worker_plugin_args,
+    )
 
     # the multi_processing mode's worker processes set themselves up as this one
     beam_args = worker_plugin_args(config.beam_args)
@@ -269,7 +275,8 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
         if workers == "multi_processing":  # they print their own records
             local.enter_context(logs.workers_print_their_own(
                 _given(list(config.beam_args), BEAM_WORKER_LEVEL_FLAG)))
-        if workers:  # they count into files, this process writes the one progress line
+        if tallied_progress(beam_args):  # the workers count into files, this process
+            # writes the one progress line
             tally_dir = tempfile.mkdtemp(prefix="progress-", dir=scratch)
             local.enter_context(TallyProgress(tally_dir, len(config.inputs), config.progress))
             config = dataclasses.replace(config, progress_tally=tally_dir)

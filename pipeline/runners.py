@@ -253,6 +253,19 @@ def local_workers(beam_args: list[str] | tuple[str, ...]) -> str | None:
     return mode if mode in ("multi_processing", "multi_threading") else None
 
 
+def tallied_progress(beam_args: list[str] | tuple[str, ...]) -> bool:
+    """Whether several workers on this machine each count a share of the inputs, so the
+    progress line must add up their counts (pipeline/progress.py): the DirectRunner's
+    multi-worker modes, and a portable runner's LOOPBACK environment (Flink's and Spark's
+    embedded clusters and Prism run bundles side by side in this process, each with its own
+    ShowProgress; a 16,000-page Flink run's own line ended at 7,953/16,000)."""
+    args = list(beam_args)
+    if local_workers(args):
+        return True
+    return (runner_name(args) not in (None, "direct")
+            and (_value(args, "--environment_type") or "").upper() == "LOOPBACK")
+
+
 # Beam's own log levels for its worker processes: when the user gives one, Beam sets it in the
 # worker before newsbeam's plugin runs, and the plugin keeps it (pipeline/logs.py)
 # Beam's worker log level; its per-logger overrides (--sdk_harness_log_level_overrides) are

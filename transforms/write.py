@@ -5,6 +5,10 @@ Beam's FileSystems (so the same code writes to gs:// or s3://): first to a hidde
 name in the target directory, then renamed into place. ``fileio.WriteToFiles`` is not used:
 with hive sub-directories on the local filesystem it loses files silently (see STYLE.md).
 
+In a batch run, a partition given more rows than ``MAX_ROWS_PER_FILE`` is split into several
+files by a hash of each row's identity, so no worker has to hold a whole large partition (the
+index of a 16,000-page run is about 70 MB of shingle sets) as one grouped element.
+
 Guarantees: the in-file schema is the dataset schema minus the partition columns; rows are
 sorted by their identity and the file name is a hash of those identities, so a rerun of the
 same input rewrites the same file instead of adding one; no empty file is ever written;
@@ -38,6 +42,13 @@ TEMP_SUFFIX = ".inprogress"
 # Row groups of at most this many rows: a reader (and newsbeam's own index read, which filters
 # one row group at a time) never has to hold more than this in memory at once.
 ROW_GROUP_ROWS = 5000
+# A file's rows reach the worker that writes it as one grouped element (a cluster's
+# GroupByKey hands over the whole group, and the file is sorted and built in memory), so a
+# partition holding more rows than this in one batch run is split into files of about this
+# many, by a hash of each row's identity. The index rows carry their shingle sets (about 4 KiB
+# each), hence the smaller figure for them (docs/benchmarks.md, "Rows per file").
+MAX_ROWS_PER_FILE: dict[str, int | None] = {"_index": 2000, "_state/feeds": None}
+DEFAULT_MAX_ROWS_PER_FILE = 5000
 
 
 def _newsbeam_version() -> str:
@@ -163,12 +174,40 @@ def _column(values: list[Any], field: pa.Field) -> pa.Array:
     return pa.array(values, type=field.type)
 
 
-def _key_by_partition(row: dict[str, Any], dataset: str) -> tuple[str, dict[str, Any]]:
-    return (partition_dir(dataset, row), row)
+def max_rows_per_file(dataset: str) -> int | None:
+    """None: never split (a feed's state rows are one per feed a run)."""
+    return MAX_ROWS_PER_FILE.get(dataset, DEFAULT_MAX_ROWS_PER_FILE)
+
+
+def shard_of(dataset: str, row: dict[str, Any], shards: int) -> int:
+    """Which of ``shards`` files of its partition a row goes to: from its identity only, so
+    the same rows make the same files whatever their order or the worker."""
+    if shards <= 1:
+        return 0
+    digest = hashlib.sha256(row_identity(dataset, row).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big") % shards
+
+
+def shards_for(rows: int, max_rows: int) -> int:
+    return max(1, -(-rows // max_rows))
+
+
+def _key_by_partition(row: dict[str, Any], dataset: str) -> tuple[tuple[str, int], dict[str, Any]]:
+    return ((partition_dir(dataset, row), 0), row)
+
+
+def _shard(element: tuple[tuple[str, int], dict[str, Any]], counts: dict[str, int],
+           dataset: str, max_rows: int) -> tuple[tuple[str, int], dict[str, Any]]:
+    (part, _), row = element
+    return ((part, shard_of(dataset, row, shards_for(counts[part], max_rows))), row)
+
+
+def _partition_of(element: tuple[tuple[str, int], dict[str, Any]]) -> str:
+    return element[0][0]
 
 
 class _WriteGroups(beam.DoFn):
-    """(partition, rows) -> one file. ``staging_for`` ((window, pane) -> staging folder)
+    """((partition, shard), rows) -> one file. ``staging_for`` ((window, pane) -> staging folder)
     stages each window and pane of a stream apart, to be committed by its own commit step;
     ``run_id_for`` ((window, pane) -> run id) names the run that writes them."""
 
@@ -183,7 +222,7 @@ class _WriteGroups(beam.DoFn):
         self._run_id_for = run_id_for
         self._micros = Metrics.counter(METRICS_NAMESPACE, "write.us")
 
-    def process(self, element: tuple[str, Iterable[dict[str, Any]]],
+    def process(self, element: tuple[tuple[str, int], Iterable[dict[str, Any]]],
                 window: Any = beam.DoFn.WindowParam,
                 pane: Any = beam.DoFn.PaneInfoParam) -> Iterator[dict[str, Any]]:
         t0 = time.perf_counter()
@@ -193,7 +232,7 @@ class _WriteGroups(beam.DoFn):
             tag = f"w{window.end.micros // 1000}-p{pane.index}"
         if self._run_id_for:
             run_id = self._run_id_for(window, pane)
-        written = list(write_partition(self._output_dir, self._dataset, element[0],
+        written = list(write_partition(self._output_dir, self._dataset, element[0][0],
                                        element[1], staging, tag, run_id))
         self._micros.inc(int((time.perf_counter() - t0) * 1e6))
         yield from written
@@ -224,10 +263,21 @@ class WritePartitionedParquet(beam.PTransform):
         self._to_row = to_row
 
     def expand(self, records: beam.PCollection[Any]) -> beam.PCollection[dict[str, Any]]:
+        keyed = (records
+                 | "ToRow" >> beam.Map(self._to_row)
+                 | "KeyByPartition" >> beam.Map(_key_by_partition, self._dataset))
+        max_rows = max_rows_per_file(self._dataset)
+        if self._staging_for is None and max_rows is not None:
+            # a batch run: a partition with more rows than a file should hold is split (a
+            # stream's windows bound its files already, and a side input per window and pane
+            # would only delay them)
+            counts = (keyed
+                      | "PartitionOf" >> beam.Map(_partition_of)
+                      | "RowsPerPartition" >> beam.combiners.Count.PerElement())
+            keyed = keyed | "ShardLarge" >> beam.Map(
+                _shard, beam.pvalue.AsDict(counts), self._dataset, max_rows)
         return (
-            records
-            | "ToRow" >> beam.Map(self._to_row)
-            | "KeyByPartition" >> beam.Map(_key_by_partition, self._dataset)
+            keyed
             | "GroupByPartition" >> beam.GroupByKey()
             | "WriteFiles" >> beam.ParDo(_WriteGroups(
                 self._output_dir, self._dataset, self._staging_dir, self._staging_for,

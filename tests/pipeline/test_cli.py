@@ -555,6 +555,27 @@ def test_worker_processes_count_into_one_progress_line(tmp_path: Path) -> None:
     assert tally(str(tally_dir)) == 7
 
 
+@pytest.mark.parametrize("beam_args, tallied", [
+    ([], False),
+    (["--runner", "DirectRunner"], False),
+    (["--direct_num_workers", "2", "--direct_running_mode", "multi_processing"], True),
+    (["--direct_running_mode=multi_threading"], True),
+    (["--runner=FlinkRunner", "--environment_type=LOOPBACK", "--flink_master=[local]"], True),
+    (["--runner", "SparkRunner", "--environment_type", "loopback"], True),
+    (["--runner=PrismRunner", "--environment_type=LOOPBACK"], True),
+    (["--runner=FlinkRunner", "--environment_type=PROCESS"], False),  # a cluster's workers
+    (["--runner=DataflowRunner"], False),
+])
+def test_progress_adds_up_the_workers_that_share_this_machine(beam_args: list[str],
+                                                              tallied: bool) -> None:
+    """Runs whose workers run side by side on this machine (worker processes, or a portable
+    runner's LOOPBACK threads, each with its own ShowProgress) count into the tally folder;
+    one worker, or a cluster's, writes its own line."""
+    from pipeline.runners import tallied_progress
+
+    assert tallied_progress(beam_args) is tallied
+
+
 def _count_share(tally_dir: str, n: int) -> None:
     from pipeline.progress import ShowProgress
 
@@ -901,3 +922,24 @@ def test_a_config_shared_with_run_works_for_stream(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "ingested_at does not apply to stream (ignored)" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_job_server_lines_show_only_at_debug() -> None:
+    """The Flink and Spark job servers' JVM lines (relayed by Beam as INFO records, about 950
+    for a 1,000-page Flink run) are hidden at the default level and shown with DEBUG."""
+    import logging
+
+    from pipeline import logs
+
+    root = logging.getLogger()
+    saved = (root.level, list(root.handlers))
+    try:
+        for name in logs.JOB_SERVER_LOGGERS:
+            logs.setup("INFO", False)
+            assert not logging.getLogger(name).isEnabledFor(logging.INFO)
+            assert logging.getLogger(name).isEnabledFor(logging.WARNING)
+            logs.setup("DEBUG", False)
+            assert logging.getLogger(name).isEnabledFor(logging.INFO)
+    finally:
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]

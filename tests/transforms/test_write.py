@@ -67,3 +67,42 @@ def test_partition_values_cannot_escape_the_output() -> None:
     assert partition_value("../../etc") == "_.._etc"
     assert "/" not in partition_value("/abs/path")
     assert partition_value("") == "_"
+
+
+def _write_all(out: Path, items: list[Article]) -> None:
+    with TestPipeline() as p:
+        _ = (p | beam.Create(items)
+             | WritePartitionedParquet(str(out), "articles", article_row))
+
+
+def test_a_large_partition_is_split_into_files_by_row_identity(tmp_path: Path,
+                                                                monkeypatch) -> None:
+    """More rows than a file holds: the partition is split into ceil(rows / max) shards by a
+    hash of each row's identity (a shard may stay empty, so at most that many files), each row
+    in exactly one, and the same rows in another order make the same files."""
+    import random
+
+    import transforms.write as write
+
+    monkeypatch.setattr(write, "DEFAULT_MAX_ROWS_PER_FILE", 5)
+    items = [article(i, "2024-03-01") for i in range(23)] + \
+        [article(i, "2024-03-02") for i in range(30, 33)]
+    _write_all(tmp_path / "a", items)
+    shuffled = items[:]
+    random.Random(7).shuffle(shuffled)
+    _write_all(tmp_path / "b", shuffled)
+
+    def files(root: Path) -> dict[str, int]:
+        return {f"{f.parent.name}/{f.name}": pq.ParquetFile(f).metadata.num_rows
+                for f in (root / "articles").rglob("*.parquet")}
+
+    first = files(tmp_path / "a")
+    assert first == files(tmp_path / "b")
+    big = {name: rows for name, rows in first.items() if name.startswith("date=2024-03-01")}
+    assert 3 <= len(big) <= 5 and sum(big.values()) == 23
+    assert max(big.values()) < 23
+    assert [rows for name, rows in first.items() if name.startswith("date=2024-03-02")] == [3]
+    table = ds.dataset(tmp_path / "a" / "articles", format="parquet",
+                       partitioning="hive").to_table()
+    ids = table.column("article_id").to_pylist()
+    assert sorted(ids) == sorted(a.article_id for a in items) and len(set(ids)) == len(ids)
