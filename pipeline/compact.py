@@ -1,4 +1,5 @@
-"""newsbeam compact OUT: merge the small files of article partitions into one file each.
+"""newsbeam compact OUT: merge the small files of article partitions into one file each (or,
+for a partition holding more rows than a run writes to one file, into files of that many).
 
 A stream writes one file per window and partition; after a day of one-minute windows a
 partition can hold hundreds of small files. Compaction rewrites a partition as one file:
@@ -34,7 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from schemas import file_schema
-from transforms.write import ROW_GROUP_ROWS
+from transforms.write import ROW_GROUP_ROWS, max_rows_per_file
 
 LOCKS = "_locks"
 _RENAME_EXCHANGE = 2
@@ -132,6 +133,7 @@ class Compacted:
     files_before: int
     rows: int
     swapped_atomically: bool
+    files_after: int = 1
 
 
 def _part_files(folder: str) -> list[str]:
@@ -141,11 +143,18 @@ def _part_files(folder: str) -> list[str]:
 
 def compact_partition(output_dir: str, part: str, dataset: str = "articles",
                       min_files: int = 2) -> Compacted | None:
-    """Merge one partition's files into one; None when it has fewer than ``min_files``."""
+    """Merge one partition's files into as few as hold its rows: one, or files of at most the
+    rows a run writes to one file (``max_rows_per_file``: a partition a large run split stays
+    split). None when it has fewer than ``min_files`` or merging would not make fewer files."""
     folder = os.path.join(output_dir, dataset, part)
     with partition_lock(output_dir, dataset, part):
         files = _part_files(folder)
         if len(files) < min_files:
+            return None
+        cap = max_rows_per_file(dataset) or 0
+        total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        chunks = max(1, -(-total // cap)) if cap else 1
+        if chunks >= len(files):
             return None
         schema = file_schema(dataset)
         table = pa.concat_tables([pq.read_table(f, schema=schema) for f in files])
@@ -157,9 +166,15 @@ def compact_partition(output_dir: str, part: str, dataset: str = "articles",
         staging = os.path.join(output_dir, "_staging", f"compact-{uuid.uuid4().hex[:8]}")
         new_folder = os.path.join(staging, part)
         os.makedirs(new_folder)
-        merged = os.path.join(new_folder, f"part-{digest.hexdigest()[:16]}.parquet")
-        pq.write_table(table, merged, compression="zstd", row_group_size=ROW_GROUP_ROWS)
-        if pq.ParquetFile(merged).metadata.num_rows != table.num_rows:
+        size = -(-table.num_rows // chunks)
+        written = 0
+        for k in range(chunks):
+            name = f"part-{digest.hexdigest()[:16]}" + (f"-{k:03d}" if chunks > 1 else "")
+            merged = os.path.join(new_folder, f"{name}.parquet")
+            pq.write_table(table.slice(k * size, size), merged, compression="zstd",
+                           row_group_size=ROW_GROUP_ROWS)
+            written += pq.ParquetFile(merged).metadata.num_rows
+        if written != table.num_rows:
             shutil.rmtree(staging)
             raise RuntimeError(f"compaction of {part} wrote a wrong row count; nothing changed")
         atomic = exchange(new_folder, folder)
@@ -168,7 +183,7 @@ def compact_partition(output_dir: str, part: str, dataset: str = "articles",
             os.rename(folder, old)
             os.rename(new_folder, folder)
         shutil.rmtree(staging)
-        return Compacted(part, len(files), table.num_rows, atomic)
+        return Compacted(part, len(files), table.num_rows, atomic, chunks)
 
 
 def partitions(output_dir: str, dataset: str = "articles") -> list[str]:

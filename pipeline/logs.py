@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,12 +29,29 @@ WORKER_ENV = "NEWSBEAM_WORKER_LOGGING"
 # on the shared stderr itself.
 RELAY_LOGGER = "apache_beam.runners.portability.local_job_service"
 RELAY_MESSAGE = "Worker: %s"
-# Beam relays every line the Flink or Spark job server's JVM prints as an INFO record of a
-# logger named for the server: Flink's WARN lines about metric names and a stack trace per
-# finished bundle ("call already closed"), about 950 lines for 1,000 pages. A failed job's
-# error reaches the run's one-line error through the job service; --log-level DEBUG shows
-# the JVM's lines.
+# Beam relays every line the Flink or Spark job server's JVM prints (stdout and stderr) as an
+# INFO record of a logger named for the server: Flink's WARN lines about metric names and a
+# stack trace per finished bundle ("call already closed"), about 950 lines for 1,000 pages.
+# Below DEBUG only the lines that say something went wrong are kept, as warnings: a JVM that
+# cannot start (old Java, a corrupt jar, no memory for its heap, a port in use) or an error it
+# logs; --log-level DEBUG shows every line.
 JOB_SERVER_LOGGERS = ("FlinkJarJobServer", "SparkJarJobServer")
+_JVM_TROUBLE = re.compile(r"\bERROR\b|\b\w+Error\b|Exception in thread|corrupt jarfile|"
+                          r"Could not (reserve|create|find|start)|Address already in use")
+_JVM_NOISE = re.compile(r"call already closed")
+
+
+class JobServerLines(logging.Filter):
+    """Keeps, raised to WARNING, the job server's lines that report trouble; drops the rest."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        message = record.getMessage()
+        if _JVM_TROUBLE.search(message) and not _JVM_NOISE.search(message):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return True
+        return False
 
 
 class JsonFormatter(logging.Formatter):
@@ -126,7 +144,12 @@ def setup(level: str, quiet: bool, fmt: str = "text", *, worker: bool = False,
     for noisy in (*chatty, "__main__") if worker else chatty:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, getattr(logging, level)))
     for name in JOB_SERVER_LOGGERS:
-        logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+        server = logging.getLogger(name)
+        server.setLevel(logging.DEBUG if level == "DEBUG" else logging.INFO)
+        for kept in [f for f in server.filters if isinstance(f, JobServerLines)]:
+            server.removeFilter(kept)
+        if level != "DEBUG":
+            server.addFilter(JobServerLines())
     if level != "DEBUG":
         # trafilatura warns per page about its internal choices ("discarding data: None");
         # what matters to a user (an empty page) is a reject row already.

@@ -588,7 +588,8 @@ def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
             return EXIT_LOCKED
         if done is not None:
             merged += 1
-            _to_stdout(print, f"  {part}: {done.files_before} files -> 1 ({done.rows} rows)"
+            _to_stdout(print, f"  {part}: {done.files_before} files -> {done.files_after} "
+                       f"({done.rows} rows)"
                        + ("" if done.swapped_atomically else " [swapped by two renames]"))
     _to_stdout(print, f"newsbeam compact {out}: {merged} of {len(wanted)} partitions merged")
     return EXIT_OK

@@ -7,7 +7,9 @@ is redrawn in place; otherwise (a log file, a scheduler, --quiet) a plain line i
 every ``interval`` seconds.
 
 With several workers on this machine (the DirectRunner's ``multi_processing`` and
-``multi_threading`` modes) each worker counts its share into a small file of a tally folder
+``multi_threading`` modes, and a portable runner's LOOPBACK threads: Flink's or Spark's
+embedded cluster, Prism; ``pipeline.runners.tallied_progress``) each worker counts its share
+into a small file of a tally folder
 (``ShowProgress(..., tally_dir)``), and the launching process sums the files and writes the
 one line (``TallyProgress``). Elsewhere (one worker, or a cluster's workers, which see no
 folder of this machine) ``ShowProgress`` writes the line itself.

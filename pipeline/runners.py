@@ -262,8 +262,11 @@ def tallied_progress(beam_args: list[str] | tuple[str, ...]) -> bool:
     args = list(beam_args)
     if local_workers(args):
         return True
-    return (runner_name(args) not in (None, "direct")
-            and (_value(args, "--environment_type") or "").upper() == "LOOPBACK")
+    runner = runner_name(args)
+    environment = _value(args, "--environment_type")
+    if runner == "prism" and environment is None:
+        return True  # Beam's PrismRunner runs LOOPBACK unless told otherwise
+    return runner not in (None, "direct") and (environment or "").upper() == "LOOPBACK"
 
 
 # Beam's own log levels for its worker processes: when the user gives one, Beam sets it in the

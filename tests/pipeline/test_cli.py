@@ -563,6 +563,8 @@ def test_worker_processes_count_into_one_progress_line(tmp_path: Path) -> None:
     (["--runner=FlinkRunner", "--environment_type=LOOPBACK", "--flink_master=[local]"], True),
     (["--runner", "SparkRunner", "--environment_type", "loopback"], True),
     (["--runner=PrismRunner", "--environment_type=LOOPBACK"], True),
+    (["--runner", "PrismRunner"], True),  # Beam's default environment for Prism
+    (["--runner=PrismRunner", "--environment_type=DOCKER"], False),
     (["--runner=FlinkRunner", "--environment_type=PROCESS"], False),  # a cluster's workers
     (["--runner=DataflowRunner"], False),
 ])
@@ -924,22 +926,45 @@ def test_a_config_shared_with_run_works_for_stream(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
-def test_job_server_lines_show_only_at_debug() -> None:
+def test_job_server_lines_show_trouble_only_below_debug(monkeypatch: pytest.MonkeyPatch) -> None:
     """The Flink and Spark job servers' JVM lines (relayed by Beam as INFO records, about 950
-    for a 1,000-page Flink run) are hidden at the default level and shown with DEBUG."""
+    for a 1,000-page Flink run): below DEBUG only those reporting trouble pass, as warnings
+    (also with --quiet); with DEBUG every line does."""
     import logging
 
     from pipeline import logs
 
+    monkeypatch.setenv(logs.WORKER_ENV, "")  # setup() records its choice there
     root = logging.getLogger()
-    saved = (root.level, list(root.handlers))
+    touched = [root, *(logging.getLogger(n) for n in (
+        "apache_beam", "trafilatura", "htmldate", "urllib3", "charset_normalizer",
+        "apache_beam.utils.subprocess_server", "apache_beam.runners.common",
+        "apache_beam.runners.worker", *logs.JOB_SERVER_LOGGERS))]
+    saved = [(lg, lg.level, list(lg.filters), list(lg.handlers)) for lg in touched]
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    noise = ("[MapPartition (2/2)#0] WARN org.apache.flink.metrics.MetricGroup - The operator "
+             "name exceeded the 80 characters length limit and was truncated.")
+    trace = "java.lang.IllegalStateException: call already closed"
+    trouble = "Error: Could not find or load main class org.apache.beam.runners.flink.Main"
     try:
-        for name in logs.JOB_SERVER_LOGGERS:
-            logs.setup("INFO", False)
-            assert not logging.getLogger(name).isEnabledFor(logging.INFO)
-            assert logging.getLogger(name).isEnabledFor(logging.WARNING)
-            logs.setup("DEBUG", False)
-            assert logging.getLogger(name).isEnabledFor(logging.INFO)
+        for level, quiet, shown in (("INFO", False, [trouble]), ("INFO", True, [trouble]),
+                                    ("DEBUG", False, [noise, trace, trouble])):
+            logs.setup(level, quiet)
+            root.addHandler(Keep())
+            seen.clear()
+            for name in logs.JOB_SERVER_LOGGERS:
+                for line in (noise, trace, trouble):
+                    logging.getLogger(name).info(line)
+            assert [r.getMessage() for r in seen] == shown * len(logs.JOB_SERVER_LOGGERS)
+            if level == "INFO":
+                assert {r.levelname for r in seen} == {"WARNING"}
     finally:
-        root.setLevel(saved[0])
-        root.handlers[:] = saved[1]
+        for lg, lvl, filters, handlers in saved:
+            lg.setLevel(lvl)
+            lg.filters[:] = filters
+            lg.handlers[:] = handlers

@@ -133,3 +133,27 @@ def test_locks_taken_and_released_by_several_processes_at_once(tmp_path: Path) -
         p.join(60)
     assert errors.empty(), errors.get()
     assert all(p.exitcode == 0 for p in procs)
+
+
+def test_compact_keeps_a_large_partition_in_files_of_the_writers_size(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A partition holding more rows than a run writes to one file is merged into files of at
+    most that many rows (a split made for the workers' memory is not undone), and one that
+    would not lose a file is left alone."""
+    import transforms.write as write
+    from schemas import article_row
+    from tests.transforms.test_write import article
+
+    for i in range(5):  # five runs' files, one row each
+        list(write.write_partition(str(tmp_path), "articles", "date=2024-03-04",
+                                   [article_row(article(i, "2024-03-04"))]))
+    part = tmp_path / "articles" / "date=2024-03-04"
+    before = pd.read_parquet(part).sort_values("article_id").reset_index(drop=True)
+    monkeypatch.setattr(write, "DEFAULT_MAX_ROWS_PER_FILE", 2)
+    done = compact_partition(str(tmp_path), "date=2024-03-04")
+    assert done is not None and (done.files_before, done.files_after, done.rows) == (5, 3, 5)
+    sizes = sorted(pq.ParquetFile(f).metadata.num_rows for f in part.glob("*.parquet"))
+    assert sizes == [1, 2, 2]
+    after = pd.read_parquet(part).sort_values("article_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(before, after)
+    assert compact_partition(str(tmp_path), "date=2024-03-04") is None  # 3 files is the least
