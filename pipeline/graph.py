@@ -23,6 +23,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline.commit import staging_dir
 from pipeline.options import Config
 from pipeline.progress import ShowProgress
+from pipeline.runners import runner_name
 from schemas import article_row, duplicate_row, reject_row
 from transforms.clean import CleanArticles
 from transforms.common import Sink
@@ -77,11 +78,17 @@ def build(p: beam.Pipeline, config: Config) -> None:
     stage = staging_dir(out, config.run_id)
     stored = index_pattern(config)
     run_id = config.run_id
+    # files of a bounded size where workers receive each partition's rows over the wire
+    # (transforms/write.py); the DirectRunner holds them all in its process anyway
+    split = not (runner_name(list(config.beam_args)) or "direct").endswith("direct")
     with Sink("WriteRejects", WritePartitionedParquet(out, "rejects", reject_row, stage,
-                                                      run_id=run_id)) as rejects, \
-            Sink("WriteDuplicates", WritePartitionedParquet(out, "duplicates", duplicate_row,
-                                                            stage, run_id=run_id)) as dups, \
-            Sink("WriteIndex", WritePartitionedParquet(out, "_index", _identity, stage)) \
+                                                      run_id=run_id, split_large=split)) \
+            as rejects, \
+            Sink("WriteDuplicates", WritePartitionedParquet(
+                out, "duplicates", duplicate_row, stage, run_id=run_id,
+                split_large=split)) as dups, \
+            Sink("WriteIndex", WritePartitionedParquet(out, "_index", _identity, stage,
+                                                       split_large=split)) \
             as index, \
             Sink("WriteFeedState",
                  WritePartitionedParquet(out, "_state/feeds", _identity, stage), p) as state:
@@ -118,7 +125,7 @@ def build(p: beam.Pipeline, config: Config) -> None:
                                                  config.run_id)
         )
         article_files = articles | "WriteArticles" >> WritePartitionedParquet(
-            out, "articles", article_row, stage
+            out, "articles", article_row, stage, split_large=split
         )
     (
         (article_files, dups.output(), rejects.output(), index.output(), state.output())

@@ -69,10 +69,11 @@ def test_partition_values_cannot_escape_the_output() -> None:
     assert partition_value("") == "_"
 
 
-def _write_all(out: Path, items: list[Article]) -> None:
+def _write_all(out: Path, items: list[Article], split_large: bool = True) -> None:
     with TestPipeline() as p:
         _ = (p | beam.Create(items)
-             | WritePartitionedParquet(str(out), "articles", article_row))
+             | WritePartitionedParquet(str(out), "articles", article_row,
+                                       split_large=split_large))
 
 
 def test_a_large_partition_is_split_into_files_by_row_identity(tmp_path: Path,
@@ -106,3 +107,5 @@ def test_a_large_partition_is_split_into_files_by_row_identity(tmp_path: Path,
                        partitioning="hive").to_table()
     ids = table.column("article_id").to_pylist()
     assert sorted(ids) == sorted(a.article_id for a in items) and len(set(ids)) == len(ids)
+    _write_all(tmp_path / "c", items, split_large=False)  # the DirectRunner's runs
+    assert sorted(files(tmp_path / "c").values()) == [3, 23]
