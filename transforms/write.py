@@ -46,10 +46,11 @@ TEMP_SUFFIX = ".inprogress"
 # one row group at a time) never has to hold more than this in memory at once.
 ROW_GROUP_ROWS = 5000
 # A file's rows reach the worker that writes it as one grouped element (a cluster's
-# GroupByKey hands over the whole group, and the file is sorted and built in memory), so a
-# partition holding more rows than this in one batch run is split into files of about this
-# many, by a hash of each row's identity. The index rows carry their shingle sets (about 4 KiB
-# each), hence the smaller figure for them (docs/benchmarks.md, "Rows per file").
+# GroupByKey hands over the whole group, and the file is sorted and built in memory), so with
+# ``split_large`` a partition holding more rows than this in one batch run is split into files
+# of about this many, by a hash of each row's identity. The index rows carry their shingle
+# sets (about 4 KiB each), hence the smaller figure for them (docs/benchmarks.md, "Rows per
+# file").
 MAX_ROWS_PER_FILE: dict[str, int | None] = {"_index": 2000, "_state/feeds": None}
 DEFAULT_MAX_ROWS_PER_FILE = 5000
 
@@ -272,10 +273,10 @@ class WritePartitionedParquet(beam.PTransform):
                  | "ToRow" >> beam.Map(self._to_row)
                  | "KeyByPartition" >> beam.Map(_key_by_partition, self._dataset))
         max_rows = max_rows_per_file(self._dataset)
-        if self._split_large and self._staging_for is None and max_rows is not None:
-            # a batch run on workers that receive groups over the wire: a partition with more
-            # rows than a file should hold is split (a stream's windows bound its files
-            # already, and a side input per window and pane would only delay them)
+        if self._split_large and max_rows is not None:
+            # a batch run on workers that receive groups over the wire (streams do not ask for
+            # it: their windows bound their files, and a side input per window and pane would
+            # only delay them)
             counts = (keyed
                       | "PartitionOf" >> beam.Map(_partition_of)
                       | "RowsPerPartition" >> beam.combiners.Count.PerElement())
