@@ -102,7 +102,7 @@ def build(p: beam.Pipeline, config: Config) -> None:
             paths
             | "Progress" >> beam.ParDo(ShowProgress(len(config.inputs), config.progress,
                                                            config.progress_tally))
-            | "ReadSources" >> ReadSources(rejects, max_bytes=config.max_bytes)
+            | "ReadSources" >> ReadSources(rejects, max_bytes=config.max_bytes, chunked=True)
         )
         if config.feeds:
             fetched = (

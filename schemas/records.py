@@ -43,6 +43,10 @@ class RawDocument:
     # HTTP response headers (lower-case keys) of a fetched document: content-type carries
     # the charset, content-location the base for relative links. None for files.
     headers: dict[str, str] | None = None
+    # a piece of a large JSONL file read in chunks (transforms/read.py): whole lines, the first
+    # of them line ``first_line`` of the file (0-based), so each line keeps the unit index it
+    # has when the file is read whole. None for a whole document.
+    first_line: int | None = None
 
     def excerpt(self) -> str:
         return bounded_excerpt(self.data)

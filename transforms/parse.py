@@ -285,7 +285,7 @@ def parse_document(doc: RawDocument) -> Iterator[Unit]:
     """Split one document into its input units. Raises a RejectError for the whole file, so
     a document never disappears without a row."""
     units = list(_units_of(doc))
-    if not units:
+    if not units and doc.first_line is None:  # a piece of a JSONL file may hold blank lines only
         raise EmptyContent("the document holds no records")
     # raw text never holds a lone surrogate: bytes decoded with errors="replace" cannot give
     # one, and JSON records are read through loads_json; feedparser's fields can
@@ -295,7 +295,22 @@ def parse_document(doc: RawDocument) -> Iterator[Unit]:
         yield unit
 
 
+def _chunk_units(doc: RawDocument, first_line: int) -> Iterator[Unit]:
+    """The units of a piece of a JSONL file (``RawDocument.first_line``): one per line that is
+    not blank, numbered as in the whole file. The file's first line is a JSON object (that is
+    how its reader chose to read it in pieces), so no piece is judged as a whole JSON value."""
+    if first_line == 0 and looks_binary(doc.data):  # the head of the file, as for a whole one
+        raise BinaryInput("binary content (NUL or control bytes), not a text document")
+    text, _codec = decode_bytes(doc.data)
+    for n, line in enumerate(text.split("\n")):
+        if line.strip():
+            yield Unit(doc.input_path, "jsonl", first_line + n, raw=line)
+
+
 def _units_of(doc: RawDocument) -> Iterator[Unit]:
+    if doc.first_line is not None:
+        yield from _chunk_units(doc, doc.first_line)
+        return
     if looks_binary(doc.data):
         raise BinaryInput("binary content (NUL or control bytes), not a text document")
     headers = doc.headers or {}

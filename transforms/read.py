@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import bz2
 import codecs
+import dataclasses
 import json
 import re
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
 from xml.parsers import expat
 
 import apache_beam as beam
@@ -259,8 +262,13 @@ def read_document(path: str, max_bytes: int = DEFAULT_MAX_BYTES
     """Read one file into a RawDocument. Raises a RejectError subclass on failure; a truncated
     JSONL file or feed gives its complete lines or entries and a reject for the rest
     (``salvage``)."""
+    yield from _document(path, _read_capped(path, max_bytes), max_bytes)
+
+
+def _document(path: str, raw: bytes, max_bytes: int) -> Iterator[RawDocument | Rejected]:
+    """``read_document`` of a file whose bytes (at most ``max_bytes``) are read."""
     try:
-        data = decompress(path, _read_capped(path, max_bytes), max_bytes)
+        data = decompress(path, raw, max_bytes)
     except TruncatedData as cut:
         yield from salvage(path, cut)
         return
@@ -269,20 +277,223 @@ def read_document(path: str, max_bytes: int = DEFAULT_MAX_BYTES
     yield RawDocument(input_path=path, data=data)
 
 
-class ReadSources(beam.PTransform):
-    """paths -> RawDocument; unreadable files become reject rows (stage ``read``)."""
+# ------------------------------------------------------------- large JSONL files, in pieces
+# A JSONL dump larger than this (or than --max-bytes, if smaller) is read in pieces of this
+# size, each by whichever worker takes it, instead of whole by one: a dump over --max-bytes is
+# read at all, and no worker holds more than a piece of it.
+CHUNK_BYTES = 8 * 1024 * 1024
+BLOCK = 1 << 20
 
-    def __init__(self, error_handler: ErrorHandler, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+
+@dataclass(frozen=True)
+class Chunk:
+    """Bytes [start, end) of a JSONL file: the piece owns the lines that start in it.
+    ``lines_before``: the newlines in the file before ``start`` (set once all the file's
+    pieces are counted); ``size``: the file's size when it was planned."""
+
+    input_path: str
+    start: int
+    end: int
+    size: int
+    lines_before: int = -1
+
+    def excerpt(self) -> str:
+        return f"bytes {self.start}-{self.end} of {self.size}"
+
+
+def _first_line_object(head: bytes) -> bool:
+    """Does ``head`` (the start of a file) begin with a whole line that is a JSON object?"""
+    line, newline, _rest = head.partition(b"\n")
+    if not newline:
+        return False
+    if line.startswith(codecs.BOM_UTF8):
+        line = line[len(codecs.BOM_UTF8):]
+    try:
+        return isinstance(json.loads(line.decode("utf-8")), dict)
+    except ValueError:  # UnicodeDecodeError too: another encoding is read whole, as before
+        return False
+
+
+def read_or_plan(path: str, max_bytes: int = DEFAULT_MAX_BYTES,
+                 chunk_bytes: int = CHUNK_BYTES) -> Iterator[RawDocument | Rejected | Chunk]:
+    """``read_document``, but an uncompressed file larger than ``chunk_bytes`` whose first line
+    is a JSON object (a JSONL dump) is not read here: its pieces (``Chunk``) are given instead,
+    whatever its size. Every other file is read once, as ``read_document`` reads it; only a
+    dump is listed, for its size."""
+    chunked = False
+    try:
+        with FileSystems.open(path, compression_type="uncompressed") as fh:
+            data = fh.read(chunk_bytes + 1)
+            if len(data) > chunk_bytes and data[:2] != b"\x1f\x8b" and data[:3] != b"BZh":
+                while b"\n" not in data and len(data) <= max_bytes:  # a long first line
+                    more = fh.read(BLOCK)
+                    if not more:
+                        break
+                    data += more
+                chunked = _first_line_object(data)
+            if not chunked and len(data) <= max_bytes:
+                data += fh.read(max_bytes + 1 - len(data))
+        size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes if chunked else 0
+    except Exception as exc:  # any filesystem error: vanished, permission, I/O
+        raise ReadError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+    if chunked:
+        for start in range(0, size, chunk_bytes):
+            yield Chunk(path, start, min(size, start + chunk_bytes), size)
+        return
+    if len(data) > max_bytes:
+        raise TooLarge(f"file is larger than the cap of {max_bytes} bytes")
+    yield from _document(path, data, max_bytes)
+
+
+def _route(item: Any) -> Iterator[Any]:
+    yield beam.pvalue.TaggedOutput("pieces", item) if isinstance(item, Chunk) else item
+
+
+def count_lines(chunk: Chunk) -> Iterator[tuple[str, Chunk, int]]:
+    """(path, chunk, the newlines in its bytes)."""
+    count = 0
+    try:
+        with FileSystems.open(chunk.input_path, compression_type="uncompressed") as fh:
+            fh.seek(chunk.start)
+            left = chunk.end - chunk.start
+            while left > 0:
+                block = fh.read(min(BLOCK, left))
+                if not block:
+                    break
+                count += block.count(b"\n")
+                left -= len(block)
+    except Exception as exc:
+        raise ReadError(f"cannot read {chunk.input_path}: {type(exc).__name__}: {exc}") \
+            from exc
+    yield chunk.input_path, chunk, count
+
+
+def _by_file(counted: tuple[str, Chunk, int]) -> tuple[str, tuple[Chunk, int]]:
+    path, chunk, count = counted
+    return path, (chunk, count)
+
+
+def number_chunks(item: tuple[str, Iterable[tuple[Chunk, int]]]) -> Iterator[Chunk]:
+    """A file's pieces with the newlines before each (counts summed in file order). A piece
+    whose count failed (its reject says so) leaves the pieces after it numbered without its
+    newlines."""
+    _path, counted = item
+    before = 0
+    for chunk, count in sorted(counted, key=lambda pair: pair[0].start):
+        yield dataclasses.replace(chunk, lines_before=before)
+        before += count
+
+
+def _lines(fh: Any, pos: int, max_bytes: int) -> Iterator[tuple[int, bytes | None, bytes]]:
+    """The lines of an open file from offset ``pos`` (where ``fh`` stands): (offset of the
+    line's start, its bytes through its newline, or to the end of the file, b""). A line over
+    ``max_bytes`` is not held: (offset, None, its first KiB)."""
+    block_start = line_start = pos
+    pending: list[bytes] = []
+    held = 0
+    over = False
+    head = b""
+    while True:
+        block = fh.read(BLOCK)
+        if not block:
+            if over or held:
+                yield line_start, None if over else b"".join(pending), head
+            return
+        cut = 0
+        while cut < len(block):
+            newline = block.find(b"\n", cut)
+            stop = len(block) if newline < 0 else newline + 1
+            piece = block[cut:stop]
+            if not over:
+                if held + len(piece) > max_bytes:
+                    over, head = True, (b"".join(pending) + piece)[:1024]
+                    pending, held = [], 0
+                else:
+                    pending.append(piece)
+                    held += len(piece)
+            if newline < 0:
+                break
+            yield line_start, None if over else b"".join(pending), head
+            line_start = block_start + stop
+            pending, held, over, head = [], 0, False, b""
+            cut = stop
+        block_start += len(block)
+
+
+def read_chunk(chunk: Chunk, max_bytes: int = DEFAULT_MAX_BYTES
+               ) -> Iterator[RawDocument | Rejected]:
+    """The lines that start in a piece, as one RawDocument whose ``first_line`` is the
+    file's number of the first of them (the last may run past the piece's end: it is read
+    through). A line over ``max_bytes`` is one reject (``too_large``), and a blank line in
+    its place, so the lines after it keep their numbers."""
+    lines: list[bytes] = []
+    lost: list[Rejected] = []
+    first_line = chunk.lines_before
+    try:
+        with FileSystems.open(chunk.input_path, compression_type="uncompressed") as fh:
+            skip = chunk.start > 0
+            fh.seek(chunk.start - skip)
+            found = _lines(fh, chunk.start - skip, max_bytes)
+            if skip:
+                # from the byte before the piece: the end of the line under way there, which
+                # the piece before owns (just its newline when a line starts at ``start``)
+                _begin, tail, _head = next(found, (0, b"\n", b""))
+                first_line += tail != b"\n"
+            for begin, line, head in found:
+                if begin >= chunk.end:
+                    break
+                if line is None:
+                    number = first_line + len(lines) + 1  # 1-based, as users count
+                    lost.append(Rejected(TooLarge(
+                        f"line {number} (at byte {begin}) is larger than the cap of "
+                        f"{max_bytes} bytes"), bounded_excerpt(head)))
+                    line = b"\n"
+                lines.append(line)
+    except Exception as exc:  # any filesystem error: vanished, permission, I/O
+        raise ReadError(f"cannot read {chunk.input_path}: {type(exc).__name__}: {exc}") \
+            from exc
+    if lines:
+        yield RawDocument(input_path=chunk.input_path, data=b"".join(lines),
+                          first_line=first_line)
+    yield from lost
+
+
+class ReadSources(beam.PTransform):
+    """paths -> RawDocument; unreadable files become reject rows (stage ``read``).
+
+    With ``chunked`` (batch runs), a JSONL dump larger than CHUNK_BYTES (or --max-bytes, if
+    smaller) is read in pieces (``read_or_plan``): each piece's newlines are counted, the counts
+    summed per file, and each piece read by whichever worker takes it, its lines numbered as
+    in the whole file. A dump over --max-bytes is then read at all, line by line, and
+    --max-bytes caps each line. A compressed dump is still read whole (a gzip stream cannot
+    be cut), within --max-bytes."""
+
+    def __init__(self, error_handler: ErrorHandler, max_bytes: int = DEFAULT_MAX_BYTES,
+                 chunked: bool = False, chunk_bytes: int = CHUNK_BYTES) -> None:
         super().__init__()
         self._errors = error_handler
         self._max_bytes = max_bytes
+        self._chunked = chunked
+        self._chunk_bytes = max(1, min(chunk_bytes, max_bytes))
 
     def expand(self, paths: beam.PCollection[str]) -> beam.PCollection[RawDocument]:
-        return apply_stage(
-            paths,
-            "Read",
-            "read",
-            read_document,
-            self._errors,
-            max_bytes=self._max_bytes,
+        if not self._chunked:
+            return apply_stage(paths, "Read", "read", read_document, self._errors,
+                               max_bytes=self._max_bytes)
+        read = apply_stage(paths, "Read", "read", read_or_plan, self._errors,
+                           max_bytes=self._max_bytes, chunk_bytes=self._chunk_bytes)
+        routed = read | "PiecesApart" >> beam.FlatMap(_route).with_outputs("pieces",
+                                                                          main="whole")
+        whole, chunks = routed["whole"], routed["pieces"]
+        counted = apply_stage(chunks, "CountLines", "read", count_lines,
+                              self._errors)
+        pieces = (
+            counted
+            | "PiecesByFile" >> beam.Map(_by_file)
+            | "GroupPieces" >> beam.GroupByKey()
+            | "NumberPieces" >> beam.FlatMap(number_chunks)
+            | "SpreadPieces" >> beam.Reshuffle()
         )
+        read = apply_stage(pieces, "ReadPieces", "read", read_chunk, self._errors,
+                           max_bytes=self._max_bytes)
+        return (whole, read) | "AllRead" >> beam.Flatten()

@@ -968,3 +968,32 @@ def test_job_server_lines_show_trouble_only_below_debug(monkeypatch: pytest.Monk
             lg.setLevel(lvl)
             lg.filters[:] = filters
             lg.handlers[:] = handlers
+
+
+def test_a_jsonl_dump_over_max_bytes_is_read_in_pieces(tmp_path: Path) -> None:
+    """--max-bytes caps what one worker holds: a JSONL dump over it is read in pieces, line
+    by line (each piece by any worker), not rejected whole, and gives the dataset of a whole
+    read; a line over the cap is one reject that names it."""
+    dump = SAMPLES / "dumps" / "crawl-2024-03.jsonl"  # 2,251 bytes, lines up to 815
+
+    def run(name: str, *extra: str) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+        manifest = run_samples(tmp_path / name, dump, *extra)
+        assert manifest["accounting"]["balanced"]
+        rejects = pd.read_parquet(tmp_path / name / "rejects")
+        return (pd.read_parquet(tmp_path / name / "articles"), rejects, manifest)
+
+    whole, whole_rejects, _ = run("whole")
+    assert len(whole) == 4 and sorted(whole_rejects.reason) == ["invalid_json",
+                                                                "invalid_record"]
+    pieces, rejects, manifest = run("pieces", "--max-bytes", "900")  # 3 pieces
+    assert sorted(pieces.article_id) == sorted(whole.article_id)
+    assert (sorted(zip(rejects.reason, rejects.detail, strict=True))
+            == sorted(zip(whole_rejects.reason, whole_rejects.detail, strict=True)))
+    assert manifest["counts"]["in"] == 6
+    capped, rejects, _ = run("capped", "--max-bytes", "700")  # its 7th line is 815 bytes
+    too_large = rejects[rejects.reason == "too_large"]
+    at = sum(len(line) + 1 for line in dump.read_bytes().split(b"\n")[:6])
+    assert list(too_large.detail) == [
+        f"line 7 (at byte {at}) is larger than the cap of 700 bytes"]
+    assert len(capped) + len(rejects) == 6  # the other lines as before
+    assert set(capped.article_id) <= set(whole.article_id)

@@ -5,15 +5,33 @@ from __future__ import annotations
 import bz2
 import functools
 import gzip
+import json
 import re
 import zlib
 from pathlib import Path
+from typing import Any
 
+import apache_beam as beam
 import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
 
+import transforms.read as read_module
+from schemas.records import RawDocument
 from tests.conftest import shared_data
+from transforms.common import Rejected, Sink
 from transforms.errors import DecompressError, EmptyInput, ReadError, TooLarge
-from transforms.read import decompress, read_document
+from transforms.parse import ParseDocuments, parse_document
+from transforms.read import (
+    Chunk,
+    ReadSources,
+    count_lines,
+    decompress,
+    number_chunks,
+    read_chunk,
+    read_document,
+    read_or_plan,
+)
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
 
@@ -268,3 +286,120 @@ def test_a_cut_inside_a_crlf_line_end_keeps_that_line(tmp_path: Path) -> None:
     assert isinstance(lost, Rejected) and lost.excerpt == ""
     kept = [line for line in doc.data.split(b"\n") if line.strip()]
     assert kept[-1].rstrip(b"\r") == lines[(len(kept) - 1) % 3]  # the last line is whole
+
+
+# ------------------------------------------------------------- large JSONL files, in pieces
+def _dump_lines() -> list[str]:
+    """A JSONL dump as people write them: records of varied length with non-ASCII text (so a
+    piece can start inside a character), blank lines, a line that is not JSON, and a record
+    whose text holds U+2028 (JSON allows it raw; it is no line end)."""
+    lines = [json.dumps({"url": "https://e.example/0", "text": "first"})]
+    for i in range(1, 120):
+        if i % 17 == 0:
+            lines.append("")
+        elif i % 29 == 0:
+            lines.append("{not json")
+        else:
+            text = f"Ærlig talt, {i} Straße \u2028 " + "ord " * (i * 7 % 90)
+            lines.append(json.dumps({"url": f"https://e.example/{i}", "text": text},
+                                    ensure_ascii=False))
+    return lines
+
+
+def _pieces(path: str, chunk_bytes: int, max_bytes: int) -> tuple[list[Any], list[str]]:
+    """What ReadSources's chunked branch makes of a file, without Beam: its units
+    (index, raw) and the details of its rejects."""
+    planned = list(read_or_plan(path, max_bytes, chunk_bytes))
+    assert planned and all(isinstance(p, Chunk) for p in planned), "read whole"
+    counted = [next(count_lines(p)) for p in planned]
+    units: list[Any] = []
+    lost: list[str] = []
+    for chunk in number_chunks((path, [(c, n) for _path, c, n in counted])):
+        for out in read_chunk(chunk, max_bytes):
+            if isinstance(out, Rejected):
+                lost.append(out.exc.detail)
+            else:
+                units += [(u.index, u.raw) for u in parse_document(out)]
+    return units, lost
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("final_newline", [True, False])
+@pytest.mark.parametrize("block", [1, 5, 1 << 20])
+def test_a_jsonl_dump_read_in_pieces_gives_the_units_of_the_whole_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, newline: str, final_newline: bool,
+        block: int) -> None:
+    monkeypatch.setattr(read_module, "BLOCK", block)
+    data = (newline.join(_dump_lines()) + newline * final_newline).encode("utf-8")
+    path = tmp_path / "dump.jsonl"
+    path.write_bytes(data)
+    whole = [(u.index, u.raw) for u in parse_document(RawDocument(str(path), data))]
+    assert len(whole) == 113
+    for chunk_bytes in (1, 7, 333, 4096):
+        units, lost = _pieces(str(path), chunk_bytes, 1 << 20)
+        assert units == whole, chunk_bytes
+        assert lost == []
+
+
+def test_a_line_over_the_cap_is_one_reject_and_the_lines_after_keep_their_numbers(
+        tmp_path: Path) -> None:
+    lines = _dump_lines()
+    lines[40] = json.dumps({"url": "https://e.example/huge", "text": "x" * 5000})
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    path = tmp_path / "dump.jsonl"
+    path.write_bytes(data)
+    whole = [(u.index, u.raw) for u in parse_document(RawDocument(str(path), data))]
+    for chunk_bytes in (7, 1000, 3000):
+        units, lost = _pieces(str(path), chunk_bytes, 3000)
+        assert units == [(i, raw) for i, raw in whole if i != 40], chunk_bytes
+        at = len("\n".join(lines[:40]).encode("utf-8")) + 1
+        assert lost == [f"line 41 (at byte {at}) is larger than the cap of 3000 bytes"]
+
+
+def test_what_is_not_an_uncompressed_jsonl_dump_is_read_whole(tmp_path: Path) -> None:
+    dump = ("\n".join(_dump_lines()) + "\n").encode("utf-8")
+    cases = {
+        "dump.jsonl.gz": (gzip.compress(dump), dump),  # a gzip stream cannot be cut
+        "page.html": (b"<html><body>" + b"<p>text</p>" * 500 + b"</body></html>", None),
+        "array.json": (json.dumps([{"text": "a"}] * 300).encode(), None),  # one JSON value
+        "list-first.jsonl": (b"[1, 2]\n" + dump, None),  # its first line is no object
+        "small.jsonl": (dump[:1000], None),  # no larger than a piece
+    }
+    for name, (data, decompressed) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        read = list(read_or_plan(str(tmp_path / name), 1 << 20, 1000))
+        assert read == [RawDocument(str(tmp_path / name), decompressed or data)], name
+    (tmp_path / "dump.jsonl").write_bytes(dump)  # the same dump, uncompressed: in pieces
+    pieces = list(read_or_plan(str(tmp_path / "dump.jsonl"), 1 << 20, 1000))
+    assert [(c.start, c.end) for c in pieces] == [
+        (start, min(start + 1000, len(dump))) for start in range(0, len(dump), 1000)]
+    with pytest.raises(ReadError):
+        list(read_or_plan(str(tmp_path / "missing.jsonl"), 100, 10))
+    (tmp_path / "big.html").write_bytes(b"<p>" * 100)
+    with pytest.raises(TooLarge):  # over --max-bytes and no dump: rejected as before
+        list(read_or_plan(str(tmp_path / "big.html"), 200, 100))
+
+
+def test_read_sources_in_pieces_on_beam(tmp_path: Path) -> None:
+    """The chunked branch on the real runner gives the same units as the whole read, for a
+    dump over --max-bytes (which the whole read rejects) beside a file read whole."""
+    dump = ("\n".join(_dump_lines()) + "\n").encode("utf-8")
+    (tmp_path / "dump.jsonl").write_bytes(dump)
+    (tmp_path / "note.txt").write_bytes(b"A short note.\n")
+    whole = [(str(tmp_path / "dump.jsonl"), u.index, u.raw) for u in parse_document(
+        RawDocument(str(tmp_path / "dump.jsonl"), dump))] + [(str(tmp_path / "note.txt"), 0,
+                                                             "A short note.\n")]
+    paths = [str(tmp_path / "dump.jsonl"), str(tmp_path / "note.txt")]
+    with TestPipeline() as p:
+        with Sink("Rejects", beam.Map(_reason)) as rejects:
+            units = (p | beam.Create(paths)
+                     | ReadSources(rejects, max_bytes=len(dump) // 3, chunked=True,
+                                   chunk_bytes=999)
+                     | ParseDocuments(rejects)
+                     | beam.Map(lambda u: (u.input_path, u.index, u.raw)))
+        assert_that(units, equal_to(whole))
+        assert_that(rejects.output(), equal_to([]), label="NoRejects")
+
+
+def _reason(row: Any) -> str:
+    return str(row.reason)
