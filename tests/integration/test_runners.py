@@ -157,6 +157,31 @@ def test_same_dataset_as_the_direct_runner(runner_args: list[str], reference: di
           + ", ".join(f"{k} {v:.1f}s" for k, v in TIMINGS.items()))
 
 
+@pytest.mark.parametrize("runner", ["FlinkRunner", "SparkRunner"])
+def test_a_jsonl_dump_in_pieces_on_a_cluster_runner(runner: str, tmp_path: Path) -> None:
+    """The pieces of a dump (``--max-bytes 900``: four pieces of the samples' dump, its
+    815-byte line the longest, plus a copy of its first record at another URL) are read,
+    counted and numbered on the engine as on the DirectRunner, and give the dataset of a
+    whole read."""
+    lines = (REPO / "samples" / "dumps" / "crawl-2024-03.jsonl").read_text().split("\n")
+    copy = json.loads(lines[0])
+    copy["url"] += "?copy"
+    dump = tmp_path / "dump.jsonl"
+    dump.write_text("\n".join([*lines, json.dumps(copy)]) + "\n", encoding="utf-8")
+
+    def run(out: Path, *args: str) -> dict[str, Any]:
+        cmd = [sys.executable, "-m", "pipeline", "run", str(dump), "--output", str(out),
+               "--ingested-at", INGESTED_AT, "-q", *args]
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
+                              timeout=RUN_TIMEOUT_S, stdin=subprocess.DEVNULL)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return dataset(out)
+
+    whole = run(tmp_path / "whole", "--runner", "DirectRunner")
+    got = run(tmp_path / "pieces", "--max-bytes", "900", *portable_args(runner))
+    assert got == whole and got["article_ids"] and got["duplicates"] and got["rejects"]
+
+
 @pytest.mark.parametrize("runner, stop_after", [
     pytest.param("PrismRunner", "10s", id="prism"),
     pytest.param("FlinkRunner", "45s", id="flink"),
