@@ -160,10 +160,14 @@ def _utf8(data: bytes) -> str | None:
         return None
 
 
-def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str]:
+def decode_bytes(data: bytes, declared: str | None = None,
+                 own_declaration: bool = True) -> tuple[str, str]:
     """Decode a document. Returns (text, codec used). Raises DecodeError when nothing fits.
 
-    ``declared`` is an outside declaration (an HTTP charset); otherwise the document's own.
+    ``declared`` is an outside declaration (an HTTP charset); otherwise the document's own
+    (an XML declaration, a ``<meta charset>``), unless ``own_declaration`` is False: JSON
+    declares none, and a ``<meta charset>`` inside one of its strings must not decide how
+    the whole reads.
     """
     for bom, codec in _BOMS:
         if data.startswith(bom):
@@ -179,7 +183,7 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str]:
             return data.decode(wide), wide
         except UnicodeDecodeError as exc:
             raise DecodeError(f"bytes look like {wide} but do not decode: {exc}") from exc
-    name = declared or declared_encoding(data)
+    name = declared or (declared_encoding(data) if own_declaration else None)
     declared_codec = normalize_encoding(name)
     as_utf8 = _utf8(data)
     if declared_codec is not None:
@@ -191,6 +195,11 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str]:
             pass  # the declaration lies; fall through to detection
     if as_utf8 is not None:
         return as_utf8, "utf-8"
+    return _undeclared(data)
+
+
+def _undeclared(data: bytes) -> tuple[str, str]:
+    """Bytes with no byte order mark and no declaration that are not all UTF-8."""
     mostly = _mostly_utf8(data)
     if mostly is not None:
         return mostly, "utf-8"
@@ -202,6 +211,35 @@ def decode_bytes(data: bytes, declared: str | None = None) -> tuple[str, str]:
         return data.decode(codec), codec
     except UnicodeDecodeError:
         return data.decode(codec, errors="replace"), codec
+
+
+def decode_piece(data: bytes) -> str:
+    """A piece of a JSONL dump read in pieces (transforms/read.py), decoded on its own. A dump
+    is read in pieces only when its first line is UTF-8 (what JSON text exchanged between
+    systems is: RFC 8259, section 8.1), so no piece is sniffed for a byte order mark (but the
+    first one's UTF-8 one), a wide encoding or a declaration; bytes that are not UTF-8 are read
+    as ``decode_bytes`` reads an undeclared document that is not all UTF-8."""
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8):]
+    text = _utf8(data)
+    if text is not None:
+        return text
+    text, codec = _undeclared(data)
+    if not _ascii_compatible(codec):
+        # a guess of UTF-16 or the like for a piece of junk would merge its lines: its
+        # newlines are newlines, as in every piece
+        return data.decode("utf-8", errors="replace")
+    return text
+
+
+def _ascii_compatible(codec: str) -> bool:
+    if codec.startswith("utf-8"):  # utf-8, and utf-8+cp1252 (_utf8_with_cp1252)
+        return True
+    probe = '\n{}[]":,abc'
+    try:
+        return probe.encode(codec) == probe.encode("ascii")
+    except (LookupError, UnicodeError):
+        return False
 
 
 def _latin_script(text: str) -> bool:

@@ -26,7 +26,7 @@ from apache_beam.transforms.error_handling import ErrorHandler
 from schemas.records import RawDocument, Unit
 from transforms.common import apply_stage
 from transforms.dates import from_struct, parse_date
-from transforms.decode import decode_bytes, looks_binary
+from transforms.decode import decode_bytes, decode_piece, looks_binary
 from transforms.errors import (
     BinaryInput,
     EmptyContent,
@@ -301,10 +301,18 @@ def _chunk_units(doc: RawDocument, first_line: int) -> Iterator[Unit]:
     how its reader chose to read it in pieces), so no piece is judged as a whole JSON value."""
     if first_line == 0 and looks_binary(doc.data):  # the head of the file, as for a whole one
         raise BinaryInput("binary content (NUL or control bytes), not a text document")
-    text, _codec = decode_bytes(doc.data)
+    text = decode_piece(doc.data)
     for n, line in enumerate(text.split("\n")):
         if line.strip():
             yield Unit(doc.input_path, "jsonl", first_line + n, raw=line)
+
+
+_JSON_START = re.compile(rb"(?:\xef\xbb\xbf)?\s*[{\[]")
+
+
+def _starts_like_json(data: bytes) -> bool:
+    """Does the document start (after white space and a UTF-8 byte order mark) with { or [?"""
+    return _JSON_START.match(data, 0, 65536) is not None
 
 
 def _units_of(doc: RawDocument) -> Iterator[Unit]:
@@ -314,7 +322,8 @@ def _units_of(doc: RawDocument) -> Iterator[Unit]:
     if looks_binary(doc.data):
         raise BinaryInput("binary content (NUL or control bytes), not a text document")
     headers = doc.headers or {}
-    text, _codec = decode_bytes(doc.data, http_charset(headers.get("content-type")))
+    text, _codec = decode_bytes(doc.data, http_charset(headers.get("content-type")),
+                                own_declaration=not _starts_like_json(doc.data))
     kind = sniff_kind(text)
     if kind in ("feed", "html") and _ENTITY_DECL.search(text[:1_000_000]):
         raise HostileXml("the document declares XML entities; refused as hostile")

@@ -14,6 +14,7 @@ import bz2
 import codecs
 import dataclasses
 import json
+import os
 import re
 import zlib
 from collections.abc import Iterable, Iterator
@@ -287,58 +288,86 @@ BLOCK = 1 << 20
 
 @dataclass(frozen=True)
 class Chunk:
-    """Bytes [start, end) of a JSONL file: the piece owns the lines that start in it.
-    ``lines_before``: the newlines in the file before ``start`` (set once all the file's
-    pieces are counted); ``size``: the file's size when it was planned."""
+    """Bytes [start, end) of a JSONL file of ``size`` bytes, its piece number ``piece`` of
+    ``pieces``: the piece owns the lines that start in it. ``lines_before``: the newlines in
+    the file before ``start``, once all the file's pieces are counted (-1: unknown)."""
 
     input_path: str
     start: int
     end: int
     size: int
+    piece: int = 0
+    pieces: int = 1
     lines_before: int = -1
 
     def excerpt(self) -> str:
         return f"bytes {self.start}-{self.end} of {self.size}"
 
 
-def _first_line_object(head: bytes) -> bool:
-    """Does ``head`` (the start of a file) begin with a whole line that is a JSON object?"""
-    line, newline, _rest = head.partition(b"\n")
-    if not newline:
+def _is_dump(head: bytes) -> bool:
+    """Does ``head`` (the start of a file, through its first line that is not blank, and at
+    least the start of the next one) look like a JSONL dump: its first line that is not blank
+    is a JSON object and is not the whole document (a minified JSON Feed or any one JSON
+    object on one line is read whole, as one value), in UTF-8?"""
+    if head.startswith(codecs.BOM_UTF8):
+        head = head[len(codecs.BOM_UTF8):]
+    body = head.lstrip()
+    line, newline, rest = body.partition(b"\n")
+    if not newline or not rest.strip():
         return False
-    if line.startswith(codecs.BOM_UTF8):
-        line = line[len(codecs.BOM_UTF8):]
     try:
         return isinstance(json.loads(line.decode("utf-8")), dict)
     except ValueError:  # UnicodeDecodeError too: another encoding is read whole, as before
         return False
 
 
+def _head(fh: Any, data: bytes, max_bytes: int) -> bytes:
+    """``data`` (the first bytes read from ``fh``), read on until it holds a line that is not
+    blank and the first byte that is not white space after it, or ``max_bytes`` (a first line
+    longer than that: the file is read whole, and rejected as too large)."""
+    held = bytearray(data)
+    searched = 0
+
+    def seen() -> bool:
+        start = len(held) - len(held.lstrip())
+        newline = held.find(b"\n", max(start, searched))
+        return newline >= 0 and bool(held[newline + 1:].strip())
+
+    while not seen() and len(held) <= max_bytes:
+        searched = max(0, len(held) - 1)
+        more = fh.read(BLOCK)
+        if not more:
+            break
+        held += more
+    return bytes(held)
+
+
 def read_or_plan(path: str, max_bytes: int = DEFAULT_MAX_BYTES,
                  chunk_bytes: int = CHUNK_BYTES) -> Iterator[RawDocument | Rejected | Chunk]:
-    """``read_document``, but an uncompressed file larger than ``chunk_bytes`` whose first line
-    is a JSON object (a JSONL dump) is not read here: its pieces (``Chunk``) are given instead,
-    whatever its size. Every other file is read once, as ``read_document`` reads it; only a
-    dump is listed, for its size."""
+    """``read_document``, but an uncompressed file larger than ``chunk_bytes`` that is a JSONL
+    dump (``_is_dump``) is not read here: its pieces (``Chunk``) are given instead, whatever
+    its size. Every other file is read once, as ``read_document`` reads it."""
     chunked = False
+    size = 0
     try:
         with FileSystems.open(path, compression_type="uncompressed") as fh:
             data = fh.read(chunk_bytes + 1)
             if len(data) > chunk_bytes and data[:2] != b"\x1f\x8b" and data[:3] != b"BZh":
-                while b"\n" not in data and len(data) <= max_bytes:  # a long first line
-                    more = fh.read(BLOCK)
-                    if not more:
-                        break
-                    data += more
-                chunked = _first_line_object(data)
-            if not chunked and len(data) <= max_bytes:
+                data = _head(fh, data, max_bytes)
+                chunked = _is_dump(data)
+            if chunked:
+                # its size from the open file: FileSystems.match would read a name holding
+                # [ or * as a pattern
+                size = fh.seek(0, os.SEEK_END)
+            elif len(data) <= max_bytes:
                 data += fh.read(max_bytes + 1 - len(data))
-        size = FileSystems.match([path])[0].metadata_list[0].size_in_bytes if chunked else 0
     except Exception as exc:  # any filesystem error: vanished, permission, I/O
         raise ReadError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
     if chunked:
-        for start in range(0, size, chunk_bytes):
-            yield Chunk(path, start, min(size, start + chunk_bytes), size)
+        pieces = -(-size // chunk_bytes)
+        for piece in range(pieces):
+            start = piece * chunk_bytes
+            yield Chunk(path, start, min(size, start + chunk_bytes), size, piece, pieces)
         return
     if len(data) > max_bytes:
         raise TooLarge(f"file is larger than the cap of {max_bytes} bytes")
@@ -349,11 +378,23 @@ def _route(item: Any) -> Iterator[Any]:
     yield beam.pvalue.TaggedOutput("pieces", item) if isinstance(item, Chunk) else item
 
 
+def _open_unchanged(chunk: Chunk) -> Any:
+    """The piece's file, open; a ReadError if its size is no longer the planned one (a file
+    replaced or still being written while it is read: its pieces would not add up)."""
+    fh = FileSystems.open(chunk.input_path, compression_type="uncompressed")
+    size = fh.seek(0, os.SEEK_END)
+    if size != chunk.size:
+        fh.close()
+        raise ReadError(f"{chunk.input_path} changed while it was read: {chunk.size} bytes "
+                        f"when its pieces were planned, {size} now")
+    return fh
+
+
 def count_lines(chunk: Chunk) -> Iterator[tuple[str, Chunk, int]]:
     """(path, chunk, the newlines in its bytes)."""
     count = 0
     try:
-        with FileSystems.open(chunk.input_path, compression_type="uncompressed") as fh:
+        with _open_unchanged(chunk) as fh:
             fh.seek(chunk.start)
             left = chunk.end - chunk.start
             while left > 0:
@@ -362,6 +403,8 @@ def count_lines(chunk: Chunk) -> Iterator[tuple[str, Chunk, int]]:
                     break
                 count += block.count(b"\n")
                 left -= len(block)
+    except ReadError:
+        raise
     except Exception as exc:
         raise ReadError(f"cannot read {chunk.input_path}: {type(exc).__name__}: {exc}") \
             from exc
@@ -374,27 +417,43 @@ def _by_file(counted: tuple[str, Chunk, int]) -> tuple[str, tuple[Chunk, int]]:
 
 
 def number_chunks(item: tuple[str, Iterable[tuple[Chunk, int]]]) -> Iterator[Chunk]:
-    """A file's pieces with the newlines before each (counts summed in file order). A piece
-    whose count failed (its reject says so) leaves the pieces after it numbered without its
-    newlines."""
+    """A file's pieces with the newlines before each (counts summed in file order). After a
+    piece whose count failed (its reject says why) the lines cannot be numbered: the pieces
+    after it keep ``lines_before`` -1, and each becomes a reject when read (``read_chunk``),
+    rather than lines whose keys would collide with others'."""
     _path, counted = item
     before = 0
-    for chunk, count in sorted(counted, key=lambda pair: pair[0].start):
+    expected = 0
+    for chunk, count in sorted(counted, key=lambda pair: pair[0].piece):
+        if chunk.piece != expected:
+            before = -1
         yield dataclasses.replace(chunk, lines_before=before)
-        before += count
+        expected = chunk.piece + 1
+        if before >= 0:
+            before += count
 
 
-def _lines(fh: Any, pos: int, max_bytes: int) -> Iterator[tuple[int, bytes | None, bytes]]:
+def _lines(fh: Any, pos: int, max_bytes: int, until: int | None = None
+           ) -> Iterator[tuple[int, bytes | None, bytes]]:
     """The lines of an open file from offset ``pos`` (where ``fh`` stands): (offset of the
     line's start, its bytes through its newline, or to the end of the file, b""). A line over
-    ``max_bytes`` is not held: (offset, None, its first KiB)."""
+    ``max_bytes`` (its newline aside) is not held: (offset, None, its first KiB). Before
+    offset ``until`` (a piece's end) no read goes past it, and after it reads start small, so
+    a piece is not read on for a whole block to finish its last line."""
     block_start = line_start = pos
     pending: list[bytes] = []
     held = 0
     over = False
     head = b""
+    past = 4096  # past ``until`` (the piece's last line, read through): 4 KiB, doubling
     while True:
-        block = fh.read(BLOCK)
+        if until is None:
+            size = BLOCK
+        elif block_start < until:
+            size = min(BLOCK, until - block_start)
+        else:
+            size, past = past, min(BLOCK, 2 * past)
+        block = fh.read(size)
         if not block:
             if over or held:
                 yield line_start, None if over else b"".join(pending), head
@@ -405,7 +464,7 @@ def _lines(fh: Any, pos: int, max_bytes: int) -> Iterator[tuple[int, bytes | Non
             stop = len(block) if newline < 0 else newline + 1
             piece = block[cut:stop]
             if not over:
-                if held + len(piece) > max_bytes:
+                if held + len(piece) - (newline >= 0) > max_bytes:  # its newline aside
                     over, head = True, (b"".join(pending) + piece)[:1024]
                     pending, held = [], 0
                 else:
@@ -420,35 +479,56 @@ def _lines(fh: Any, pos: int, max_bytes: int) -> Iterator[tuple[int, bytes | Non
         block_start += len(block)
 
 
+def _first_line_start(fh: Any, chunk: Chunk) -> int | None:
+    """Where the first line that starts in the piece starts (``fh`` at the byte before the
+    piece), or None: the piece lies inside one line (which the piece where it starts reads
+    through), so it is left at once, not read to that line's end."""
+    pos = chunk.start - 1
+    while pos < chunk.end - 1:
+        block = fh.read(min(BLOCK, chunk.end - 1 - pos))
+        if not block:
+            return None
+        newline = block.find(b"\n")
+        if newline >= 0:
+            return pos + newline + 1
+        pos += len(block)
+    return None
+
+
 def read_chunk(chunk: Chunk, max_bytes: int = DEFAULT_MAX_BYTES
                ) -> Iterator[RawDocument | Rejected]:
     """The lines that start in a piece, as one RawDocument whose ``first_line`` is the
     file's number of the first of them (the last may run past the piece's end: it is read
     through). A line over ``max_bytes`` is one reject (``too_large``), and a blank line in
     its place, so the lines after it keep their numbers."""
+    if chunk.lines_before < 0:
+        raise ReadError(f"lines {chunk.excerpt()} of {chunk.input_path} cannot be numbered: "
+                        "an earlier piece of the file could not be read")
     lines: list[bytes] = []
     lost: list[Rejected] = []
     first_line = chunk.lines_before
     try:
-        with FileSystems.open(chunk.input_path, compression_type="uncompressed") as fh:
-            skip = chunk.start > 0
-            fh.seek(chunk.start - skip)
-            found = _lines(fh, chunk.start - skip, max_bytes)
-            if skip:
-                # from the byte before the piece: the end of the line under way there, which
-                # the piece before owns (just its newline when a line starts at ``start``)
-                _begin, tail, _head = next(found, (0, b"\n", b""))
-                first_line += tail != b"\n"
-            for begin, line, head in found:
-                if begin >= chunk.end:
-                    break
-                if line is None:
-                    number = first_line + len(lines) + 1  # 1-based, as users count
-                    lost.append(Rejected(TooLarge(
-                        f"line {number} (at byte {begin}) is larger than the cap of "
-                        f"{max_bytes} bytes"), bounded_excerpt(head)))
-                    line = b"\n"
-                lines.append(line)
+        with _open_unchanged(chunk) as fh:
+            pos: int | None = 0
+            if chunk.start > 0:
+                fh.seek(chunk.start - 1)
+                pos = _first_line_start(fh, chunk)
+                # the line under way at ``start`` (if one is) belongs to the piece before
+                first_line += pos is not None and pos > chunk.start
+            if pos is not None:
+                fh.seek(pos)
+                for begin, line, head in _lines(fh, pos, max_bytes, chunk.end):
+                    if begin >= chunk.end:
+                        break
+                    if line is None:
+                        number = first_line + len(lines) + 1  # 1-based, as users count
+                        lost.append(Rejected(TooLarge(
+                            f"line {number} (at byte {begin}) is larger than the cap of "
+                            f"{max_bytes} bytes"), bounded_excerpt(head)))
+                        line = b"\n"
+                    lines.append(line)
+    except ReadError:
+        raise
     except Exception as exc:  # any filesystem error: vanished, permission, I/O
         raise ReadError(f"cannot read {chunk.input_path}: {type(exc).__name__}: {exc}") \
             from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import dataclasses
 import functools
 import gzip
 import json
@@ -378,6 +379,132 @@ def test_what_is_not_an_uncompressed_jsonl_dump_is_read_whole(tmp_path: Path) ->
     (tmp_path / "big.html").write_bytes(b"<p>" * 100)
     with pytest.raises(TooLarge):  # over --max-bytes and no dump: rejected as before
         list(read_or_plan(str(tmp_path / "big.html"), 200, 100))
+
+
+def _write_dump(folder: Path, name: str, lines: list[str]) -> Path:
+    path = folder / name
+    path.write_bytes(("\n".join(lines) + "\n").encode("utf-8"))
+    return path
+
+
+def test_one_json_value_on_one_line_is_read_whole(tmp_path: Path) -> None:
+    """A minified JSON Feed (a trailing newline after it) is one document, not a dump of one
+    record: read whole, it gives its items."""
+    feed = {"version": "https://jsonfeed.org/version/1.1", "title": "Harbour",
+            "items": [{"id": str(i), "url": f"https://h.example/{i}",
+                       "content_text": "Boats " * 50} for i in range(40)]}
+    path = _write_dump(tmp_path, "feed.json", [json.dumps(feed), "", ""])
+    read = list(read_or_plan(str(path), 1 << 20, 1000))
+    assert [type(r).__name__ for r in read] == ["RawDocument"]
+    units = list(parse_document(read[0]))
+    assert len(units) == 40 and {u.input_kind for u in units} == {"jsonfeed"}
+
+
+def test_a_dump_whose_name_holds_glob_characters(tmp_path: Path) -> None:
+    path = _write_dump(tmp_path, "dump[1]*.jsonl", _dump_lines())
+    whole = [(u.index, u.raw) for u in parse_document(RawDocument(str(path),
+                                                                  path.read_bytes()))]
+    assert _pieces(str(path), 500, 1 << 20) == (whole, [])
+
+
+def test_blank_lines_before_the_first_record(tmp_path: Path) -> None:
+    path = _write_dump(tmp_path, "dump.jsonl", ["", "  ", *_dump_lines()])
+    whole = [(u.index, u.raw) for u in parse_document(RawDocument(str(path),
+                                                                  path.read_bytes()))]
+    assert _pieces(str(path), 500, 1 << 20) == (whole, [])
+
+
+def test_after_a_piece_that_could_not_be_counted_no_line_is_renumbered(tmp_path: Path
+                                                                        ) -> None:
+    """Its reject says why; the pieces after it become rejects when read, instead of lines
+    numbered without its newlines (their unit keys would collide with other lines')."""
+    path = _write_dump(tmp_path, "dump.jsonl", _dump_lines())
+    chunks = list(read_or_plan(str(path), 1 << 20, 1000))
+    counted = [next(count_lines(c))[1:] for c in chunks]
+    del counted[2]
+    numbered = list(number_chunks((str(path), counted)))
+    assert [c.lines_before >= 0 for c in numbered] == [True, True] + [False] * (
+        len(chunks) - 3)
+    with pytest.raises(ReadError, match="cannot be numbered"):
+        list(read_chunk(numbered[2]))
+
+
+def test_a_file_that_changes_while_it_is_read_is_a_reject(tmp_path: Path) -> None:
+    path = _write_dump(tmp_path, "dump.jsonl", _dump_lines())
+    chunks = list(read_or_plan(str(path), 1 << 20, 1000))
+    with path.open("ab") as fh:  # still being written
+        fh.write(b'{"url": "https://e.example/late"}\n')
+    with pytest.raises(ReadError, match="changed while it was read"):
+        list(count_lines(chunks[0]))
+    with pytest.raises(ReadError, match="changed while it was read"):
+        list(read_chunk(dataclasses.replace(chunks[1], lines_before=3)))
+
+
+def test_pieces_inside_one_long_line_are_left_at_once(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each piece inside a line reads only its own bytes; the piece where the line starts
+    reads it through once (it was read to its end by every piece inside it: quadratic)."""
+    lines = _dump_lines()
+    lines[5] = json.dumps({"url": "https://e.example/long", "text": "y" * 400_000})
+    path = _write_dump(tmp_path, "dump.jsonl", lines)
+    read_bytes = [0]
+    real_open = read_module.FileSystems.open
+
+    class Counted:
+        def __init__(self, fh: Any) -> None:
+            self.fh = fh
+
+        def __enter__(self) -> Counted:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.fh.close()
+
+        def close(self) -> None:
+            self.fh.close()
+
+        def seek(self, *args: int) -> int:
+            return int(self.fh.seek(*args))
+
+        def read(self, n: int = -1) -> bytes:
+            data = self.fh.read(n)
+            read_bytes[0] += len(data)
+            return bytes(data)
+
+    class CountingFileSystems:
+        @staticmethod
+        def open(path: str, **kwargs: Any) -> Counted:
+            return Counted(real_open(path, **kwargs))
+
+    chunks = list(read_or_plan(str(path), 1 << 20, 20_000))  # 20 pieces inside the line
+    numbered = list(number_chunks((str(path), [next(count_lines(c))[1:] for c in chunks])))
+    monkeypatch.setattr(read_module, "FileSystems", CountingFileSystems)
+    units = [u for c in numbered for d in read_chunk(c) for u in parse_document(d)]
+    assert len(units) == 113
+    # each piece its own bytes, the line once more (its reads double, so up to twice): 2.7
+    # times the file; 9 times when every piece inside the line read on to its end
+    assert read_bytes[0] < 4 * path.stat().st_size
+
+
+def test_each_piece_is_decoded_as_utf8_whatever_one_record_holds(tmp_path: Path) -> None:
+    """A <meta charset> inside one record does not decide how the others read (it made the
+    whole file read as gb18030), and a junk line of bytes that are not UTF-8 stays one line."""
+    lines = _dump_lines()
+    lines[3] = json.dumps({"url": "https://e.example/meta",
+                           "html": '<meta charset="gb18030"><p>Hei</p>'})
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    junk_at = data.index(b"\n", 3000) + 1
+    data = data[:junk_at] + b"\xff\xfejunk\x81\n" + data[junk_at:]
+    path = tmp_path / "dump.jsonl"
+    path.write_bytes(data)
+    whole = [(u.index, u.raw) for u in parse_document(RawDocument(str(path), data))]
+    assert any("Straße" in raw for _i, raw in whole)  # read as UTF-8, not gb18030
+    for chunk_bytes in (junk_at, 333, 1000):
+        units, lost = _pieces(str(path), chunk_bytes, 1 << 20)
+        assert [i for i, _raw in units] == [i for i, _raw in whole], chunk_bytes
+        good = [(i, raw) for i, raw in whole if "\ufffd" not in raw]
+        assert [(i, raw) for i, raw in units if "\ufffd" not in raw] == good
+        assert lost == []
 
 
 def test_read_sources_in_pieces_on_beam(tmp_path: Path) -> None:
