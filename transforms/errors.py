@@ -27,7 +27,8 @@ class ReadError(RejectError):
 
 
 class TooLarge(RejectError):
-    """The file (after decompression) is larger than --max-bytes."""
+    """The file (after decompression) is larger than --max-bytes; in an uncompressed JSONL
+    dump, which is read in pieces, one line is (the detail names it)."""
 
     stage = "read"
     reason = "too_large"
