@@ -213,23 +213,41 @@ def _undeclared(data: bytes) -> tuple[str, str]:
         return data.decode(codec, errors="replace"), codec
 
 
-def decode_piece(data: bytes) -> str:
+def decode_piece(data: bytes, at_start: bool) -> str:
     """A piece of a JSONL dump read in pieces (transforms/read.py), decoded on its own. A dump
-    is read in pieces only when its first line is UTF-8 (what JSON text exchanged between
+    is read in pieces only when its first record is UTF-8 (what JSON text exchanged between
     systems is: RFC 8259, section 8.1), so no piece is sniffed for a byte order mark (but the
-    first one's UTF-8 one), a wide encoding or a declaration; bytes that are not UTF-8 are read
-    as ``decode_bytes`` reads an undeclared document that is not all UTF-8."""
-    if data.startswith(codecs.BOM_UTF8):
+    file's own, at its start: ``at_start``), a wide encoding or a declaration. Its lines that
+    are UTF-8 read as UTF-8; the others, together, as ``decode_bytes`` reads an undeclared
+    document that is not all UTF-8 (so a stray Latin-1 line does not turn its neighbours'
+    UTF-8 into mojibake, whatever the size of the piece)."""
+    if at_start and data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
     text = _utf8(data)
     if text is not None:
         return text
-    text, codec = _undeclared(data)
-    if not _ascii_compatible(codec):
-        # a guess of UTF-16 or the like for a piece of junk would merge its lines: its
-        # newlines are newlines, as in every piece
-        return data.decode("utf-8", errors="replace")
-    return text
+    lines = data.split(b"\n")
+    decoded = [_utf8(line) for line in lines]
+    bad = [line for line, text in zip(lines, decoded, strict=True) if text is None]
+    try:
+        _sample, codec = _undeclared(b"\n".join(bad))
+    except DecodeError:  # nothing fits them: read as UTF-8 with replacements
+        codec = "utf-8"
+    return "\n".join(text if text is not None else _decode_line(line, codec)
+                     for line, text in zip(lines, decoded, strict=True))
+
+
+def _decode_line(line: bytes, codec: str) -> str:
+    """A line that is not UTF-8, with the codec ``_undeclared`` found for such lines."""
+    if codec == "utf-8+cp1252":
+        try:
+            return line.decode("utf-8", errors="newsbeam-cp1252-letters")
+        except UnicodeDecodeError:
+            pass
+    elif codec != "utf-8" and _ascii_compatible(codec):
+        return line.decode(codec, errors="replace")
+    # a stray byte in UTF-8 text; or a guess of UTF-16 or the like, which would merge lines
+    return line.decode("utf-8", errors="replace")
 
 
 def _ascii_compatible(codec: str) -> bool:

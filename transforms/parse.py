@@ -301,7 +301,7 @@ def _chunk_units(doc: RawDocument, first_line: int) -> Iterator[Unit]:
     how its reader chose to read it in pieces), so no piece is judged as a whole JSON value."""
     if first_line == 0 and looks_binary(doc.data):  # the head of the file, as for a whole one
         raise BinaryInput("binary content (NUL or control bytes), not a text document")
-    text = decode_piece(doc.data)
+    text = decode_piece(doc.data, at_start=first_line == 0)  # only piece 0 holds line 0
     for n, line in enumerate(text.split("\n")):
         if line.strip():
             yield Unit(doc.input_path, "jsonl", first_line + n, raw=line)

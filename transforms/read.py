@@ -321,25 +321,34 @@ def _is_dump(head: bytes) -> bool:
         return False
 
 
+_NON_WHITE = re.compile(rb"\S")
+
+
 def _head(fh: Any, data: bytes, max_bytes: int) -> bytes:
     """``data`` (the first bytes read from ``fh``), read on until it holds a line that is not
-    blank and the first byte that is not white space after it, or ``max_bytes`` (a first line
-    longer than that: the file is read whole, and rejected as too large)."""
+    blank (after a UTF-8 byte order mark) and the first byte that is not white space after
+    it, or ``max_bytes`` (a first record longer than that: the file is read whole, and
+    rejected as too large). Each search goes on from where the last one stopped."""
     held = bytearray(data)
-    searched = 0
-
-    def seen() -> bool:
-        start = len(held) - len(held.lstrip())
-        newline = held.find(b"\n", max(start, searched))
-        return newline >= 0 and bool(held[newline + 1:].strip())
-
-    while not seen() and len(held) <= max_bytes:
-        searched = max(0, len(held) - 1)
+    pos = len(codecs.BOM_UTF8) if held.startswith(codecs.BOM_UTF8) else 0
+    looking = "record"  # then "newline" (the end of its line), then "next" (a byte after it)
+    while True:
+        if looking == "record":
+            found = _NON_WHITE.search(held, pos)
+            looking, pos = ("newline", found.start()) if found else (looking, len(held))
+        if looking == "newline":
+            newline = held.find(b"\n", pos)
+            looking, pos = ("next", newline + 1) if newline >= 0 else (looking, len(held))
+        if looking == "next":
+            if _NON_WHITE.search(held, pos):
+                return bytes(held)
+            pos = len(held)
+        if len(held) > max_bytes:
+            return bytes(held)
         more = fh.read(BLOCK)
         if not more:
-            break
+            return bytes(held)
         held += more
-    return bytes(held)
 
 
 def read_or_plan(path: str, max_bytes: int = DEFAULT_MAX_BYTES,
@@ -382,7 +391,11 @@ def _open_unchanged(chunk: Chunk) -> Any:
     """The piece's file, open; a ReadError if its size is no longer the planned one (a file
     replaced or still being written while it is read: its pieces would not add up)."""
     fh = FileSystems.open(chunk.input_path, compression_type="uncompressed")
-    size = fh.seek(0, os.SEEK_END)
+    try:
+        size = fh.seek(0, os.SEEK_END)
+    except Exception:
+        fh.close()
+        raise
     if size != chunk.size:
         fh.close()
         raise ReadError(f"{chunk.input_path} changed while it was read: {chunk.size} bytes "
@@ -476,6 +489,8 @@ def _lines(fh: Any, pos: int, max_bytes: int, until: int | None = None
             line_start = block_start + stop
             pending, held, over, head = [], 0, False, b""
             cut = stop
+            if until is not None and line_start >= until:
+                return  # the next line is the next piece's: not read, nor held
         block_start += len(block)
 
 

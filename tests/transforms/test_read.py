@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bz2
+import codecs
 import dataclasses
 import functools
 import gzip
@@ -502,9 +503,43 @@ def test_each_piece_is_decoded_as_utf8_whatever_one_record_holds(tmp_path: Path)
     for chunk_bytes in (junk_at, 333, 1000):
         units, lost = _pieces(str(path), chunk_bytes, 1 << 20)
         assert [i for i, _raw in units] == [i for i, _raw in whole], chunk_bytes
-        good = [(i, raw) for i, raw in whole if "\ufffd" not in raw]
-        assert [(i, raw) for i, raw in units if "\ufffd" not in raw] == good
+        # the junk line is the one its piece decodes its own way (as cp1251 or with U+FFFD)
+        assert [unit for unit in units if "junk" not in unit[1]] == \
+            [unit for unit in whole if "junk" not in unit[1]]
         assert lost == []
+
+
+def test_a_latin1_line_does_not_change_how_the_utf8_lines_of_its_piece_read(
+        tmp_path: Path) -> None:
+    lines = [json.dumps({"url": f"https://e.example/{i}",
+                         "text": "Straße" if i % 50 == 10 else "plain text " * 3},
+                        ensure_ascii=False) for i in range(200)]
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    cut = data.index(b"\n", len(data) // 2) + 1
+    data = data[:cut] + b'{"text": "caf\xe9 na\xefve"}\n' + data[cut:]
+    path = tmp_path / "dump.jsonl"
+    path.write_bytes(data)
+    whole = [(u.index, u.raw) for u in parse_document(RawDocument(str(path), data))]
+    for chunk_bytes in (2000, 5000, 8000):
+        units, _lost = _pieces(str(path), chunk_bytes, 1 << 20)
+        assert [i for i, _raw in units] == [i for i, _raw in whole]
+        assert sum("Straße" in raw for _i, raw in units) == 4, chunk_bytes
+        assert [raw for _i, raw in units if "caf" in raw] == ['{"text": "café naïve"}']
+
+
+def test_a_byte_order_mark_is_dropped_at_the_start_of_the_file_only(tmp_path: Path) -> None:
+    """Two dumps concatenated: the second one's mark stays in its line, as in a whole read
+    (where it makes the line invalid JSON), wherever the pieces fall; a mark and a blank
+    line at the start still make a dump."""
+    first = ("\n".join(_dump_lines()[:60]) + "\n").encode("utf-8")
+    data = codecs.BOM_UTF8 + b"\n" + first + codecs.BOM_UTF8 + first
+    path = tmp_path / "dump.jsonl"
+    path.write_bytes(data)
+    whole = [(u.index, u.raw) for u in parse_document(RawDocument(str(path), data))]
+    at = len(codecs.BOM_UTF8 + b"\n" + first)
+    for chunk_bytes in (at, at - 1, at + 1, 300, len(first) * 2):
+        assert _pieces(str(path), chunk_bytes, 1 << 20) == (whole, []), chunk_bytes
+    assert sum(raw.startswith("\ufeff") for _i, raw in whole) == 1
 
 
 def test_read_sources_in_pieces_on_beam(tmp_path: Path) -> None:
