@@ -32,7 +32,7 @@ from transforms.extract import ExtractArticles
 from transforms.fetch import FetchFeeds, FollowLinks
 from transforms.fields import ExtractFields
 from transforms.parse import ParseDocuments
-from transforms.read import ReadSources
+from transforms.read import ReadSources, may_hold_dumps
 from transforms.write import WritePartitionedParquet, join_path
 
 
@@ -102,7 +102,9 @@ def build(p: beam.Pipeline, config: Config) -> None:
             paths
             | "Progress" >> beam.ParDo(ShowProgress(len(config.inputs), config.progress,
                                                            config.progress_tally))
-            | "ReadSources" >> ReadSources(rejects, max_bytes=config.max_bytes, chunked=True)
+            | "ReadSources" >> ReadSources(
+                rejects, max_bytes=config.max_bytes,
+                chunked=may_hold_dumps(config.inputs, config.max_bytes))
         )
         if config.feeds:
             fetched = (

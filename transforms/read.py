@@ -360,16 +360,18 @@ def read_or_plan(path: str, max_bytes: int = DEFAULT_MAX_BYTES,
     size = 0
     try:
         with FileSystems.open(path, compression_type="uncompressed") as fh:
-            data = fh.read(chunk_bytes + 1)
-            if len(data) > chunk_bytes and data[:2] != b"\x1f\x8b" and data[:3] != b"BZh":
-                data = _head(fh, data, max_bytes)
-                chunked = _is_dump(data)
-            if chunked:
-                # its size from the open file: FileSystems.match would read a name holding
-                # [ or * as a pattern
-                size = fh.seek(0, os.SEEK_END)
-            elif len(data) <= max_bytes:
-                data += fh.read(max_bytes + 1 - len(data))
+            # the size first, from the open file (FileSystems.match would read a name holding
+            # [ or * as a pattern); no read of chunk_bytes on speculation: a buffer of 8 MB
+            # per file kept glibc's heap from giving memory back (a 2,000-page run peaked at
+            # 1.9 GB against 0.65 GB)
+            size = fh.seek(0, os.SEEK_END)
+            fh.seek(0)
+            if size > chunk_bytes:
+                data = _head(fh, fh.read(BLOCK), max_bytes)
+                chunked = data[:2] != b"\x1f\x8b" and data[:3] != b"BZh" and _is_dump(data)
+                fh.seek(0)
+            if not chunked:
+                data = fh.read(max_bytes + 1)
     except Exception as exc:  # any filesystem error: vanished, permission, I/O
         raise ReadError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
     if chunked:
@@ -381,6 +383,32 @@ def read_or_plan(path: str, max_bytes: int = DEFAULT_MAX_BYTES,
     if len(data) > max_bytes:
         raise TooLarge(f"file is larger than the cap of {max_bytes} bytes")
     yield from _document(path, data, max_bytes)
+
+
+def may_hold_dumps(paths: Iterable[str], max_bytes: int = DEFAULT_MAX_BYTES,
+                   chunk_bytes: int = CHUNK_BYTES) -> bool:
+    """Does any input call for the chunked read (``ReadSources(chunked=True)``)? Decided by
+    the driver before it builds the graph: a local file larger than a piece that is a JSONL
+    dump (``_is_dump``), or any file on an object store (too slow to open here one by one;
+    the read decides per file). The chunked branch joins the whole read through a Flatten,
+    which the DirectRunner materializes: every page's bytes held between two stages (a
+    1,000-page run peaked at 1,058 MiB against 456 MiB), so it is built only when needed."""
+    chunk = max(1, min(chunk_bytes, max_bytes))
+    for path in paths:
+        if "://" in path:
+            return True
+        try:
+            if os.path.getsize(path) <= chunk:
+                continue
+            with open(path, "rb") as fh:
+                data = fh.read(BLOCK)
+                if data[:2] == b"\x1f\x8b" or data[:3] == b"BZh":
+                    continue
+                if _is_dump(_head(fh, data, max_bytes)):
+                    return True
+        except OSError:  # its read makes the reject
+            continue
+    return False
 
 
 def _route(item: Any) -> Iterator[Any]:

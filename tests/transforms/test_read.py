@@ -29,6 +29,7 @@ from transforms.read import (
     ReadSources,
     count_lines,
     decompress,
+    may_hold_dumps,
     number_chunks,
     read_chunk,
     read_document,
@@ -565,3 +566,18 @@ def test_read_sources_in_pieces_on_beam(tmp_path: Path) -> None:
 
 def _reason(row: Any) -> str:
     return str(row.reason)
+
+
+def test_the_driver_builds_the_chunked_read_only_for_a_dump(tmp_path: Path) -> None:
+    """The chunked branch costs a run of pages a materialization of every page on the
+    DirectRunner, so the driver asks for it only when an input is a dump."""
+    (tmp_path / "page.html").write_bytes(b"<html><body>" + b"<p>text</p>" * 500 + b"</body>")
+    dump = _write_dump(tmp_path, "dump.jsonl", _dump_lines())
+    (tmp_path / "dump.jsonl.gz").write_bytes(gzip.compress(dump.read_bytes()))
+    others = [str(tmp_path / "page.html"), str(tmp_path / "dump.jsonl.gz"),
+              str(tmp_path / "missing.jsonl")]
+    assert not may_hold_dumps(others, 1 << 20, 1000)
+    assert not may_hold_dumps([*others, str(dump)], 1 << 20)  # no larger than a piece
+    assert may_hold_dumps([*others, str(dump)], 1 << 20, 1000)
+    assert may_hold_dumps([*others, str(dump)], 1000)  # a piece is at most --max-bytes
+    assert may_hold_dumps(["gs://bucket/news/a.html"])  # the read decides there
