@@ -44,6 +44,11 @@ def _read_capped(path: str, max_bytes: int) -> bytes:
             data = fh.read(max_bytes + 1)
     except Exception as exc:  # any filesystem error: vanished, permission, I/O
         raise ReadError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+    return _capped(data, max_bytes)
+
+
+def _capped(data: bytes, max_bytes: int) -> bytes:
+    """``data`` (read as ``max_bytes + 1`` bytes at most), unless the file is over the cap."""
     if len(data) > max_bytes:
         raise TooLarge(f"file is larger than the cap of {max_bytes} bytes")
     return data
@@ -321,6 +326,20 @@ def _is_dump(head: bytes) -> bool:
         return False
 
 
+def piece_bytes(chunk_bytes: int, max_bytes: int) -> int:
+    """The size of a dump's pieces: ``chunk_bytes``, or --max-bytes if smaller."""
+    return max(1, min(chunk_bytes, max_bytes))
+
+
+def _opens_a_dump(fh: Any, max_bytes: int) -> bool:
+    """Is the file open in ``fh`` (at its start) a JSONL dump (``_is_dump``), not compressed?
+    Reads its head only (``_head``)."""
+    data = fh.read(BLOCK)
+    if data[:2] == b"\x1f\x8b" or data[:3] == b"BZh":  # decompress() tells them apart
+        return False
+    return _is_dump(_head(fh, data, max_bytes))
+
+
 _NON_WHITE = re.compile(rb"\S")
 
 
@@ -367,8 +386,7 @@ def read_or_plan(path: str, max_bytes: int = DEFAULT_MAX_BYTES,
             size = fh.seek(0, os.SEEK_END)
             fh.seek(0)
             if size > chunk_bytes:
-                data = _head(fh, fh.read(BLOCK), max_bytes)
-                chunked = data[:2] != b"\x1f\x8b" and data[:3] != b"BZh" and _is_dump(data)
+                chunked = _opens_a_dump(fh, max_bytes)
                 fh.seek(0)
             if not chunked:
                 data = fh.read(max_bytes + 1)
@@ -380,9 +398,7 @@ def read_or_plan(path: str, max_bytes: int = DEFAULT_MAX_BYTES,
             start = piece * chunk_bytes
             yield Chunk(path, start, min(size, start + chunk_bytes), size, piece, pieces)
         return
-    if len(data) > max_bytes:
-        raise TooLarge(f"file is larger than the cap of {max_bytes} bytes")
-    yield from _document(path, data, max_bytes)
+    yield from _document(path, _capped(data, max_bytes), max_bytes)
 
 
 def may_hold_dumps(paths: Iterable[str], max_bytes: int = DEFAULT_MAX_BYTES,
@@ -393,19 +409,15 @@ def may_hold_dumps(paths: Iterable[str], max_bytes: int = DEFAULT_MAX_BYTES,
     the read decides per file). The chunked branch joins the whole read through a Flatten,
     which the DirectRunner materializes: every page's bytes held between two stages (a
     1,000-page run peaked at 1,058 MiB against 456 MiB), so it is built only when needed."""
-    chunk = max(1, min(chunk_bytes, max_bytes))
+    chunk = piece_bytes(chunk_bytes, max_bytes)
     for path in paths:
         if "://" in path:
             return True
         try:
-            if os.path.getsize(path) <= chunk:
-                continue
-            with open(path, "rb") as fh:
-                data = fh.read(BLOCK)
-                if data[:2] == b"\x1f\x8b" or data[:3] == b"BZh":
-                    continue
-                if _is_dump(_head(fh, data, max_bytes)):
-                    return True
+            if os.path.getsize(path) > chunk:
+                with open(path, "rb") as fh:
+                    if _opens_a_dump(fh, max_bytes):
+                        return True
         except OSError:  # its read makes the reject
             continue
     return False
@@ -597,7 +609,7 @@ class ReadSources(beam.PTransform):
         self._errors = error_handler
         self._max_bytes = max_bytes
         self._chunked = chunked
-        self._chunk_bytes = max(1, min(chunk_bytes, max_bytes))
+        self._chunk_bytes = piece_bytes(chunk_bytes, max_bytes)
 
     def expand(self, paths: beam.PCollection[str]) -> beam.PCollection[RawDocument]:
         if not self._chunked:
