@@ -22,7 +22,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.commit import staging_dir
 from pipeline.options import Config
-from pipeline.progress import ShowProgress
+from pipeline.progress import ShowPieceProgress, ShowProgress, progress_total
 from pipeline.runners import runner_name
 from schemas import article_row, duplicate_row, reject_row
 from transforms.clean import CleanArticles
@@ -32,7 +32,7 @@ from transforms.extract import ExtractArticles
 from transforms.fetch import FetchFeeds, FollowLinks
 from transforms.fields import ExtractFields
 from transforms.parse import ParseDocuments
-from transforms.read import ReadSources, may_hold_dumps
+from transforms.read import ReadSources, dump_pieces, may_hold_dumps
 from transforms.write import WritePartitionedParquet, join_path
 
 
@@ -98,13 +98,18 @@ def build(p: beam.Pipeline, config: Config) -> None:
             # be read, parsed and extracted by the one worker that ran Create (2 workers:
             # 1.08x faster than one without it, 1.64x with it; docs/benchmarks.md)
             paths = paths | "SpreadInputs" >> beam.Reshuffle()
+        pieces = config.dump_pieces
+        if pieces is None:
+            pieces = dump_pieces(config.inputs, config.max_bytes)
+        total, unit = progress_total(config.inputs, pieces)
+        progress = (total, config.progress, config.progress_tally, run_id, unit)
         docs = (
             paths
-            | "Progress" >> beam.ParDo(ShowProgress(len(config.inputs), config.progress,
-                                                           config.progress_tally))
+            | "Progress" >> beam.ParDo(ShowProgress(*progress))
             | "ReadSources" >> ReadSources(
                 rejects, max_bytes=config.max_bytes,
-                chunked=may_hold_dumps(config.inputs, config.max_bytes))
+                chunked=may_hold_dumps(config.inputs, config.max_bytes, pieces=pieces),
+                progress=ShowPieceProgress(*progress, planned=pieces) if pieces else None)
         )
         if config.feeds:
             fetched = (

@@ -257,13 +257,14 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
     started_at = datetime.now(timezone.utc)
     t0 = time.monotonic()
     from pipeline.memory import BATCH_ADVICE, DIRECT_ADVICE, MemoryWatch, warning_ratio
-    from pipeline.progress import TallyProgress
+    from pipeline.progress import TallyProgress, progress_total
     from pipeline.runners import (
         beam_scratch,
         direct_engine,
         leaner_beam,
         quiet_harness_teardown,
     )
+    from transforms.read import dump_pieces
 
     engine = direct_engine(beam_args)
     if engine is None:  # a portable runner: its LOOPBACK worker runs in this process
@@ -278,8 +279,10 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
         if tallied_progress(beam_args):  # the workers count into files, this process
             # writes the one progress line
             tally_dir = tempfile.mkdtemp(prefix="progress-", dir=scratch)
-            local.enter_context(TallyProgress(tally_dir, len(config.inputs), config.progress))
-            config = dataclasses.replace(config, progress_tally=tally_dir)
+            pieces = dump_pieces(config.inputs, config.max_bytes)
+            total, unit = progress_total(config.inputs, pieces)
+            local.enter_context(TallyProgress(tally_dir, total, config.progress, unit=unit))
+            config = dataclasses.replace(config, progress_tally=tally_dir, dump_pieces=pieces)
         pipeline = beam.Pipeline(runner=engine, options=options)
         graph.build(pipeline, config)
         # Modules, Beam's graph and their tables live as long as the run: freezing them keeps

@@ -57,6 +57,9 @@ class Config:
     progress: str = "off"  # "tty", "plain" or "off" (pipeline/progress.py)
     # where worker processes on this machine count their progress (pipeline/progress.py)
     progress_tally: str | None = None
+    # the local JSONL dumps the read cuts into pieces, path -> pieces (transforms/read.py
+    # dump_pieces); None: not looked for yet (pipeline/graph.py then does)
+    dump_pieces: dict[str, int] | None = None
     max_reject_ratio: float | None = None
     # options runner_defaults added for a local Flink/Spark run (recorded in the manifest)
     runner_setup: dict[str, str] = field(default_factory=dict)

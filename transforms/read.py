@@ -17,7 +17,7 @@ import json
 import os
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from xml.parsers import expat
@@ -401,26 +401,43 @@ def read_or_plan(path: str, max_bytes: int = DEFAULT_MAX_BYTES,
     yield from _document(path, _capped(data, max_bytes), max_bytes)
 
 
-def may_hold_dumps(paths: Iterable[str], max_bytes: int = DEFAULT_MAX_BYTES,
-                   chunk_bytes: int = CHUNK_BYTES) -> bool:
-    """Does any input call for the chunked read (``ReadSources(chunked=True)``)? Decided by
-    the driver before it builds the graph: a local file larger than a piece that is a JSONL
-    dump (``_is_dump``), or any file on an object store (too slow to open here one by one;
-    the read decides per file). The chunked branch joins the whole read through a Flatten,
-    which the DirectRunner materializes: every page's bytes held between two stages (a
-    1,000-page run peaked at 1,058 MiB against 456 MiB), so it is built only when needed."""
+def dump_pieces(paths: Iterable[str], max_bytes: int = DEFAULT_MAX_BYTES,
+                chunk_bytes: int = CHUNK_BYTES) -> dict[str, int]:
+    """The local inputs that the read will cut into pieces (a file larger than a piece that
+    is a JSONL dump, ``_opens_a_dump``), with their number of pieces, as ``read_or_plan``
+    plans them. Files on an object store are not opened here (too slow one by one): the
+    read decides for them."""
     chunk = piece_bytes(chunk_bytes, max_bytes)
+    found: dict[str, int] = {}
     for path in paths:
         if "://" in path:
-            return True
+            continue
         try:
-            if os.path.getsize(path) > chunk:
+            size = os.path.getsize(path)
+            if size > chunk:
                 with open(path, "rb") as fh:
                     if _opens_a_dump(fh, max_bytes):
-                        return True
+                        found[path] = -(-size // chunk)
         except OSError:  # its read makes the reject
             continue
-    return False
+    return found
+
+
+def may_hold_dumps(paths: Iterable[str], max_bytes: int = DEFAULT_MAX_BYTES,
+                   chunk_bytes: int = CHUNK_BYTES,
+                   pieces: Mapping[str, int] | None = None) -> bool:
+    """Does any input call for the chunked read (``ReadSources(chunked=True)``)? Decided by
+    the driver before it builds the graph: a local JSONL dump larger than a piece
+    (``dump_pieces``, or ``pieces`` if the caller has them), or any file on an object store
+    (the read decides per file). The chunked branch joins the whole read through a Flatten,
+    which the DirectRunner materializes: every page's bytes held between two stages (a
+    1,000-page run peaked at 1,058 MiB against 456 MiB), so it is built only when needed."""
+    paths = list(paths)
+    if any("://" in path for path in paths):
+        return True
+    if pieces is None:
+        pieces = dump_pieces(paths, max_bytes, chunk_bytes)
+    return bool(pieces)
 
 
 def _route(item: Any) -> Iterator[Any]:
@@ -601,15 +618,20 @@ class ReadSources(beam.PTransform):
     summed per file, and each piece read by whichever worker takes it, its lines numbered as
     in the whole file. A dump over --max-bytes is then read at all, line by line, and
     --max-bytes caps each line. A compressed dump is still read whole (a gzip stream cannot
-    be cut), within --max-bytes."""
+    be cut), within --max-bytes.
+
+    ``progress``: a DoFn that passes the pieces through as they are taken for reading
+    (``pipeline.progress.ShowPieceProgress``), so a long dump moves the progress line."""
 
     def __init__(self, error_handler: ErrorHandler, max_bytes: int = DEFAULT_MAX_BYTES,
-                 chunked: bool = False, chunk_bytes: int = CHUNK_BYTES) -> None:
+                 chunked: bool = False, chunk_bytes: int = CHUNK_BYTES,
+                 progress: beam.DoFn | None = None) -> None:
         super().__init__()
         self._errors = error_handler
         self._max_bytes = max_bytes
         self._chunked = chunked
         self._chunk_bytes = piece_bytes(chunk_bytes, max_bytes)
+        self._progress = progress
 
     def expand(self, paths: beam.PCollection[str]) -> beam.PCollection[RawDocument]:
         if not self._chunked:
@@ -629,6 +651,8 @@ class ReadSources(beam.PTransform):
             | "NumberPieces" >> beam.FlatMap(number_chunks)
             | "SpreadPieces" >> beam.Reshuffle()
         )
+        if self._progress is not None:
+            pieces = pieces | "PieceProgress" >> beam.ParDo(self._progress)
         read = apply_stage(pieces, "ReadPieces", "read", read_chunk, self._errors,
                            max_bytes=self._max_bytes)
         return (whole, read) | "AllRead" >> beam.Flatten()

@@ -4,6 +4,7 @@ reading the dataset back, and determinism across reruns and renamed inputs."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -711,18 +712,14 @@ def test_worker_records_in_json_and_beam_levels_given_by_the_user(tmp_path: Path
         assert noise not in quiet.stderr, quiet.stderr
 
 
-@pytest.mark.parametrize("mode", ["multi_processing", "multi_threading"])
-def test_several_local_workers_write_one_progress_line(tmp_path: Path, mode: str) -> None:
-    """On a terminal, a run on two workers ends with one progress line for all inputs (each
-    worker alone sees part of them)."""
+def _tty_run(*args: str) -> str:
+    """`python -m pipeline ARGS` with its stderr on a terminal (a pty): what it showed."""
     import os
     import pty
 
     master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline", "run", str(SAMPLES), "--output",
-         str(tmp_path / "out"), "--direct_num_workers", "2", "--direct_running_mode", mode],
-        cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=REPO,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
     os.close(slave)
     seen = b""
     while True:
@@ -735,10 +732,34 @@ def test_several_local_workers_write_one_progress_line(tmp_path: Path, mode: str
         seen += chunk
     os.close(master)
     assert proc.wait(timeout=600) == 0, seen.decode(errors="replace")
-    text = seen.decode(errors="replace")
+    return seen.decode(errors="replace")
+
+
+@pytest.mark.parametrize("mode", ["multi_processing", "multi_threading"])
+def test_several_local_workers_write_one_progress_line(tmp_path: Path, mode: str) -> None:
+    """On a terminal, a run on two workers ends with one progress line for all inputs (each
+    worker alone sees part of them)."""
+    text = _tty_run("run", str(SAMPLES), "--output", str(tmp_path / "out"),
+                    "--direct_num_workers", "2", "--direct_running_mode", mode)
     manifest = json.loads(next((tmp_path / "out" / "_runs").glob("*.json")).read_text())
     inputs = manifest["inputs"]["files"]
     assert f"newsbeam: {inputs}/{inputs} inputs (100%)" in text, text
+
+
+@pytest.mark.parametrize("workers", [(), ("--direct_num_workers", "2",
+                                          "--direct_running_mode", "multi_processing")])
+def test_the_pieces_of_a_jsonl_dump_move_the_progress_line(tmp_path: Path,
+                                                           workers: tuple[str, ...]) -> None:
+    """A dump read in pieces counts one part per piece, so a run of one big dump is not
+    shown done (1/1) as soon as its path enters: with an article and a dump of 3 pieces the
+    line counts 4 parts, on one worker and on two."""
+    dump = SAMPLES / "dumps" / "crawl-2024-03.jsonl"  # 2,251 bytes: 3 pieces of 900
+    page = SAMPLES / "kazakhstan_peacemaker.txt"
+    text = _tty_run("run", str(dump), str(page), "--output", str(tmp_path / "out"),
+                    "--max-bytes", "900", *workers)
+    lines = re.findall(r"newsbeam: \d+/\d+ \w+ \(", text)
+    assert lines and lines[-1] == "newsbeam: 4/4 parts (", text
+    assert all(line.endswith("/4 parts (") for line in lines), text
 
 
 def test_worker_plugin_args_only_for_the_multi_processing_mode() -> None:

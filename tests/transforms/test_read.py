@@ -29,6 +29,7 @@ from transforms.read import (
     ReadSources,
     count_lines,
     decompress,
+    dump_pieces,
     may_hold_dumps,
     number_chunks,
     read_chunk,
@@ -581,3 +582,9 @@ def test_the_driver_builds_the_chunked_read_only_for_a_dump(tmp_path: Path) -> N
     assert may_hold_dumps([*others, str(dump)], 1 << 20, 1000)
     assert may_hold_dumps([*others, str(dump)], 1000)  # a piece is at most --max-bytes
     assert may_hold_dumps(["gs://bucket/news/a.html"])  # the read decides there
+    # the pieces the driver counts for the progress line are those the read plans
+    size = dump.stat().st_size
+    planned = [c for c in read_or_plan(str(dump), 1 << 20, 1000) if isinstance(c, Chunk)]
+    assert dump_pieces([*others, str(dump), "gs://bucket/a.jsonl"], 1 << 20, 1000) == {
+        str(dump): len(planned)} and len(planned) == -(-size // 1000) > 1
+    assert dump_pieces([str(dump)], 1 << 20) == {}
