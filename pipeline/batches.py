@@ -1,5 +1,6 @@
 """``--batch-files N``: one command's input files run as several runs into OUT, one after
-another, each of at most N files.
+another, each of at most N files; ``--batch-lines M``: each JSONL dump read in pieces cut
+into runs of at most M lines.
 
 The DirectRunner holds every stage of a run in memory (docs/benchmarks.md), so a run's peak
 grows with its input. Run in batches, each in a process of its own (``run_batch``), the peak is
@@ -63,32 +64,62 @@ def content_order(paths: Iterable[str]) -> list[str]:
 
 
 def split(config: Config) -> list[Config]:
-    """The runs of one command: ``config`` itself, or with ``batch_files`` set and more input
-    files than that, one run per batch. The batches are as even as they can be (2,001 files in
-    batches of 2,000 run as 1,001 and 1,000)."""
-    size = config.batch_files
-    if not size or len(config.inputs) <= size:
+    """The runs of one command: ``config`` itself, or, with ``batch_files`` set and more input
+    files than that, or ``batch_lines`` set and a JSONL dump of more lines than that, one run
+    per batch. A dump read in pieces is cut into slices of at most ``batch_lines`` lines (each a
+    batch, the dumps ordered by content); the other files make batches as even as they can be
+    (2,001 files in batches of 2,000 run as 1,001 and 1,000), after the dumps'."""
+    from transforms.read import DumpSlice, dump_pieces, slice_dump
+
+    size, lines = config.batch_files, config.batch_lines
+    log = logging.getLogger("newsbeam")
+    slices: list[tuple[str, DumpSlice]] = []
+    if lines:
+        for path in content_order(dump_pieces(config.inputs, config.max_bytes)):
+            cut = slice_dump(path, lines)
+            if len(cut) > 1:
+                log.info("%s: %s slices of at most %s lines", path, len(cut), f"{lines:,}")
+                slices += [(path, part) for part in cut]
+    sliced = {path for path, _ in slices}
+    rest = [path for path in config.inputs if path not in sliced]
+    if not slices and (not size or len(rest) <= size):
         return [config]
-    logging.getLogger("newsbeam").info("ordering %s input files by content, into batches of "
-                                       "at most %s", f"{len(config.inputs):,}", f"{size:,}")
-    ordered = content_order(config.inputs)
-    count = math.ceil(len(ordered) / size)
-    base, longer = divmod(len(ordered), count)  # the first `longer` batches hold one more
+    groups: list[tuple[tuple[str, ...], dict[str, DumpSlice] | None]] = [
+        ((path,), {path: part}) for path, part in slices]
+    if size and len(rest) > size:
+        log.info("ordering %s input files by content, into batches of at most %s",
+                 f"{len(rest):,}", f"{size:,}")
+        ordered = content_order(rest)
+        count = math.ceil(len(ordered) / size)
+        base, longer = divmod(len(ordered), count)  # the first `longer` batches hold one more
+        start = 0
+        for number in range(1, count + 1):
+            end = start + base + (number <= longer)
+            groups.append((tuple(sorted(ordered[start:end])), None))
+            start = end
+    elif rest:
+        groups.append((tuple(sorted(rest)), None))
     runs = []
-    start = 0
-    for number in range(1, count + 1):
-        end = start + base + (number <= longer)
-        inputs = tuple(sorted(ordered[start:end]))
-        start = end
+    for number, (inputs, part) in enumerate(groups, 1):
         feeds = config.feeds if number == 1 else ()
         # the batch's place is in its id, so no plain run of the same files has the same
-        label = f"batch {number}/{count}"
-        digest = hashlib.sha256("\n".join([label, *inputs, *feeds]).encode("utf-8")
+        label = f"batch {number}/{len(groups)}"
+        where = [f"{path}:{s.start}-{s.end}" for path, s in (part or {}).items()]
+        digest = hashlib.sha256("\n".join([label, *inputs, *feeds, *where]).encode("utf-8")
                                 ).hexdigest()[:8]
         runs.append(dataclasses.replace(
-            config, inputs=inputs, feeds=feeds, batch=(number, count),
+            config, inputs=inputs, feeds=feeds, batch=(number, len(groups)), dump_slices=part,
             run_id=f"{config.ingested_at:%Y%m%dT%H%M%SZ}-{digest}"))
     return runs
+
+
+def describe(run: Config) -> str:
+    """What a batch reads, for the log: its files, or its slice of a dump."""
+    if run.dump_slices:
+        (path, part), = run.dump_slices.items()
+        return (f"lines from {part.lines_before + 1:,} (bytes {part.start:,}-{part.end:,}) "
+                f"of {path}")
+    return f"{len(run.inputs):,} files"
 
 
 class BatchFailed(Exception):

@@ -100,7 +100,7 @@ def build(p: beam.Pipeline, config: Config) -> None:
             paths = paths | "SpreadInputs" >> beam.Reshuffle()
         pieces = config.dump_pieces
         if pieces is None:
-            pieces = dump_pieces(config.inputs, config.max_bytes)
+            pieces = dump_pieces(config.inputs, config.max_bytes, slices=config.dump_slices)
         total, unit = progress_total(config.inputs, pieces)
         progress = (total, config.progress, config.progress_tally, run_id, unit)
         docs = (
@@ -109,7 +109,8 @@ def build(p: beam.Pipeline, config: Config) -> None:
             | "ReadSources" >> ReadSources(
                 rejects, max_bytes=config.max_bytes,
                 chunked=may_hold_dumps(config.inputs, config.max_bytes, pieces=pieces),
-                progress=ShowPieceProgress(*progress, planned=pieces) if pieces else None)
+                progress=ShowPieceProgress(*progress, planned=pieces) if pieces else None,
+                slices=config.dump_slices)
         )
         if config.feeds:
             fetched = (

@@ -279,7 +279,7 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
         if tallied_progress(beam_args):  # the workers count into files, this process
             # writes the one progress line
             tally_dir = tempfile.mkdtemp(prefix="progress-", dir=scratch)
-            pieces = dump_pieces(config.inputs, config.max_bytes)
+            pieces = dump_pieces(config.inputs, config.max_bytes, slices=config.dump_slices)
             total, unit = progress_total(config.inputs, pieces)
             local.enter_context(TallyProgress(tally_dir, total, config.progress, unit=unit))
             config = dataclasses.replace(config, progress_tally=tally_dir, dump_pieces=pieces)
@@ -444,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     if lock is None:
         return EXIT_LOCKED
     _terminate_cleanly()
-    from pipeline.batches import run_batch, split
+    from pipeline.batches import describe, run_batch, split
 
     done: list[dict[str, Any]] = []  # the manifests of the batches finished
     runs: list[Config] = []
@@ -457,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
             if run.batch is None:
                 _code, manifest = execute(run)
             else:  # each in a process of its own (pipeline/batches.py)
-                LOG.info("batch %d/%d: %s files", *run.batch, f"{len(run.inputs):,}")
+                LOG.info("batch %d/%d: %s", *run.batch, describe(run))
                 _code, manifest = run_batch(run, log)
             done.append(manifest)
             _summarize(args, manifest)
@@ -505,7 +505,8 @@ def print_batches(done: list[dict[str, Any]], count: int, as_record: bool = Fals
     stream = stream or sys.stdout
     totals = {key: sum(m["counts"][key] for m in done)
               for key in ("in", "articles", "duplicates", "rejects")}
-    files = sum(m["inputs"]["files"] for m in done)
+    # distinct paths: the slices of one dump (--batch-lines) are one file
+    files = len({path for m in done for path in m["inputs"]["paths"]})
     print(f"newsbeam: {len(done)} of {count} batches, {files:,} file{'s' * (files != 1)}, "
           f"{totals['in']:,} input units: articles {totals['articles']:,}, duplicates "
           f"{totals['duplicates']:,}, rejects {totals['rejects']:,}", file=stream)

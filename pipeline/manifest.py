@@ -96,6 +96,14 @@ def tally_files(files: list[dict[str, Any]]) -> Tally:
     return tally
 
 
+def _slice(slices: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not slices:
+        return None
+    (path, part), = slices.items()
+    return {"path": path, "start_byte": part.start, "end_byte": part.end,
+            "first_line": part.lines_before + 1}
+
+
 def build_manifest(
     config: Config,
     finished_at: datetime,
@@ -125,7 +133,9 @@ def build_manifest(
         "output": config.output_dir,
         # one run of a command run in batches (--batch-files, pipeline/batches.py)
         "batch": ({"number": config.batch[0], "of": config.batch[1],
-                   "batch_files": config.batch_files} if config.batch else None),
+                   "batch_files": config.batch_files, "batch_lines": config.batch_lines,
+                   # a slice of a JSONL dump (--batch-lines): where it lies in the file
+                   "slice": _slice(config.dump_slices)} if config.batch else None),
         "options": {"max_bytes": config.max_bytes, "beam_args": list(config.beam_args),
                     "runner": runner, "runner_setup": config.runner_setup,
                     "steps": config.step_names(),

@@ -201,10 +201,11 @@ class MemoryWatch:
 
 
 DIRECT_ADVICE = (": the DirectRunner keeps each stage's data in memory until the run ends. "
-                 "If it runs out, run the input in batches (--batch-files 2000: several runs "
-                 "into the same OUT, each adding only what is new) or use --runner "
-                 "FlinkRunner (docs/runners.md)")
+                 "If it runs out, run the input in batches (--batch-files 2000, and "
+                 "--batch-lines 20000 for a large JSONL dump: several runs into the same OUT, "
+                 "each adding only what is new) or use --runner FlinkRunner (docs/runners.md)")
 # the same, for a batch of a command run with --batch-files (pipeline/batches.py)
 BATCH_ADVICE = (": the DirectRunner keeps each stage's data in memory until the run ends. "
-                "If it runs out, give --batch-files a smaller N, or use --runner FlinkRunner "
+                "If it runs out, give --batch-files (or --batch-lines) a smaller number, or use "
+                "--runner FlinkRunner "
                 "(docs/runners.md)")

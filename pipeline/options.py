@@ -14,6 +14,7 @@ import logging
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from apache_beam.io.filesystems import FileSystems
 
@@ -67,6 +68,10 @@ class Config:
     spread_inputs: bool = True
     # --batch-files: at most this many input files a run (pipeline/batches.py)
     batch_files: int | None = None
+    # --batch-lines: at most this many lines of a JSONL dump a run (pipeline/batches.py)
+    batch_lines: int | None = None
+    # the part of a dump this run reads, path -> transforms.read.DumpSlice (a batch's)
+    dump_slices: dict[str, Any] | None = None
     # this run's place among the batches of one command: (1-based number, how many)
     batch: tuple[int, int] | None = None
 
@@ -245,7 +250,7 @@ CONFIG_KEYS = {"output", "max_bytes", "ingested_at", "steps", "quiet", "no_dedup
                "near_threshold", "containment", "shingle_size", "num_perm", "bands",
                "boilerplate_df", "feeds", "follow_links", "allow_private_network",
                "allow_network", "ignore_robots", "rate_per_host", "timeout", "retries",
-               "contact", "max_reject_ratio", "batch_files"}
+               "contact", "max_reject_ratio", "batch_files", "batch_lines"}
 
 
 def _kind(path: str) -> str:
@@ -412,6 +417,13 @@ def add_run_arguments(parser: argparse.ArgumentParser, stream: bool = False) -> 
                  "file content, so the same files make the same batches whatever their names; "
                  "a copy of an article an earlier batch stored is a duplicate of it, as across "
                  "scheduled runs. Feed URLs go with the first batch.")
+        parser.add_argument(
+            "--batch-lines", type=_positive, default=None, metavar="M",
+            help="cut each JSONL dump that is read in pieces (uncompressed, larger than 8 MB or "
+                 "--max-bytes) into runs of at most M lines, one after another, each a run "
+                 "of its own into OUT as with --batch-files (which counts a dump as one "
+                 "file). Its lines keep the numbers of a whole read. The dumps' runs come "
+                 "first, the other files after them.")
     parser.add_argument("--break-lock", action="store_true",
                         help="remove a lock left on OUT by a run that was killed")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and the "
@@ -466,9 +478,11 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
         LOG.warning("fetching without --contact: set it to your URL or e-mail address so the "
                     "sites you fetch from can reach you (it goes in the User-Agent)")
     batch_files = getattr(args, "batch_files", None)
-    if batch_files is not None and (type(batch_files) is not int or batch_files < 1):
-        # a config file's value, which argparse did not check
-        raise UsageError(f"--batch-files must be a whole number, 1 or more: {batch_files!r}")
+    batch_lines = getattr(args, "batch_lines", None)
+    for flag, value in (("--batch-files", batch_files), ("--batch-lines", batch_lines)):
+        if value is not None and (type(value) is not int or value < 1):
+            # a config file's value, which argparse did not check
+            raise UsageError(f"{flag} must be a whole number, 1 or more: {value!r}")
     output = prepare_output(args.output)
     started = (now or getattr(args, "ingested_at", None)
                or datetime.now(timezone.utc)).astimezone(timezone.utc)
@@ -498,6 +512,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
         progress=progress_mode(args.quiet),
         max_reject_ratio=getattr(args, "max_reject_ratio", None),
         batch_files=batch_files,
+        batch_lines=batch_lines,
         steps=steps,
         config_file=getattr(args, "config", None),
         near=near,

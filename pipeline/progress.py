@@ -1,11 +1,11 @@
 """Progress of a long batch run: inputs done out of total, rate and ETA.
 
 The count is taken where input paths enter the graph, and where the pieces of a JSONL dump
-read in pieces are taken for reading (one part per piece after its first: ``progress_total``). Beam runs a fused stage depth-first (an
-element goes through read, parse, extraction, cleaning and fields before the next one enters),
-so a path entering means the one before it is done with those stages. On a terminal the line
-is redrawn in place; otherwise (a log file, a scheduler, --quiet) a plain line is written
-every ``interval`` seconds.
+read in pieces are taken for reading (one part per piece after its first: ``progress_total``).
+Beam runs a fused stage depth-first (an element goes through read, parse, extraction, cleaning
+and fields before the next one enters), so a path entering means the one before it is done
+with those stages. On a terminal the line is redrawn in place; otherwise (a log file, a
+scheduler, --quiet) a plain line is written every ``interval`` seconds.
 
 With several workers on this machine (the DirectRunner's ``multi_processing`` and
 ``multi_threading`` modes, and a portable runner's LOOPBACK threads: Flink's or Spark's

@@ -19,7 +19,7 @@ import re
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 from xml.parsers import expat
 
 import apache_beam as beam
@@ -304,9 +304,46 @@ class Chunk:
     piece: int = 0
     pieces: int = 1
     lines_before: int = -1
+    # the newlines before the first piece planned: 0, or a DumpSlice's lines_before
+    lines_base: int = 0
 
     def excerpt(self) -> str:
         return f"bytes {self.start}-{self.end} of {self.size}"
+
+
+class DumpSlice(NamedTuple):
+    """The lines of a JSONL dump that one run reads (``--batch-files``, pipeline/batches.py):
+    the bytes [start, end), where ``start`` is the start of a line and ``end`` the start of a
+    line or the file's size, and the newlines before ``start``, so its lines keep the
+    numbers of a whole read."""
+
+    start: int
+    end: int
+    lines_before: int
+
+
+def slice_dump(path: str, lines: int) -> list[DumpSlice]:
+    """A local JSONL dump cut into slices of at most ``lines`` lines (the last line may lack
+    its newline), in file order: one pass over its bytes."""
+    cuts = [0]  # the start of every slice
+    seen = 0  # newlines before the block read
+    pos = 0
+    with open(path, "rb") as fh:
+        while block := fh.read(BLOCK):
+            count = block.count(b"\n")
+            at, passed = -1, 0  # the newlines of this block passed so far, the last one's
+            while seen + count >= len(cuts) * lines:  # the next cut is in this block
+                for _ in range(len(cuts) * lines - seen - passed):
+                    at = block.find(b"\n", at + 1)
+                passed = len(cuts) * lines - seen
+                cuts.append(pos + at + 1)
+            seen += count
+            pos += len(block)
+    if cuts[-1] >= pos and len(cuts) > 1:
+        cuts.pop()  # a cut at the very end: no empty slice after it
+    ends = [*cuts[1:], pos]
+    return [DumpSlice(start, end, i * lines) for i, (start, end) in
+            enumerate(zip(cuts, ends, strict=True))]
 
 
 def _is_dump(head: bytes) -> bool:
@@ -371,10 +408,16 @@ def _head(fh: Any, data: bytes, max_bytes: int) -> bytes:
 
 
 def read_or_plan(path: str, max_bytes: int = DEFAULT_MAX_BYTES,
-                 chunk_bytes: int = CHUNK_BYTES) -> Iterator[RawDocument | Rejected | Chunk]:
+                 chunk_bytes: int = CHUNK_BYTES,
+                 slices: Mapping[str, DumpSlice] | None = None
+                 ) -> Iterator[RawDocument | Rejected | Chunk]:
     """``read_document``, but an uncompressed file larger than ``chunk_bytes`` that is a JSONL
     dump (``_is_dump``) is not read here: its pieces (``Chunk``) are given instead, whatever
-    its size. Every other file is read once, as ``read_document`` reads it."""
+    its size. Every other file is read once, as ``read_document`` reads it. A file with a
+    slice in ``slices`` (a batch's share of a dump) gives the pieces of that slice."""
+    if slices and path in slices:
+        yield from _slice_pieces(path, slices[path], chunk_bytes)
+        return
     chunked = False
     size = 0
     try:
@@ -402,14 +445,19 @@ def read_or_plan(path: str, max_bytes: int = DEFAULT_MAX_BYTES,
 
 
 def dump_pieces(paths: Iterable[str], max_bytes: int = DEFAULT_MAX_BYTES,
-                chunk_bytes: int = CHUNK_BYTES) -> dict[str, int]:
+                chunk_bytes: int = CHUNK_BYTES,
+                slices: Mapping[str, DumpSlice] | None = None) -> dict[str, int]:
     """The local inputs that the read will cut into pieces (a file larger than a piece that
-    is a JSONL dump, ``_opens_a_dump``), with their number of pieces, as ``read_or_plan``
-    plans them. Files on an object store are not opened here (too slow one by one): the
-    read decides for them."""
+    is a JSONL dump, ``_opens_a_dump``, or one with a slice in ``slices``), with their number
+    of pieces, as ``read_or_plan`` plans them. Files on an object store are not opened here
+    (too slow one by one): the read decides for them."""
     chunk = piece_bytes(chunk_bytes, max_bytes)
     found: dict[str, int] = {}
     for path in paths:
+        if slices and path in slices:
+            part = slices[path]
+            found[path] = max(1, -(-(part.end - part.start) // chunk))
+            continue
         if "://" in path:
             continue
         try:
@@ -421,6 +469,22 @@ def dump_pieces(paths: Iterable[str], max_bytes: int = DEFAULT_MAX_BYTES,
         except OSError:  # its read makes the reject
             continue
     return found
+
+
+def _slice_pieces(path: str, part: DumpSlice, chunk_bytes: int) -> Iterator[Chunk]:
+    try:
+        with FileSystems.open(path, compression_type="uncompressed") as fh:
+            size = fh.seek(0, os.SEEK_END)
+    except Exception as exc:
+        raise ReadError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
+    if size < part.end:
+        raise ReadError(f"{path} changed while it was read: {size} bytes, shorter than the "
+                        f"slice of bytes {part.start}-{part.end} planned for this batch")
+    pieces = max(1, -(-(part.end - part.start) // chunk_bytes))
+    for piece in range(pieces):
+        start = part.start + piece * chunk_bytes
+        yield Chunk(path, start, min(part.end, start + chunk_bytes), size, piece, pieces,
+                    lines_base=part.lines_before)
 
 
 def may_hold_dumps(paths: Iterable[str], max_bytes: int = DEFAULT_MAX_BYTES,
@@ -487,14 +551,16 @@ def _by_file(counted: tuple[str, Chunk, int]) -> tuple[str, tuple[Chunk, int]]:
 
 
 def number_chunks(item: tuple[str, Iterable[tuple[Chunk, int]]]) -> Iterator[Chunk]:
-    """A file's pieces with the newlines before each (counts summed in file order). After a
+    """A file's pieces with the newlines before each (counts summed in file order, from the
+    ``lines_base`` of a slice). After a
     piece whose count failed (its reject says why) the lines cannot be numbered: the pieces
     after it keep ``lines_before`` -1, and each becomes a reject when read (``read_chunk``),
     rather than lines whose keys would collide with others'."""
     _path, counted = item
-    before = 0
+    ordered = sorted(counted, key=lambda pair: pair[0].piece)
+    before = ordered[0][0].lines_base if ordered else 0  # a slice's lines start further on
     expected = 0
-    for chunk, count in sorted(counted, key=lambda pair: pair[0].piece):
+    for chunk, count in ordered:
         if chunk.piece != expected:
             before = -1
         yield dataclasses.replace(chunk, lines_before=before)
@@ -620,13 +686,17 @@ class ReadSources(beam.PTransform):
     --max-bytes caps each line. A compressed dump is still read whole (a gzip stream cannot
     be cut), within --max-bytes.
 
+    ``slices``: path -> DumpSlice, the part of a dump this run reads (``--batch-files``).
+
     ``progress``: a DoFn that passes the pieces through as they are taken for reading
     (``pipeline.progress.ShowPieceProgress``), so a long dump moves the progress line."""
 
     def __init__(self, error_handler: ErrorHandler, max_bytes: int = DEFAULT_MAX_BYTES,
                  chunked: bool = False, chunk_bytes: int = CHUNK_BYTES,
-                 progress: beam.DoFn | None = None) -> None:
+                 progress: beam.DoFn | None = None,
+                 slices: Mapping[str, DumpSlice] | None = None) -> None:
         super().__init__()
+        self._slices = dict(slices or {})
         self._errors = error_handler
         self._max_bytes = max_bytes
         self._chunked = chunked
@@ -638,7 +708,8 @@ class ReadSources(beam.PTransform):
             return apply_stage(paths, "Read", "read", read_document, self._errors,
                                max_bytes=self._max_bytes)
         read = apply_stage(paths, "Read", "read", read_or_plan, self._errors,
-                           max_bytes=self._max_bytes, chunk_bytes=self._chunk_bytes)
+                           max_bytes=self._max_bytes, chunk_bytes=self._chunk_bytes,
+                           slices=self._slices)
         routed = read | "PiecesApart" >> beam.FlatMap(_route).with_outputs("pieces",
                                                                           main="whole")
         whole, chunks = routed["whole"], routed["pieces"]

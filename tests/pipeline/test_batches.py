@@ -313,3 +313,85 @@ def test_a_batch_dies_with_the_command(tmp_path: Path) -> None:
     assert _gone(child)
     time.sleep(1)
     assert len(list((out / "_runs").glob("*.json"))) == committed
+
+
+def _long_dump(tmp_path: Path) -> Path:
+    """samples' JSONL dump (seven lines: four articles, a line that is not JSON, a record
+    with no body, a blank line) followed by seven records cut from the sample article's
+    paragraphs, the last an exact copy of the first of them under another URL, and line 11
+    cut short: 15 lines, 14 units, none over 1,000 bytes."""
+    base = (SAMPLES / "dumps" / "crawl-2024-03.jsonl").read_bytes().rstrip(b"\n").split(b"\n")
+    paragraphs = [p for p in (SAMPLES / "kazakhstan_peacemaker.txt").read_text(
+        encoding="utf-8").split("\n\n") if len(p) > 200]
+    records = [{"url": f"https://dump.example/story-{i}", "title": f"Story {i}",
+                "published": f"2024-03-{10 + i:02d}T08:00:00Z", "text": text[:700]}
+               for i, text in enumerate(paragraphs[:6])]
+    records.append({**records[0], "url": "https://mirror.example/story-0"})
+    lines = base + [json.dumps(r).encode("utf-8") for r in records]
+    lines.insert(10, b'{"url": "https://dump.example/cut-short", "text": "The line')
+    assert len(lines) == 15 and max(map(len, lines)) < 1000
+    dump = tmp_path / "dump.jsonl"
+    dump.write_bytes(b"\n".join(lines) + b"\n")
+    return dump
+
+
+def test_a_jsonl_dump_runs_in_slices_of_batch_lines(tmp_path: Path) -> None:
+    """--batch-lines 4: a dump read in pieces (over --max-bytes 1000) runs as slices of at
+    most 4 lines (15 lines: four runs), each a batch of its own, before the batch of the
+    other files. Its lines keep their numbers (the rejects name lines 3 and 11 as in a whole
+    run), every unit is accounted for, the copy in the last slice is a duplicate of the
+    stored story, and a rerun adds nothing."""
+    dump = _long_dump(tmp_path)
+    page = SAMPLES / "kazakhstan_peacemaker.txt"
+    common = ("--ingested-at", INGESTED_AT, "--max-bytes", "1000")
+    whole = tmp_path / "whole"
+    proc = newsbeam("run", str(dump), str(page), "--output", str(whole), *common)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "sliced"
+    proc = newsbeam("run", str(dump), str(page), "--output", str(out), *common,
+                    "--batch-lines", "4")
+    assert proc.returncode == 0, proc.stderr
+    runs = sorted(manifests(out), key=lambda m: m["batch"]["number"])
+    assert [m["batch"]["of"] for m in runs] == [5] * 5
+    assert [(m["batch"]["slice"] or {}).get("first_line") for m in runs] == [1, 5, 9, 13, None]
+    assert [m["inputs"]["paths"] for m in runs] == [[str(dump)]] * 4 + [[str(page)]]
+    assert [m["counts"]["in"] for m in runs] == [4, 3, 4, 3, 1]  # line 5 is blank
+    assert all(m["accounting"]["balanced"] for m in runs)
+    kept, dups, rejects = decisions(out)
+    whole_kept, whole_dups, _ = decisions(whole)
+    assert sorted(kept + [d[0] for d in dups]) == sorted(whole_kept + [d[0] for d in whole_dups])
+    assert len(dups) == len(whole_dups) == 1 and dups[0][2] == "exact"
+    assert (sorted(pd.read_parquet(out / "rejects").detail)
+            == sorted(pd.read_parquet(whole / "rejects").detail))
+    details = " ".join(pd.read_parquet(out / "rejects").detail)
+    assert "line 3 is not valid JSON" in details and "line 11 is not valid JSON" in details
+    assert "5 of 5 batches, 2 files" in proc.stdout, proc.stdout
+    assert "newsbeam: batch 2/5: lines from 5 (bytes" in proc.stderr, proc.stderr
+    again = newsbeam("run", str(dump), str(page), "--output", str(out), *common,
+                     "--batch-lines", "4")
+    assert again.returncode == 0, again.stderr
+    assert ": articles 0, duplicates " in again.stdout, again.stdout
+    assert decisions(out)[0] == kept
+
+
+def test_batch_lines_leaves_small_dumps_and_other_files_alone(tmp_path: Path) -> None:
+    """A dump no larger than a piece is read whole and is not cut; with nothing to cut and
+    no --batch-files, the command is one run."""
+    from pipeline.batches import split
+    from pipeline.main import make_parser
+    from pipeline.options import config_from_args
+
+    def runs(*extra: str) -> list:
+        args, rest = make_parser().parse_known_args(
+            ["run", str(_long_dump(tmp_path)), str(SAMPLES / "kazakhstan_peacemaker.txt"),
+             "--output", str(tmp_path / "out"), "--ingested-at", INGESTED_AT, *extra])
+        return split(config_from_args(args, rest))
+
+    assert [r.batch for r in runs("--batch-lines", "4")] == [None]  # 8 MB pieces: whole
+    sliced = runs("--batch-lines", "5", "--max-bytes", "1000")
+    assert [r.dump_slices[r.inputs[0]].lines_before if r.dump_slices else None
+            for r in sliced] == [0, 5, 10, None]
+    assert len({r.run_id for r in sliced}) == 4
+    # 15 lines in slices of 20: not cut, so the dump is one of the files --batch-files counts
+    both = runs("--batch-lines", "20", "--batch-files", "1", "--max-bytes", "1000")
+    assert [(r.batch, r.dump_slices) for r in both] == [((1, 2), None), ((2, 2), None)]

@@ -26,6 +26,7 @@ from transforms.errors import DecompressError, EmptyInput, ReadError, TooLarge
 from transforms.parse import ParseDocuments, parse_document
 from transforms.read import (
     Chunk,
+    DumpSlice,
     ReadSources,
     count_lines,
     decompress,
@@ -35,6 +36,7 @@ from transforms.read import (
     read_chunk,
     read_document,
     read_or_plan,
+    slice_dump,
 )
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title></channel></rss>'
@@ -310,10 +312,12 @@ def _dump_lines() -> list[str]:
     return lines
 
 
-def _pieces(path: str, chunk_bytes: int, max_bytes: int) -> tuple[list[Any], list[str]]:
-    """What ReadSources's chunked branch makes of a file, without Beam: its units
-    (index, raw) and the details of its rejects."""
-    planned = list(read_or_plan(path, max_bytes, chunk_bytes))
+def _pieces(path: str, chunk_bytes: int, max_bytes: int, part: DumpSlice | None = None
+            ) -> tuple[list[Any], list[str]]:
+    """What ReadSources's chunked branch makes of a file (or of its slice ``part``), without
+    Beam: its units (index, raw) and the details of its rejects."""
+    planned = list(read_or_plan(path, max_bytes, chunk_bytes,
+                                slices={path: part} if part else None))
     assert planned and all(isinstance(p, Chunk) for p in planned), "read whole"
     counted = [next(count_lines(p)) for p in planned]
     units: list[Any] = []
@@ -343,6 +347,40 @@ def test_a_jsonl_dump_read_in_pieces_gives_the_units_of_the_whole_file(
         units, lost = _pieces(str(path), chunk_bytes, 1 << 20)
         assert units == whole, chunk_bytes
         assert lost == []
+
+
+@pytest.mark.parametrize("block", [1, 5, 1 << 20])
+def test_a_dump_in_slices_gives_the_units_of_the_whole_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int) -> None:
+    """--batch-lines: the slices (``slice_dump``) start at line starts and hold at most the
+    lines asked, and read one after another (each in pieces) they give the whole file's
+    units, numbered as in a whole read, and its rejects."""
+    monkeypatch.setattr(read_module, "BLOCK", block)
+    lines = _dump_lines()
+    lines[40] = json.dumps({"url": "https://e.example/huge", "text": "x" * 5000})
+    for final_newline in (True, False):
+        data = ("\n".join(lines) + "\n" * final_newline).encode("utf-8")
+        path = tmp_path / "dump.jsonl"
+        path.write_bytes(data)
+        whole, whole_lost = _pieces(str(path), 1000, 3000)
+        assert len(whole) == 112 and len(whole_lost) == 1
+        for per in (1, 7, 50, 119, 120, 500):
+            parts = slice_dump(str(path), per)
+            count = data.count(b"\n") + (not data.endswith(b"\n"))  # the last line may be ""
+            assert len(parts) == -(-count // per), per  # every slice but the last is full
+            assert [p.lines_before for p in parts] == [i * per for i in range(len(parts))]
+            assert parts[0].start == 0 and parts[-1].end == len(data)
+            for part, after in zip(parts, parts[1:], strict=False):
+                assert part.end == after.start and data[after.start - 1:after.start] == b"\n"
+                assert data[part.start:part.end].count(b"\n") == per
+            units: list[Any] = []
+            lost: list[str] = []
+            for part in parts:
+                for chunk_bytes in (333,):
+                    more, gone = _pieces(str(path), chunk_bytes, 3000, part)
+                    units += more
+                    lost += gone
+            assert units == whole and lost == whole_lost, per
 
 
 def test_a_line_over_the_cap_is_one_reject_and_the_lines_after_keep_their_numbers(
