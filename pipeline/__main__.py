@@ -1,6 +1,6 @@
 """python -m pipeline: the same command line as ``newsbeam``."""
 
-from pipeline.main import entrypoint
+from pipeline.cli import entrypoint
 
 if __name__ == "__main__":
     entrypoint()

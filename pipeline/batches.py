@@ -175,7 +175,10 @@ def _child(payload: bytes, log: tuple[str, bool, str], conn: Connection, parent:
 
     from pipeline import logs, main
 
-    signal.signal(signal.SIGINT, _once(KeyboardInterrupt))
+    def interrupted() -> None:  # Beam may wrap the exception (raised inside a DoFn)
+        main._interrupted = True
+
+    signal.signal(signal.SIGINT, _once(KeyboardInterrupt, interrupted))
     def terminated() -> None:  # Beam may wrap the exception (raised inside a DoFn)
         main._terminated = True
 
@@ -194,6 +197,8 @@ def _child(payload: bytes, log: tuple[str, bool, str], conn: Connection, parent:
         logging.getLogger("newsbeam").debug("batch failure", exc_info=True)
         if main._terminated:
             outcome = ("terminated",)
+        elif main._interrupted:
+            outcome = ("interrupted",)
         else:
             first = str(exc).splitlines()[0] if str(exc) else ""
             outcome = ("error", type(exc).__name__, first)

@@ -380,6 +380,7 @@ class _Terminated(BaseException):
 
 
 _terminated = False
+_interrupted = False
 
 
 def _terminate_cleanly() -> None:
@@ -395,6 +396,14 @@ def _terminate_cleanly() -> None:
         raise _Terminated()
 
     signal.signal(signal.SIGTERM, handler)
+
+    def interrupt(_signum: int, _frame: Any) -> None:
+        global _interrupted
+        _interrupted = True  # Beam may wrap the KeyboardInterrupt (raised inside a DoFn)
+        raise KeyboardInterrupt
+
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # nohup, a background job
+        signal.signal(signal.SIGINT, interrupt)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -462,10 +471,10 @@ def main(argv: list[str] | None = None) -> int:
             done.append(manifest)
             _summarize(args, manifest)
     except KeyboardInterrupt:
-        logs.end_open_line()
-        sys.stderr.write(f"newsbeam: interrupted{_batches_done(runs)}\n")
-        return 130
+        return _interrupted_run(runs)
     except (_Terminated, Exception) as exc:
+        if isinstance(exc, Exception) and _interrupted and not _terminated:
+            return _interrupted_run(runs)  # Ctrl-C, wrapped by Beam in a RuntimeError
         if isinstance(exc, Exception) and not _terminated:
             return _failure("pipeline", exc, _batches_done(runs))
         logs.end_open_line()
@@ -483,6 +492,15 @@ def main(argv: list[str] | None = None) -> int:
     if len(runs) > 1:
         _to_stdout(print_batches, done, len(runs), args.log_format == "json")
     return _judge(config, done)
+
+
+def _interrupted_run(runs: list[Config]) -> int:
+    """Ctrl-C during a run: one line (the batches committed before it) and exit code 130."""
+    from pipeline.cli import EXIT_INTERRUPTED
+
+    logs.end_open_line()
+    sys.stderr.write(f"newsbeam: interrupted{_batches_done(runs)}\n")
+    return EXIT_INTERRUPTED
 
 
 def _batches_done(runs: list[Config]) -> str:
@@ -704,4 +722,5 @@ def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
 
 
 def entrypoint() -> None:
+    """``pipeline.cli.entrypoint`` (the command's) once this module is loaded."""
     sys.exit(main())

@@ -12,6 +12,7 @@ import glob
 import hashlib
 import logging
 import os
+import stat
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -134,8 +135,25 @@ def _walk(directory: str, skip: set[str]) -> list[str]:
                 continue
             kept.append(d)
         dirs[:] = kept
-        found.extend(os.path.join(root, f) for f in files if not f.startswith("."))
+        for name in files:
+            path = os.path.join(root, name)
+            if not name.startswith(".") and _readable_kind(path):
+                found.append(path)
     return found
+
+
+def _readable_kind(path: str) -> bool:
+    """A regular file (or a link to one), or a broken link, whose read then makes a reject
+    row. A named pipe, a socket or a device is not news and its read could block forever:
+    skipped, with a warning."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return True
+    if stat.S_ISREG(mode):
+        return True
+    LOG.warning("not reading %s: not a regular file (a pipe, socket or device)", path)
+    return False
 
 
 def _in_output(folder: str, skip: set[str], seen: dict[str, bool]) -> bool:

@@ -1018,3 +1018,65 @@ def test_a_jsonl_dump_over_max_bytes_is_read_in_pieces(tmp_path: Path) -> None:
         f"line 7 (at byte {at}) is larger than the cap of 700 bytes"]
     assert len(capped) + len(rejects) == 6  # the other lines as before
     assert set(capped.article_id) <= set(whole.article_id)
+
+
+def _pages(folder: Path, copies: int) -> Path:
+    """``copies`` distinct copies of samples' pages (each with a line of its own)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for page in sorted((SAMPLES / "pages").iterdir()):
+        html = page.read_bytes()  # one of them is in windows-1252
+        for i in range(copies):
+            (folder / f"{page.stem}-{i}.html").write_bytes(html.replace(
+                b"</body>", f"<p>Copy number {i} of this page.</p></body>".encode()))
+    return folder
+
+
+@pytest.mark.parametrize("when", ["loading", "running"])
+def test_ctrl_c_ends_a_run_with_one_line_and_exit_130(tmp_path: Path, when: str) -> None:
+    """Ctrl-C while the command loads its modules, or while Beam runs the pipeline (where
+    Beam wraps the KeyboardInterrupt raised inside a DoFn in its own RuntimeError): one line,
+    exit code 130 (a scheduler tells it from a failure, 1), and OUT is left unlocked."""
+    import signal
+    import time
+
+    inputs = _pages(tmp_path / "pages", 150)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(inputs), "--output",
+                             str(out)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    if when == "running":
+        assert proc.stderr is not None
+        for line in proc.stderr:  # the run has started: its graph is built in a moment
+            if "input files ->" in line:
+                break
+        time.sleep(2.0)
+        assert proc.poll() is None, "the run ended before the signal"
+    else:
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.rstrip().endswith("newsbeam: interrupted"), err
+    assert "Traceback" not in err and "RuntimeError" not in err, err
+    again = subprocess.run([sys.executable, "-m", "pipeline", "run", str(SAMPLES / "pages"),
+                            "--output", str(out)], cwd=REPO, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr
+
+
+def test_a_named_pipe_in_an_input_folder_is_skipped_not_read(tmp_path: Path) -> None:
+    """os.walk lists a FIFO as a file; reading it would block the run forever. It is skipped
+    with a warning; the folder's files are read."""
+    import os
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(SAMPLES / "kazakhstan_peacemaker.txt", folder)
+    os.mkfifo(folder / "pipe.xml")
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "run", str(folder), "--output",
+                           str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"not reading {folder / 'pipe.xml'}: not a regular file" in proc.stderr
+    manifest = json.loads(next((tmp_path / "out" / "_runs").glob("*.json")).read_text())
+    assert manifest["inputs"]["files"] == 1 and manifest["counts"]["articles"] == 1
