@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from pipeline.options import Config
+from pipeline.options import Config, free_run_id
 
 CHUNK = 1 << 20
 
@@ -109,7 +109,8 @@ def split(config: Config) -> list[Config]:
                                 ).hexdigest()[:8]
         runs.append(dataclasses.replace(
             config, inputs=inputs, feeds=feeds, batch=(number, len(groups)), dump_slices=part,
-            run_id=f"{config.ingested_at:%Y%m%dT%H%M%SZ}-{digest}"))
+            run_id=free_run_id(config.output_dir,
+                               f"{config.ingested_at:%Y%m%dT%H%M%SZ}-{digest}")))
     return runs
 
 

@@ -210,6 +210,19 @@ def expand_inputs(specs: list[str], output: str | None = None) -> tuple[str, ...
     return tuple(sorted(paths))
 
 
+def free_run_id(output: str, run_id: str) -> str:
+    """``run_id``, or, when OUT already holds a run of that id (the same inputs run again
+    with the same --ingested-at, as a backfill or a reproduction does), the first of
+    ``run_id-2``, ``run_id-3``, ... that it does not hold: each run keeps its own manifest."""
+    from transforms.write import join_path
+
+    candidate, n = run_id, 1
+    while FileSystems.exists(join_path(output, "_runs", f"{candidate}.json")):
+        n += 1
+        candidate = f"{run_id}-{n}"
+    return candidate
+
+
 def prepare_output(output: str) -> str:
     """Check (and create) the output directory."""
     if _is_remote(output):
@@ -507,7 +520,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
     started = started.replace(microsecond=0)
     feeds = sorted(set(feeds))
     digest = hashlib.sha256("\n".join([*inputs, *feeds]).encode("utf-8")).hexdigest()[:8]
-    run_id = f"{started:%Y%m%dT%H%M%SZ}-{digest}"
+    run_id = free_run_id(output, f"{started:%Y%m%dT%H%M%SZ}-{digest}")
     if not any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
         # Chosen explicitly: Beam's default may try to download the Prism runner (offline hang).
         beam_args = [f"--runner={DEFAULT_RUNNER}", *beam_args]

@@ -1080,3 +1080,20 @@ def test_a_named_pipe_in_an_input_folder_is_skipped_not_read(tmp_path: Path) -> 
     assert f"not reading {folder / 'pipe.xml'}: not a regular file" in proc.stderr
     manifest = json.loads(next((tmp_path / "out" / "_runs").glob("*.json")).read_text())
     assert manifest["inputs"]["files"] == 1 and manifest["counts"]["articles"] == 1
+
+
+def test_a_rerun_with_the_same_ingested_at_keeps_both_manifests(tmp_path: Path) -> None:
+    """The run id comes from --ingested-at and the inputs: a rerun of a backfill got the
+    same id and its manifest (no article added) replaced the first run's record."""
+    out = tmp_path / "out"
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-m", "pipeline", "run", str(SAMPLES / "pages"),
+                               "--output", str(out), "--ingested-at", "2024-05-01T10:00:00Z"],
+                              cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+    runs = sorted((json.loads(p.read_text()) for p in (out / "_runs").glob("*.json")),
+                  key=lambda m: m["started_at"])
+    assert len(runs) == 2
+    first, second = runs
+    assert second["run_id"] == first["run_id"] + "-2"
+    assert first["counts"]["articles"] == 2 and second["counts"]["articles"] == 0
