@@ -122,6 +122,15 @@ class InvalidRecord(RejectError):
     reason = "invalid_record"
 
 
+class NotNews(RejectError):
+    """A plain-text file that is source code, a table or a project file (a .py, .csv, .yaml
+    ... file, or a LICENSE, README, CHANGELOG), not an article. Decided by its name, for text
+    that is not HTML, a feed or JSON: a feed saved as .txt is still read."""
+
+    stage = "parse"
+    reason = "not_news"
+
+
 class EmptyContent(RejectError):
     """An entry or document with neither title nor body text, or a file with no record."""
 

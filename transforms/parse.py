@@ -34,6 +34,7 @@ from transforms.errors import (
     HostileXml,
     InvalidJson,
     NotAFeed,
+    NotNews,
     ParserError,
 )
 from transforms.text import has_surrogates, loads_json, without_surrogates
@@ -336,7 +337,32 @@ def _units_of(doc: RawDocument) -> Iterator[Unit]:
     elif kind == "html":
         yield Unit(doc.input_path, "html", 0, raw=text)
     else:
+        not_news(doc.input_path)
         yield Unit(doc.input_path, "text", 0, raw=text)
+
+
+# plain-text formats that hold code, tables or settings, not articles (by file extension)
+NOT_NEWS_SUFFIXES = frozenset(
+    ".py .pyi .js .mjs .ts .css .scss .c .h .cc .cpp .hpp .java .kt .go .rs .rb .php .pl .sh "
+    ".bash .ps1 .bat .sql .r .m .swift .scala .lua .csv .tsv .yaml .yml .toml .ini .cfg .conf "
+    ".properties .env .lock .log .diff .patch .tex .bib .srt .vtt .ipynb".split())
+# the files a project or a data set ships beside its content (by name, any extension)
+NOT_NEWS_NAMES = frozenset(
+    "license licence copying authors contributors changelog readme makefile dockerfile "
+    "requirements".split())
+
+
+def not_news(path: str) -> None:
+    """Raise NotNews for a plain-text file whose name says it is no article."""
+    name = path.replace("\\", "/").rsplit("/", 1)[-1].lower()
+    for suffix in (".gz", ".bz2"):
+        name = name.removesuffix(suffix)
+    stem, dot, suffix = name.partition(".")
+    if stem in NOT_NEWS_NAMES:
+        raise NotNews(f"{name}: a project or data set file, not an article")
+    ext = "." + name.rsplit(".", 1)[-1] if dot else ""
+    if ext in NOT_NEWS_SUFFIXES:
+        raise NotNews(f"a {ext} file holds code, a table or settings, not an article")
 
 
 class ParseDocuments(beam.PTransform):

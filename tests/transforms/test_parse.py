@@ -167,3 +167,46 @@ def test_feed_entry_dates_are_never_rolled_over() -> None:
     assert got["a"] == (None, "2024-00-00") and got["b"] == (None, "2024-02-30T10:00:00Z")
     assert got["c"][0] is not None and got["c"][0].isoformat() == "2024-06-15T10:00:00+00:00"
     assert got["d"][0] is not None and got["d"][0].isoformat() == "2024-06-01T08:30:00+00:00"
+
+
+SHARED_LICENSE = Path(__file__).resolve().parents[3] / "shared" / "data" / "feeds" / \
+    "realworld" / "miniflux" / "LICENSE"
+
+
+@pytest.mark.parametrize("name", ["steps.py", "table.csv", "settings.yaml", "LICENSE",
+                                  "README.md", "license.txt", "CHANGELOG", "run.log.gz"])
+def test_code_tables_and_project_files_are_not_news(name: str) -> None:
+    """A folder of downloads holds more than news: a plain-text file whose name says it is
+    code, a table, settings or a project's file is a not_news reject, not an article (a
+    Python source became a 3,950-word article, a LICENSE an article titled 'MIT License')."""
+    from transforms.errors import NotNews
+
+    text = (SHARED_LICENSE.read_bytes() if SHARED_LICENSE.exists()
+            else (SAMPLES / "kazakhstan_peacemaker.txt").read_bytes())
+    with pytest.raises(NotNews):
+        list(parse_document(RawDocument(f"/data/{name}", text)))
+
+
+@pytest.mark.parametrize("name", ["story.txt", "story", "notes.md", "history-of-rome.txt",
+                                  "readme-for-editors.txt", "2024-05-01.text"])
+def test_articles_with_any_other_name_are_read(name: str) -> None:
+    story = (SAMPLES / "kazakhstan_peacemaker.txt").read_bytes()
+    assert [u.input_kind for u in parse_document(RawDocument(f"/data/{name}", story))] == \
+        ["text"]
+
+
+@pytest.mark.parametrize("name", ["feed.txt", "export.csv"])
+def test_the_name_does_not_override_what_the_content_is(name: str) -> None:
+    """The name decides only for plain text: a feed or JSON under any name is read."""
+    feed = (SAMPLES / "feeds" / "harbour-times.rss.xml").read_bytes()
+    assert len(list(parse_document(RawDocument(f"/data/{name}", feed)))) == 4
+
+
+def test_a_text_file_with_a_title_and_no_body_is_empty() -> None:
+    from schemas.records import Unit
+    from transforms.errors import EmptyContent
+    from transforms.extract import unit_fields
+
+    with pytest.raises(EmptyContent, match="only a title line"):
+        unit_fields(Unit("/data/hello.txt", "text", 0, raw="hello\n"))
+    assert unit_fields(Unit("/data/a.txt", "text", 0, raw="Title\n\nA body line."))["text"]
