@@ -151,6 +151,14 @@ def make_parser() -> argparse.ArgumentParser:
                               "hold at least --min-files files")
     compact.add_argument("--min-files", type=int, default=2, metavar="N",
                          help="leave partitions with fewer files alone (default 2)")
+    for sub_parser in (run, stream, report, compact):  # after the command too
+        logging_flags = sub_parser.add_argument_group("logging (also before the command)")
+        logging_flags.add_argument("--log-level", default=argparse.SUPPRESS,
+                                   choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                                   help="log verbosity (default INFO)")
+        logging_flags.add_argument("--log-format", default=argparse.SUPPRESS,
+                                   choices=["text", "json"],
+                                   help="json: one JSON object per log line")
     return parser
 
 
@@ -165,7 +173,13 @@ def _duration(text: str) -> float:
 
 def _beam_option_names() -> set[str]:
     """Every flag a Beam PipelineOptions subclass defines."""
-    probe = argparse.ArgumentParser(add_help=False)
+    return {name for action in _beam_probe()._actions for name in action.option_strings}
+
+
+def _beam_probe() -> argparse.ArgumentParser:
+    """A parser of every Beam PipelineOptions subclass's flags, which raises instead of
+    printing Beam's whole usage (129 lines) on a bad value."""
+    probe = argparse.ArgumentParser(add_help=False, exit_on_error=False)
     seen: set[type] = set()
     stack: list[type] = [PipelineOptions]
     sub: type
@@ -179,14 +193,12 @@ def _beam_option_names() -> set[str]:
                     sub._add_argparse_args(probe)  # type: ignore[attr-defined]
                 except (argparse.ArgumentError, TypeError):
                     pass
-    names: set[str] = set()
-    for action in probe._actions:
-        names.update(action.option_strings)
-    return names
+    return probe
 
 
 def check_beam_args(beam_args: list[str]) -> None:
-    known = _beam_option_names()
+    probe = _beam_probe()
+    known = {name for action in probe._actions for name in action.option_strings}
     for arg in beam_args:
         if arg.startswith("--"):
             flag = arg.split("=", 1)[0]
@@ -196,6 +208,10 @@ def check_beam_args(beam_args: list[str]) -> None:
             raise UsageError(f"unknown option {arg} (options go after the command: newsbeam "
                              f"run {arg} ... or newsbeam stream {arg} ...)" if arg == "-q" else
                              f"unknown option {arg}")
+    try:
+        probe.parse_known_args(beam_args)
+    except argparse.ArgumentError as exc:  # a Beam option's value: one line, as for ours
+        raise UsageError(str(exc)) from None
     check_runner(beam_args)
 
 

@@ -12,7 +12,9 @@ import glob
 import hashlib
 import logging
 import os
+import re
 import stat
+import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -210,6 +212,20 @@ def expand_inputs(specs: list[str], output: str | None = None) -> tuple[str, ...
     return tuple(sorted(paths))
 
 
+# FetchPolicy's fields named as the flags that set them (the others have the same name)
+_POLICY_FLAGS = {"read_timeout": "timeout", "allow_networks": "allow-network",
+                 "allow_private": "allow-private-network"}
+
+
+def _policy_message(message: str) -> str:
+    """FetchPolicy.validate's message in the flags' words: --timeout, not read_timeout."""
+    def flag(match: re.Match[str]) -> str:
+        field = match.group(1)
+        return "--" + _POLICY_FLAGS.get(field, field).replace("_", "-")
+
+    return re.sub(r"FetchPolicy\.(\w+)", flag, message)
+
+
 def free_run_id(output: str, run_id: str) -> str:
     """``run_id``, or, when OUT already holds a run of that id (the same inputs run again
     with the same --ingested-at, as a backfill or a reproduction does), the first of
@@ -233,8 +249,12 @@ def prepare_output(output: str) -> str:
         os.makedirs(output, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create --output directory {output}: {exc.strerror}") from exc
-    if not os.access(output, os.W_OK):
-        raise UsageError(f"--output directory is not writable: {output}")
+    try:  # os.access says yes to root in /sys or on a read-only mount: try a real file
+        with tempfile.NamedTemporaryFile(dir=output, prefix=".newsbeam-probe-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--output directory is not writable: {output}: "
+                         f"{exc.strerror or exc}") from exc
     return os.path.abspath(output)
 
 
@@ -504,7 +524,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
     try:
         policy.validate()
     except ValueError as exc:
-        raise UsageError(str(exc).replace("FetchPolicy.", "--").replace("_", "-")) from exc
+        raise UsageError(_policy_message(str(exc))) from exc
     if (feeds or getattr(args, "follow_links", False)) and not policy.contact:
         LOG.warning("fetching without --contact: set it to your URL or e-mail address so the "
                     "sites you fetch from can reach you (it goes in the User-Agent)")

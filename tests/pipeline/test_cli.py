@@ -56,6 +56,17 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         (["run", "samples", "--output", "{tmp}/o", "--num-perm", "96", "--bands", "32"],
          "--num-perm must be a power of two"),
         (["frobnicate"], "invalid choice"),
+        # a Beam option's bad value (Beam itself printed its whole usage: 129 lines)
+        (["run", "samples", "--output", "{tmp}/o", "--direct_num_workers", "abc"],
+         "argument --direct_num_workers: invalid int value: 'abc'"),
+        (["run", "samples", "--output", "{tmp}/o", "--direct_running_mode=bogus"],
+         "invalid choice: 'bogus'"),
+        # FetchPolicy's checks name the flags the user typed, not its fields
+        (["run", "samples", "--output", "{tmp}/o", "--timeout", "0"], "--timeout must be"),
+        (["run", "samples", "--output", "{tmp}/o", "--allow-network", "10.0.0.300/8"],
+         "--allow-network holds '10.0.0.300/8'"),
+        # root may write in /sys by os.access, not by open
+        (["run", "samples", "--output", "/proc/self"], "--output directory is not writable"),
     ],
 )
 def test_user_mistakes_give_one_line_and_exit_2(tmp_path: Path, args: list[str],
@@ -1080,6 +1091,19 @@ def test_a_named_pipe_in_an_input_folder_is_skipped_not_read(tmp_path: Path) -> 
     assert f"not reading {folder / 'pipe.xml'}: not a regular file" in proc.stderr
     manifest = json.loads(next((tmp_path / "out" / "_runs").glob("*.json")).read_text())
     assert manifest["inputs"]["files"] == 1 and manifest["counts"]["articles"] == 1
+
+
+def test_log_flags_are_taken_after_the_command_too(tmp_path: Path) -> None:
+    """`newsbeam run ... --log-level WARNING` was refused as an unknown option; it means
+    what `newsbeam --log-level WARNING run ...` means."""
+    after = newsbeam("run", str(SAMPLES / "pages"), "--output", str(tmp_path / "a"),
+                     "--log-level", "WARNING")
+    default = newsbeam("run", str(SAMPLES / "pages"), "--output", str(tmp_path / "b"))
+    assert after.returncode == default.returncode == 0, after.stderr
+    assert "INFO" in default.stderr and "INFO" not in after.stderr, after.stderr
+    as_json = newsbeam("run", str(SAMPLES / "pages"), "--output", str(tmp_path / "c"),
+                       "--log-format", "json")
+    assert json.loads(as_json.stderr.splitlines()[0])["level"] == "INFO"
 
 
 def test_a_rerun_with_the_same_ingested_at_keeps_both_manifests(tmp_path: Path) -> None:
