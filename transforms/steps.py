@@ -16,6 +16,8 @@ Chain specifications (``--steps`` or ``steps = [...]`` in a ``--config`` file):
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -80,6 +82,22 @@ class StepSpecError(ValueError):
     """A step name or module:function that cannot be resolved (a usage error)."""
 
 
+def _import_step_module(name: str) -> Any:
+    """``name`` imported; a module of the current folder too, as ``python -m pipeline``
+    finds it (the ``newsbeam`` command's own folder is on the path instead): the folder is
+    appended to the path, after everything installed, only when the import fails without
+    it. Worker processes Beam starts (``python -m ...``) have it on their path already."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        here = os.getcwd()
+        top = name.partition(".")[0]
+        if exc.name != top or here in sys.path or "" in sys.path:
+            raise
+        sys.path.append(here)
+        return importlib.import_module(name)
+
+
 def _load_custom(spec: str) -> Step:
     chain = "fields"
     target = spec
@@ -89,7 +107,7 @@ def _load_custom(spec: str) -> Step:
     if not module_name or not func_name:
         raise StepSpecError(f"unknown step {spec!r} (use a built-in name or module:function)")
     try:
-        module = importlib.import_module(module_name)
+        module = _import_step_module(module_name)
     except ImportError as exc:
         raise StepSpecError(f"cannot import step module {module_name!r}: {exc}") from exc
     fn = getattr(module, func_name, None)

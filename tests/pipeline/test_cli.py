@@ -1121,3 +1121,33 @@ def test_a_rerun_with_the_same_ingested_at_keeps_both_manifests(tmp_path: Path) 
     first, second = runs
     assert second["run_id"] == first["run_id"] + "-2"
     assert first["counts"]["articles"] == 2 and second["counts"]["articles"] == 0
+
+
+@pytest.mark.parametrize("workers", [(), ("--direct_num_workers", "2",
+                                          "--direct_running_mode", "multi_processing")])
+def test_the_readmes_custom_step_runs_from_the_users_folder(tmp_path: Path,
+                                                            workers: tuple[str, ...]) -> None:
+    """The README's `mypkg/steps.py` example, run as it says, with the `newsbeam` command
+    from the folder that holds mypkg (the command's own folder is on its path, not the
+    current one: 'No module named mypkg'), on one worker and on two worker processes."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"```python\n(# mypkg/steps\.py.*?)```", readme, re.S)
+    assert code, "the README's step example moved"
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("", encoding="utf-8")
+    (tmp_path / "mypkg" / "steps.py").write_text(code.group(1), encoding="utf-8")
+    story = (SAMPLES / "kazakhstan_peacemaker.txt").read_text(encoding="utf-8")
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "paywalled.txt").write_text(  # a notice the cleaning keeps: in a sentence
+        story + "\n\nThe full interview is for subscribers only, the paper said on Monday.\n",
+        encoding="utf-8")
+    command = Path(sys.executable).parent / "newsbeam"
+    if not command.exists():
+        pytest.skip(f"no newsbeam command beside {sys.executable} (package not installed)")
+    proc = subprocess.run([str(command), "run", "in", "--output", "out",
+                           "--steps=+mypkg.steps:tag_paywall", *workers],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    arts = pd.read_parquet(tmp_path / "out" / "articles")
+    assert len(arts) == 1 and "paywall" in list(arts.categories[0])
