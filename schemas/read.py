@@ -3,8 +3,9 @@
 Files written by an older schema version lack the columns added since; read through the
 current schema, those come back as nulls. The ``date`` partition comes back as a real date.
 
-    from schemas.read import read_articles
+    from schemas.read import read_articles, read_dataset
     df = read_articles("OUT")                  # pandas DataFrame
+    rejects = read_dataset("OUT", "rejects")   # also "duplicates"; empty before a first row
     table = articles_dataset("OUT").to_table() # or a pyarrow Dataset, to filter and project
 
 The same, in the other tools (see README, "Reading it"):
@@ -38,15 +39,35 @@ def dataset_schema(dataset: str = "articles") -> pa.Schema:
     return schema
 
 
+def open_dataset(out_dir: str | os.PathLike[str], dataset: str = "articles") -> ds.Dataset:
+    """OUT/``dataset`` (articles, duplicates, rejects) as a pyarrow Dataset under the current
+    schema (older files: nulls). A dataset's folder appears with its first row: before that
+    (a run with no reject, or whose only input was refused) the Dataset is empty, with the
+    schema."""
+    schema = dataset_schema(dataset)
+    path = os.path.join(os.fspath(out_dir), dataset)
+    if not os.path.isdir(path):
+        if not os.path.isdir(os.path.join(os.fspath(out_dir), "_runs")):
+            raise FileNotFoundError(f"{out_dir} is not a newsbeam output (it has no _runs)")
+        return ds.dataset(schema.empty_table())
+    return ds.dataset(path, format="parquet", schema=schema,
+                      partitioning=DATE_PARTITIONING if dataset == "articles" else None)
+
+
 def articles_dataset(out_dir: str | os.PathLike[str]) -> ds.Dataset:
-    """OUT/articles as a pyarrow Dataset under the current schema (older files: nulls)."""
-    return ds.dataset(os.path.join(os.fspath(out_dir), "articles"), format="parquet",
-                      schema=dataset_schema("articles"), partitioning=DATE_PARTITIONING)
+    """OUT/articles as a pyarrow Dataset (``open_dataset``)."""
+    return open_dataset(out_dir, "articles")
+
+
+def read_dataset(out_dir: str | os.PathLike[str], dataset: str, **to_pandas: Any) -> Any:
+    """OUT/``dataset`` as a pandas DataFrame (``open_dataset``): empty, with the columns,
+    when the dataset has no row yet."""
+    return open_dataset(out_dir, dataset).to_table().to_pandas(**to_pandas)
 
 
 def read_articles(out_dir: str | os.PathLike[str], **to_pandas: Any) -> Any:
     """OUT/articles as a pandas DataFrame: UTC timestamps, lists and structs, ``date`` a date."""
-    return articles_dataset(out_dir).to_table().to_pandas(**to_pandas)
+    return read_dataset(out_dir, "articles", **to_pandas)
 
 
 def polars_schema(dataset: str = "articles") -> Any:

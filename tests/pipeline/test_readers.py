@@ -113,3 +113,25 @@ def test_manifest_counts_match_what_readers_see(out: tuple[Path, int]) -> None:
     assert len(pd.read_parquet(folder / "duplicates")) == manifest["counts"]["duplicates"]
     shutil.rmtree(folder / "articles" / f"date={OLD_DATE}")  # leave the module's OUT as run
     assert len(read_articles(folder)) == manifest["counts"]["articles"]
+
+
+def test_a_dataset_with_no_row_yet_reads_as_an_empty_table(tmp_path: Path) -> None:
+    """A run whose inputs all fail writes rejects only: OUT/articles and OUT/duplicates do
+    not exist yet. The readers give empty tables with the columns (read_articles raised
+    FileNotFoundError); a folder that is no newsbeam output is still an error."""
+    from schemas.arrow import SCHEMAS
+    from schemas.read import read_dataset
+
+    out = tmp_path / "out"
+    manifest = run_samples(out, SAMPLES / "junk" / "note.xml")
+    assert manifest["counts"] == {"in": 1, "articles": 0, "duplicates": 0, "rejects": 1}
+    assert not (out / "articles").exists() and not (out / "duplicates").exists()
+    articles = read_articles(out)
+    assert len(articles) == 0 and "article_id" in articles.columns and "date" in articles
+    duplicates = read_dataset(out, "duplicates")
+    assert len(duplicates) == 0 and list(duplicates.columns) == SCHEMAS["duplicates"].names
+    rejects = read_dataset(out, "rejects")
+    assert list(rejects.reason) == ["not_a_feed"]
+    assert len(rejects[rejects.run_id == manifest["run_id"]]) == 1
+    with pytest.raises(FileNotFoundError, match="not a newsbeam output"):
+        read_articles(tmp_path)
