@@ -24,7 +24,8 @@ from transforms.write import TEMP_SUFFIX, join_path
 LOG = logging.getLogger("newsbeam")
 STAGING = "_staging"
 # data first, the index after it: an index entry must never point at a file not in place
-COMMIT_ORDER = {"articles": 0, "duplicates": 0, "rejects": 0, "_index": 1, "_state/feeds": 1}
+COMMIT_ORDER = {"articles": 0, "duplicates": 0, "rejects": 0, "_index": 1, "_state/feeds": 1,
+                "_state/links": 1}
 
 
 def staging_dir(output_dir: str, run_id: str) -> str:

@@ -14,6 +14,8 @@ the list of files written                                         -> the run rep
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import apache_beam as beam
@@ -61,6 +63,12 @@ def _identity(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+def link_state_row(article: Any, run_id: str) -> Iterator[dict[str, Any]]:
+    """An OUT/_state/links row for an article whose followed link is not its own URL."""
+    if article.followed_link and article.url:
+        yield {"link": article.followed_link, "url": article.url, "run_id": run_id}
+
+
 def article_stages(units: beam.PCollection[Any], config: Config, rejects: Sink,
                    ingested_at: Any) -> beam.PCollection[Any]:
     """Unit -> Article with its fields: the stages `run` and `stream` share. ``ingested_at``
@@ -91,7 +99,12 @@ def build(p: beam.Pipeline, config: Config) -> None:
                                                        split_large=split)) \
             as index, \
             Sink("WriteFeedState",
-                 WritePartitionedParquet(out, "_state/feeds", _identity, stage), p) as state:
+                 WritePartitionedParquet(out, "_state/feeds", _identity, stage), p) as state, \
+            ExitStack() as optional:
+        # links whose page named another URL (--follow-links): OUT/_state/links
+        links = optional.enter_context(Sink(
+            "WriteLinkState", WritePartitionedParquet(out, "_state/links", _identity, stage),
+            p)) if config.follow_links else None
         paths = p | "ListInputs" >> beam.Create(list(config.inputs))
         if config.spread_inputs:
             # a runner splits work at stage boundaries: without this one, every file would
@@ -126,17 +139,22 @@ def build(p: beam.Pipeline, config: Config) -> None:
             seen = [pattern for pattern in (stored, index_pattern(config, "duplicates"))
                     if pattern]
             units = units | "FollowLinks" >> FollowLinks(
-                rejects, config.fetch, seen, check_robots=not config.fetch.ignore_robots)
-        articles = (
-            article_stages(units, config, rejects, config.ingested_at)
-            | "DedupeArticles" >> DedupeArticles(dups, config.near, stored, index,
-                                                 config.run_id)
-        )
+                rejects, config.fetch, seen, check_robots=not config.fetch.ignore_robots,
+                links=index_pattern(config, "_state/links"))
+        extracted = article_stages(units, config, rejects, config.ingested_at)
+        if links is not None:
+            links.add_error_pcollection(
+                extracted | "LinkState" >> beam.FlatMap(link_state_row, config.run_id))
+        articles = extracted | "DedupeArticles" >> DedupeArticles(
+            dups, config.near, stored, index, config.run_id)
         article_files = articles | "WriteArticles" >> WritePartitionedParquet(
             out, "articles", article_row, stage, split_large=split
         )
+    outputs = [article_files, dups.output(), rejects.output(), index.output(), state.output()]
+    if links is not None:
+        outputs.append(links.output())
     (
-        (article_files, dups.output(), rejects.output(), index.output(), state.output())
+        tuple(outputs)
         | "AllFiles" >> beam.Flatten()
         | "CollectFiles" >> beam.combiners.ToList()
         | "WriteReport" >> beam.Map(write_report, report_path(config))

@@ -51,6 +51,7 @@ class Tally:
     bytes_written: int = 0
     index_rows: int = 0
     state_rows: int = 0
+    link_rows: int = 0
 
 
 def read_report(config: Config, path: str) -> list[dict[str, Any]]:
@@ -73,6 +74,9 @@ def tally_files(files: list[dict[str, Any]]) -> Tally:
             continue
         if dataset == "_state/feeds":
             tally.state_rows += int(f["rows"])
+            continue
+        if dataset == "_state/links":
+            tally.link_rows += int(f["rows"])
             continue
         if dataset == "articles":
             meta = FileSystems.match([source])[0].metadata_list[0]
@@ -160,6 +164,8 @@ def build_manifest(
             "follow_links": config.follow_links,
             "fetched": stage_counters.get("fetch_page.out", 0),
             "failed": stage_counters.get("fetch_page.rejected", 0),
+            # links remembered in OUT/_state/links (their page names another URL)
+            "links_remembered": tally.link_rows,
         },
         "memory": memory or {"peak_rss_bytes": None, "warning": None},
         "files": [{k: v for k, v in f.items() if k != "staged"} for f in files],

@@ -201,7 +201,9 @@ def build_stream(p: beam.Pipeline, config: Config, spec: StreamSpec) -> None:
         if config.follow_links:
             units = units | "FollowLinks" >> FollowLinks(
                 rejects, config.fetch, [stored, join_path(out, "duplicates", "*.parquet")],
-                check_robots=not config.fetch.ignore_robots)
+                check_robots=not config.fetch.ignore_robots,
+                # the links batch runs remembered (a stream does not add to them yet)
+                links=join_path(out, "_state/links", "*.parquet"))
         first = (
             article_stages(units, config, rejects, ingested_at=None)  # ingested = arrival
             | "ByContent" >> beam.Map(content_key)

@@ -163,12 +163,24 @@ FEED_STATE_SCHEMA = pa.schema(
     metadata={"newsbeam.dataset": "_state/feeds", "newsbeam.schema_version": SCHEMA_VERSION},
 )
 
+LINK_STATE_SCHEMA = pa.schema(
+    [
+        _f("link", pa.string(), "A feed entry's link (canonicalized) whose page --follow-links "
+           "fetched, when that page names another URL as its own.", False),
+        _f("url", pa.string(), "The URL of the article that page gave: a later entry with the "
+           "same link is a duplicate of it, and the page is not fetched again.", False),
+        _f("run_id", pa.string(), "The run that fetched it.", False),
+    ],
+    metadata={"newsbeam.dataset": "_state/links", "newsbeam.schema_version": SCHEMA_VERSION},
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "articles": ARTICLE_SCHEMA,
     "duplicates": DUPLICATE_SCHEMA,
     "rejects": REJECT_SCHEMA,
     "_index": INDEX_SCHEMA,
     "_state/feeds": FEED_STATE_SCHEMA,
+    "_state/links": LINK_STATE_SCHEMA,
 }
 PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
     "articles": ARTICLE_PARTITION_COLUMNS,
@@ -176,6 +188,7 @@ PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
     "rejects": (),
     "_index": (),
     "_state/feeds": (),
+    "_state/links": (),
 }
 
 

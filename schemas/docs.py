@@ -50,7 +50,8 @@ def schema_markdown() -> str:
         "several versions together.",
         "",
     ]
-    for dataset in ("articles", "duplicates", "rejects", "_index", "_state/feeds"):
+    for dataset in ("articles", "duplicates", "rejects", "_index", "_state/feeds",
+                    "_state/links"):
         schema = SCHEMAS[dataset]
         lines += [f"## `{dataset}`", ""]
         if dataset == "articles":

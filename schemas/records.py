@@ -126,6 +126,10 @@ class Article:
     # an article already stored in OUT by an earlier run (read from OUT/_index); it takes part
     # in duplicate detection and always wins, but is never written again
     stored: bool = False
+    # the feed entry's link whose page gave this article (--follow-links), when it is not the
+    # article's own URL (the page names another canonical URL): remembered in OUT/_state/links
+    # so the next run does not fetch that page again
+    followed_link: str | None = None
 
     def replace(self, **changes: Any) -> Article:
         return dataclasses.replace(self, **changes)

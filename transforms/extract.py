@@ -653,6 +653,10 @@ def build_article(unit: Unit, fields: dict[str, Any], ingested_at: datetime) -> 
     date_source = str(fields.get("date_source") or "none") if published else "none"
     summary = strip_tags(str(fields.get("summary") or "")) or None
     source = normalize_line(str(fields.get("source") or "")) or domain_of(url) or None
+    followed = None
+    if unit.input_kind == "linked":
+        followed = canonical_url(unit.fields.get("link") or None,
+                                 unit.fields.get("feed_link") or None)
     return Article(
         article_id=article_id,
         url=url,
@@ -682,6 +686,7 @@ def build_article(unit: Unit, fields: dict[str, Any], ingested_at: datetime) -> 
         guid=fields.get("guid") or None,
         date_unparsed=fields.get("date_unparsed"),
         field_sources=fields.get("field_sources"),
+        followed_link=followed if followed and followed != url else None,
     )
 
 

@@ -26,6 +26,7 @@ this composite.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -301,19 +302,38 @@ def stored_sharing_urls(table: Any, digests: Any) -> Iterator[dict[str, Any]]:
             yield {"url": url}
 
 
-def _stored_url(row: dict[str, Any]) -> Iterator[tuple[str, bool]]:
+def _stored_url(row: dict[str, Any]) -> Iterator[tuple[str, bool | str]]:
     if row.get("url"):
         yield (row["url"], True)
 
 
+def stored_sharing_links(table: Any, digests: Any) -> Iterator[dict[str, Any]]:
+    """OUT/_state/links rows (one row group) whose link is among this run's links."""
+    links = table.column("link").to_pylist()
+    urls = table.column("url").to_pylist()
+    for link, url, hit in zip(links, urls, in_digests(digests, links), strict=True):
+        if hit and url:
+            yield {"link": link, "url": url}
+
+
+def _followed_link(row: dict[str, Any]) -> Iterator[tuple[str, bool | str]]:
+    """A remembered link -> the URL of the article its page gave."""
+    yield (row["link"], row["url"])
+
+
 def _page_requests(element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
-    """Entries of one link: passed on when the page is stored already, else one request."""
+    """Entries of one link: passed on when the page is stored already, else one request. A
+    link remembered in OUT/_state/links (its page named another URL) passes its entries on
+    with that URL as their link, so each is a duplicate of the stored article by URL."""
     link, groups = element
     entries = sorted(groups["entry"], key=lambda u: u.unit_key)
     if not entries:
         return
     if groups["stored"]:
+        named = sorted(url for url in groups["stored"] if isinstance(url, str))
         for unit in entries:
+            if named:
+                unit = dataclasses.replace(unit, fields={**unit.fields, "link": named[0]})
             yield beam.pvalue.TaggedOutput("stored", unit)
         return
     yield PageRequest(link, tuple(entries))
@@ -322,15 +342,18 @@ def _page_requests(element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
 class FollowLinks(beam.PTransform):
     """Unit -> Unit: feed entries with an http(s) link become ``linked`` units carrying their
     page; other units pass through. ``stored`` holds the file patterns of datasets with a
-    ``url`` column whose URLs are not fetched again (OUT/_index and OUT/duplicates)."""
+    ``url`` column whose URLs are not fetched again (OUT/_index and OUT/duplicates); ``links``
+    the pattern of OUT/_state/links, the links whose page named another URL, not fetched
+    again either."""
 
     def __init__(self, rejects: ErrorHandler, policy: FetchPolicy, stored: list[str],
-                 check_robots: bool = True) -> None:
+                 check_robots: bool = True, links: str | None = None) -> None:
         super().__init__()
         self._rejects = rejects
         self._policy = policy
         self._stored = stored
         self._check_robots = check_robots
+        self._links = links
 
     def expand(self, units: beam.PCollection[Unit]) -> beam.PCollection[Unit]:
         split = units | "SplitFollowable" >> beam.ParDo(_SplitFollowable()).with_outputs(
@@ -338,7 +361,7 @@ class FollowLinks(beam.PTransform):
         follow = split["follow"]
         stored = (units.pipeline | "NoStoredUrls" >> beam.Create([])
                   | "StoredUrlWindows" >> beam.WindowInto(units.windowing.windowfn))
-        if self._stored:
+        if self._stored or self._links:
             digests = (
                 follow
                 | "LinkKeys" >> beam.Map(_link_key)
@@ -346,13 +369,15 @@ class FollowLinks(beam.PTransform):
             )
             found = [
                 read_stored(digests, pattern, ["url"], stored_sharing_urls, f"Links{i}")
+                | f"StoredUrls{i}" >> beam.FlatMap(_stored_url)
                 for i, pattern in enumerate(self._stored)
             ]
-            stored = (
-                (stored, *found)
-                | "AllStoredUrls" >> beam.Flatten()
-                | "StoredUrls" >> beam.FlatMap(_stored_url)
-            )
+            if self._links:
+                found.append(
+                    read_stored(digests, self._links, ["link", "url"], stored_sharing_links,
+                                "Followed")
+                    | "FollowedLinks" >> beam.FlatMap(_followed_link))
+            stored = (stored, *found) | "AllStoredUrls" >> beam.Flatten()
         planned = (
             {"entry": follow, "stored": stored}
             | "JoinStored" >> beam.CoGroupByKey()

@@ -51,7 +51,8 @@ ROW_GROUP_ROWS = 5000
 # of about this many, by a hash of each row's identity. The index rows carry their shingle
 # sets (about 4 KiB each), hence the smaller figure for them (docs/benchmarks.md, "Rows per
 # file").
-MAX_ROWS_PER_FILE: dict[str, int | None] = {"_index": 2000, "_state/feeds": None}
+MAX_ROWS_PER_FILE: dict[str, int | None] = {"_index": 2000, "_state/feeds": None,
+                                             "_state/links": None}
 DEFAULT_MAX_ROWS_PER_FILE = 5000
 
 
@@ -93,6 +94,8 @@ def row_identity(dataset: str, row: dict[str, Any]) -> str:
         return f"{row['article_id']}|{row['content_hash']}"
     if dataset == "_state/feeds":
         return f"{row['feed_key']}|{row['run_id']}"
+    if dataset == "_state/links":
+        return f"{row['link']}|{row['url']}|{row['run_id']}"
     # the run id too: two runs that reject the same input write two files, never one twice
     if dataset == "duplicates":
         return (f"{row['article_id']}|{row['duplicate_of']}|{row['input_path']}|{row['url']}"

@@ -216,3 +216,37 @@ def test_the_user_agent_carries_the_operators_contact_or_a_warning_asks_for_it(
     assert named.returncode == 0 and "--contact" not in named.stderr
     assert site.requests_for("/feed.xml")[-1].headers["user-agent"].endswith(
         "(+mailto:ops@example.org)")
+
+
+def test_a_page_that_names_another_url_is_not_fetched_again(tmp_path: Path,
+                                                            servers: ServerGroup) -> None:
+    """The feed links to /story?utm=feed; the page names https://gazette.example/story as its
+    own URL, and the article is stored under it. The next run must not fetch the page again
+    (the link is remembered in OUT/_state/links): its entry is a url duplicate of the stored
+    article. Before, only links equal to a stored URL were known, so such a feed had every
+    page fetched on every run."""
+    site = servers.start({"/robots.txt": Reply(404, b"")})
+    canonical = "https://gazette.example/story"
+    html = page("Strike ends at the port", "Maria Lopez", "2024-03-04T09:30:00+01:00")
+    html = html.replace(b"<head>", f'<head><link rel="canonical" href="{canonical}">'.encode())
+    site.route("/story", Reply(body=html, headers=HTML_TYPE))
+    link = site.url("/story") + "?utm_source=feed&id=7"
+    site.route("/feed.xml", Reply(body=rss([("Strike ends at the port", link,
+                                             "Workers agreed to end the strike.")]),
+                                  headers=RSS_TYPE))
+    out = tmp_path / "out"
+    first = run(out, site.url("/feed.xml"), "--follow-links")
+    assert first["pages"]["fetched"] == 1 and first["pages"]["links_remembered"] == 1
+    assert list(pd.read_parquet(out / "articles").url) == [canonical]
+    remembered = pd.read_parquet(out / "_state" / "links")
+    assert list(remembered.url) == [canonical] and "/story?" in remembered.link[0]
+    site.route("/feed.xml", Reply(body=rss([("Strike ends at the port (updated)", link,
+                                             "Workers agreed to end the strike.")]),
+                                  headers=RSS_TYPE))  # a changed feed is parsed again
+    site.clear_log()
+    second = run(out, site.url("/feed.xml"), "--follow-links")
+    assert site.requests_for("/story") == []
+    assert second["pages"]["fetched"] == 0
+    assert second["counts"]["articles"] == 0 and second["counts"]["duplicates"] == 1
+    dups = pd.read_parquet(out / "duplicates")
+    assert list(dups.method) == ["url"] and list(dups.url) == [canonical]
