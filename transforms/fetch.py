@@ -45,6 +45,7 @@ from transforms.decode import decode_bytes
 from transforms.dedupe import KeyDigestSet, in_digests, read_stored
 from transforms.http import FEED_TYPES, PAGE_TYPES, FetchPolicy, HttpClient, redact
 from transforms.parse import http_charset
+from transforms.read import decompress
 from transforms.urls import canonical_url
 
 STATE_TAG = "state"
@@ -134,10 +135,15 @@ def fetch_feed(client: HttpClient, request: FeedRequest, fetched_at: datetime, r
     out: list[Any] = [beam.pvalue.TaggedOutput(STATE_TAG, state)]
     if not result.not_modified:
         headers = {"content-location": result.final_url}
-        if result.content_type:
+        body = result.body
+        try:  # a .gz or .bz2 feed file (not a Content-Encoding): as a file on disk is read
+            plain = decompress(request.url, body, client.policy.max_bytes)
+        except Exception as exc:
+            return [beam.pvalue.TaggedOutput(REJECTS_TAG,
+                                             fetch_reject(request.url, "fetch_feed", exc))]
+        if plain is body and result.content_type:  # else the type was the archive's
             headers["content-type"] = result.headers.get("content-type", result.content_type)
-        out.append(RawDocument(input_path=redact(request.url), data=result.body,
-                               headers=headers))
+        out.append(RawDocument(input_path=redact(request.url), data=plain, headers=headers))
     return out
 
 

@@ -401,7 +401,10 @@ def _redirect_url(current: str, location: str) -> str:
 # --- content types -------------------------------------------------------------------------
 
 # Shell-style patterns over the media type (no parameters), lower-case.
-FEED_TYPES: frozenset[str] = frozenset({"*xml*", "*rss*", "*atom*", "*json*", "text/plain"})
+FEED_TYPES: frozenset[str] = frozenset({"*xml*", "*rss*", "*atom*", "*json*", "text/plain",
+                                        # a compressed feed file served as a file
+                                        "application/gzip", "application/x-gzip",
+                                        "application/x-bzip2"})
 PAGE_TYPES: frozenset[str] = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
 
 

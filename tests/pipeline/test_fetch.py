@@ -250,3 +250,30 @@ def test_a_page_that_names_another_url_is_not_fetched_again(tmp_path: Path,
     assert second["counts"]["articles"] == 0 and second["counts"]["duplicates"] == 1
     dups = pd.read_parquet(out / "duplicates")
     assert list(dups.method) == ["url"] and list(dups.url) == [canonical]
+
+
+def test_a_compressed_feed_file_over_http_is_read_as_on_disk(tmp_path: Path,
+                                                             servers: ServerGroup) -> None:
+    """samples' harbour-archive.rss.xml.gz served as a file (Content-Type application/gzip,
+    no Content-Encoding) was refused as bad_content_type; on disk it is decompressed. Now it
+    is read the same; a gzip bomb served that way is a decompress_error reject, as on disk."""
+    from tests.conftest import SAMPLES
+
+    archive = (SAMPLES / "feeds" / "harbour-archive.rss.xml.gz").read_bytes()
+    bomb = gzip.compress(b"<rss>" + b" " * (40 * 1024 * 1024))
+    site = servers.start({
+        "/archive.rss.xml.gz": Reply(body=archive, headers={"Content-Type": "application/gzip"}),
+        "/bomb.xml.gz": Reply(body=bomb, headers={"Content-Type": "application/x-gzip"}),
+    })
+    out = tmp_path / "out"
+    manifest = run(out, site.url("/archive.rss.xml.gz"), site.url("/bomb.xml.gz"),
+                   "--max-bytes", "2MB")
+    on_disk = newsbeam("run", str(SAMPLES / "feeds" / "harbour-archive.rss.xml.gz"),
+                       "--output", str(tmp_path / "disk"))
+    assert on_disk.returncode == 0, on_disk.stderr
+    assert manifest["counts"]["articles"] == 2
+    assert sorted(pd.read_parquet(out / "articles").title) == \
+        sorted(pd.read_parquet(tmp_path / "disk" / "articles").title)
+    rejects = pd.read_parquet(out / "rejects")
+    assert rejects[["stage", "reason"]].values.tolist() == [["fetch_feed", "decompress_error"]]
+    assert "decompression bomb" in rejects.detail[0]
