@@ -293,6 +293,18 @@ def _positive(text: str) -> int:
     return value
 
 
+class _StepsAction(argparse.Action):
+    """--steps: the first flag on the command line replaces the default (a --config file's
+    list), each further one adds to it (--steps=-quotes --steps=-countries drops both)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        given = getattr(namespace, "_steps_given", False)
+        before = list(getattr(namespace, self.dest) or []) if given else []
+        setattr(namespace, self.dest, before + list(values))
+        namespace._steps_given = True
+
+
 def _comma_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -391,11 +403,13 @@ def add_run_arguments(parser: argparse.ArgumentParser, stream: bool = False) -> 
                  "to reproduce a run exactly or to backfill.",
         )
     parser.add_argument(
-        "--steps", type=_comma_list, default=None, metavar="LIST",
-        help="cleaning and field steps, comma-separated. A full list replaces the default "
-             "chain; '-name' removes a default step and '+module:function' adds your own, e.g. "
-             "--steps=-quotes,+mypkg.steps:tag_paywall ('clean:module:function' adds to the "
-             f"cleaning chain). Default: {','.join(DEFAULT_STEPS)}",
+        "--steps", type=_comma_list, action=_StepsAction, default=None, metavar="LIST",
+        help="cleaning and field steps, comma-separated (repeatable: the lists add up, and "
+             "replace a --config file's). A full "
+             "list replaces the default chain; '-name' removes a default step and "
+             "'+module:function' adds your own, e.g. --steps=-quotes,+mypkg.steps:tag_paywall "
+             "('clean:module:function' adds to the cleaning chain). Default: "
+             f"{','.join(DEFAULT_STEPS)}",
     )
     parser.add_argument(
         "--config", metavar="FILE",
@@ -494,6 +508,8 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
                      now: datetime | None = None, files: bool = True) -> Config:
     if not args.output:
         raise UsageError("the following arguments are required: -o/--output")
+    if args.steps is not None and not any(s.strip() for s in args.steps):
+        raise UsageError("--steps is empty: name steps, or leave it out for the default chain")
     try:
         steps = resolve_steps(args.steps)
     except StepSpecError as exc:

@@ -107,6 +107,9 @@ class NearConfig:
             raise ValueError("--near-threshold and --containment must be in (0, 1]")
         if self.rounds < 1:
             raise ValueError("label propagation needs at least one round")
+        if self.boilerplate_df < 2:  # 1: every paragraph would be boilerplate
+            raise ValueError("--boilerplate-df must be at least 2 (a paragraph found in that "
+                             "many articles is boilerplate)")
 
 
 def tokens_by_paragraph(text: str) -> list[list[str]]:

@@ -65,6 +65,9 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         (["run", "samples", "--output", "{tmp}/o", "--timeout", "0"], "--timeout must be"),
         (["run", "samples", "--output", "{tmp}/o", "--allow-network", "10.0.0.300/8"],
          "--allow-network holds '10.0.0.300/8'"),
+        (["run", "samples", "--output", "{tmp}/o", "--steps="], "--steps is empty"),
+        (["run", "samples", "--output", "{tmp}/o", "--boilerplate-df", "0"],
+         "--boilerplate-df must be at least 2"),
         # root may write in /sys by os.access, not by open
         (["run", "samples", "--output", "/proc/self"], "--output directory is not writable"),
     ],
@@ -1091,6 +1094,18 @@ def test_a_named_pipe_in_an_input_folder_is_skipped_not_read(tmp_path: Path) -> 
     assert f"not reading {folder / 'pipe.xml'}: not a regular file" in proc.stderr
     manifest = json.loads(next((tmp_path / "out" / "_runs").glob("*.json")).read_text())
     assert manifest["inputs"]["files"] == 1 and manifest["counts"]["articles"] == 1
+
+
+def test_repeated_steps_flags_add_up(tmp_path: Path) -> None:
+    """`--steps=-quotes --steps=-countries` kept the last flag only: quotes were extracted."""
+    from pipeline.main import make_parser
+    from pipeline.options import config_from_args
+
+    args, extra = make_parser().parse_known_args(
+        ["run", str(SAMPLES / "pages"), "--output", str(tmp_path / "o"), "--steps=-quotes",
+         "--steps=-countries"])
+    fields = config_from_args(args, extra).step_names()["fields"]
+    assert "quotes" not in fields and "countries" not in fields and "language" in fields
 
 
 def test_log_flags_are_taken_after_the_command_too(tmp_path: Path) -> None:
