@@ -274,7 +274,12 @@ def test_sigterm_stops_the_batch_and_the_command_cleanly(tmp_path: Path) -> None
     rerun = newsbeam("run", str(SAMPLES), "--output", str(out), "--ingested-at", INGESTED_AT,
                      "--batch-files", "4")
     assert rerun.returncode == 0, rerun.stderr
-    assert len(list((out / "_runs").glob("*.json"))) == 5
+    # the rerun's five batches each keep a manifest of their own beside the first ones
+    # (a batch run again gets RUNID-2: its record does not replace the first run's)
+    runs = manifests(out)
+    assert len(runs) == committed + 5
+    assert sorted(m["batch"]["number"] for m in runs if m["run_id"].endswith("-2")) == \
+        list(range(1, committed + 1))
 
 
 def test_a_batch_dies_with_the_command(tmp_path: Path) -> None:
