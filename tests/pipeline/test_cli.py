@@ -26,10 +26,13 @@ def newsbeam(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
 
 
 def run_samples(out: Path, inputs: Path = SAMPLES, *extra: str) -> dict:
+    """One run into ``out``; its manifest (a rerun with the same --ingested-at adds its own,
+    RUNID-2, beside the first's)."""
+    before = set((out / "_runs").glob("*.json"))
     proc = newsbeam("run", str(inputs), "--output", str(out), "--ingested-at", INGESTED_AT,
                     *extra)
     assert proc.returncode == 0, proc.stderr
-    manifests = list((out / "_runs").glob("*.json"))
+    manifests = list(set((out / "_runs").glob("*.json")) - before)
     assert len(manifests) == 1
     return json.loads(manifests[0].read_text())
 
