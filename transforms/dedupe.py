@@ -355,14 +355,8 @@ def _duplicate(a: Article, kept: Article, method: str, similarity: float = 1.0) 
 def resolve_group(articles: Iterable[Article], method: str
                   ) -> tuple[list[Article], list[Duplicate]]:
     """Keep the first article by rank_key; the others become Duplicate rows. Revisions of the
-    kept article (same id, another revision number) are kept too: they are not copies. A
-    feed id that OUT already holds is resolved as versions of the stored article
-    (``resolve_id_revisions``)."""
-    members = list(articles)
-    if method == "id" and any(a.stored for a in members) \
-            and any(not a.stored for a in members):
-        return resolve_id_revisions(members)
-    ordered = sorted(members, key=rank_key)
+    kept article (same id, another revision number) are kept too: they are not copies."""
+    ordered = sorted(articles, key=rank_key)
     kept = ordered[0]
     aliases = {k for a in ordered[1:] for k in (own_id_key(a), *a.id_aliases) if k}
     aliases.discard(own_id_key(kept) or "")
@@ -458,59 +452,6 @@ def resolve_revisions(articles: Iterable[Article]) -> tuple[list[Article], list[
     aliases = {k for a in members for k in (own_id_key(a), *a.id_aliases) if k}
     kept = [a.replace(id_aliases=tuple(sorted(aliases - {own_id_key(a) or ""}))) for a in kept]
     # a stored version stays in the flow so later keys still see it (it is never written)
-    return stored + kept, dups
-
-
-# A copy with the same feed id but another URL than the stored version is an update of it only
-# if it says it was updated later, or if its body grew materially: 1.5 times the words and 20
-# more (a teaser, then the full story). Another rendering of the same story (its AMP page, a
-# copy with other tracking links) is about as long: a duplicate, as before.
-ID_REVISION_GROWTH = 1.5
-ID_REVISION_MIN_WORDS = 20
-
-
-def _id_update(new: Article, last: Article) -> bool:
-    if not (last.stored and not last.text):
-        return _is_revision(new, last)  # a version this run kept: its text is known
-    if new.updated_at and last.updated_at and new.updated_at < last.updated_at:
-        return False  # an older version than the stored one
-    if new.updated_at and (last.updated_at is None or new.updated_at > last.updated_at):
-        return True
-    return new.word_count >= max(ID_REVISION_GROWTH * last.word_count,
-                                 last.word_count + ID_REVISION_MIN_WORDS)
-
-
-def resolve_id_revisions(members: list[Article]) -> tuple[list[Article], list[Duplicate]]:
-    """The copies of one feed id (its source's guid) when OUT holds that id already: a new
-    copy that is an update of the latest stored version (``_id_update``: it says it was
-    updated later, or its body grew materially, e.g. the full story after a stored teaser)
-    is kept as the article's next revision, under the stored article's id, whatever
-    its URL; the others are duplicates of the stored article, as before. Within one run
-    the most complete copy is kept (``resolve_group``); across runs the stored one stays,
-    and a later fuller version is its revision instead of a duplicate of it."""
-    stored = sorted((a for a in members if a.stored), key=lambda a: a.revision)
-    ids = {a.article_id for a in stored}
-    versions = list(stored)
-    kept: list[Article] = []
-    dups: list[Duplicate] = []
-    fresh = [a for a in members if not a.stored]
-    for a in sorted(fresh, key=lambda a: (_revision_time(a), rank_key(a))):
-        if a.article_id in ids and a.revision > 1:  # a revision the URL stage made already
-            versions.append(a)
-            kept.append(a)
-            continue
-        last = max(versions, key=lambda v: v.revision)
-        same = next((v for v in versions if v.content_hash == a.content_hash), None)
-        if same is None and _id_update(a, last):
-            revised = a.replace(article_id=last.article_id, revision=last.revision + 1,
-                                changes=_changes(a, last))
-            versions.append(revised)
-            kept.append(revised)
-        else:
-            dups.append(_duplicate(a, same or last, "id"))
-    aliases = {k for a in members for k in (own_id_key(a), *a.id_aliases) if k}
-    kept = [a.replace(id_aliases=tuple(sorted(aliases - {own_id_key(a) or ""})))
-            for a in kept]
     return stored + kept, dups
 
 

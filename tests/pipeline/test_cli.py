@@ -1169,23 +1169,3 @@ def test_the_readmes_custom_step_runs_from_the_users_folder(tmp_path: Path,
     assert proc.returncode == 0, proc.stderr
     arts = pd.read_parquet(tmp_path / "out" / "articles")
     assert len(arts) == 1 and "paywall" in list(arts.categories[0])
-
-
-def test_the_full_story_after_a_stored_teaser_is_its_next_revision(tmp_path: Path) -> None:
-    """samples' archive feed carries the sea wall story as a 23-word teaser (its AMP URL,
-    guid ht-2024-0312); the Harbour Times feed carries the full 90-word story under its
-    canonical URL with the same guid. Run one after the other into one OUT, the full story
-    was an id duplicate of the stored teaser; it is now revision 2 of that article, so the
-    README's 'latest version' line gives the full text."""
-    out = tmp_path / "out"
-    run_samples(out, SAMPLES / "feeds" / "harbour-archive.rss.xml.gz")
-    second = run_samples(out, SAMPLES / "feeds" / "harbour-times.rss.xml")
-    assert second["counts"]["duplicates"] == 0
-    df = pd.read_parquet(out / "articles")
-    wall = df[df.title.str.contains("sea wall", case=False, na=False)]
-    assert sorted(zip(wall.revision, wall.word_count, wall.url, strict=True)) == [
-        (1, 23, "https://harbourtimes.example/amp/news/sea-wall-approved"),
-        (2, 90, "https://harbourtimes.example/news/sea-wall-approved")]
-    assert wall.article_id.nunique() == 1
-    latest = df.sort_values("revision").drop_duplicates("article_id", keep="last")
-    assert latest[latest.article_id == wall.article_id.iloc[0]].word_count.tolist() == [90]

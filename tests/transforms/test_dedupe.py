@@ -136,41 +136,6 @@ def test_a_version_older_than_the_stored_one_is_not_a_revision() -> None:
     assert dups == []
 
 
-def test_a_fuller_version_with_a_stored_feed_id_is_its_next_revision() -> None:
-    """OUT holds a feed's teaser (its AMP URL, 23 words, guid g-9); a later run brings the
-    full story under its canonical URL with the same guid. It was an id duplicate of the
-    teaser (the full text lost); it is the stored article's revision 2, under its id. A
-    re-rendering of the same length (another AMP copy) and an older version stay
-    duplicates, in any order; within one run (nothing stored) the fuller copy is kept."""
-    teaser_text = ("The town council voted 21 to 6 on Tuesday to build a 1.2 kilometre sea "
-                   "wall in front of the old harbour.")
-    full_text = teaser_text + (" Work starts in May and should take two years. The wall "
-                               "will protect 340 homes and the ferry terminal from winter "
-                               "storms, the mayor said after the vote. Opponents had asked for "
-                               "a smaller wall that keeps the view from the promenade. ") * 2
-    teaser = make("archive.xml", "Sea wall", teaser_text, "https://h.example/amp/sea-wall",
-                  guid="g-9")
-    stored = teaser.replace(stored=True, text="", revision=1)
-    full = make("times.xml", "Sea wall", full_text, "https://h.example/news/sea-wall",
-                guid="g-9", published=T0)
-    rerender = make("amp2.xml", "Sea wall", teaser_text.replace("Tuesday", "Tuesday night"),
-                    "https://h.example/amp2/sea-wall", guid="g-9")
-    for order in itertools.permutations([stored, full, rerender]):
-        kept, dups = resolve_group(order, "id")
-        new = [a for a in kept if not a.stored]
-        assert [(a.input_path, a.article_id, a.revision, a.changes) for a in new] == [
-            ("times.xml", stored.article_id, 2, ("text",))]
-        assert [(d.input_path, d.method, d.duplicate_of) for d in dups] == [
-            ("amp2.xml", "id", stored.article_id)]
-    older = full.replace(updated_at=T0)
-    kept, dups = resolve_group([stored.replace(updated_at=T0 + timedelta(days=1)), older],
-                               "id")
-    assert [a.stored for a in kept] == [True] and [d.input_path for d in dups] == ["times.xml"]
-    kept, dups = resolve_group([teaser, full], "id")  # one run: the most complete is kept
-    assert [a.input_path for a in kept] == ["times.xml"]
-    assert [(d.input_path, d.duplicate_of) for d in dups] == [("archive.xml", full.article_id)]
-
-
 def test_stored_rows_are_filtered_by_the_run_keys_before_any_join() -> None:
     import numpy as np
     import pyarrow as pa
