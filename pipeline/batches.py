@@ -165,7 +165,8 @@ def _once(exc: type[BaseException], then: Callable[[], None] = lambda: None
     return handler
 
 
-def _child(payload: bytes, log: tuple[str, bool, str], conn: Connection, parent: int) -> None:
+def _child(payload: bytes, log: tuple[str, bool, str], conn: Connection, parent: int,
+           ignore_sigint: bool = False) -> None:
     """A batch's process: the run, as the CLI's process runs one; its outcome to ``conn``.
     ``payload``: the Config, pickled as Beam pickles (user steps may be lambdas). ``parent``:
     the command's process id."""
@@ -179,7 +180,10 @@ def _child(payload: bytes, log: tuple[str, bool, str], conn: Connection, parent:
     def interrupted() -> None:  # Beam may wrap the exception (raised inside a DoFn)
         main._interrupted = True
 
-    signal.signal(signal.SIGINT, _once(KeyboardInterrupt, interrupted))
+    if ignore_sigint:  # the command ignores it (nohup, a background job): so does its batch
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    else:
+        signal.signal(signal.SIGINT, _once(KeyboardInterrupt, interrupted))
     def terminated() -> None:  # Beam may wrap the exception (raised inside a DoFn)
         main._terminated = True
 
@@ -233,7 +237,9 @@ def run_batch(config: Config, log: tuple[str, bool, str]) -> tuple[int, dict[str
     context = multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     number, count = config.batch or (1, 1)
-    proc = context.Process(target=_child, args=(pickler.dumps(config), log, send, os.getpid()),
+    ignore_sigint = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    proc = context.Process(target=_child, args=(pickler.dumps(config), log, send, os.getpid(),
+                                                ignore_sigint),
                            name=f"newsbeam-batch-{number}-of-{count}")
     outcome = None
     try:

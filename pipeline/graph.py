@@ -14,6 +14,7 @@ the list of files written                                         -> the run rep
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -115,7 +116,11 @@ def build(p: beam.Pipeline, config: Config) -> None:
         if pieces is None:
             pieces = dump_pieces(config.inputs, config.max_bytes, slices=config.dump_slices)
         total, unit = progress_total(config.inputs, pieces)
-        progress = (total, config.progress, config.progress_tally, run_id, unit)
+        # the key of this graph's progress line in a worker process (its ShowProgress
+        # instances share it): new for each graph, so a run built twice in one process
+        # does not add to the count of the first
+        key = f"{run_id}:{uuid.uuid4().hex}"
+        progress = (total, config.progress, config.progress_tally, key, unit)
         docs = (
             paths
             | "Progress" >> beam.ParDo(ShowProgress(*progress))

@@ -423,6 +423,8 @@ def _terminate_cleanly() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global _interrupted, _terminated
+    _interrupted = _terminated = False  # a caller may run several commands in one process
     parser = make_parser()
     args, extra = parser.parse_known_args(argv)
     if getattr(args, "config", None):

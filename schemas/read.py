@@ -42,11 +42,11 @@ def dataset_schema(dataset: str = "articles") -> pa.Schema:
 def open_dataset(out_dir: str | os.PathLike[str], dataset: str = "articles") -> ds.Dataset:
     """OUT/``dataset`` (articles, duplicates, rejects) as a pyarrow Dataset under the current
     schema (older files: nulls). A dataset's folder appears with its first row: before that
-    (a run with no reject, or whose only input was refused) the Dataset is empty, with the
-    schema."""
+    (a run with no reject, or whose only input was refused) the Dataset of a local OUT is
+    empty, with the schema."""
     schema = dataset_schema(dataset)
     path = os.path.join(os.fspath(out_dir), dataset)
-    if not os.path.isdir(path):
+    if "://" not in path and not os.path.isdir(path):  # an object store: pyarrow opens it
         if not os.path.isdir(os.path.join(os.fspath(out_dir), "_runs")):
             raise FileNotFoundError(f"{out_dir} is not a newsbeam output (it has no _runs)")
         return ds.dataset(schema.empty_table())

@@ -341,11 +341,13 @@ def _units_of(doc: RawDocument) -> Iterator[Unit]:
         yield Unit(doc.input_path, "text", 0, raw=text)
 
 
-# plain-text formats that hold code, tables or settings, not articles (by file extension)
+# plain-text formats that hold code, tables or settings, never articles (by file extension;
+# names that people also give text, such as .log, .r or .m, are not in it: the one exception to
+# "the name does not matter" is kept to names that cannot be an article)
 NOT_NEWS_SUFFIXES = frozenset(
     ".py .pyi .js .mjs .ts .css .scss .c .h .cc .cpp .hpp .java .kt .go .rs .rb .php .pl .sh "
-    ".bash .ps1 .bat .sql .r .m .swift .scala .lua .csv .tsv .yaml .yml .toml .ini .cfg .conf "
-    ".properties .env .lock .log .diff .patch .tex .bib .srt .vtt .ipynb".split())
+    ".bash .ps1 .bat .sql .swift .scala .lua .csv .tsv .yaml .yml .toml .ini .cfg .conf "
+    ".properties .lock .diff .patch .ipynb".split())
 # the files a project or a data set ships beside its content (by name, any extension)
 NOT_NEWS_NAMES = frozenset(
     "license licence copying authors contributors changelog readme makefile dockerfile "

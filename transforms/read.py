@@ -320,6 +320,7 @@ class DumpSlice(NamedTuple):
     start: int
     end: int
     lines_before: int
+    size: int = -1  # the file's size when the slices were planned (-1: not known)
 
 
 def slice_dump(path: str, lines: int) -> list[DumpSlice]:
@@ -342,7 +343,7 @@ def slice_dump(path: str, lines: int) -> list[DumpSlice]:
     if cuts[-1] >= pos and len(cuts) > 1:
         cuts.pop()  # a cut at the very end: no empty slice after it
     ends = [*cuts[1:], pos]
-    return [DumpSlice(start, end, i * lines) for i, (start, end) in
+    return [DumpSlice(start, end, i * lines, pos) for i, (start, end) in
             enumerate(zip(cuts, ends, strict=True))]
 
 
@@ -477,9 +478,10 @@ def _slice_pieces(path: str, part: DumpSlice, chunk_bytes: int) -> Iterator[Chun
             size = fh.seek(0, os.SEEK_END)
     except Exception as exc:
         raise ReadError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
-    if size < part.end:
-        raise ReadError(f"{path} changed while it was read: {size} bytes, shorter than the "
-                        f"slice of bytes {part.start}-{part.end} planned for this batch")
+    if size < part.end or (part.size >= 0 and size != part.size):
+        raise ReadError(f"{path} changed while it was read: {size} bytes now, "
+                        f"{part.size if part.size >= 0 else 'more'} when its slices were "
+                        f"planned (this batch's: bytes {part.start}-{part.end})")
     pieces = max(1, -(-(part.end - part.start) // chunk_bytes))
     for piece in range(pieces):
         start = part.start + piece * chunk_bytes

@@ -174,7 +174,7 @@ SHARED_LICENSE = Path(__file__).resolve().parents[3] / "shared" / "data" / "feed
 
 
 @pytest.mark.parametrize("name", ["steps.py", "table.csv", "settings.yaml", "LICENSE",
-                                  "README.md", "license.txt", "CHANGELOG", "run.log.gz"])
+                                  "README.md", "license.txt", "CHANGELOG", "app.toml.gz"])
 def test_code_tables_and_project_files_are_not_news(name: str) -> None:
     """A folder of downloads holds more than news: a plain-text file whose name says it is
     code, a table, settings or a project's file is a not_news reject, not an article (a
@@ -188,7 +188,8 @@ def test_code_tables_and_project_files_are_not_news(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["story.txt", "story", "notes.md", "history-of-rome.txt",
-                                  "readme-for-editors.txt", "2024-05-01.text"])
+                                  "readme-for-editors.txt", "2024-05-01.text", "diary.log",
+                                  "interview.r", "talk.srt"])
 def test_articles_with_any_other_name_are_read(name: str) -> None:
     story = (SAMPLES / "kazakhstan_peacemaker.txt").read_bytes()
     assert [u.input_kind for u in parse_document(RawDocument(f"/data/{name}", story))] == \

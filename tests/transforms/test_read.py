@@ -383,6 +383,21 @@ def test_a_dump_in_slices_gives_the_units_of_the_whole_file(
             assert units == whole and lost == whole_lost, per
 
 
+def test_a_dump_that_changes_after_its_slices_were_planned_is_a_reject(tmp_path: Path
+                                                                      ) -> None:
+    """--batch-lines plans the slices once, before the first batch: a dump appended to (or
+    rewritten) before a later batch reads it is a reject, not lines silently missed or
+    misnumbered."""
+    path = tmp_path / "dump.jsonl"
+    path.write_bytes(("\n".join(_dump_lines()) + "\n").encode("utf-8"))
+    parts = slice_dump(str(path), 50)
+    assert len(list(read_or_plan(str(path), 1 << 20, 1000, slices={str(path): parts[1]}))) > 1
+    with path.open("ab") as fh:
+        fh.write(b'{"url": "https://e.example/late", "text": "appended"}\n')
+    with pytest.raises(ReadError, match="changed while it was read"):
+        list(read_or_plan(str(path), 1 << 20, 1000, slices={str(path): parts[1]}))
+
+
 def test_a_line_over_the_cap_is_one_reject_and_the_lines_after_keep_their_numbers(
         tmp_path: Path) -> None:
     lines = _dump_lines()
