@@ -171,11 +171,6 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _beam_option_names() -> set[str]:
-    """Every flag a Beam PipelineOptions subclass defines."""
-    return {name for action in _beam_probe()._actions for name in action.option_strings}
-
-
 def _beam_probe() -> argparse.ArgumentParser:
     """A parser of every Beam PipelineOptions subclass's flags, which raises instead of
     printing Beam's whole usage (129 lines) on a bad value."""

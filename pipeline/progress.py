@@ -138,11 +138,9 @@ class ShowProgress(beam.DoFn):
 
     def process(self, element: Any) -> Iterator[Any]:
         n = self.weight(element)
-        if not n:
-            pass
-        elif self._reporter is not None:
+        if n and self._reporter is not None:
             self._reporter.tick(n)
-        elif self._tally_dir is not None:
+        elif n and self._tally_dir is not None:
             self._count += n
             if time.monotonic() - self._written >= TTY_INTERVAL:
                 self._write_count()

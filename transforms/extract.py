@@ -608,10 +608,6 @@ def _entry_fields(fields: dict[str, Any]) -> dict[str, Any]:
     return fields
 
 
-def bounded_title(title: str, limit: int = 80) -> str:
-    return title if len(title) <= limit else title[:limit - 3] + "..."
-
-
 def unit_fields(unit: Unit) -> dict[str, Any]:
     """The raw fields of a unit, whatever its kind."""
     if "invalid" in unit.fields:
@@ -624,9 +620,7 @@ def unit_fields(unit: Unit) -> dict[str, Any]:
     if unit.input_kind == "text":
         fields = parse_text_article(unit.raw)
         if not fields["text"]:  # a headline alone is a feed item, not a text file's article
-            raise EmptyContent("a text file with no body: only a title line "
-                               f"({bounded_title(fields['title'])!r})" if fields["title"]
-                               else "a text file with no body")
+            raise EmptyContent("a text file with no body (only a title line, or nothing)")
         return fields
     if unit.input_kind == "linked":
         page_url = unit.fields.get("page_url")

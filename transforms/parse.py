@@ -359,11 +359,11 @@ def not_news(path: str) -> None:
     name = path.replace("\\", "/").rsplit("/", 1)[-1].lower()
     for suffix in (".gz", ".bz2"):
         name = name.removesuffix(suffix)
-    stem, dot, suffix = name.partition(".")
-    if stem in NOT_NEWS_NAMES:
+    if name.partition(".")[0] in NOT_NEWS_NAMES:
         raise NotNews(f"{name}: a project or data set file, not an article")
-    ext = "." + name.rsplit(".", 1)[-1] if dot else ""
-    if ext in NOT_NEWS_SUFFIXES:
+    _, dot, last = name.rpartition(".")
+    ext = dot + last
+    if dot and ext in NOT_NEWS_SUFFIXES:
         raise NotNews(f"a {ext} file holds code, a table or settings, not an article")
 
 
