@@ -7,17 +7,38 @@ one line and exit code 130, not a traceback of the import.
 
 from __future__ import annotations
 
+import signal
 import sys
+from typing import Any
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
 
-def entrypoint() -> None:
+def _load_main() -> Any:
+    """``pipeline.main.main``, imported with Ctrl-C noted rather than raised.
+
+    A KeyboardInterrupt raised in the middle of those imports lands in whatever code runs at
+    that moment: in an importlib callback CPython prints "Exception ignored" and the run goes
+    on as if no key was pressed, and a module cut short in its import can end the process by
+    SIGINT at exit instead of 130 (each seen under load, about once in 100 tries). The imports
+    take a second; the command ends right after them."""
+    pressed: list[int] = []
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.default_int_handler:  # not when ignored (nohup, a background job)
+        signal.signal(signal.SIGINT, lambda signum, _frame: pressed.append(signum))
     try:
         from pipeline.main import main
-    except KeyboardInterrupt:
+    finally:
+        if previous is signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous)
+    if pressed:
         sys.stderr.write("newsbeam: interrupted\n")
         sys.exit(EXIT_INTERRUPTED)
+    return main
+
+
+def entrypoint() -> None:
+    main = _load_main()
     try:
         code = main()
     except KeyboardInterrupt:  # before or after a run (a run says more itself)

@@ -462,12 +462,12 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args, extra)
     except UsageError as exc:
         return _error(str(exc), EXIT_USAGE)
-    lock = _acquire(config)
+    from pipeline.batches import describe, run_batch, split
+
+    lock = _acquire(config)  # the try below starts at once: a signal then still unlocks OUT
     if lock is None:
         return EXIT_LOCKED
     _terminate_cleanly()
-    from pipeline.batches import describe, run_batch, split
-
     done: list[dict[str, Any]] = []  # the manifests of the batches finished
     runs: list[Config] = []
     log = (args.log_level, config.quiet, args.log_format)

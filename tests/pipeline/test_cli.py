@@ -1056,7 +1056,9 @@ def test_ctrl_c_ends_a_run_with_one_line_and_exit_130(tmp_path: Path, when: str)
     import signal
     import time
 
-    inputs = _pages(tmp_path / "pages", 150)
+    # 600 pages take 8 s or more to run: the signal lands mid-run, not in the interpreter's
+    # exit after the run (there the default action ends the process, -2, as for any program)
+    inputs = _pages(tmp_path / "pages", 600 if when == "running" else 20)
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(inputs), "--output",
                              str(out)], cwd=REPO, stdout=subprocess.PIPE,
@@ -1066,7 +1068,7 @@ def test_ctrl_c_ends_a_run_with_one_line_and_exit_130(tmp_path: Path, when: str)
         for line in proc.stderr:  # the run has started: its graph is built in a moment
             if "input files ->" in line:
                 break
-        time.sleep(2.0)
+        time.sleep(1.5)
         assert proc.poll() is None, "the run ended before the signal"
     else:  # Beam's imports take a second or more; the interpreter's own start, ~50 ms
         time.sleep(0.5)
