@@ -64,8 +64,9 @@ def _identity(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def link_state_row(article: Any, run_id: str) -> Iterator[dict[str, Any]]:
-    """An OUT/_state/links row for an article whose followed link is not its own URL."""
+def link_state_row(article: Any, run_id: str | None) -> Iterator[dict[str, Any]]:
+    """An OUT/_state/links row for an article whose followed link is not its own URL
+    (``run_id`` None: the write step stamps it, a stream's window's run id)."""
     if article.followed_link and article.url:
         yield {"link": article.followed_link, "url": article.url, "run_id": run_id}
 

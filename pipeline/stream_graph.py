@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -36,7 +37,7 @@ from apache_beam.io.watch import Watch
 from apache_beam.transforms import window as beam_window
 
 from pipeline.commit import commit_journaled, staging_dir
-from pipeline.graph import article_stages
+from pipeline.graph import article_stages, link_state_row
 from pipeline.manifest import build_manifest, tally_files
 from pipeline.options import Config
 from schemas import article_row, duplicate_row, reject_row
@@ -170,7 +171,10 @@ def build_stream(p: beam.Pipeline, config: Config, spec: StreamSpec) -> None:
 
     with sink("WriteRejects", "rejects", reject_row) as rejects, \
             sink("WriteDuplicates", "duplicates", duplicate_row) as dups, \
-            sink("WriteIndex", "_index", dict) as index:
+            sink("WriteIndex", "_index", dict) as index, ExitStack() as optional:
+        # links whose page named another URL (--follow-links): OUT/_state/links, as in batch
+        links = optional.enter_context(sink("WriteLinkState", "_state/links", dict)) \
+            if config.follow_links else None
         arrivals = (
             p
             | "Sources" >> beam.Create(spec.sources())
@@ -202,10 +206,14 @@ def build_stream(p: beam.Pipeline, config: Config, spec: StreamSpec) -> None:
             units = units | "FollowLinks" >> FollowLinks(
                 rejects, config.fetch, [stored, join_path(out, "duplicates", "*.parquet")],
                 check_robots=not config.fetch.ignore_robots,
-                # the links batch runs remembered (a stream does not add to them yet)
+                # the links remembered by batch runs and by this stream's earlier windows
                 links=join_path(out, "_state/links", "*.parquet"))
+        extracted = article_stages(units, config, rejects, ingested_at=None)  # at arrival
+        if links is not None:
+            links.add_error_pcollection(
+                extracted | "LinkState" >> beam.FlatMap(link_state_row, None))
         first = (
-            article_stages(units, config, rejects, ingested_at=None)  # ingested = arrival
+            extracted
             | "ByContent" >> beam.Map(content_key)
             | "AcrossWindows" >> beam.WindowInto(beam_window.GlobalWindows())
             | "FirstSeen" >> beam.ParDo(FirstSeen(spec.horizon, rank_label, spec.window,
@@ -224,9 +232,12 @@ def build_stream(p: beam.Pipeline, config: Config, spec: StreamSpec) -> None:
         )
         article_files = articles | "WriteArticles" >> WritePartitionedParquet(
             out, "articles", article_row, staging_for=staging)
+    records = [article_files, dups.output(), rejects.output(), index.output(), unit_count,
+               arrivals[INPUTS_TAG]]
+    if links is not None:
+        records.append(links.output())
     (
-        (article_files, dups.output(), rejects.output(), index.output(), unit_count,
-         arrivals[INPUTS_TAG])
+        tuple(records)
         | "WindowRecords" >> beam.Flatten()
         | "Keyed" >> beam.Map(_keyed)
         | "PerWindow" >> beam.GroupByKey()

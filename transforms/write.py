@@ -83,7 +83,7 @@ def partition_dir(dataset: str, row: dict[str, Any]) -> str:
 
 
 # datasets whose rows the writer stamps with the run that wrote them
-RUN_STAMPED = ("duplicates", "rejects")
+RUN_STAMPED = ("duplicates", "rejects", "_state/links")
 
 
 def row_identity(dataset: str, row: dict[str, Any]) -> str:
@@ -133,7 +133,8 @@ def write_partition(
 
     With ``staging_dir`` the file is written there and only named for its final place: the
     driver moves it into OUT when the whole run succeeded (pipeline/commit.py). ``run_id``
-    fills the ``run_id`` column of rows that have none (duplicates, rejects)."""
+    fills the ``run_id`` column of rows that have none (duplicates, rejects, a stream's
+    remembered links)."""
     if run_id is not None and dataset in RUN_STAMPED:
         rows = [r if r.get("run_id") else {**r, "run_id": run_id} for r in rows]
     ordered = sorted(rows, key=lambda r: row_identity(dataset, r))

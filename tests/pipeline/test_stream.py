@@ -302,3 +302,55 @@ def test_a_reader_that_leaves_stdout_does_not_stop_the_stream(tmp_path: Path) ->
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
     assert pd.read_parquet(out / "articles").title.tolist() == ["Story alpha"]
+
+
+def test_a_stream_remembers_the_links_whose_page_names_another_url(tmp_path: Path,
+                                                                  prism: str) -> None:
+    """--follow-links in a stream: the feed links to /story?utm=feed, the page names
+    https://gazette.example/story. The window that fetched it writes the link to
+    OUT/_state/links, as a batch run does; when the feed changes, a later window does not
+    fetch the page again (the entry is a url duplicate), and a batch run after the stream
+    does not either. Before, a stream only read what batch runs had remembered."""
+    from tests.httpserver import Reply, ServerGroup
+    from tests.pipeline.test_fetch import HTML_TYPE, RSS_TYPE, page, rss
+
+    canonical = "https://gazette.example/story"
+    html = page("Strike ends at the port", "Maria Lopez", "2024-03-04T09:30:00+01:00")
+    html = html.replace(b"<head>", f'<head><link rel="canonical" href="{canonical}">'.encode())
+    out = tmp_path / "out"
+    with ServerGroup() as servers:
+        site = servers.start({"/robots.txt": Reply(404, b""),
+                              "/story": Reply(body=html, headers=HTML_TYPE)})
+        link = site.url("/story") + "?utm_source=feed&id=7"
+
+        def feed(title: str) -> Reply:
+            return Reply(body=rss([(title, link, "Workers agreed to end the strike.")]),
+                         headers=RSS_TYPE)
+
+        site.route("/feed.xml", feed("Strike ends at the port"))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "stream", site.url("/feed.xml"), "--output",
+             str(out), "--window", "1s", "--poll", "1s", "--stop-after", "40s",
+             "--follow-links", "--allow-network", "127.0.0.1/32"],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for_line(proc, "'articles': 1,")
+        site.route("/feed.xml", feed("Strike ends at the port (updated)"))  # parsed again
+        wait_for_line(proc, "'duplicates': 1,")
+        proc.send_signal(signal.SIGTERM)
+        _stdout, stderr = proc.communicate(timeout=90)
+        assert proc.returncode == 0, stderr
+        assert len(site.requests_for("/story")) == 1
+        remembered = pd.read_parquet(out / "_state" / "links")
+        assert list(remembered.url) == [canonical] and "/story?" in remembered.link[0]
+        assert remembered.run_id[0] in {m["run_id"] for m in window_manifests(out)}
+        assert sum(m["pages"]["links_remembered"] for m in window_manifests(out)) == 1
+        dups = pd.read_parquet(out / "duplicates")
+        assert list(dups.method) == ["url"] and list(dups.url) == [canonical]
+        site.route("/feed.xml", feed("Strike ends at the port (updated again)"))
+        batch = subprocess.run(
+            [sys.executable, "-m", "pipeline", "run", site.url("/feed.xml"), "--output",
+             str(out), "--follow-links", "--allow-network", "127.0.0.1/32"],
+            cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert batch.returncode == 0, batch.stderr
+        assert len(site.requests_for("/story")) == 1
+    assert list(pd.read_parquet(out / "articles").url) == [canonical]
