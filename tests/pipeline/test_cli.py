@@ -1053,25 +1053,30 @@ def test_ctrl_c_ends_a_run_with_one_line_and_exit_130(tmp_path: Path, when: str)
     """Ctrl-C while the command loads its modules, or while Beam runs the pipeline (where
     Beam wraps the KeyboardInterrupt raised inside a DoFn in its own RuntimeError): one line,
     exit code 130 (a scheduler tells it from a failure, 1), and OUT is left unlocked."""
+    import os
     import signal
     import time
 
-    # 600 pages take 8 s or more to run: the signal lands mid-run, not in the interpreter's
-    # exit after the run (there the default action ends the process, -2, as for any program)
-    inputs = _pages(tmp_path / "pages", 600 if when == "running" else 20)
+    inputs = _pages(tmp_path / "pages", 20)
     out = tmp_path / "out"
+    marker = tmp_path / "in-the-pipeline"
+    # running: a step marks the moment it runs and then waits (the signal lands inside a
+    # DoFn, mid-run, on any machine); loading: the signal lands while pipeline.main's
+    # imports load, seen by pyarrow's library in the process's memory map
+    steps = ["--steps", "+tests.fixtures.custom_steps:mark_and_wait"] if when == "running" \
+        else []
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "run", str(inputs), "--output",
-                             str(out)], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    if when == "running":
-        assert proc.stderr is not None
-        for line in proc.stderr:  # the run has started: its graph is built in a moment
-            if "input files ->" in line:
-                break
-        time.sleep(1.5)
-        assert proc.poll() is None, "the run ended before the signal"
-    else:  # Beam's imports take a second or more; the interpreter's own start, ~50 ms
-        time.sleep(0.5)
+                             str(out), *steps], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "NEWSBEAM_TEST_MARKER": str(marker)})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if when == "running" and marker.exists():
+            break
+        if when == "loading" and "libarrow" in Path(f"/proc/{proc.pid}/maps").read_text():
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before the signal"
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err

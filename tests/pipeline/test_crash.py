@@ -45,7 +45,10 @@ def _kill_when(out: Path, marker: str, timeout: float = 120.0) -> bool:
                             stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
-        if any(marker in str(p) for p in out.rglob("*")) if out.exists() else False:
+        # os.walk: the run makes and removes folders while they are listed (rglob raises on
+        # a folder gone mid-scan)
+        if any(marker in os.path.join(root, name) for root, dirs, files in os.walk(out)
+               for name in (*dirs, *files)):
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
             return True

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -39,16 +42,50 @@ def start(folder: Path, out: Path, *args: str) -> subprocess.Popen[str]:
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+_LINES: dict[int, queue.Queue[str | None]] = {}
+
+
 def wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float = 60) -> None:
+    """Wait for a line of the process's stderr holding ``text``; fails after ``timeout``
+    seconds even when the process prints nothing (a thread reads its stderr)."""
     assert proc.stderr is not None
+    if proc.pid not in _LINES:
+        lines: queue.Queue[str | None] = queue.Queue()
+        _LINES[proc.pid] = lines
+
+        def pump(stream: Any = proc.stderr) -> None:
+            for line in stream:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+    lines = _LINES[proc.pid]
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:
+            lines.put(None)  # the end, for a later call too
+            break
         if text in line:
             return
-        if not line and proc.poll() is not None:
-            break
     raise AssertionError(f"{text!r} never appeared")
+
+
+def finish(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
+    """proc.communicate(), also after wait_for_line (whose thread reads stderr then): the
+    process's stdout and the rest of its stderr once it has ended."""
+    lines = _LINES.pop(proc.pid, None)
+    if lines is None:
+        return proc.communicate(timeout=timeout)
+    proc.wait(timeout=timeout)
+    stdout = proc.stdout.read() if proc.stdout else ""
+    rest = []
+    while (line := lines.get(timeout=timeout)) is not None:
+        rest.append(line)
+    return stdout, "".join(rest)
 
 
 def drop_at(folder: Path, t0: float, at: float, name: str, content: str | bytes) -> None:
@@ -111,7 +148,7 @@ def test_watcher_waits_for_a_file_to_settle_and_reports_it_once(tmp_path: Path) 
 def test_stream_ingests_drops_once_and_stops_cleanly(tmp_path: Path, prism: str) -> None:
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
-    proc = start(folder, out, "--stop-after", "28s")
+    proc = start(folder, out, "--stop-after", "30s", "--settle", "2s")
     wait_for_line(proc, "streaming: watching")
     t0 = time.monotonic()
     drop_at(folder, t0, 0, "a.jsonl", record("alpha"))
@@ -120,7 +157,9 @@ def test_stream_ingests_drops_once_and_stops_cleanly(tmp_path: Path, prism: str)
     drop_at(folder, t0, 8, "d.jsonl.part", record("delta")[:40])
     drop_at(folder, t0, 9, "d.jsonl.part", record("delta"))
     os.rename(folder / "d.jsonl.part", folder / "d.jsonl")
-    # the same story again under another name: a duplicate
+    # the same story again under another name: a duplicate (of the first window's story: in
+    # one window with it, the order of their names would decide which is kept)
+    wait_for_line(proc, " committed: ")
     drop_at(folder, t0, 12, "a-again.jsonl", record("alpha"))
     drop_at(folder, t0, 14, "junk.bin", b"\x00\x01\x02 binary junk \xff" * 20)
     # a file written slowly under its final name: read only once complete
@@ -130,8 +169,8 @@ def test_stream_ingests_drops_once_and_stops_cleanly(tmp_path: Path, prism: str)
         for i in range(0, len(text), step):
             fh.write(text[i:i + step])
             fh.flush()
-            time.sleep(0.4)  # a slow writer: 6 pieces 0.4 s apart, under --settle 1s
-    stdout, stderr = proc.communicate(timeout=90)
+            time.sleep(0.4)  # a slow writer: 6 pieces 0.4 s apart, under --settle 2s
+    stdout, stderr = finish(proc, 90)
     assert proc.returncode == 0, stderr
     assert "stream" in stdout and "last window" in stdout  # progress lines
     arts = pd.read_parquet(out / "articles")
@@ -186,7 +225,7 @@ def test_sigterm_flushes_and_a_restart_reads_nothing_twice(tmp_path: Path,
     proc = start(folder, out, "--window", "10m", *runner)
     wait_for_line(proc, "streaming: watching")
     proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=60)
+    stdout, stderr = finish(proc, 60)
     assert proc.returncode == 0, stderr
     assert "stopped by SIGTERM" in stdout
     assert pd.read_parquet(out / "articles").title.tolist() == ["Story alpha"]
@@ -221,11 +260,18 @@ def test_stream_polls_a_feed_and_sends_its_validators(tmp_path: Path, prism: str
                   headers=RSS_TYPE), etag='"p1"')})
         proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "stream", server.url("/feed.xml"), "--output",
-             str(out), "--window", "1s", "--poll", "1s", "--stop-after", "6s",
-             "--allow-network", "127.0.0.1/32"],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        stdout, stderr = proc.communicate(timeout=90)
-        assert proc.returncode == 0, stderr
+             str(out), "--window", "1s", "--poll", "1s", "--allow-network", "127.0.0.1/32"],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=(tmp_path / "stderr").open("w"),
+            text=True)
+        # stopped once it has polled twice (a --stop-after counts Prism's start-up too, so a
+        # slow machine could stop it before its second poll)
+        deadline = time.monotonic() + 120
+        while len(server.requests_for("/feed.xml")) < 2 and time.monotonic() < deadline:
+            assert proc.poll() is None, "the stream ended on its own"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        stdout, _stderr = proc.communicate(timeout=90)
+        assert proc.returncode == 0, (tmp_path / "stderr").read_text()[-3000:]
         polls = server.requests_for("/feed.xml")
     assert len(polls) >= 2  # polled every window while it ran
     assert all(r.headers.get("if-none-match") == '"p1"' for r in polls[1:])
@@ -248,7 +294,7 @@ def test_a_second_interrupt_aborts_and_the_next_start_recovers(tmp_path: Path,
     # the handler are one signal (POSIX does not queue them), and the stream then just stops
     wait_for_line(proc, "finishing the open window")
     proc.send_signal(signal.SIGINT)
-    _stdout, stderr = proc.communicate(timeout=60)
+    _stdout, stderr = finish(proc, 60)
     assert proc.returncode == 130, stderr
     assert "aborting now" in stderr
     # the lock was released and the Prism server killed: the next start runs, reads a.jsonl
@@ -330,14 +376,14 @@ def test_a_stream_remembers_the_links_whose_page_names_another_url(tmp_path: Pat
         site.route("/feed.xml", feed("Strike ends at the port"))
         proc = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "stream", site.url("/feed.xml"), "--output",
-             str(out), "--window", "1s", "--poll", "1s", "--stop-after", "40s",
+             str(out), "--window", "1s", "--poll", "1s", "--stop-after", "600s",
              "--follow-links", "--allow-network", "127.0.0.1/32"],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_for_line(proc, "'articles': 1,")
         site.route("/feed.xml", feed("Strike ends at the port (updated)"))  # parsed again
         wait_for_line(proc, "'duplicates': 1,")
         proc.send_signal(signal.SIGTERM)
-        _stdout, stderr = proc.communicate(timeout=90)
+        _stdout, stderr = finish(proc, 90)
         assert proc.returncode == 0, stderr
         assert len(site.requests_for("/story")) == 1
         remembered = pd.read_parquet(out / "_state" / "links")

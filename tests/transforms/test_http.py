@@ -285,7 +285,8 @@ def test_slow_response_times_out_after_retries(servers: ServerGroup) -> None:
         feed(client(fake, read_timeout=0.5, retries=1), server.url("/slow"))
     assert info.value.reason == "timeout"
     assert len(server.requests) == 2 and len(fake.sleeps) == 1
-    assert time.monotonic() - started < 1.5
+    # two 0.5 s read timeouts; waiting out the 1.5 s reply twice would take 3 s or more
+    assert time.monotonic() - started < 2.8
 
 
 def test_trickling_body_hits_the_total_deadline(servers: ServerGroup) -> None:
@@ -621,7 +622,9 @@ def test_one_host_is_throttled(servers: ServerGroup) -> None:
         feed(c, server.url("/"))
     arrived = [r.arrived for r in server.requests]
     assert arrived[-1] - arrived[0] >= (5 - 1) / 4 - 0.01
-    assert all(b - a >= 0.25 - 0.01 for a, b in zip(arrived, arrived[1:], strict=False))
+    # the slots are a fixed grid: a request that reached the server late (a busy machine)
+    # shortens the next gap by as much, so a gap is held to most of the interval only
+    assert all(b - a >= 0.25 - 0.08 for a, b in zip(arrived, arrived[1:], strict=False))
 
 
 def test_hosts_are_throttled_independently(servers: ServerGroup) -> None:
@@ -640,8 +643,8 @@ def test_hosts_are_throttled_independently(servers: ServerGroup) -> None:
         arrived = [r.arrived for r in host.requests]
         assert len(arrived) == 3 and arrived[-1] - arrived[0] >= 1.0 - 0.01
         firsts.append(arrived[0])
-    assert abs(firsts[0] - firsts[1]) < 0.3
-    assert elapsed < 2.0  # six requests serialized at 2/s would need 2.5 s
+    assert abs(firsts[0] - firsts[1]) < 0.5
+    assert elapsed < 2.4  # six requests serialized at 2/s would need 2.5 s
 
 
 def test_throttle_slots_per_host() -> None:
