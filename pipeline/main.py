@@ -13,6 +13,7 @@ import dataclasses
 import gc
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -673,6 +674,12 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
                  "%s)", len(folders), len(config.feeds), config.output_dir, args.window,
                  args.poll, "micro-batches on the DirectRunner" if micro_batches
                  else f"{_runner_name(config.beam_args)}, streaming")
+        if runner == "flink" and _assembled_job_server(config.beam_args):
+            LOG.warning("the Flink job server assembled here (Beam %s) does not advance the "
+                        "watermark of the stream's Watch step (Beam issue #19637): its windows "
+                        "commit only when the stream stops. Use Prism (the default) or the "
+                        "official job-server jar of a Beam release with the fix "
+                        "(--flink_job_server_jar)", _assembled_job_server(config.beam_args))
         if micro_batches:
             from pipeline.stream import run_stream
 
@@ -693,6 +700,17 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
     if code == EXIT_ACCOUNTING:
         _error("a window's accounting did not balance (see its manifest in OUT/_runs)", code)
     return code  # the worst window's exit code: 0, 1 or 3
+
+
+def _assembled_job_server(beam_args: Any) -> str | None:
+    """The Beam version of a Flink job-server jar that scripts/get_jobserver.sh assembled
+    (``...-job-server-2.62.0-assembled.jar``), or None for any other jar."""
+    for arg in beam_args:
+        found = re.search(r"--flink_job_server_jar=.*-job-server-([\d.]+)-assembled\.jar$",
+                          str(arg))
+        if found:
+            return found.group(1)
+    return None
 
 
 def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
