@@ -379,20 +379,25 @@ def _revision_time(article: Article) -> datetime:
 # A copy with the same URL is a new revision only if it says it was updated (a newer
 # updated_at) or if its body changed materially: as long as the last version (90% or more) and
 # sharing less than 90% of its 5-word shingles with it. A shorter, poorer copy (a feed summary
-# of a page already stored) stays a duplicate.
+# of a page already stored) stays a duplicate, and so does a dated copy with less than half
+# the last version's words (a partner's stub, "Syndicated from ...": not the story's latest
+# version, whatever date it carries).
 REVISION_MIN_LENGTH = 0.9
 REVISION_MAX_SIMILARITY = 0.9
+UPDATE_MIN_LENGTH = 0.5
 
 
 def _is_revision(new: Article, last: Article) -> bool:
     if new.content_hash == last.content_hash:
         return False
-    if last.stored and new.updated_at and last.updated_at and new.updated_at < last.updated_at:
+    if last.stored and _revision_time(new) < _revision_time(last):
         # an older version than the one stored (a later batch or run brought it): not an
-        # update of it, so not the article's latest revision either
+        # update of it, so not the article's latest revision either. Compared as one run
+        # orders versions (updated_at, else published_at), so the split of the inputs into
+        # runs does not change which version is the latest
         return False
     if new.updated_at and (last.updated_at is None or new.updated_at > last.updated_at):
-        return True
+        return new.word_count >= UPDATE_MIN_LENGTH * last.word_count
     if last.stored and not last.text:
         # a stored version is known by its hash only: a longer body that differs is an update
         return new.word_count >= REVISION_MIN_LENGTH * max(last.word_count, 1)

@@ -136,6 +136,33 @@ def test_a_version_older_than_the_stored_one_is_not_a_revision() -> None:
     assert dups == []
 
 
+def test_the_latest_version_does_not_depend_on_how_inputs_were_split_into_runs() -> None:
+    """A full story with a publication time and no updated_at, and a partner's 4-word stub of
+    it dated two hours later at the same URL (samples' harbour-times and coastwatch feeds).
+    In one run the full story is revision 1 and the stub a duplicate; stored first, the stub
+    is not replaced by an older version: the full story brought by a later run is a duplicate
+    of it, not its revision 2 (it was; the "latest version" line then returned the older
+    text after one split of the inputs and the newer after the other)."""
+    body = ("The ferry operator will add two winter crossings a day after a record autumn, the "
+            "company said, as bookings from the islands rose by a third. " * 3)
+    url = "https://harbourtimes.example/news/ferry"
+    full = make("harbour.xml", "Ferry", body, url, published=T0)
+    stub = make("coast.xml", "Ferry", "Syndicated from Harbour Times.", url,
+                published=T0 + timedelta(hours=2)).replace(updated_at=T0 + timedelta(hours=2))
+    for order in itertools.permutations([full, stub]):
+        kept, dups = resolve_revisions(order)
+        assert [(a.input_path, a.revision) for a in kept] == [("harbour.xml", 1)]
+        assert [(d.input_path, d.method) for d in dups] == [("coast.xml", "url")]
+    stored = stub.replace(stored=True, text="", revision=1)
+    kept, dups = resolve_revisions([full, stored])
+    assert [a.stored for a in kept] == [True]
+    assert [(d.input_path, d.duplicate_of) for d in dups] == [("harbour.xml", stub.article_id)]
+    # a real update, later and about as long, is still a revision of the stored stub's story
+    update = full.replace(updated_at=T0 + timedelta(days=1), content_hash="later")
+    kept, dups = resolve_revisions([update, stored])
+    assert [(a.input_path, a.revision) for a in kept if not a.stored] == [("harbour.xml", 2)]
+
+
 def test_stored_rows_are_filtered_by_the_run_keys_before_any_join() -> None:
     import numpy as np
     import pyarrow as pa
