@@ -192,3 +192,8 @@ def setup_worker() -> None:
         level, quiet, fmt, beam_levels = parts[0], parts[1] == "1", parts[2], parts[3] == "1"
     setup(level, quiet, fmt if fmt in ("text", "json") else "text", worker=True,
           levels=not beam_levels)
+
+
+def counted(n: int, noun: str) -> str:
+    """'1 file', '2 files': a count and its noun, for messages."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

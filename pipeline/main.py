@@ -655,6 +655,10 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
                              "--feeds FILE)")
     except UsageError as exc:
         return _error(str(exc), EXIT_USAGE)
+    # the stream's id, from its start: the lock names it (a run refused while the stream
+    # holds OUT is told which stream), and so do its manifest and its windows' run ids
+    started = datetime.now(timezone.utc).replace(microsecond=0)
+    config = dataclasses.replace(config, run_id=f"{started:%Y%m%dT%H%M%SZ}-stream")
     lock = _acquire(config)
     if lock is None:
         return EXIT_LOCKED
@@ -670,8 +674,9 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
     try:
         clean_leftovers(config.output_dir)
         upgrade_index(config.output_dir, config.near)
-        LOG.info("streaming: watching %d folders and %d feeds into %s (window %gs, poll %gs, "
-                 "%s)", len(folders), len(config.feeds), config.output_dir, args.window,
+        LOG.info("streaming: watching %s and %s into %s (window %gs, poll %gs, %s)",
+                 logs.counted(len(folders), "folder"), logs.counted(len(config.feeds), "feed"),
+                 config.output_dir, args.window,
                  args.poll, "micro-batches on the DirectRunner" if micro_batches
                  else f"{_runner_name(config.beam_args)}, streaming")
         if runner == "flink" and _assembled_job_server(config.beam_args):
@@ -694,7 +699,7 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
             server.stop()
         lock.release()
     _to_stdout(print, f"newsbeam stream {manifest['stream_id']}: stopped by "
-               f"{manifest['stopped_by']} after {manifest['windows']} windows: "
+               f"{manifest['stopped_by']} after {logs.counted(manifest['windows'], 'window')}: "
                f"{manifest['articles']} articles, {manifest['duplicates']} duplicates, "
                f"{manifest['rejects']} rejects")
     if code == EXIT_ACCOUNTING:
@@ -739,8 +744,7 @@ def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
         beam_args += [f"--job_endpoint={server.endpoint}"]
         if _value(beam_args, "--environment_type") is None:
             beam_args.append("--environment_type=LOOPBACK")
-    started = datetime.now(timezone.utc).replace(microsecond=0)
-    stream_id = f"{started:%Y%m%dT%H%M%SZ}-stream"
+    stream_id = config.run_id  # main_stream's, from the stream's start
     spec = StreamSpec(
         stream_id=stream_id, folders=tuple(folders), feeds=tuple(config.feeds),
         window=args.window, poll=args.poll, settle=args.settle, horizon=args.dedupe_horizon,

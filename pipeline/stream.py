@@ -213,7 +213,7 @@ def run_stream(config: Config, folders: list[str], window: float, poll: float,
         stop.wait(max(0.0, wake - time.monotonic()))
     reason = stop.reason or ("stop-after" if deadline else "end")
     manifest = {
-        "stream_id": f"{started_at:%Y%m%dT%H%M%SZ}-stream",
+        "stream_id": config.run_id,  # main_stream's, from the stream's start
         "started_at": started_at.isoformat(),
         "finished_at": datetime.now(timezone.utc).isoformat(),
         "stopped_by": reason,
@@ -262,7 +262,8 @@ def _progress(totals: Totals, started: float, out: Any, polls: bool = True) -> N
     """One progress line; ``polls=False`` while the count of feed polls is not known yet (the
     Beam graph reports it at the end)."""
     elapsed = time.monotonic() - started
-    sources = f"{totals.files} files" + (f" and {totals.feed_polls} feed polls" if polls else "")
+    sources = logs.counted(totals.files, "file") + (
+        f" and {logs.counted(totals.feed_polls, 'feed poll')}" if polls else "")
     try:
         out.write(f"stream {elapsed:7.0f}s: {totals.articles} articles, {totals.duplicates} "
                   f"duplicates, {totals.rejects} rejects from {sources}; last window: "

@@ -224,10 +224,18 @@ def test_sigterm_flushes_and_a_restart_reads_nothing_twice(tmp_path: Path,
     os.utime(folder / "a.jsonl", (old, old))
     proc = start(folder, out, "--window", "10m", *runner)
     wait_for_line(proc, "streaming: watching")
+    # a batch run into the stream's OUT is refused at once, naming the stream
+    refused = subprocess.run([sys.executable, "-m", "pipeline", "run", str(folder),
+                              "--output", str(out)], cwd=REPO, capture_output=True, text=True,
+                             timeout=120)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = finish(proc, 60)
     assert proc.returncode == 0, stderr
     assert "stopped by SIGTERM" in stdout
+    stream_id = stdout.split("newsbeam stream ", 1)[1].split(":", 1)[0]
+    assert stream_id.endswith("-stream")
+    assert refused.returncode == 4 and f"is in use by run {stream_id} " in refused.stderr, \
+        refused.stderr
     assert pd.read_parquet(out / "articles").title.tolist() == ["Story alpha"]
     # stopped; more arrives; started again: a.jsonl is not read again, b.jsonl is
     (folder / "b.jsonl").write_text(record("bravo"))
