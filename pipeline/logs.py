@@ -54,6 +54,18 @@ class JobServerLines(logging.Filter):
         return False
 
 
+class JobStateMessages(logging.Filter):
+    """Drops the job-state messages a portable runner's job service sends ("starting
+    job-001[job]", "running ...", "terminating ..."), which Beam logs on the root logger at
+    INFO; newsbeam says when a job runs and ends itself. Messages of WARNING and above stay."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not _JOB_STATE.search(record.getMessage())
+
+
+_JOB_STATE = re.compile(r"\bjob-\d+\[[^\]]*\]$")
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time (UTC, ISO 8601), level, logger, message, and the
     ``data`` a record carries (the run summary)."""
@@ -150,7 +162,10 @@ def setup(level: str, quiet: bool, fmt: str = "text", *, worker: bool = False,
             server.removeFilter(kept)
         if level != "DEBUG":
             server.addFilter(JobServerLines())
+    for kept in [f for f in root.filters if isinstance(f, JobStateMessages)]:
+        root.removeFilter(kept)
     if level != "DEBUG":
+        root.addFilter(JobStateMessages())  # records logged on the root logger itself only
         # trafilatura warns per page about its internal choices ("discarding data: None");
         # what matters to a user (an empty page) is a reject row already.
         logging.getLogger("trafilatura").setLevel(logging.ERROR)

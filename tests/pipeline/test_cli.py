@@ -1001,6 +1001,17 @@ def test_job_server_lines_show_trouble_only_below_debug(monkeypatch: pytest.Monk
             assert [r.getMessage() for r in seen] == shown * len(logs.JOB_SERVER_LOGGERS)
             if level == "INFO":
                 assert {r.levelname for r in seen} == {"WARNING"}
+            # a job service's state messages, which Beam logs on the root logger at INFO
+            # (Prism: "starting job-001[job]"): shown with DEBUG only; a warning always
+            seen.clear()
+            logging.info("starting job-001[job]")
+            logging.warning("failed job-001[job]")
+            logging.info("a root record of another kind")
+            expected = ["failed job-001[job]"] if quiet else \
+                ["failed job-001[job]", "a root record of another kind"]
+            if level == "DEBUG":
+                expected = ["starting job-001[job]", *expected]
+            assert [r.getMessage() for r in seen] == expected
     finally:
         for lg, lvl, filters, handlers in saved:
             lg.setLevel(lvl)
