@@ -330,6 +330,42 @@ def test_a_concurrent_run_is_refused(tmp_path: Path) -> None:
     assert not (out / "_lock").exists()
 
 
+def test_a_lock_that_proves_its_holder_gone_is_removed_by_the_next_run(tmp_path: Path) -> None:
+    """A lock names its process by host, boot, pid namespace and start time: while that
+    process runs, a run is refused; once it is gone, or its pid belongs to another process,
+    the next run removes the lock with a warning and runs (no --break-lock)."""
+    import socket
+
+    from pipeline.lock import identity
+
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+    def lock_of(pid: int, **fields: object) -> None:
+        (out / "_lock").write_text(json.dumps({
+            "run_id": "other", "pid": pid, "host": socket.gethostname(),
+            "started": "2026-01-15T12:00:00+00:00", **identity(pid), **fields}))
+
+    try:
+        lock_of(holder.pid)
+        proc = newsbeam("run", str(SAMPLES / "pages"), "--output", str(out))
+        assert proc.returncode == 4 and "is in use by run other" in proc.stderr, proc.stderr
+        # the same pid number, started at another time: another process, the lock is stale
+        lock_of(holder.pid, start_ticks=1)
+        proc = newsbeam("run", str(SAMPLES / "pages"), "--output", str(out))
+        assert proc.returncode == 0, proc.stderr
+        assert "removed the stale lock of run other" in proc.stderr
+        lock_of(holder.pid)
+    finally:
+        holder.kill()
+        holder.wait()
+    proc = newsbeam("run", str(SAMPLES / "pages"), "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "removed the stale lock of run other" in proc.stderr
+    assert not (out / "_lock").exists()
+
+
 STORY = (
     "The city council voted on Tuesday to expand the tram network to the northern districts, "
     "after two years of debate over its cost and route.\n\n"
