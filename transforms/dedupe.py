@@ -390,11 +390,14 @@ UPDATE_MIN_LENGTH = 0.5
 def _is_revision(new: Article, last: Article) -> bool:
     if new.content_hash == last.content_hash:
         return False
-    if last.stored and _revision_time(new) < _revision_time(last):
+    if last.stored and _revision_time(new) < _revision_time(last) \
+            and last.word_count >= UPDATE_MIN_LENGTH * new.word_count:
         # an older version than the one stored (a later batch or run brought it): not an
         # update of it, so not the article's latest revision either. Compared as one run
         # orders versions (updated_at, else published_at), so the split of the inputs into
-        # runs does not change which version is the latest
+        # runs does not change which version is the latest. Unless the stored one is a stub
+        # of it (under half its words): one run would have kept the fuller one, so it goes on
+        # as the next revision rather than into duplicates
         return False
     if new.updated_at and (last.updated_at is None or new.updated_at > last.updated_at):
         return new.word_count >= UPDATE_MIN_LENGTH * last.word_count

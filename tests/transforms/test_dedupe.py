@@ -121,8 +121,8 @@ def test_a_version_older_than_the_stored_one_is_not_a_revision() -> None:
     "latest version" line would return it); a newer one is a revision."""
     body = ("The storm hit the coast on Monday night and closed the harbour for the ferries and "
             "the fishing boats until the wind eased on Tuesday morning. " * 3)
-    stored = make("s.xml", "Storm", body[:200], "https://a.example/storm", published=T0) \
-        .replace(updated_at=T0 + timedelta(days=4))
+    stored = make("s.xml", "Storm", body[:-60], "https://a.example/storm", published=T0) \
+        .replace(updated_at=T0 + timedelta(days=4))  # not a stub of the older version
     stored = stored.replace(stored=True, text="", revision=1)
     older = make("o.xml", "Storm", body, "https://a.example/storm", published=T0) \
         .replace(updated_at=T0)
@@ -139,10 +139,10 @@ def test_a_version_older_than_the_stored_one_is_not_a_revision() -> None:
 def test_the_latest_version_does_not_depend_on_how_inputs_were_split_into_runs() -> None:
     """A full story with a publication time and no updated_at, and a partner's 4-word stub of
     it dated two hours later at the same URL (samples' harbour-times and coastwatch feeds).
-    In one run the full story is revision 1 and the stub a duplicate; stored first, the stub
-    is not replaced by an older version: the full story brought by a later run is a duplicate
-    of it, not its revision 2 (it was; the "latest version" line then returned the older
-    text after one split of the inputs and the newer after the other)."""
+    In one run the full story is revision 1 and the stub a duplicate (it was revision 2, so
+    the "latest version" line returned the stub). Stored first, the stub is followed by the
+    full story as revision 2: the latest version is the full story either way. An older
+    version of about the stored one's length stays a duplicate of it."""
     body = ("The ferry operator will add two winter crossings a day after a record autumn, the "
             "company said, as bookings from the islands rose by a third. " * 3)
     url = "https://harbourtimes.example/news/ferry"
@@ -155,12 +155,19 @@ def test_the_latest_version_does_not_depend_on_how_inputs_were_split_into_runs()
         assert [(d.input_path, d.method) for d in dups] == [("coast.xml", "url")]
     stored = stub.replace(stored=True, text="", revision=1)
     kept, dups = resolve_revisions([full, stored])
-    assert [a.stored for a in kept] == [True]
-    assert [(d.input_path, d.duplicate_of) for d in dups] == [("harbour.xml", stub.article_id)]
-    # a real update, later and about as long, is still a revision of the stored stub's story
-    update = full.replace(updated_at=T0 + timedelta(days=1), content_hash="later")
-    kept, dups = resolve_revisions([update, stored])
     assert [(a.input_path, a.revision) for a in kept if not a.stored] == [("harbour.xml", 2)]
+    assert dups == []
+    # stored full, a stub later: a duplicate, as in one run
+    stored_full = full.replace(stored=True, text="", revision=1)
+    kept, dups = resolve_revisions([stub, stored_full])
+    assert [a.stored for a in kept] == [True]
+    assert [(d.input_path, d.method) for d in dups] == [("coast.xml", "url")]
+    # an older version about as long as the stored one: a duplicate of it, not revision 2
+    newer = full.replace(updated_at=T0 + timedelta(days=1), content_hash="later",
+                         stored=True, text="", revision=1)
+    kept, dups = resolve_revisions([full, newer])
+    assert [a.stored for a in kept] == [True]
+    assert [(d.input_path, d.duplicate_of) for d in dups] == [("harbour.xml", full.article_id)]
 
 
 def test_stored_rows_are_filtered_by_the_run_keys_before_any_join() -> None:
