@@ -162,8 +162,8 @@ def setup(level: str, quiet: bool, fmt: str = "text", *, worker: bool = False,
             server.removeFilter(kept)
         if level != "DEBUG":
             server.addFilter(JobServerLines())
-    for kept in [f for f in root.filters if isinstance(f, JobStateMessages)]:
-        root.removeFilter(kept)
+    for state in [f for f in root.filters if isinstance(f, JobStateMessages)]:
+        root.removeFilter(state)
     if level != "DEBUG":
         root.addFilter(JobStateMessages())  # records logged on the root logger itself only
         # trafilatura warns per page about its internal choices ("discarding data: None");
