@@ -418,10 +418,29 @@ def _terminate_cleanly() -> None:
         signal.signal(signal.SIGINT, interrupt)
 
 
+DURATION_FLAGS = ("--window", "--poll", "--stop-after", "--settle", "--dedupe-horizon")
+
+
+def _negative_durations_joined(argv: list[str]) -> list[str]:
+    """``--poll -1s`` -> ``--poll=-1s``: argparse takes "-1s" for an option and answers
+    "expected one argument"; joined, the duration's own check says it must be positive."""
+    joined: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in DURATION_FLAGS and i + 1 < len(argv) and re.match(r"-\.?\d", argv[i + 1]):
+            joined.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+            continue
+        joined.append(argv[i])
+        i += 1
+    return joined
+
+
 def main(argv: list[str] | None = None) -> int:
     global _interrupted, _terminated
     _interrupted = _terminated = False  # a caller may run several commands in one process
     parser = make_parser()
+    argv = _negative_durations_joined(sys.argv[1:] if argv is None else list(argv))
     args, extra = parser.parse_known_args(argv)
     if getattr(args, "config", None):
         try:
