@@ -7,7 +7,7 @@ another process now, told by its start time), the next run removes it with a war
 scheduled job recovers by itself from a killed run (the OOM killer, kill -9). Otherwise (a
 lock from another host or container, or one written before these fields) newsbeam says the
 lock looks stale, and ``--break-lock`` removes it. Runs take and break locks one at a time
-(an flock on OUT/_lock.guard, released by the kernel if the process dies).
+(an flock on the OUT folder, released by the kernel if the process dies).
 Local output folders only: object stores (gs://, s3://) have no atomic create-if-absent that
 Beam's FileSystems exposes, so a run there takes no lock (the docs say so).
 """
@@ -89,7 +89,7 @@ def acquire(output_dir: str, run_id: str, break_lock: bool = False) -> Lock:
     me = {"run_id": run_id, "pid": os.getpid(), "host": socket.gethostname(),
           "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
           **identity(os.getpid())}
-    guard = os.open(f"{path}.guard", os.O_CREAT | os.O_RDWR, 0o644)
+    guard = os.open(output_dir, os.O_RDONLY)  # OUT itself: no file of its own to leave
     try:
         fcntl.flock(guard, fcntl.LOCK_EX)  # held for a moment: while this run checks the lock
         return _acquire(output_dir, path, me, break_lock)
