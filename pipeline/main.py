@@ -698,12 +698,13 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
                  config.output_dir, args.window,
                  args.poll, "micro-batches on the DirectRunner" if micro_batches
                  else f"{_runner_name(config.beam_args)}, streaming")
-        if runner == "flink" and _assembled_job_server(config.beam_args):
+        assembled = _assembled_job_server(config.beam_args) if runner == "flink" else None
+        if assembled:
             LOG.warning("the Flink job server assembled here (Beam %s) does not advance the "
                         "watermark of the stream's Watch step (Beam issue #19637): its windows "
                         "commit only when the stream stops. Use Prism (the default) or the "
                         "official job-server jar of a Beam release with the fix "
-                        "(--flink_job_server_jar)", _assembled_job_server(config.beam_args))
+                        "(--flink_job_server_jar)", assembled)
         if micro_batches:
             from pipeline.stream import run_stream
 

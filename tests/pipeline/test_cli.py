@@ -73,6 +73,9 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
          "--boilerplate-df must be at least 2"),
         # root may write in /sys by os.access, not by open
         (["run", "samples", "--output", "/proc/self"], "--output directory is not writable"),
+        # argparse took "-1s" for an option ("expected one argument")
+        (["stream", "samples", "--output", "{tmp}/o", "--poll", "-1s"],
+         "argument --poll: a duration must be positive: '-1s'"),
     ],
 )
 def test_user_mistakes_give_one_line_and_exit_2(tmp_path: Path, args: list[str],

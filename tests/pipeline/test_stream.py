@@ -117,18 +117,6 @@ def test_duration_and_temporary_names() -> None:
     assert is_temporary("f.crdownload") and not is_temporary("feed.xml")
 
 
-def test_a_negative_duration_is_one_line_saying_so(tmp_path: Path) -> None:
-    """`--poll -1s` was taken by argparse for an option ("expected one argument")."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "pipeline", "stream", str(tmp_path), "--output",
-         str(tmp_path / "out"), "--poll", "-1s"],
-        cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [
-        "newsbeam stream: error: argument --poll: a duration must be positive: '-1s' (see "
-        "newsbeam stream --help)"]
-
-
 def test_a_source_on_an_unknown_filesystem_is_a_usage_error(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline", "stream", "ftp://example.org/inbox", "--output",
