@@ -66,6 +66,20 @@ class JobStateMessages(logging.Filter):
 _JOB_STATE = re.compile(r"\bjob-\d+\[[^\]]*\]$")
 
 
+class UnparsedFlagMessages(logging.Filter):
+    """Drops Beam's "Discarding unparseable args" and "Unparseable argument" warnings. newsbeam
+    refuses a flag nobody declares before a run (``check_beam_args``), or, for a Flink or Spark
+    job server's own options, once the job server said which it takes
+    (``pipeline/beam_options.py``); until then every ``PipelineOptions`` Beam and newsbeam
+    build would warn about such a flag again."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Discarding unparseable", "Unparseable argument"))
+
+
+BEAM_OPTIONS_LOGGER = "apache_beam.options.pipeline_options"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time (UTC, ISO 8601), level, logger, message, and the
     ``data`` a record carries (the run summary)."""
@@ -162,6 +176,9 @@ def setup(level: str, quiet: bool, fmt: str = "text", *, worker: bool = False,
             server.removeFilter(kept)
         if level != "DEBUG":
             server.addFilter(JobServerLines())
+    options_logger = logging.getLogger(BEAM_OPTIONS_LOGGER)
+    if not any(isinstance(f, UnparsedFlagMessages) for f in options_logger.filters):
+        options_logger.addFilter(UnparsedFlagMessages())
     for state in [f for f in root.filters if isinstance(f, JobStateMessages)]:
         root.removeFilter(state)
     if level != "DEBUG":

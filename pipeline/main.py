@@ -27,6 +27,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import graph, logs
+from pipeline.beam_options import JOB_SERVER_FLAG, JOB_SERVER_RUNNERS, beam_probe
 from pipeline.commit import clean_leftovers, commit_journaled
 from pipeline.lock import LockBusy, acquire
 from pipeline.manifest import build_manifest, read_report, tally_files
@@ -38,6 +39,7 @@ from pipeline.options import (
     load_config_file,
 )
 from pipeline.reindex import upgrade_index
+from pipeline.runners import runner_name
 from transforms.common import METRICS_NAMESPACE
 from transforms.write import inside, join_path
 
@@ -123,6 +125,11 @@ def make_parser() -> argparse.ArgumentParser:
     timing.add_argument("--stop-after", type=_duration, default=None, metavar="DURATION",
                         help="stop cleanly after this long (default: run until SIGINT or "
                              "SIGTERM)")
+    timing.add_argument("--drain-timeout", type=_duration, default=600.0, metavar="DURATION",
+                        help="once a stop is asked, how long the job may take to commit its "
+                             "open windows and finish; past it the job is cancelled and the "
+                             "command fails (default 10m; the next start reads again what "
+                             "no committed window held)")
     timing.add_argument("--settle", type=_duration, default=2.0, metavar="DURATION",
                         help="a file is read once its size and time have not changed for "
                              "this long (default 2s)")
@@ -172,33 +179,17 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _beam_probe() -> argparse.ArgumentParser:
-    """A parser of every Beam PipelineOptions subclass's flags, which raises instead of
-    printing Beam's whole usage (129 lines) on a bad value."""
-    probe = argparse.ArgumentParser(add_help=False, exit_on_error=False)
-    seen: set[type] = set()
-    stack: list[type] = [PipelineOptions]
-    sub: type
-    while stack:
-        cls = stack.pop()
-        for sub in cls.__subclasses__():
-            if sub not in seen:
-                seen.add(sub)
-                stack.append(sub)
-                try:
-                    sub._add_argparse_args(probe)  # type: ignore[attr-defined]
-                except (argparse.ArgumentError, TypeError):
-                    pass
-    return probe
-
-
 def check_beam_args(beam_args: list[str]) -> None:
-    probe = _beam_probe()
+    probe = beam_probe()
     known = {name for action in probe._actions for name in action.option_strings}
+    # Flink's and Spark's job servers take options of their own (Java's FlinkPipelineOptions:
+    # --checkpointing_interval, --flink_conf_dir...); they are checked against what the job
+    # server declares once it runs (pipeline/beam_options.py)
+    deferred = runner_name(beam_args) in JOB_SERVER_RUNNERS
     for arg in beam_args:
         if arg.startswith("--"):
             flag = arg.split("=", 1)[0]
-            if flag not in known:
+            if flag not in known and not (deferred and JOB_SERVER_FLAG.fullmatch(flag)):
                 raise UsageError(f"unknown option {flag} (not a newsbeam or Beam option)")
         elif arg.startswith("-") and len(arg) > 1:
             raise UsageError(f"unknown option {arg} (options go after the command: newsbeam "
@@ -372,6 +363,8 @@ def _failure(what: str, exc: Exception, after: str = "") -> int:
     LOG.debug("%s failure", what, exc_info=True)
     first = str(exc).splitlines()[0] if str(exc) else ""
     kind = getattr(exc, "kind", type(exc).__name__)  # a batch's, raised in its own process
+    if kind == UsageError.__name__:  # found once the runner ran: a flag its job server lacks
+        return _error(f"{first}{after}", EXIT_USAGE)
     return _error(f"the {what} failed: {kind}: {first}{after}", EXIT_FAILED)
 
 
@@ -418,7 +411,8 @@ def _terminate_cleanly() -> None:
         signal.signal(signal.SIGINT, interrupt)
 
 
-DURATION_FLAGS = ("--window", "--poll", "--stop-after", "--settle", "--dedupe-horizon")
+DURATION_FLAGS = ("--window", "--poll", "--stop-after", "--settle", "--dedupe-horizon",
+                  "--drain-timeout")
 
 
 def _negative_durations_joined(argv: list[str]) -> list[str]:
@@ -651,7 +645,6 @@ def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
-    from pipeline.runners import runner_name
     from pipeline.stream import StopFlag, stream_sources
 
     runner = runner_name(extra)
@@ -773,7 +766,8 @@ def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
     config = dataclasses.replace(config, beam_args=tuple(beam_args), run_id=stream_id)
     quiet_harness_teardown()
     with beam_scratch(), leaner_beam():
-        return run_stream_graph(config, spec, args.stop_after, stop)
+        return run_stream_graph(config, spec, args.stop_after, stop,
+                                drain_timeout=args.drain_timeout)
 
 
 def entrypoint() -> None:

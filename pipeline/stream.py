@@ -273,6 +273,15 @@ def _progress(totals: Totals, started: float, out: Any, polls: bool = True) -> N
         logs.drop_closed(out)
 
 
+def _cancel(result: Any) -> None:
+    """Cancel the job; a runner that cannot (or whose job is already gone) is let be: the
+    caller stops its job server."""
+    try:
+        result.cancel()
+    except Exception as exc:  # noqa: BLE001 (any runner's refusal; the stream fails anyway)
+        LOG.debug("cancelling the job: %s", exc)
+
+
 def _write_stream_manifest(output_dir: str, manifest: dict[str, Any]) -> None:
     """OUT/_runs/<stream id>.json, atomically, through FileSystems (OUT may be gs://)."""
     from pipeline.manifest import write_manifest_at
@@ -408,11 +417,20 @@ def _counter(result: Any, name: str) -> int:
     return sum(int(c.committed or c.attempted or 0) for c in found)
 
 
+class DrainTimeout(RuntimeError):
+    """The job did not finish within --drain-timeout of the stop: it was cancelled."""
+
+
 def run_stream_graph(config: Config, spec: Any, stop_after: float | None, stop: StopFlag,
-                     out: Any = sys.stdout) -> tuple[int, dict[str, Any]]:
+                     out: Any = sys.stdout, drain_timeout: float = 600.0
+                     ) -> tuple[int, dict[str, Any]]:
     """Run the unbounded graph (pipeline/stream_graph.py) until --stop-after or a signal,
     then drain it: the stop file makes every poll say "complete", every open window fires
-    and is committed, and the job finishes. Returns (exit code, the stream's manifest)."""
+    and is committed, and the job finishes. Returns (exit code, the stream's manifest).
+
+    A job that has not finished ``drain_timeout`` seconds after the stop (a step that hangs,
+    a runner that fails and restarts the job again and again) is cancelled and DrainTimeout
+    raised: an unattended stream with --stop-after always ends, and releases OUT."""
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.runners.runner import PipelineState
@@ -442,6 +460,7 @@ def run_stream_graph(config: Config, spec: Any, stop_after: float | None, stop: 
     next_progress = started + spec.window
     seen: dict[str, dict[str, Any]] = {}  # window manifests read so far
     stop_requested = False
+    drain_deadline = 0.0
     reason = ""
     while not finished.is_set():
         now = time.monotonic()
@@ -453,11 +472,21 @@ def run_stream_graph(config: Config, spec: Any, stop_after: float | None, stop: 
             with FileSystems.create(spec.stop_file) as fh:  # local, or where workers see it
                 fh.write(reason.encode() + b"\n")
             stop_requested = True
+            drain_deadline = now + drain_timeout
+        if stop_requested and now >= drain_deadline:
+            _cancel(result)
+            if FileSystems.exists(spec.stop_file):
+                FileSystems.delete([spec.stop_file])
+            raise DrainTimeout(
+                f"the {spec.runner} job did not finish within --drain-timeout "
+                f"{drain_timeout:g}s of the stop ({reason}) and was cancelled; the next start "
+                "reads again what no committed window held")
         if now >= next_progress:
             _progress(totals_of(window_manifests(config.output_dir, spec.stream_id, seen)),
                       started, out, polls=False)
             next_progress = now + spec.window
-        wake = min(next_progress, deadline if deadline and not stop_requested else next_progress)
+        wake = min(next_progress, deadline if deadline and not stop_requested else next_progress,
+                   drain_deadline if stop_requested else next_progress)
         # a signal wakes stop.wait at once
         pause = max(0.05, min(1.0, wake - time.monotonic()))
         if stop_requested:

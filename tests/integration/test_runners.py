@@ -157,6 +157,35 @@ def test_same_dataset_as_the_direct_runner(runner_args: list[str], reference: di
           + ", ".join(f"{k} {v:.1f}s" for k, v in TIMINGS.items()))
 
 
+def test_flink_job_server_options_pass_and_a_misspelt_one_is_refused(tmp_path: Path) -> None:
+    """Options only Java's FlinkPipelineOptions declares (--max_bundle_size) reach the job
+    server; one it does not declare either ends the command with one line and exit 2 once
+    the job server has said what it takes, before any job runs, and leaves no job server."""
+    args = portable_args("FlinkRunner")
+    text = tmp_path / "in" / "story.txt"
+    text.parent.mkdir()
+    text.write_text((REPO / "samples" / "kazakhstan_peacemaker.txt").read_text())
+    cmd = [sys.executable, "-m", "pipeline", "run", str(text.parent), "-q", *args]
+    servers_before = job_servers()
+    bad = subprocess.run([*cmd, "--output", str(tmp_path / "bad"), "--max_bundel_size=50"],
+                         cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                         stdin=subprocess.DEVNULL)
+    assert bad.returncode == 2, bad.stderr[-3000:]
+    assert bad.stderr.strip().splitlines() == [
+        "newsbeam: error: unknown option --max_bundel_size (not a newsbeam or Beam option, "
+        "nor one the runner's job server takes)"]
+    assert not (tmp_path / "bad" / "_runs").exists()
+    good = subprocess.run([*cmd, "--output", str(tmp_path / "good"), "--max_bundle_size=50"],
+                          cwd=REPO, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                          stdin=subprocess.DEVNULL)
+    assert good.returncode == 0, good.stderr[-3000:]
+    assert "unparseable" not in good.stderr.lower()
+    import pandas as pd
+
+    assert len(pd.read_parquet(tmp_path / "good" / "articles")) == 1
+    assert not no_new_job_server(servers_before), "a run left its job server running"
+
+
 @pytest.mark.parametrize("runner", ["FlinkRunner", "SparkRunner"])
 def test_a_jsonl_dump_in_pieces_on_a_cluster_runner(runner: str, tmp_path: Path) -> None:
     """The pieces of a dump (``--max-bytes 900``: four pieces of the samples' dump, its

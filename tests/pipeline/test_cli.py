@@ -52,6 +52,11 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
          "--output is not a directory"),
         (["run", "samples"], "the following arguments are required: -o/--output"),
         (["run", "samples", "--output", "{tmp}/o", "--no-such-flag"], "unknown option"),
+        # a Flink job server's own option means nothing to the DirectRunner
+        (["run", "samples", "--output", "{tmp}/o", "--checkpointing_interval=5"],
+         "unknown option --checkpointing_interval (not a newsbeam or Beam option)"),
+        (["run", "samples", "--output", "{tmp}/o", "--runner", "FlinkRunner",
+          "--checkpointing-interval=5"], "unknown option --checkpointing-interval"),
         (["run", "samples", "--output", "{tmp}/o", "--max-bytes", "lots"], "not a size"),
         (["run", "samples", "--output", "{tmp}/o", "--runner", "Nonsense"],
          "unknown --runner 'Nonsense'"),

@@ -315,6 +315,36 @@ def test_a_second_interrupt_aborts_and_the_next_start_recovers(tmp_path: Path,
     assert not list((out / "_state").glob("*.stop"))
 
 
+def test_a_job_that_cannot_drain_is_cancelled_and_the_next_start_reads_its_files(
+        tmp_path: Path, prism: str) -> None:
+    """A step that never returns keeps the job from draining after --stop-after (as a runner
+    that fails and restarts the job forever does): past --drain-timeout the job is cancelled,
+    the command fails with one line and releases OUT, and the next start reads the file no
+    committed window held."""
+    folder, out, marker = tmp_path / "in", tmp_path / "out", tmp_path / "marker"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text(record("alpha"))
+    old = time.time() - 60
+    os.utime(folder / "a.jsonl", (old, old))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline", "stream", str(folder), "--output", str(out),
+         "--window", "2s", "--poll", "0.5s", "--settle", "1s", "--stop-after", "1s",
+         "--drain-timeout", "3s", "--steps", "+tests.fixtures.custom_steps:hang"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "NEWSBEAM_TEST_MARKER": str(marker)})
+    _stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    assert marker.exists(), "the stuck step never ran: the test proves nothing"
+    errors = [line for line in stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "did not finish within --drain-timeout 3s" in errors[0], stderr
+    assert not (out / "articles").exists()
+    assert not list((out / "_state").glob("*.stop"))
+    proc = start(folder, out, "--stop-after", "3s")  # OUT is not locked; a.jsonl is read
+    _stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert pd.read_parquet(out / "articles").title.tolist() == ["Story alpha"]
+
+
 def test_a_signal_wakes_the_stream_loop_at_once_without_taking_a_lock() -> None:
     """StopFlag's handler only sets a flag and writes to a pipe: a SIGTERM that lands while
     the main thread sleeps (or holds any lock) wakes it at once and never deadlocks."""
