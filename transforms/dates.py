@@ -145,8 +145,54 @@ def to_utc(dt: datetime) -> datetime | None:
     return dt if MIN_YEAR <= dt.year <= MAX_YEAR else None
 
 
+# Unix time as text: seconds (10 digits: 2001-09-09 to 2286) or milliseconds (13 digits), as
+# JSON feeds and dumps give it. feedparser read "1709971200" as 9 April 2017.
+_EPOCH = re.compile(r"(\d{10})(\d{3})?")
+# a zone abbreviation at the end of the text
+_ZONE_AT_END = re.compile(r"\b([A-Za-z]{1,5})\s*$")
+# the zones feedparser's RFC 822 parser knows; any other abbreviation it reads as UTC
+# ("Mon, 11 Mar 2024 07:30:00 CET" came out an hour late)
+FEEDPARSER_ZONES = frozenset((
+    "a", "adt", "ast", "at", "cdt", "cst", "ct", "edt", "est", "et", "gmt", "m", "mdt", "mest",
+    "met", "mst", "mt", "n", "pdt", "pst", "pt", "ut", "y", "z"))
+# '11.03.2024': a dotted numeric date is day first (German, Russian, ...); dateutil reads
+# month first unless told
+_DOTTED = re.compile(r"\b\d{1,2}\.\d{1,2}\.\d{2,4}\b")
+# two defaults that differ in every part of the date: a part the text does not give takes
+# the default's, so the two readings differ exactly when the text lacks a year, month or day
+_DEFAULTS = (datetime(1901, 2, 3), datetime(1902, 4, 5))
+
+
+# day, English month and year ('11 Mar 2024', 'March 11, 2024'): a date with all its parts
+_FULL_DATE = re.compile(rf"\b\d{{1,2}}\s+{MONTHS_EN}\s+\d{{4}}\b"
+                        rf"|\b{MONTHS_EN}\s+\d{{1,2}},?\s+\d{{4}}\b", re.IGNORECASE)
+
+
+def _dateutil(text: str, default: datetime | None = None) -> datetime:
+    with warnings.catch_warnings():
+        # an unknown abbreviation: read as UTC like a date without a zone (see above)
+        warnings.simplefilter("ignore", dateutil_parser.UnknownTimezoneWarning)
+        return dateutil_parser.parse(text, fuzzy=False, tzinfos=ZONE_OFFSETS, default=default,
+                                     dayfirst=bool(_DOTTED.search(text)))
+
+
+def lacks_a_date_part(text: str) -> bool:
+    """True when the text gives no year, month or day ('Saturday', 'March 9', 'Mar 2024',
+    '17:30', '2024-03'): a parser would take the missing part from today (or from 1 January),
+    which would invent a date. False when it gives all three, or when dateutil cannot read
+    it (feedparser's own formats: Korean, Greek, Hungarian dates...)."""
+    if _FULL_DATE.search(text):  # RFC 822 and prose dates: no need to ask dateutil twice
+        return False
+    try:
+        first, second = (_dateutil(text, default) for default in _DEFAULTS)
+    except (ValueError, OverflowError, TypeError):
+        return False
+    return first.date() != second.date()
+
+
 def parse_date(value: object) -> datetime | None:
-    """Parse a date given as text (any common format), a datetime or a UTC struct_time."""
+    """Parse a date given as text (any common format), a datetime or a UTC struct_time.
+    A text that lacks its year, month or day gives None: no part is taken from today."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -162,15 +208,28 @@ def parse_date(value: object) -> datetime | None:
         pass
     if impossible_iso_date(text):
         return None
-    parsed = feedparser_parse_date(text)
+    epoch = _EPOCH.fullmatch(text)
+    if epoch:
+        try:
+            found = datetime.fromtimestamp(int(epoch.group(1)), tz=timezone.utc)
+        except (OverflowError, ValueError, OSError):
+            return None
+        return found if MIN_YEAR <= found.year <= MAX_YEAR else None
+    if lacks_a_date_part(text):
+        return None
+    zone = _ZONE_AT_END.search(text)
+    if zone and zone.group(1).upper() in ZONE_OFFSETS \
+            and zone.group(1).lower() not in FEEDPARSER_ZONES:
+        parsed = None  # feedparser would read the zone as UTC: dateutil knows it
+    elif _DOTTED.search(text):
+        parsed = None  # feedparser reads it month first, when it reads it
+    else:
+        parsed = feedparser_parse_date(text)
     if parsed is not None and not (parsed[3:6] == (0, 0, 0) and _TIME_OF_DAY.search(text)):
         return from_struct(parsed)
     # feedparser found no date, or dropped a time of day the text gives ('2024-06-15 10:00:00
-    # GMT' came out as midnight): dateutil reads the whole text
+    # GMT' came out as midnight), or was not asked: dateutil reads the whole text
     try:
-        with warnings.catch_warnings():
-            # an unknown abbreviation: read as UTC like a date without a zone (see above)
-            warnings.simplefilter("ignore", dateutil_parser.UnknownTimezoneWarning)
-            return to_utc(dateutil_parser.parse(text, fuzzy=False, tzinfos=ZONE_OFFSETS))
+        return to_utc(_dateutil(text))
     except (ValueError, OverflowError, TypeError):
         return from_struct(parsed) if parsed is not None else None

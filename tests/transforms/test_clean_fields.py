@@ -278,6 +278,16 @@ def test_clean_title(raw: str, site: str | None, domain: str, expected: str) -> 
         # feedparser read the day and dropped the time of day
         ("2024-06-15 10:00:00 GMT", "2024-06-15T10:00:00+00:00"),
         ("2024-06-15 10:00 EST", "2024-06-15T15:00:00+00:00"),
+        # RFC 822 with a zone feedparser does not know (it read CET as UTC): Europe's feeds
+        ("Mon, 11 Mar 2024 07:30:00 CET", "2024-03-11T06:30:00+00:00"),
+        ("Mon, 11 Mar 2024 07:30:00 CEST", "2024-03-11T05:30:00+00:00"),
+        ("Mon, 11 Mar 2024 07:30:00 MET", "2024-03-11T06:30:00+00:00"),
+        # Unix time as text, in seconds and in milliseconds (feedparser: 9 April 2017)
+        ("1709971200", "2024-03-09T08:00:00+00:00"),
+        ("1709971200123", "2024-03-09T08:00:00+00:00"),
+        # a dotted numeric date is day first (dateutil alone: 3 November)
+        ("11.03.2024", "2024-03-11T00:00:00+00:00"),
+        ("11.03.2024 14:05", "2024-03-11T14:05:00+00:00"),
     ],
 )
 def test_dates_convert_to_utc_with_their_time(text: str, expected: str) -> None:
@@ -285,6 +295,20 @@ def test_dates_convert_to_utc_with_their_time(text: str, expected: str) -> None:
 
     parsed = parse_date(text)
     assert parsed is not None and parsed.isoformat() == expected
+
+
+@pytest.mark.parametrize("text", [
+    "Saturday", "March 9", "Mar 2024", "17:30", "2024", "2024-03", "9 March",
+    "Saturday 17:30", "March 2024 10:00 CET",
+])
+def test_a_date_missing_its_year_month_or_day_stays_unparsed_whatever_the_day(
+        text: str) -> None:
+    """A parser fills a missing part from today (a weekday became next week's date, 'March 9'
+    this year's, '17:30' today's) or from 1 January ('2024'): either invents a date, and the
+    same input would give another one tomorrow."""
+    from transforms.dates import parse_date
+
+    assert parse_date(text) is None
 
 
 @pytest.mark.parametrize("text", [
