@@ -60,7 +60,8 @@ MAX_TITLE_CHARS = 300
 
 _BYLINE = re.compile(r"^(?:by|von|par|por|автор:?)\s+(?P<rest>.{2,200})$", re.I)
 _DATE_TAIL = re.compile(
-    rf"\s*[,|·–-]?\s*(?P<date>{MONTHS_EN}\s+\d{{1,2}},?\s+\d{{4}}.*"
+    r"\s*[,|·–-]?\s*(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day,?\s+)?"  # not a name
+    rf"(?P<date>{MONTHS_EN}\s+\d{{1,2}},?\s+\d{{4}}.*"
     rf"|\d{{1,2}}\s+{MONTHS_EN}\s+\d{{4}}.*|\d{{4}}-\d{{2}}-\d{{2}}.*)$",
     re.I,
 )

@@ -86,18 +86,22 @@ def page_metadata(tree: Any) -> dict[str, Any]:
     meta: dict[str, str] = {}
     robots: list[str] = []
     for el in tree.xpath("//meta"):
-        key = (el.get("property") or el.get("name") or el.get("itemprop") or "").strip().lower()
         content = el.get("content")
-        if not key or content is None:
+        if content is None:
             continue
-        if key in ("robots", "googlebot"):
-            robots.extend(t.strip().lower() for t in content.split(","))
-        meta.setdefault(key, content.strip())
-    for el in tree.xpath("//*[@itemprop='datePublished' or @itemprop='dateModified']"):
-        key = el.get("itemprop").lower()
-        value = el.get("datetime") or el.get("content")
-        if value:
-            meta.setdefault(key, value.strip())
+        # a tag may name its value several ways at once (the New York Times: property=
+        # "article:published" itemprop="datePublished dateCreated"); each name counts
+        keys = [(el.get("property") or "").strip().lower(), (el.get("name") or "").strip().lower(),
+                *(el.get("itemprop") or "").lower().split()]
+        for key in dict.fromkeys(k for k in keys if k):
+            if key in ("robots", "googlebot"):
+                robots.extend(t.strip().lower() for t in content.split(","))
+            meta.setdefault(key, content.strip())
+    for el in tree.xpath("//*[@itemprop and not(self::meta)]"):
+        for key in set(el.get("itemprop").lower().split()) & {"datepublished", "datemodified"}:
+            value = el.get("datetime") or el.get("content")
+            if value:
+                meta.setdefault(key, value.strip())
 
     result: dict[str, Any] = {}
     article = None

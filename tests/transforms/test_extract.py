@@ -44,6 +44,9 @@ def test_plain_text_article_from_shared_sample() -> None:
         ("By Azamat Batyrov November 26, 2018", ["Azamat Batyrov"], "2018-11-26"),
         ("By Ann Lee and Bo Chen", ["Ann Lee", "Bo Chen"], None),
         ("Von Jürgen Schäfer, 3 March 2024", ["Jürgen Schäfer"], "2024-03-03"),
+        # the weekday of the date line is not part of the name (was "John Smith Monday")
+        ("By John Smith Monday, March 11, 2024 at 9:45 a.m. EDT", ["John Smith"], "2024-03-11"),
+        ("By Ann Lee, Friday, 8 March 2024", ["Ann Lee"], "2024-03-08"),
         ("Bystander effect explained", None, None),
     ],
 )
@@ -91,6 +94,21 @@ def test_html_page_with_canonical_and_metadata() -> None:
     # navigation, sidebars and footers are not part of the body
     assert "Most read" not in article.text and "newsletter" not in article.text
     assert article.language == "en"
+
+
+def test_a_meta_tag_with_several_names_gives_each_of_them() -> None:
+    """The New York Times writes its date as <meta property="article:published"
+    itemprop="datePublished dateCreated" content="2019-11-19T11:00:09.000Z">: read by its
+    first name only, the date fell back to the day in the URL, without its time."""
+    import gzip
+
+    name = "04a6711caa7c687592777718866e781e976e0fe684faebe8b3cedcef8cd0ea34.html.gz"
+    page = shared_data() / "aeb" / "html" / name
+    html = gzip.decompress(page.read_bytes()).decode("utf-8")
+    assert 'itemprop="datePublished dateCreated"' in html
+    article = next(extract_article(Unit(str(page), "html", 0, raw=html), FIXED_NOW))
+    assert article.published_at == datetime(2019, 11, 19, 11, 0, 9, tzinfo=timezone.utc)
+    assert article.date_source == "meta"
 
 
 def test_missing_date_falls_back_to_ingestion_date() -> None:
