@@ -443,6 +443,14 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"newsbeam: error: {exc}\n")
             return EXIT_USAGE
         known = {action.dest for action in args._run_parser._actions}
+        switches = {action.dest for action in args._run_parser._actions
+                    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))}
+        for key in sorted(switches & set(defaults)):
+            # argparse checks a string default against its type, but a switch has none:
+            # "false" would switch it on
+            if not isinstance(defaults[key], bool):
+                return _error(f"--config {args.config}: {key.replace('_', '-')} must be true "
+                              f"or false, not {defaults[key]!r}", EXIT_USAGE)
         for key in sorted(set(defaults) - known):  # a file shared by run and stream
             sys.stderr.write(f"newsbeam: warning: --config {args.config}: {key} does not "
                              f"apply to {args.command} (ignored)\n")

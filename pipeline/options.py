@@ -353,8 +353,8 @@ def load_config_file(path: str) -> dict[str, object]:
     for key, value in data.items():
         dest = str(key).replace("-", "_")
         if dest not in CONFIG_KEYS:
-            raise UsageError(f"--config {path}: unknown option {key!r} "
-                             f"(allowed: {', '.join(sorted(CONFIG_KEYS))})")
+            allowed = ", ".join(sorted(k.replace("_", "-") for k in CONFIG_KEYS))
+            raise UsageError(f"--config {path}: unknown option {key!r} (allowed: {allowed})")
         if dest == "steps" and isinstance(value, str):
             value = _comma_list(value)
         if dest in ("max_bytes", "ingested_at") and not isinstance(value, str):

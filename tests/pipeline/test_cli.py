@@ -269,6 +269,14 @@ def test_steps_and_config_file_change_the_chain(tmp_path: Path) -> None:
                     str(broken))
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
     assert "is not valid YAML" in proc.stderr and "(line 2, column 4)" in proc.stderr
+    # a switch given as a string: "false" is not false (argparse has no type to check it by)
+    quoted = tmp_path / "quoted.toml"
+    quoted.write_text('follow-links = "false"\n', encoding="utf-8")
+    proc = newsbeam("run", str(SAMPLES), "--output", str(tmp_path / "o5"), "--config",
+                    str(quoted))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert "follow-links must be true or false, not 'false'" in proc.stderr
+    assert not (tmp_path / "o5" / "_runs").exists()
 
 
 def test_second_run_into_the_same_output_adds_nothing(tmp_path: Path) -> None:
