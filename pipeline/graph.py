@@ -142,8 +142,11 @@ def build(p: beam.Pipeline, config: Config) -> None:
             docs = (docs, fetched) | "AllDocuments" >> beam.Flatten()
         units = docs | "ParseDocuments" >> ParseDocuments(rejects)
         if config.follow_links:
-            seen = [pattern for pattern in (stored, index_pattern(config, "duplicates"))
-                    if pattern]
+            # only stored articles' URLs: a page whose article was a near, id or exact copy
+            # of another is fetched again when its entry comes back (not fetched, the entry
+            # would fall back to its feed teaser, at a URL nothing stored holds, and be
+            # stored as a new article)
+            seen = [stored] if stored else []
             units = units | "FollowLinks" >> FollowLinks(
                 rejects, config.fetch, seen, check_robots=not config.fetch.ignore_robots,
                 links=index_pattern(config, "_state/links"))

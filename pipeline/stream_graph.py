@@ -204,7 +204,7 @@ def build_stream(p: beam.Pipeline, config: Config, spec: StreamSpec) -> None:
         )
         if config.follow_links:
             units = units | "FollowLinks" >> FollowLinks(
-                rejects, config.fetch, [stored, join_path(out, "duplicates", "*.parquet")],
+                rejects, config.fetch, [stored],  # stored URLs only (see pipeline/graph.py)
                 check_robots=not config.fetch.ignore_robots,
                 # the links remembered by batch runs and by this stream's earlier windows
                 links=join_path(out, "_state/links", "*.parquet"))

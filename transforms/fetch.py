@@ -13,7 +13,9 @@ FetchFeeds: feed URL -> RawDocument (the body, with its HTTP headers, for ParseD
 FollowLinks: Unit (feed entry) -> Unit of kind ``linked`` (the entry's fields and its page).
 - An entry whose canonical link is already stored in OUT is passed on as it is, never fetched
   (it becomes a ``url`` duplicate of the stored article). Entries of this run that share a
-  link are fetched once.
+  link are fetched once. A page whose article was dropped as a copy of another (another URL)
+  is fetched again when its entry comes back, so it is judged on its page again: skipped, the
+  entry would keep only its feed teaser, which no stored article holds.
 - Rejects (stage ``fetch_page``), one per entry: the reasons above and ``robots_disallowed``.
 
 Politeness without global state: requests are grouped by host (GroupByKey), so all of one
@@ -348,7 +350,7 @@ def _page_requests(element: tuple[str, dict[str, list[Any]]]) -> Iterator[Any]:
 class FollowLinks(beam.PTransform):
     """Unit -> Unit: feed entries with an http(s) link become ``linked`` units carrying their
     page; other units pass through. ``stored`` holds the file patterns of datasets with a
-    ``url`` column whose URLs are not fetched again (OUT/_index and OUT/duplicates); ``links``
+    ``url`` column whose URLs are not fetched again (OUT/_index); ``links``
     the pattern of OUT/_state/links, the links whose page named another URL, not fetched
     again either."""
 
