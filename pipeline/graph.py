@@ -32,7 +32,7 @@ from transforms.clean import CleanArticles
 from transforms.common import Sink
 from transforms.dedupe import DedupeArticles
 from transforms.extract import ExtractArticles
-from transforms.fetch import FetchFeeds, FollowLinks
+from transforms.fetch import FetchFeeds, FollowLinks, forget_validators
 from transforms.fields import ExtractFields
 from transforms.parse import ParseDocuments
 from transforms.read import ReadSources, dump_pieces, may_hold_dumps
@@ -131,13 +131,16 @@ def build(p: beam.Pipeline, config: Config) -> None:
                 progress=ShowPieceProgress(*progress, planned=pieces) if pieces else None,
                 slices=config.dump_slices)
         )
+        fetch_feeds = None
         if config.feeds:
+            # with --follow-links the feeds' state rows wait for the pages (forget_validators)
+            fetch_feeds = FetchFeeds(rejects, None if config.follow_links else state,
+                                     config.fetch, index_pattern(config, "_state/feeds"),
+                                     config.ingested_at, config.run_id)
             fetched = (
                 p
                 | "ListFeeds" >> beam.Create(list(config.feeds))
-                | "FetchFeeds" >> FetchFeeds(rejects, state, config.fetch,
-                                             index_pattern(config, "_state/feeds"),
-                                             config.ingested_at, config.run_id)
+                | "FetchFeeds" >> fetch_feeds
             )
             docs = (docs, fetched) | "AllDocuments" >> beam.Flatten()
         units = docs | "ParseDocuments" >> ParseDocuments(rejects)
@@ -147,9 +150,14 @@ def build(p: beam.Pipeline, config: Config) -> None:
             # would fall back to its feed teaser, at a URL nothing stored holds, and be
             # stored as a new article)
             seen = [stored] if stored else []
-            units = units | "FollowLinks" >> FollowLinks(
-                rejects, config.fetch, seen, check_robots=not config.fetch.ignore_robots,
-                links=index_pattern(config, "_state/links"))
+            follow = FollowLinks(rejects, config.fetch, seen,
+                                 check_robots=not config.fetch.ignore_robots,
+                                 links=index_pattern(config, "_state/links"))
+            units = units | "FollowLinks" >> follow
+            if fetch_feeds is not None:
+                assert fetch_feeds.state_rows is not None and follow.page_rejects is not None
+                state.add_error_pcollection(
+                    forget_validators(fetch_feeds.state_rows, follow.page_rejects))
         extracted = article_stages(units, config, rejects, config.ingested_at)
         if links is not None:
             links.add_error_pcollection(

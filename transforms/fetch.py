@@ -5,7 +5,10 @@ FetchFeeds: feed URL -> RawDocument (the body, with its HTTP headers, for ParseD
   (CoGroupByKey on a hash of the URL) and sent as If-None-Match / If-Modified-Since. A 304
   yields no document: no entry, no page is fetched again.
 - Every fetch that answered (200 or 304) leaves a state row for the next run; the rows are
-  staged and committed with the run's data, so a failed run never advances the state.
+  staged and committed with the run's data, so a failed run never advances the state. With
+  --follow-links, a feed one of whose entries' pages could not be fetched keeps its row
+  without validators (``forget_validators``): the next run gets the whole feed again and
+  retries that page, where a 304 would have hidden the entry until the feed changed.
 - Rejects (stage ``fetch_feed``): ``http_<status>``, ``timeout``, ``too_large``,
   ``private_address``, ``bad_content_type``, ``redirect_loop``, ``bad_url``,
   ``connection_error``... (transforms/http.py). A dead feed never holds up the others.
@@ -244,9 +247,13 @@ class FetchFeeds(beam.PTransform):
     """Feed URL -> RawDocument; see the module docstring. ``state`` is the file pattern of
     OUT/_state/feeds (None when there is none yet); new state rows go to ``state_sink``."""
 
-    def __init__(self, rejects: ErrorHandler, state_sink: ErrorHandler, policy: FetchPolicy,
-                 state: str | None, fetched_at: datetime, run_id: str) -> None:
+    def __init__(self, rejects: ErrorHandler, state_sink: ErrorHandler | None,
+                 policy: FetchPolicy, state: str | None, fetched_at: datetime, run_id: str
+                 ) -> None:
+        """With ``state_sink`` None the new state rows are kept in ``self.state_rows`` for
+        the caller (``forget_validators``)."""
         super().__init__()
+        self.state_rows: beam.PCollection[dict[str, Any]] | None = None
         self._rejects = rejects
         self._state_sink = state_sink
         self._policy = policy
@@ -271,11 +278,39 @@ class FetchFeeds(beam.PTransform):
         result = fetch_by_host(requests, "Feeds", "fetch_feed", self._policy, fetch_feed,
                                STATE_TAG, fetched_at=self._fetched_at, run_id=self._run_id)
         self._rejects.add_error_pcollection(result[REJECTS_TAG])
-        self._state_sink.add_error_pcollection(result[STATE_TAG])
+        if self._state_sink is None:
+            self.state_rows = result[STATE_TAG]
+        else:
+            self._state_sink.add_error_pcollection(result[STATE_TAG])
         return result["good"]
 
     def _state_pipeline(self, p: beam.Pipeline) -> beam.PCollection[dict[str, Any]]:
         return p | "ReadFeedState" >> beam.io.ReadFromParquet(self._state)
+
+
+def _feed_of_entry(reject: Reject) -> tuple[str, str]:
+    """A page reject -> (its entry's feed, as the state row names it: redacted), 'failed'."""
+    return (reject.unit_key.rsplit("#", 1)[0], "failed")
+
+
+def _state_after_pages(element: tuple[str, dict[str, list[Any]]]) -> Iterator[dict[str, Any]]:
+    rows, failed = element[1]["state"], element[1]["failed"]
+    for row in rows:
+        yield {**row, "etag": None, "last_modified": None} if failed else row
+
+
+def forget_validators(state_rows: beam.PCollection[dict[str, Any]],
+                      page_rejects: beam.PCollection[Reject]
+                      ) -> beam.PCollection[dict[str, Any]]:
+    """The feeds' new state rows, without validators for a feed one of whose entries' pages
+    failed: the next run then fetches it whole and tries that page again (a 304 would have
+    kept the entry away until the feed changed)."""
+    return (
+        {"state": state_rows | "StateByFeed" >> beam.Map(lambda r: (r["feed_url"], r)),
+         "failed": page_rejects | "FeedOfFailedPage" >> beam.Map(_feed_of_entry)}
+        | "JoinFailedPages" >> beam.CoGroupByKey()
+        | "StateAfterPages" >> beam.FlatMap(_state_after_pages)
+    )
 
 
 # --------------------------------------------------------------------------- FollowLinks
@@ -362,6 +397,7 @@ class FollowLinks(beam.PTransform):
         self._stored = stored
         self._check_robots = check_robots
         self._links = links
+        self.page_rejects: beam.PCollection[Reject] | None = None
 
     def expand(self, units: beam.PCollection[Unit]) -> beam.PCollection[Unit]:
         split = units | "SplitFollowable" >> beam.ParDo(_SplitFollowable()).with_outputs(
@@ -395,6 +431,7 @@ class FollowLinks(beam.PTransform):
         result = fetch_by_host(planned["fetch"], "Pages", "fetch_page", self._policy,
                                fetch_page, check_robots=self._check_robots)
         self._rejects.add_error_pcollection(result[REJECTS_TAG])
+        self.page_rejects = result[REJECTS_TAG]  # for forget_validators
         return (
             (split["other"], planned["stored"], result["good"])
             | "AllUnits" >> beam.Flatten()

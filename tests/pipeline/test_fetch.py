@@ -236,6 +236,37 @@ def test_a_rerun_keeps_a_near_copys_entry_a_duplicate(tmp_path: Path,
     assert "Short teaser" not in stored.text[0]
 
 
+def test_a_page_that_failed_is_fetched_again_while_its_feed_is_unchanged(
+        tmp_path: Path, servers: ServerGroup) -> None:
+    """Entry two's page answers 404 on the first run (a reject). The feed does not change, so
+    the next run's conditional request would get a 304 and never see the entry again, until
+    the feed changed. A feed whose page failed keeps no validators: the next run gets it
+    whole, does not fetch the stored page again, and fetches the failed one."""
+    site = servers.start({"/robots.txt": Reply(404, b"")})
+    site.route("/one", Reply(body=page("Strike ends at the port", "Ann Lee", "2024-03-04"),
+                             headers=HTML_TYPE))
+    site.route("/two", Reply(404, b"not yet"))
+    feed = rss([("Strike ends at the port", site.url("/one"), "teaser one"),
+                ("Ferry back in service", site.url("/two"), "teaser two")])
+    site.route("/feed.xml", conditional(Reply(body=feed, headers=RSS_TYPE), etag='"v1"'))
+    out = tmp_path / "out"
+    first = run(out, site.url("/feed.xml"), "--follow-links")
+    assert first["counts"]["articles"] == 1 and first["rejects_by_reason"] == {"http_404": 1}
+    assert pd.read_parquet(out / "_state" / "feeds").etag.isna().tolist() == [True]
+    site.route("/two", Reply(body=page("Ferry back in service", "Bo Chen", "2024-03-04"),
+                             headers=HTML_TYPE))
+    site.clear_log()
+    second = run(out, site.url("/feed.xml"), "--follow-links")
+    assert "if-none-match" not in site.requests_for("/feed.xml")[0].headers
+    assert [r.path for r in site.requests if r.path in ("/one", "/two")] == ["/two"]
+    assert second["counts"]["articles"] == 1 and second["counts"]["rejects"] == 0
+    assert sorted(pd.read_parquet(out / "articles").title) == [
+        "Ferry back in service", "Strike ends at the port"]
+    # every page fetched: the validators are kept, and the run after gets its 304
+    third = run(out, site.url("/feed.xml"), "--follow-links")
+    assert third["feeds"]["not_modified"] == 1 and third["counts"]["in"] == 0
+
+
 def test_the_user_agent_carries_the_operators_contact_or_a_warning_asks_for_it(
         tmp_path: Path, servers: ServerGroup) -> None:
     site = servers.start({"/feed.xml": Reply(body=rss([("Open", "https://x.example/a", "t")]),
