@@ -214,6 +214,28 @@ def catstags(metatype: str, tree: Any) -> list[str]:
     return [r for r in dict.fromkeys(tutils.line_processing(x) for x in found if x) if r]
 
 
+# ids and classes of a page's masthead: a heading inside one names the site, not the story
+_MASTHEAD = frozenset(("header", "site-header", "masthead", "branding", "site-branding",
+                       "logo", "site-logo", "site-title", "site-name", "sitename"))
+
+
+def site_heading(h1: Any) -> bool:
+    """Whether a page's h1 sits in its masthead (an element with a masthead id or class, or a
+    <header> outside any <article> or <main>), or links to the site's front page."""
+    for node in h1.iterancestors():
+        tokens = {*(node.get("class") or "").lower().split(), (node.get("id") or "").lower()}
+        if tokens & _MASTHEAD:
+            return True
+        if node.tag in ("article", "main"):
+            return False
+        if node.tag == "header" and not any(a.tag in ("article", "main")
+                                            for a in node.iterancestors()):
+            return True
+    links = [h1, *h1.iterancestors("a")] if h1.tag == "a" else [*h1.iter("a"),
+                                                                 *h1.iterancestors("a")]
+    return any((a.get("href") or "").strip() in ("/", "./", "index.html") for a in links)
+
+
 class TrafilaturaMetadata:
     """trafilatura's metadata for one page, each field computed on first use.
 
@@ -267,7 +289,21 @@ class TrafilaturaMetadata:
         return self._done[name]
 
     def title(self) -> str | None:
-        return self._get("title", lambda: self._md.title or tmeta.extract_title(self._tree))
+        def find() -> str | None:
+            if self._md.title:
+                return self._md.title
+            h1s = self._tree.findall(".//h1")
+            if len(h1s) == 1 and site_heading(h1s[0]):
+                # trafilatura takes a page's only h1 as its title, but this one is the
+                # site's name in its header (a Korean magazine's "엔터 미디어" over every
+                # story): the <title> names the story
+                full, first, _second = tmeta.examine_title_element(self._tree)
+                heading = tutils.trim(h1s[0].text_content())
+                story = first or full  # the <title> without the site's name, when it has one
+                if story and heading not in story:
+                    return story
+            return tmeta.extract_title(self._tree)
+        return self._get("title", find)
 
     def author(self) -> str | None:
         return self._get("author", lambda: self._md.author or tmeta.extract_author(self._tree))

@@ -12,6 +12,7 @@ from transforms.errors import EmptyContent, InvalidJson, InvalidRecord
 from transforms.extract import (
     build_article,
     extract_article,
+    html_fields,
     parse_byline,
     split_names,
     unit_fields,
@@ -109,6 +110,33 @@ def test_a_meta_tag_with_several_names_gives_each_of_them() -> None:
     article = next(extract_article(Unit(str(page), "html", 0, raw=html), FIXED_NOW))
     assert article.published_at == datetime(2019, 11, 19, 11, 0, 9, tzinfo=timezone.utc)
     assert article.date_source == "meta"
+
+
+@pytest.mark.parametrize(("heading", "expected"), [
+    # the only h1 is the site's name in its masthead: the <title> names the story
+    ('<div id="header"><a href="/"><h1>Harbour Times</h1></a></div>', "Ferry crews vote to strike"),
+    ('<header class="site-header"><h1>Harbour Times</h1></header>', "Ferry crews vote to strike"),
+    # the only h1 is the headline, in the article's own header: it stays the title
+    ('<article><header><h1>Crews vote to strike</h1></header></article>',
+     "Crews vote to strike"),
+    ('<div class="article-header"><h1>Crews vote to strike</h1></div>', "Crews vote to strike"),
+])
+def test_a_masthead_heading_is_not_the_title(heading: str, expected: str) -> None:
+    body = " ".join(f"Paragraph {i} tells how the ferry crews voted on the new rosters." for i
+                    in range(8))
+    html = (f"<html><head><title>Ferry crews vote to strike - Harbour Times</title></head><body>"
+            f"{heading}<div class='story'><p>{body}</p><p>{body}</p></div></body></html>")
+    assert html_fields(html, "https://harbourtimes.example/ferry")["title"] == expected
+
+
+def test_a_korean_magazines_site_name_is_not_the_title() -> None:
+    import gzip
+
+    name = "0ec95c7261"
+    page = next((shared_data() / "aeb" / "html").glob(f"{name}*.html.gz"))
+    fields = html_fields(gzip.decompress(page.read_bytes()).decode("utf-8"), None)
+    # was the site name, "엔터 미디어"
+    assert fields["title"] == "엘제이-류화영 진흙탕 싸움, 공적인 사안으로 봐야하는 이유"
 
 
 def test_missing_date_falls_back_to_ingestion_date() -> None:
