@@ -98,6 +98,9 @@ def clean_author(name: str, organizations: tuple[str, ...] = ()) -> list[str]:
     if not name or _URLISH.match(name) or _EMAIL_ONLY.match(name):
         return []
     orgs = {o.casefold() for o in organizations if o} | NOT_PERSONS
+    # the site by its domain's name too ('Victor Tangermann, Futurism' on futurism.com)
+    sites = {_squash(o.removeprefix("www.").split(".")[0]) for o in organizations
+             if o and "." in o} - {""}
     names: list[str] = []
     for part in split_names(name):
         # 'Finian Cunningham. Sputnik International': a person, then the outlet (but not
@@ -109,6 +112,7 @@ def clean_author(name: str, organizations: tuple[str, ...] = ()) -> list[str]:
         folded = part.casefold()
         if (
             not part or _EMAIL_ONLY.match(part) or len(part) > 80 or folded in orgs
+            or _squash(part) in sites
             or folded.split()[0] in _ARTICLES
             or ("." in folded and " " not in folded and len(folded) > 3)  # cleveland.com
             or ROLE_WORDS.search(part) or not _person_like(part)
@@ -128,9 +132,15 @@ def _squash(text: str) -> str:
     return re.sub(r"[\W_]+", "", text.casefold())
 
 
+# a label before a colon: 'BREAKING: Lawan moves motion...', 'Watch: ...'
+_LABEL_COLON = re.compile(r"^(?:breaking(?:\s+news)?|just\s+in|update[d]?|watch|live|exclusive|"
+                          r"video|photos|opinion|analysis|editorial)\s*:\s+(?=\S)", re.I)
+
+
 def clean_title(title: str, site: str | None, domain: str | None) -> str:
     """Drop the site name a <title> carries ('… | TheHill', '… - MoreBikes') and a leading
-    section label ('Opinion | …')."""
+    section label ('Opinion | …', 'BREAKING: …')."""
+    title = _LABEL_COLON.sub("", title, count=1) or title
     parts = _TITLE_SEPARATORS.split(title)
     if len(parts) < 2:
         return title

@@ -24,7 +24,9 @@ TRACKING_PARAMS = frozenset(
         "at_medium", "at_campaign", "src", "share", "CMP",
     }
 )
-TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "at_", "__hs", "hsa_")
+# utm_ (Google Analytics), pk_ (Piwik), mtm_ (Matomo), at_ (AT Internet), __hs and hsa_
+# (HubSpot), wt_ (Webtrekk/Mapp: heise's feeds add ?wt_mc=rss.ho.beitrag.rdf)
+TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "at_", "__hs", "hsa_", "wt_")
 
 
 def _is_tracking(name: str) -> bool:

@@ -238,10 +238,18 @@ def test_chains_under_beam_route_failures_to_rejects() -> None:
         ("Текст Венера Ерофеева", ["Венера Ерофеева"]),
         ("Harbour Times", []),
         ("The Russian, Syrian defense ministries", []),
+        # the outlet by its domain's name (AEB: 'Victor Tangermann, Futurism')
+        ("Jonas Brekke, HarbourTimes", ["Jonas Brekke"]),
     ],
 )
 def test_authors_are_people(raw: str, names: list[str]) -> None:
     assert clean_author(raw, ("Harbour Times", "harbourtimes.example")) == names
+
+
+def test_an_author_named_like_the_sites_domain_is_the_outlet() -> None:
+    assert clean_author("Victor Tangermann, Futurism", ("", "futurism.com")) == \
+        ["Victor Tangermann"]
+    assert clean_author("Ann Futurism", ("", "futurism.com")) == ["Ann Futurism"]
 
 
 @pytest.mark.parametrize(
@@ -255,6 +263,13 @@ def test_authors_are_people(raw: str, names: list[str]) -> None:
          "A Loja dos Materiais"),
         ("Spider-Man - Far From Home review", "Empire", "empireonline.com",
          "Spider-Man - Far From Home review"),
+        # a label before a colon (AEB: 'BREAKING: Lawan moves motion ...')
+        ("BREAKING: Lawan moves motion for adjournment - The Paradigm", "The Paradigm",
+         "theparadigmng.com", "Lawan moves motion for adjournment"),
+        ("BREAKING NEWS: Chelsea activate release clause", None, "example.com",
+         "Chelsea activate release clause"),
+        ("Breaking Bad: the finale, ten years on", None, "example.com",
+         "Breaking Bad: the finale, ten years on"),
     ],
 )
 def test_clean_title(raw: str, site: str | None, domain: str, expected: str) -> None:

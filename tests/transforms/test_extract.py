@@ -168,6 +168,9 @@ def test_ids_come_from_canonical_url_not_from_paths() -> None:
     [
         ("HTTP://Example.COM/Path?utm_source=x&id=3#frag", "http://example.com/Path?id=3"),
         ("https://example.com:443/a?fbclid=1&gclid=2&ref=home", "https://example.com/a"),
+        # Webtrekk's campaign parameter, as heise's feeds add it
+        ("https://www.heise.de/news/x.html?wt_mc=rss.ho.beitrag.rdf",
+         "https://www.heise.de/news/x.html"),
         ("//cdn.example.com/x", None),
         ("ftp://example.com/file", None),
         ("", None),
