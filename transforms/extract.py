@@ -508,6 +508,14 @@ def html_fields(html: str, url: str | None) -> dict[str, Any]:
     }
 
 
+_JSON_TYPES = {"int": "number", "float": "number", "bool": "boolean", "list": "array",
+               "dict": "object", "str": "string", "NoneType": "null"}
+
+
+def _json_type(value: Any) -> str:
+    return _JSON_TYPES.get(type(value).__name__, type(value).__name__)
+
+
 def _jsonl_fields(raw: str, first_line: int = 1) -> dict[str, Any]:
     """``first_line``: the line of the file ``raw`` starts on (for the error message)."""
     try:
@@ -518,11 +526,15 @@ def _jsonl_fields(raw: str, first_line: int = 1) -> dict[str, Any]:
     except ValueError as exc:
         raise InvalidJson(f"line {first_line} is not valid JSON: {exc}") from exc
     if not isinstance(rec, dict):
-        raise InvalidRecord(f"line is a JSON {type(rec).__name__}, not an object")
+        raise InvalidRecord(f"line {first_line} is a JSON {_json_type(rec)}, not an object")
     html, text = rec.get("html"), rec.get("text")
     has_html = isinstance(html, str) and bool(html.strip())
     if not has_html and not (isinstance(text, str) and text.strip()):
-        raise InvalidRecord("record has neither 'html' nor 'text'")
+        wrong = [f"'{k}' is a JSON {_json_type(v)}" for k, v in (("html", html), ("text", text))
+                 if v is not None and not isinstance(v, str)]
+        raise InvalidRecord(f"line {first_line}: " + (
+            ", ".join(wrong) + ", not a string" if wrong else
+            "the record has neither 'html' nor 'text'"))
     url = rec.get("url") if isinstance(rec.get("url"), str) else None
     if isinstance(html, str) and html.strip():
         fields = html_fields(html, url)

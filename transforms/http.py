@@ -925,8 +925,9 @@ def _transport_error(exc: HTTPError, url: str, doing: str) -> Exception:
                                            f"{_reason_of(exc)}"))
     if isinstance(exc, ConnectTimeoutError):
         return _Retryable(FetchTimeout(f"connect timeout {doing} {where}"))
-    if isinstance(exc, ReadTimeoutError):
-        return _Retryable(FetchTimeout(f"read timeout {doing} {where}"))
+    if isinstance(exc, ReadTimeoutError):  # connected, then no answer (or no more of it)
+        what = "no answer in time from" if doing == "connecting to" else f"read timeout {doing}"
+        return _Retryable(FetchTimeout(f"{what} {where}"))
     if isinstance(exc, SSLError):
         error = ConnectionFailed(f"TLS failed {doing} {where}: {_reason_of(exc)}")
         # A certificate that does not verify will not verify on the next try either.

@@ -77,10 +77,13 @@ def test_jsonl_lines() -> None:
         unit_fields(Unit("d.jsonl", "jsonl", 1, raw='{"url": "broken'))  # the file's 2nd line
     with pytest.raises(InvalidJson, match=r"^line 3 is not valid JSON"):  # one JSON document
         unit_fields(Unit("d.json", "jsonl", 0, raw='{\n"a": 1,\n"b": }'))
-    with pytest.raises(InvalidRecord):
+    with pytest.raises(InvalidRecord, match="^line 3: the record has neither 'html' nor 'text'"):
         unit_fields(Unit("d.jsonl", "jsonl", 2, raw='{"url": "https://a.example/"}'))
-    with pytest.raises(InvalidRecord):
+    with pytest.raises(InvalidRecord, match="^line 4 is a JSON array, not an object"):
         unit_fields(Unit("d.jsonl", "jsonl", 3, raw="[1, 2]"))
+    # a text that is there but not a string is said so, not "neither html nor text"
+    with pytest.raises(InvalidRecord, match="^line 5: 'text' is a JSON number, not a string"):
+        unit_fields(Unit("d.jsonl", "jsonl", 4, raw='{"text": 12345}'))
 
 
 def test_html_page_with_canonical_and_metadata() -> None:
