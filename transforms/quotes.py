@@ -44,10 +44,21 @@ _QUOTE = re.compile(r"(“[^“”]+”|\"[^\"]+\"|«[^«»]+»|„[^„“”]+
 _NAME = r"(?:[A-Z][\w.'’-]*(?:\s+(?:[A-Z][\w.'’-]*|de|van|von|al|bin|da|di|la|le)){0,4})"
 
 
+# lowercase words of a role before a name ("transport senator", "the head of the port");
+# never words that start a time or a place ("said on Monday", "said in Oslo"), nor "a"
+# ("said a WeWork spokesperson": the company is not the speaker)
+_ROLE_WORD = (r"(?!(?:a|an|on|in|at|to|from|after|before|during|this|last|next|when|while|that|and|"
+              r"but|as|of)\s)[a-z][\w'’-]*")
+# a name is not a day or a month ("said on Monday" must not make Monday a speaker)
+_NOT_TIME = (r"(?!(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|January|February|"
+             r"March|April|May|June|July|August|September|October|November|December)\b)")
+
+
 @dataclass(frozen=True)
 class _Patterns:
     after: re.Pattern[str]
     after_inverted: re.Pattern[str]
+    after_role: re.Pattern[str]
     according: re.Pattern[str]
     before: re.Pattern[str]
 
@@ -60,8 +71,12 @@ def _patterns(lang: str) -> _Patterns:
         # ”, Nazarbayev said … / ”, harbour master Tor Eriksen told … (a role before the name)
         after=re.compile(rf"^\W{{0,3}}\s*(?:[a-z][\w'’-]*\s+){{0,4}}{speaker}"
                          rf"(?:,\s[^,]{{1,60}},)?\s+(?:{verbs})\b"),
-        # ”, said Nazarbayev
-        after_inverted=re.compile(rf"^\W{{0,3}}\s*(?:{verbs})\s+{speaker}"),
+        # ”, said Nazarbayev / ”, said transport senator Manja Schreiner
+        after_inverted=re.compile(rf"^\W{{0,3}}\s*(?:{verbs})\s+(?:the\s+)?"
+                                  rf"(?:{_ROLE_WORD}\s+){{0,3}}{_NOT_TIME}{speaker}"),
+        # ”, the head of the port authority, Erik Berg, said
+        after_role=re.compile(rf"^\W{{0,3}}\s*(?:[a-z][\w'’-]*\s+){{1,7}}[a-z][\w'’-]*,\s+"
+                              rf"{_NOT_TIME}{speaker},\s+(?:{verbs})\b"),
         according=re.compile(rf"^\W{{0,3}}\s*according to\s+(?:the\s+)?{speaker}"),
         # Nazarbayev said: “ / Nazarbayev told reporters: “
         before=re.compile(rf"{speaker}(?:,\s[^,]{{1,60}},)?\s+(?:{verbs})(?:\s+[\w\s]{{0,40}})?"
@@ -70,6 +85,19 @@ def _patterns(lang: str) -> _Patterns:
 
 
 _CACHE: dict[str, _Patterns] = {}
+_DOT_SPACE = re.compile(r"(\S+)\.\s+")
+
+
+def _one_sentence(name: str, lang: str) -> str:
+    """The name up to the end of its sentence: "Ken Doctor. That's" -> "Ken Doctor"; the
+    dot of an initial ("Troy L. Smith") or of a title ("Rep. Brian Babin") ends none."""
+    abbreviations = {t.rstrip(".") for t in TITLES.get(lang, ()) if t.endswith(".")}
+    for m in _DOT_SPACE.finditer(name):
+        word = m.group(1)
+        if len(word) > 2 and word[-2:].isalpha() and word[-2:].islower() \
+                and word not in abbreviations | {"Jr", "Sr", "St"}:
+            return name[:m.end(1)]
+    return name
 
 
 def _get(lang: str) -> _Patterns:
@@ -94,7 +122,7 @@ def _is_pronoun(name: str, lang: str) -> bool:
 
 
 def _speaker_after(tail: str, p: _Patterns) -> str | None:
-    for pattern in (p.after, p.after_inverted, p.according):
+    for pattern in (p.after, p.after_inverted, p.after_role, p.according):
         m = pattern.search(tail[:160])
         if m:
             return m.group("speaker").strip()
@@ -150,7 +178,9 @@ def extract_quotes(text: str, lang: str = "en") -> list[tuple[str | None, str]]:
             if speaker is not None and _is_pronoun(speaker, lang):
                 speaker = last_named
             elif speaker is not None:
-                speaker = _strip_titles(speaker.rstrip(".,;"), lang)
+                # a name ends with its sentence: "said analyst Ken Doctor. That's ..." (an
+                # initial's dot, "Troy L. Smith", does not end it)
+                speaker = _strip_titles(_one_sentence(speaker, lang).rstrip(".,;"), lang)
             if speaker is not None:
                 para_speaker = speaker
                 last_named = speaker

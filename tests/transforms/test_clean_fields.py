@@ -176,6 +176,26 @@ def test_quotes_before_after_and_continued() -> None:
     ]
 
 
+def test_quotes_whose_speaker_follows_a_role() -> None:
+    text = ("“We will build the tram line by 2030,” said transport senator Manja Schreiner.\n\n"
+            "“The port will reopen on Friday morning,” the head of the port authority, Erik "
+            "Berg, said.\n\n"
+            "“Nobody there has seen a year of gains,” said media analyst Ken Doctor. That’s "
+            "how it went.\n\n"
+            "“The bill has enough support to pass,” said Rep. Brian Babin.\n\n"
+            # not speakers: a time after the verb, a company before its spokesperson
+            "“The plan has enough money for years,” said on Monday the minister.\n\n"
+            "“We are cooperating in the matter,” said a WeWork spokesperson.")
+    assert extract_quotes(text) == [
+        ("Manja Schreiner", "We will build the tram line by 2030"),
+        ("Erik Berg", "The port will reopen on Friday morning"),
+        ("Ken Doctor", "Nobody there has seen a year of gains"),
+        ("Brian Babin", "The bill has enough support to pass"),
+        (None, "The plan has enough money for years"),
+        (None, "We are cooperating in the matter"),
+    ]
+
+
 def test_finalize_recomputes_hash_and_ids() -> None:
     a = art("Body text here.").replace(text="Other body.")
     f = finalize(a)
