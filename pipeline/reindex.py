@@ -8,7 +8,9 @@ pipeline (under the OUT lock), ``upgrade_index`` finds the index files of format
 ``bands`` column holds strings) and rewrites their rows with the signature recomputed from the
 article text stored in OUT/articles. Schema version 7 added the ``paragraphs`` column (the
 digests of each article's long paragraphs, so later runs count boilerplate over OUT): files
-without it are upgraded the same way.
+without it are upgraded the same way. Schema version 8 added ``title`` (so a later revision
+says whether its title changed): files without it get the stored articles' titles, read from
+their ``title`` column alone.
 
 1. It reads ``article_id``, ``revision`` and ``text`` of every article file, hashes the text of
    each stored version the old files name, and counts its long paragraphs across them, so a
@@ -42,7 +44,7 @@ from transforms.neardup import NearConfig, long_paragraphs, paragraphs_in_order
 from transforms.write import join_path, write_partition
 
 LOG = logging.getLogger("newsbeam.reindex")
-UPGRADE_TAG = "v7"  # new files get their own names (an older upgrade tagged its files sig2)
+UPGRADE_TAG = "v8"  # new files get their own names (older upgrades tagged theirs sig2, v7)
 
 
 def _files(output_dir: str, pattern: str) -> list[str]:
@@ -60,8 +62,8 @@ def _parquet(path: str) -> pq.ParquetFile:
 
 def old_index_files(output_dir: str) -> list[str]:
     """The index files written with signature format 1 (string band keys) or before schema
-    version 7 (no ``paragraphs``). A file that cannot be read is left alone (and logged): the
-    run's own index read reports it."""
+    version 7 (no ``paragraphs``) or 8 (no ``title``). A file that cannot be read is left
+    alone (and logged): the run's own index read reports it."""
     return [path for path, _format1 in _old_files(output_dir)]
 
 
@@ -79,7 +81,7 @@ def _old_files(output_dir: str) -> list[tuple[str, bool]]:
             continue
         bands = schema.field("bands").type
         format1 = pa.types.is_list(bands) and pa.types.is_string(bands.value_type)
-        if format1 or "paragraphs" not in schema.names:
+        if format1 or "paragraphs" not in schema.names or "title" not in schema.names:
             old.append((path, format1))
     return old
 
@@ -109,6 +111,30 @@ def _stored_texts(output_dir: str, wanted: set[tuple[str, int]]
                 yield key, text or ""
         if time.monotonic() - started > 10 and i % 100 == 0:
             LOG.info("upgrading OUT/_index: %d of %d article files read", i, len(files))
+
+
+def _stored_titles(output_dir: str, wanted: set[tuple[str, int]]
+                   ) -> dict[tuple[str, int], str | None]:
+    """The title of each stored version in ``wanted`` (the ``title`` column only)."""
+    titles: dict[tuple[str, int], str | None] = {}
+    for path in _files(output_dir, "articles/*/*.parquet"):
+        try:
+            table = _parquet(path)
+            columns = [c for c in ("article_id", "revision", "title")
+                       if c in table.schema_arrow.names]
+            data = table.read(columns=columns).to_pydict()
+        except Exception as exc:  # noqa: BLE001 - its articles get no title
+            LOG.warning("upgrading OUT/_index: cannot read %s (%s: %s); its articles get no "
+                        "title", path, type(exc).__name__, exc)
+            continue
+        ids = data.get("article_id") or []
+        revisions = data.get("revision") or [1] * len(ids)
+        for article_id, revision, title in zip(ids, revisions, data.get("title") or
+                                               [None] * len(ids), strict=True):
+            key = (article_id, int(revision or 1))
+            if key in wanted:
+                titles[key] = title
+    return titles
 
 
 Signature = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -148,19 +174,22 @@ _NOTHING: Signature = (np.zeros(0, dtype=np.uint32), np.zeros(0, dtype=np.uint64
 
 
 def _upgraded_rows(path: str, format1: bool, signatures: dict[tuple[str, int], Signature],
-                   paragraphs: dict[tuple[str, int], np.ndarray]) -> list[dict[str, Any]]:
+                   paragraphs: dict[tuple[str, int], np.ndarray],
+                   titles: dict[tuple[str, int], str | None]) -> list[dict[str, Any]]:
     """The rows of ``path`` with what they lacked: new signatures from ``signatures`` for a
     file of format 1 (none when the text is gone: a format-1 signature matches nothing);
-    otherwise the signatures are kept and only ``paragraphs`` added (none when the text is
-    gone)."""
+    otherwise the signatures are kept and ``paragraphs`` added when missing (none when the
+    text is gone); ``title`` when missing (none when the article is gone)."""
     rows = _parquet(path).read().to_pylist()
     for row in rows:
         key = (row["article_id"], int(row.get("revision") or 1))
         if format1:
             full, bands, digests = signatures.get(key, _NOTHING)
             row["shingles"], row["bands"], row["paragraphs"] = full, bands, digests
-        else:
+        elif "paragraphs" not in row:
             row["paragraphs"] = paragraphs.get(key, _NOTHING[2])
+        if "title" not in row:
+            row["title"] = titles.get(key)
         row["revision"] = int(row.get("revision") or 1)  # files from before revisions
         row["run_id"] = row.get("run_id") or "unknown"
     return rows
@@ -189,10 +218,12 @@ def _upgrade(output_dir: str, config: NearConfig | None) -> int:
     config = config or NearConfig()
     started = time.monotonic()
     wanted: dict[bool, set[tuple[str, int]]] = {True: set(), False: set()}
+    untitled: set[tuple[str, int]] = set()
     for path, format1 in list(old):
         try:
             table = _parquet(path)
-            columns = [c for c in ("article_id", "revision") if c in table.schema_arrow.names]
+            names = table.schema_arrow.names
+            columns = [c for c in ("article_id", "revision") if c in names]
             data = table.read(columns=columns).to_pydict()
             revisions = data.get("revision") or [1] * len(data["article_id"])
         except Exception as exc:  # noqa: BLE001 - left as it is, logged
@@ -200,19 +231,23 @@ def _upgrade(output_dir: str, config: NearConfig | None) -> int:
                         type(exc).__name__, exc)
             old.remove((path, format1))
             continue
-        wanted[format1].update((a, int(r or 1)) for a, r in zip(data["article_id"], revisions,
-                                                                strict=True))
+        keys = {(a, int(r or 1)) for a, r in zip(data["article_id"], revisions, strict=True)}
+        if format1 or "paragraphs" not in names:
+            wanted[format1].update(keys)
+        if "title" not in names:
+            untitled.update(keys)
     LOG.warning("OUT/_index holds %d articles from an older newsbeam (before schema version "
-                "7): upgrading them from the stored text, once",
-                len(wanted[True] | wanted[False]))
+                "8): upgrading them from the stored articles, once",
+                len(wanted[True] | wanted[False] | untitled))
     # format 1: new signatures, which need the texts of all of them at once (boilerplate is
     # counted over them); otherwise only the paragraph digests, text by text
     signatures = _signatures(output_dir, wanted[True], config) if wanted[True] else {}
     paragraphs = _paragraphs(output_dir, wanted[False]) if wanted[False] else {}
+    titles = _stored_titles(output_dir, untitled) if untitled else {}
     upgraded = 0
     for path, format1 in old:
         try:
-            rows = _upgraded_rows(path, format1, signatures, paragraphs)
+            rows = _upgraded_rows(path, format1, signatures, paragraphs, titles)
         except Exception as exc:  # noqa: BLE001 - left as it is, logged
             LOG.warning("OUT/_index: cannot upgrade %s (%s: %s)", path, type(exc).__name__,
                         exc)
@@ -226,4 +261,5 @@ def _upgrade(output_dir: str, config: NearConfig | None) -> int:
     found = len(signatures) + len(paragraphs)
     LOG.warning("OUT/_index upgraded: %d rows (%d without stored text) in %.1fs", upgraded,
                 len(wanted[True]) + len(wanted[False]) - found, time.monotonic() - started)
+    # (a row without stored text keeps empty lists; one whose article is gone, no title)
     return upgraded

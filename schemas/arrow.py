@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from schemas.records import Article, Duplicate, Reject
 
-SCHEMA_VERSION = "7"
+SCHEMA_VERSION = "8"
 
 UTC_TS = pa.timestamp("us", tz="UTC")
 RIGHTS = pa.struct([
@@ -142,6 +142,9 @@ INDEX_SCHEMA = pa.schema(
            "revision only if about as long (a teaser is not)."),
         _f("updated_at", UTC_TS, "Its last update time: a later copy is a new revision if it "
            "says it was updated after that."),
+        _f("title", pa.string(), "Its title: a later revision says in `changes` whether the "
+           "title changed (since schema version 8; newsbeam adds it to an older index on the "
+           "next run)."),
         _f("run_id", pa.string(), "The run that stored it.", False),
     ],
     metadata={"newsbeam.dataset": "_index", "newsbeam.schema_version": SCHEMA_VERSION},

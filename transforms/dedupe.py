@@ -129,7 +129,7 @@ KEYS: tuple[tuple[str, Callable[[Article], str | None]], ...] = (
 # does it; here the filter is exact up to 64-bit digest collisions, which only let a record
 # through.)
 EXACT_COLUMNS = ["article_id", "url", "source_domain", "guid", "content_hash", "published_at",
-                 "revision", "word_count", "updated_at"]
+                 "revision", "word_count", "updated_at", "title"]
 NEAR_COLUMNS = ["article_id", "content_hash", "shingles", "bands", "paragraphs"]
 PARAGRAPH_COLUMNS = ["article_id", "paragraphs"]
 
@@ -530,7 +530,7 @@ def ghost_article(record: dict[str, Any]) -> Article:
     """An article stored by an earlier run, as the exact stages need it."""
     return Article(
         article_id=record["article_id"], url=record.get("url"), source=None,
-        source_domain=record.get("source_domain"), title=None, authors=(),
+        source_domain=record.get("source_domain"), title=record.get("title"), authors=(),
         published_at=record.get("published_at"), updated_at=record.get("updated_at"),
         language=None, text="",
         summary=None, categories=(), word_count=int(record.get("word_count") or 0),
@@ -729,6 +729,7 @@ def index_row(article: Article, doc: NearDoc | None, run_id: str) -> dict[str, A
         "revision": article.revision,
         "word_count": article.word_count,
         "updated_at": article.updated_at,
+        "title": article.title,
         "run_id": run_id,
     }
 

@@ -76,7 +76,7 @@ def test_a_run_upgrades_the_index_and_catches_copies_of_old_articles(tmp_path: P
     new.write_text("\n".join(json.dumps(r) for r in batch) + "\n")
     proc = newsbeam("run", str(new), "--output", str(out), "--ingested-at", INGESTED_AT)
     assert proc.returncode == 0, proc.stderr
-    assert "upgrading them from the stored text" in proc.stderr
+    assert "upgrading them from the stored articles" in proc.stderr
     dups = ds.dataset(out / "duplicates", format="parquet", partitioning="hive").to_table()
     found = {(r["url"], r["duplicate_of"], r["method"]) for r in dups.to_pylist()}
     assert found == {
@@ -108,7 +108,7 @@ def test_an_upgrade_cut_short_is_finished_by_the_next_without_losing_rows(tmp_pa
     saved = old_file.read_bytes()
     assert upgrade_index(str(out), None) == 4
     upgraded = sorted((out / "_index").glob("*.parquet"))
-    assert len(upgraded) == 1 and upgraded[0].name.endswith("-v7.parquet")
+    assert len(upgraded) == 1 and upgraded[0].name.endswith("-v8.parquet")
     # killed after writing the new file and before deleting the old one
     old_file.write_bytes(saved)
     assert upgrade_index(str(out), None) == 4
@@ -186,3 +186,36 @@ def test_a_version_6_row_without_stored_text_keeps_its_signature(tmp_path: Path)
     for column in ("shingles", "bands"):
         assert upgraded.column(column).to_pylist() == current.column(column).to_pylist()
     assert all(p == [] for p in upgraded.column("paragraphs").to_pylist())
+
+
+def test_a_later_run_names_a_changed_title_also_over_an_index_from_before_schema_8(
+        tmp_path: Path) -> None:
+    """A story at one URL, run after run with a new title and text: each revision's `changes`
+    names the title (across runs the stored version had no title to compare with, so only
+    "text" was named). An index from before schema version 8 (no ``title``: made here from a
+    current one by dropping the column) gets the stored titles on the next start."""
+    def record(title: str, words: str) -> str:
+        return json.dumps({"url": "https://news.example/story", "title": title,
+                           "text": " ".join(f"{words}{k} line{k % 9}." for k in range(80)),
+                           "published": "2024-03-04T10:00:00Z"}) + "\n"
+
+    out = tmp_path / "out"
+    for n, (title, words) in enumerate([("Story v1", "alpha"), ("Story v2", "bravo"),
+                                        ("Story v3", "charlie")], 1):
+        src = tmp_path / f"rev{n}.jsonl"
+        src.write_text(record(title, words))
+        if n == 2:  # the index as schema version 7 wrote it
+            for path in (out / "_index").glob("*.parquet"):
+                table = pq.read_table(path)
+                pq.write_table(table.drop_columns(["title"]), path)
+            assert len(old_index_files(str(out))) == 1
+        proc = newsbeam("run", str(src), "--output", str(out), "--ingested-at", INGESTED_AT)
+        assert proc.returncode == 0, proc.stderr
+    assert old_index_files(str(out)) == []
+    articles = ds.dataset(out / "articles", format="parquet", partitioning="hive").to_table(
+        columns=["title", "revision", "changes"]).to_pylist()
+    assert sorted((a["revision"], a["title"], a["changes"]) for a in articles) == [
+        (1, "Story v1", []), (2, "Story v2", ["title", "text"]),
+        (3, "Story v3", ["title", "text"])]
+    assert sorted(index_table(out).column("title").to_pylist()) == [
+        "Story v1", "Story v2", "Story v3"]
