@@ -115,8 +115,13 @@ class PageRequest:
 
 def fetch_reject(url: str, stage: str, exc: BaseException, unit_key: str = "") -> Reject:
     rej = to_reject(redact(url), stage, exc)
+    detail = rej.detail
+    if unit_key and "#" in unit_key:  # a page: which feed entry linked to it
+        feed, index = unit_key.rsplit("#", 1)
+        detail = f"{detail} (linked from entry {int(index) + 1} of {feed})" \
+            if index.isdigit() else detail
     return Reject(input_path=rej.input_path, stage=stage, reason=rej.reason,
-                  error_type=rej.error_type, detail=rej.detail,
+                  error_type=rej.error_type, detail=detail,
                   excerpt=bounded_excerpt(redact(url)), unit_key=unit_key)
 
 

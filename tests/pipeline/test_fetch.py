@@ -252,6 +252,9 @@ def test_a_page_that_failed_is_fetched_again_while_its_feed_is_unchanged(
     out = tmp_path / "out"
     first = run(out, site.url("/feed.xml"), "--follow-links")
     assert first["counts"]["articles"] == 1 and first["rejects_by_reason"] == {"http_404": 1}
+    reject = pd.read_parquet(out / "rejects").iloc[0]  # the page, and the entry that led there
+    assert reject.input_path == site.url("/two")
+    assert reject.detail.endswith(f"(linked from entry 2 of {site.url('/feed.xml')})")
     assert pd.read_parquet(out / "_state" / "feeds").etag.isna().tolist() == [True]
     site.route("/two", Reply(body=page("Ferry back in service", "Bo Chen", "2024-03-04"),
                              headers=HTML_TYPE))
