@@ -710,7 +710,8 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
             from pipeline.stream import run_stream
 
             code, manifest = run_stream(config, folders, args.window, args.poll,
-                                        args.stop_after, args.settle, execute, stop)
+                                        args.stop_after, args.settle, execute, stop,
+                                        drain_timeout=args.drain_timeout)
         else:
             code, manifest = _stream_graph(config, folders, args, prism, stop)
     except Exception as exc:

@@ -161,6 +161,11 @@ class StopFlag:
             pass
         return self._requested
 
+    def abort(self) -> None:
+        """What a second interrupt does before it exits: the caller's clean-up (the Prism
+        server killed, the lock on OUT released)."""
+        self._on_abort()
+
     def _handle(self, signum: int, _frame: Any) -> None:
         name = signal.Signals(signum).name
         if self._requested and signum == signal.SIGINT:
@@ -177,11 +182,27 @@ class StopFlag:
 def run_stream(config: Config, folders: list[str], window: float, poll: float,
                stop_after: float | None, settle: float,
                execute: Callable[[Config], tuple[int, dict[str, Any]]],
-               stop: StopFlag, out: Any = sys.stdout) -> tuple[int, dict[str, Any]]:
-    """The stream loop; returns (exit code, the stream's manifest)."""
+               stop: StopFlag, out: Any = sys.stdout, drain_timeout: float = 600.0
+               ) -> tuple[int, dict[str, Any]]:
+    """The stream loop; returns (exit code, the stream's manifest). A window still running
+    ``drain_timeout`` seconds after the stop (--stop-after or a signal) is abandoned: the
+    command ends at once (``watch_the_drain``)."""
+    started = time.monotonic()
+    deadline = started + stop_after if stop_after else None
+    done = threading.Event()
+    watch_the_drain(stop, deadline, drain_timeout, done)
+    try:
+        return _stream_loop(config, folders, window, poll, deadline, settle, execute, stop, out)
+    finally:
+        done.set()
+
+
+def _stream_loop(config: Config, folders: list[str], window: float, poll: float,
+                 deadline: float | None, settle: float,
+                 execute: Callable[[Config], tuple[int, dict[str, Any]]],
+                 stop: StopFlag, out: Any) -> tuple[int, dict[str, Any]]:
     started = time.monotonic()
     started_at = datetime.now(timezone.utc).replace(microsecond=0)
-    deadline = started + stop_after if stop_after else None
     watcher = Watcher(folders, load_file_state(config.output_dir), settle)
     totals = Totals()
     ready: list[str] = []
@@ -223,6 +244,30 @@ def run_stream(config: Config, folders: list[str], window: float, poll: float,
     }
     _write_stream_manifest(config.output_dir, manifest)
     return code, manifest
+
+
+def watch_the_drain(stop: StopFlag, deadline: float | None, drain_timeout: float,
+                    done: threading.Event) -> None:
+    """Micro-batches run each window in the main thread, so a stop is only seen between
+    windows. A thread watches for the stop (--stop-after's deadline or a signal); when the
+    loop has not ended ``drain_timeout`` seconds after it (a window stuck in a step), the
+    command aborts as a second Ctrl-C does: one line, OUT released, exit 1; the next start
+    reads again what no committed window held."""
+    def watch() -> None:
+        stopped_at = None
+        while not done.wait(0.5):
+            now = time.monotonic()
+            if stopped_at is None and (stop.is_set() or (deadline is not None
+                                                         and now >= deadline)):
+                stopped_at = now
+            if stopped_at is not None and now - stopped_at >= drain_timeout:
+                os.write(2, f"newsbeam: error: the window did not finish within "
+                            f"--drain-timeout {drain_timeout:g}s of the stop: aborted; the "
+                            "next start reads again what no committed window held\n".encode())
+                stop.abort()
+                os._exit(1)
+
+    threading.Thread(target=watch, name="newsbeam-drain-watch", daemon=True).start()
 
 
 def _run_window(config: Config, ready: list[str], feeds_due: bool, watcher: Watcher,

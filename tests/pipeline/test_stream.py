@@ -315,12 +315,16 @@ def test_a_second_interrupt_aborts_and_the_next_start_recovers(tmp_path: Path,
     assert not list((out / "_state").glob("*.stop"))
 
 
+@pytest.mark.parametrize("runner", [[], ["--runner", "DirectRunner"]],
+                         ids=["prism-streaming", "direct-micro-batches"])
 def test_a_job_that_cannot_drain_is_cancelled_and_the_next_start_reads_its_files(
-        tmp_path: Path, prism: str) -> None:
+        tmp_path: Path, runner: list[str], request: pytest.FixtureRequest) -> None:
     """A step that never returns keeps the job from draining after --stop-after (as a runner
-    that fails and restarts the job forever does): past --drain-timeout the job is cancelled,
-    the command fails with one line and releases OUT, and the next start reads the file no
-    committed window held."""
+    that fails and restarts the job forever does): past --drain-timeout the job is cancelled
+    (micro-batches: the command aborts), the command fails with one line and releases OUT,
+    and the next start reads the file no committed window held."""
+    if not runner:
+        request.getfixturevalue("prism")
     folder, out, marker = tmp_path / "in", tmp_path / "out", tmp_path / "marker"
     folder.mkdir()
     (folder / "a.jsonl").write_text(record("alpha"))
@@ -329,7 +333,7 @@ def test_a_job_that_cannot_drain_is_cancelled_and_the_next_start_reads_its_files
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "stream", str(folder), "--output", str(out),
          "--window", "2s", "--poll", "0.5s", "--settle", "1s", "--stop-after", "1s",
-         "--drain-timeout", "3s", "--steps", "+tests.fixtures.custom_steps:hang"],
+         "--drain-timeout", "3s", "--steps", "+tests.fixtures.custom_steps:hang", *runner],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "NEWSBEAM_TEST_MARKER": str(marker)})
     _stdout, stderr = proc.communicate(timeout=120)
@@ -339,7 +343,7 @@ def test_a_job_that_cannot_drain_is_cancelled_and_the_next_start_reads_its_files
     assert len(errors) == 1 and "did not finish within --drain-timeout 3s" in errors[0], stderr
     assert not (out / "articles").exists()
     assert not list((out / "_state").glob("*.stop"))
-    proc = start(folder, out, "--stop-after", "3s")  # OUT is not locked; a.jsonl is read
+    proc = start(folder, out, "--stop-after", "3s", *runner)  # OUT is free; a.jsonl is read
     _stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
     assert pd.read_parquet(out / "articles").title.tolist() == ["Story alpha"]
