@@ -41,17 +41,25 @@ TIMINGS: dict[str, float] = {}
 
 
 def job_servers() -> set[int]:
-    """Process ids of the job servers Beam starts: a Flink or Spark job-server JVM, Prism."""
+    """Process ids of the job servers Beam starts (a Flink or Spark job-server JVM, Prism) for
+    this test session: their environment holds the session's TMPDIR (tests/conftest.py), which
+    every process the tests start inherits, so job servers of other work on the machine do
+    not count."""
+    mine = f"TMPDIR={os.environ.get('TMPDIR', '')}".encode()
     found = set()
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            if not (b"job-server" in cmdline or b"/prism " in cmdline
+                    or cmdline.endswith(b"/prism")):
+                continue
+            if mine not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
         except OSError:
             continue
-        if b"job-server" in cmdline or b"/prism " in cmdline or cmdline.endswith(b"/prism"):
-            found.add(int(entry.name))
+        found.add(int(entry.name))
     return found
 
 
