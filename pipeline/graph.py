@@ -163,7 +163,7 @@ def build(p: beam.Pipeline, config: Config) -> None:
             links.add_error_pcollection(
                 extracted | "LinkState" >> beam.FlatMap(link_state_row, config.run_id))
         articles = extracted | "DedupeArticles" >> DedupeArticles(
-            dups, config.near, stored, index, config.run_id)
+            dups, config.near, stored, index, config.run_id, signature=config.signature)
         article_files = articles | "WriteArticles" >> WritePartitionedParquet(
             out, "articles", article_row, stage, split_large=split
         )

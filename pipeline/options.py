@@ -54,6 +54,9 @@ class Config:
     steps: dict[str, tuple[Step, ...]] = field(default_factory=dict)
     config_file: str | None = None
     near: NearConfig | None = field(default_factory=NearConfig)
+    # the settings of the signatures OUT/_index keeps, also with --no-dedupe (``near`` None):
+    # later runs compare their articles with these
+    signature: NearConfig = field(default_factory=NearConfig)
     break_lock: bool = False
     feeds: tuple[str, ...] = ()
     follow_links: bool = False
@@ -514,17 +517,16 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
         steps = resolve_steps(args.steps)
     except StepSpecError as exc:
         raise UsageError(f"--steps: {exc}") from exc
-    near = None
-    if not args.no_dedupe:
-        near = NearConfig(
-            shingle_size=args.shingle_size, num_perm=args.num_perm, bands=args.bands,
-            jaccard=args.near_threshold, containment=args.containment,
-            boilerplate_df=args.boilerplate_df,
-        )
-        try:
-            near.validate()
-        except ValueError as exc:
-            raise UsageError(str(exc)) from exc
+    signature = NearConfig(
+        shingle_size=args.shingle_size, num_perm=args.num_perm, bands=args.bands,
+        jaccard=args.near_threshold, containment=args.containment,
+        boilerplate_df=args.boilerplate_df,
+    )
+    try:
+        signature.validate()
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    near = None if args.no_dedupe else signature
     feeds = [check_feed_url(spec, "INPUT") for spec in args.inputs if is_url(spec)]
     if getattr(args, "feeds", None):
         feeds.extend(read_feed_list(args.feeds))
@@ -583,6 +585,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
         steps=steps,
         config_file=getattr(args, "config", None),
         near=near,
+        signature=signature,
         break_lock=args.break_lock,
         feeds=tuple(feeds),
         follow_links=args.follow_links,

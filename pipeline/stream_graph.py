@@ -228,7 +228,7 @@ def build_stream(p: beam.Pipeline, config: Config, spec: StreamSpec) -> None:
             first["first"]
             | "BackToWindows" >> beam.WindowInto(fixed)
             | "DedupeArticles" >> DedupeArticles(dups, config.near, stored, index,
-                                                 spec.stream_id)
+                                                 spec.stream_id, signature=config.signature)
         )
         article_files = articles | "WriteArticles" >> WritePartitionedParquet(
             out, "articles", article_row, staging_for=staging)

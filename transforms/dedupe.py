@@ -1157,8 +1157,16 @@ class NearDedupe(beam.PTransform):
         return (split["alone"], resolved["kept"], result["kept"]) | "AllKept" >> beam.Flatten()
 
 
-def _plain_index_row(article: Article, run_id: str) -> dict[str, Any]:
-    return index_row(article, None, run_id)
+_NO_COMMON = np.zeros(0, dtype=np.uint64)
+
+
+def _plain_index_row(article: Article, run_id: str, signature: NearConfig | None
+                     ) -> dict[str, Any]:
+    """An index row without near-duplicate detection (--no-dedupe): it still carries the
+    article's signature, taken over its whole text, so later runs find their near copies of
+    it (an index row without one never matches a band key again)."""
+    doc = near_doc(article, _NO_COMMON, signature) if signature is not None else None
+    return index_row(article, doc, run_id)
 
 
 def _not_stored(article: Article) -> bool:
@@ -1178,10 +1186,14 @@ class DedupeArticles(beam.PTransform):
 
     def __init__(self, duplicates_sink: ErrorHandler, near: NearConfig | None = None,
                  history: str | None = None,
-                 index_sink: ErrorHandler | None = None, run_id: str = "") -> None:
+                 index_sink: ErrorHandler | None = None, run_id: str = "",
+                 signature: NearConfig | None = None) -> None:
+        """``signature``: the settings of the index rows' signatures when ``near`` is None
+        (--no-dedupe); with near detection on, ``near``'s."""
         super().__init__()
         self._sink = duplicates_sink
         self._near = near
+        self._signature = near if near is not None else signature
         self._history = history
         self._index = index_sink
         self._run_id = run_id
@@ -1258,7 +1270,8 @@ class DedupeArticles(beam.PTransform):
             self._sink.add_error_pcollection(dropped)
             if self._index is not None:
                 self._index.add_error_pcollection(
-                    survivors | "IndexRows" >> beam.Map(_plain_index_row, self._run_id))
+                    survivors | "IndexRows" >> beam.Map(
+                        _plain_index_row, run_id=self._run_id, signature=self._signature))
             return survivors
         assert owned is not None
         return survivors | "Near" >> NearDedupe(

@@ -1239,3 +1239,35 @@ def test_the_readmes_custom_step_runs_from_the_users_folder(tmp_path: Path,
     assert proc.returncode == 0, proc.stderr
     arts = pd.read_parquet(tmp_path / "out" / "articles")
     assert len(arts) == 1 and "paywall" in list(arts.categories[0])
+
+
+def test_articles_stored_without_near_detection_still_catch_later_near_copies(
+        tmp_path: Path) -> None:
+    """A --no-dedupe run switches near detection off for itself only: its index rows keep
+    their signatures (they were written empty, so no later run could ever find a near copy
+    of those articles)."""
+    def story(name: str, url: str, extra: str = "") -> str:
+        words = [f"{name}{k % 37} harbour{k % 11} council{k % 5}" for k in range(60)]
+        if extra:
+            words[3] = words[10] = words[20] = "changed"
+        return json.dumps({"url": url, "title": f"Story {name}",
+                           "text": " ".join(words) + "." + extra,
+                           "published": "2024-03-04T10:00:00Z"}) + "\n"
+
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    first.write_text(story("alpha", "https://one.example/a") + story("bravo",
+                                                                     "https://one.example/b"))
+    second.write_text(story("alpha", "https://two.example/a", " Syndicated by Two.")
+                      + story("bravo", "https://two.example/b", " Syndicated by Two."))
+    out = tmp_path / "out"
+    proc = newsbeam("run", str(first), "--output", str(out), "--no-dedupe",
+                    "--ingested-at", INGESTED_AT)
+    assert proc.returncode == 0, proc.stderr
+    index = pd.read_parquet(out / "_index")
+    assert all(len(s) > 0 for s in index.shingles) and all(len(b) for b in index.bands)
+    proc = newsbeam("run", str(second), "--output", str(out), "--ingested-at", INGESTED_AT)
+    assert proc.returncode == 0, proc.stderr
+    runs = sorted((out / "_runs").glob("*.json"), key=lambda m: m.stat().st_mtime_ns)
+    manifest = json.loads(runs[-1].read_text())  # (both run ids start with --ingested-at)
+    assert manifest["counts"]["articles"] == 0
+    assert manifest["duplicates_by_method"] == {"near": 2}
