@@ -38,7 +38,7 @@ from pipeline.options import (
     config_from_args,
     load_config_file,
 )
-from pipeline.reindex import upgrade_index
+from pipeline.reindex import check_signature_settings, upgrade_index
 from pipeline.runners import runner_name
 from transforms.common import METRICS_NAMESPACE
 from transforms.write import inside, join_path
@@ -495,7 +495,8 @@ def main(argv: list[str] | None = None) -> int:
     log = (args.log_level, config.quiet, args.log_format)
     try:
         clean_leftovers(config.output_dir)
-        upgrade_index(config.output_dir, config.near)
+        upgrade_index(config.output_dir, config.signature)
+        check_signature_settings(config.output_dir, config.signature)
         runs = split(config)
         for run in runs:
             if run.batch is None:
@@ -693,7 +694,8 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
     stop.install()
     try:
         clean_leftovers(config.output_dir)
-        upgrade_index(config.output_dir, config.near)
+        upgrade_index(config.output_dir, config.signature)
+        check_signature_settings(config.output_dir, config.signature)
         LOG.info("streaming: watching %s and %s into %s (window %gs, poll %gs, %s)",
                  logs.counted(len(folders), "folder"), logs.counted(len(config.feeds), "feed"),
                  config.output_dir, args.window,

@@ -7,6 +7,7 @@ in = articles + duplicates + rejects, or the run fails loudly.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import platform
@@ -143,7 +144,10 @@ def build_manifest(
         "options": {"max_bytes": config.max_bytes, "beam_args": list(config.beam_args),
                     "runner": runner, "runner_setup": config.runner_setup,
                     "steps": config.step_names(),
-                    "config_file": config.config_file},
+                    "config_file": config.config_file,
+                    # near-duplicate settings (signature ones must stay those of OUT/_index)
+                    "near": {**dataclasses.asdict(config.signature),
+                             "enabled": config.near is not None}},
         "dates_unparsed": stage_counters.get("dates.unparsed", 0),
         "versions": library_versions(),
         "counts": {"in": units_in, **tally.rows},

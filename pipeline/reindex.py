@@ -40,7 +40,12 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
 from transforms.dedupe import OwnedDigestCounts, key_digest, prepared, without_boilerplate
-from transforms.neardup import NearConfig, long_paragraphs, paragraphs_in_order
+from transforms.neardup import (
+    SIGNATURE_KEY,
+    NearConfig,
+    long_paragraphs,
+    paragraphs_in_order,
+)
 from transforms.write import join_path, write_partition
 
 LOG = logging.getLogger("newsbeam.reindex")
@@ -253,8 +258,9 @@ def _upgrade(output_dir: str, config: NearConfig | None) -> int:
                         exc)
             continue
         # a distinct name: the new file never replaces the old one before it is complete
-        written = {_name(f["path"]) for f in write_partition(output_dir, "_index", "", rows,
-                                                             tag=UPGRADE_TAG)}
+        written = {_name(f["path"]) for f in write_partition(
+            output_dir, "_index", "", rows, tag=UPGRADE_TAG,
+            metadata={SIGNATURE_KEY: config.signature_tag()})}
         if _name(path) not in written:  # never delete the file just written
             FileSystems.delete([path])
         upgraded += len(rows)
@@ -263,3 +269,33 @@ def _upgrade(output_dir: str, config: NearConfig | None) -> int:
                 len(wanted[True]) + len(wanted[False]) - found, time.monotonic() - started)
     # (a row without stored text keeps empty lists; one whose article is gone, no title)
     return upgraded
+
+
+def _signature_of(path: str) -> str | None:
+    """The signature settings an index file records (its footer only), None when it records
+    none (written before they were recorded) or cannot be read."""
+    try:
+        with FileSystems.open(path) as fh:
+            metadata = pq.read_schema(fh).metadata or {}
+    except Exception:  # noqa: BLE001 - the run's own index read reports a damaged file
+        return None
+    value = metadata.get(SIGNATURE_KEY.encode())
+    return value.decode() if value else None
+
+
+def check_signature_settings(output_dir: str, config: NearConfig) -> None:
+    """Refuse (UsageError) a run whose signature settings differ from those OUT/_index was
+    built with: its articles and the stored ones would share no band key and no shingle, so
+    no near copy across the two would ever be found, and nothing would say so. Index files
+    that record no settings (written before they were recorded) are not judged."""
+    from pipeline.options import UsageError
+
+    wanted = config.signature_tag()
+    found = {tag for tag in (_signature_of(p) for p in _files(output_dir, "_index/*.parquet"))
+             if tag is not None}
+    other = sorted(found - {wanted})
+    if other:
+        raise UsageError(
+            f"OUT/_index holds signatures taken with {other[0]}; this run asks for {wanted}: "
+            "near copies across the two would never be found. Run with the settings OUT was "
+            "built with, or into a new OUT")

@@ -83,6 +83,9 @@ def long_paragraphs(digests: np.ndarray) -> np.ndarray:
     return found[np.sort(first)]
 
 
+SIGNATURE_KEY = "newsbeam.signature"  # Parquet metadata of OUT/_index files
+
+
 @dataclass(frozen=True)
 class NearConfig:
     """Settings of near-duplicate detection (see the module docstring)."""
@@ -95,6 +98,13 @@ class NearConfig:
     boilerplate_df: int = 3
     rounds: int = 3
     max_bucket: int = 200
+
+    def signature_tag(self) -> str:
+        """The settings a stored signature depends on, as OUT/_index files record them
+        (``SIGNATURE_KEY`` in their Parquet metadata): signatures taken with other settings
+        share no band key and no shingle with them."""
+        return (f"--shingle-size {self.shingle_size} --num-perm {self.num_perm} "
+                f"--bands {self.bands}")
 
     def validate(self) -> None:
         if self.shingle_size < 1:

@@ -128,6 +128,7 @@ def inside(path: str, root: str) -> bool:
 def write_partition(
     output_dir: str, dataset: str, part: str, rows: Iterable[dict[str, Any]],
     staging_dir: str | None = None, tag: str = "", run_id: str | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Write one partition's rows as one Parquet file; yield what was written.
 
@@ -155,7 +156,8 @@ def write_partition(
                  f".part-{digest}-{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
     schema = file_schema(dataset)
     schema = schema.with_metadata({**(schema.metadata or {}),
-                                   b"newsbeam.version": NEWSBEAM_VERSION.encode()})
+                                   b"newsbeam.version": NEWSBEAM_VERSION.encode(),
+                                   **{k.encode(): v.encode() for k, v in (metadata or {}).items()}})
     table = pa.Table.from_arrays(
         [_column([r.get(f.name) for r in ordered], f) for f in schema], schema=schema
     )
@@ -221,7 +223,9 @@ class _WriteGroups(beam.DoFn):
 
     def __init__(self, output_dir: str, dataset: str, staging_dir: str | None,
                  staging_for: Callable[[Any, Any], str] | None, run_id: str | None = None,
-                 run_id_for: Callable[[Any, Any], str] | None = None) -> None:
+                 run_id_for: Callable[[Any, Any], str] | None = None,
+                 metadata: dict[str, str] | None = None) -> None:
+        self._metadata = metadata
         self._output_dir = output_dir
         self._dataset = dataset
         self._staging_dir = staging_dir
@@ -241,7 +245,7 @@ class _WriteGroups(beam.DoFn):
         if self._run_id_for:
             run_id = self._run_id_for(window, pane)
         written = list(write_partition(self._output_dir, self._dataset, element[0][0],
-                                       element[1], staging, tag, run_id))
+                                       element[1], staging, tag, run_id, self._metadata))
         self._micros.inc(int((time.perf_counter() - t0) * 1e6))
         yield from written
 
@@ -259,8 +263,11 @@ class WritePartitionedParquet(beam.PTransform):
         run_id: str | None = None,
         run_id_for: Callable[[Any, Any], str] | None = None,
         split_large: bool = False,
+        metadata: dict[str, str] | None = None,
     ) -> None:
+        """``metadata``: more key-value pairs for every file's Parquet metadata."""
         super().__init__()
+        self._metadata = metadata
         self._split_large = split_large
         self._staging_dir = staging_dir
         self._staging_for = staging_for
@@ -291,7 +298,7 @@ class WritePartitionedParquet(beam.PTransform):
             | "GroupByPartition" >> beam.GroupByKey()
             | "WriteFiles" >> beam.ParDo(_WriteGroups(
                 self._output_dir, self._dataset, self._staging_dir, self._staging_for,
-                self._run_id, self._run_id_for))
+                self._run_id, self._run_id_for, self._metadata))
         )
 
 

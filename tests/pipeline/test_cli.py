@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 
 from tests.conftest import GOLDEN, REPO, SAMPLES, check_golden
@@ -1271,3 +1272,33 @@ def test_articles_stored_without_near_detection_still_catch_later_near_copies(
     manifest = json.loads(runs[-1].read_text())  # (both run ids start with --ingested-at)
     assert manifest["counts"]["articles"] == 0
     assert manifest["duplicates_by_method"] == {"near": 2}
+
+
+
+def test_other_signature_settings_than_outs_index_are_refused(tmp_path: Path) -> None:
+    """Signatures taken with another --shingle-size, --num-perm or --bands share nothing with
+    the stored ones: a run with them into an existing OUT would silently find no near copy of
+    a stored article. It is refused with one line (exit 2) before anything runs; the index
+    files record their settings, and the manifest the run's."""
+    out = tmp_path / "out"
+    proc = newsbeam("run", str(SAMPLES / "dumps"), "--output", str(out), "-q")
+    assert proc.returncode == 0, proc.stderr
+    tags = {pq.read_schema(f).metadata[b"newsbeam.signature"] for f in
+            (out / "_index").glob("*.parquet")}
+    assert tags == {b"--shingle-size 5 --num-perm 128 --bands 32"}
+    runs = len(list((out / "_runs").glob("*.json")))
+    for flags in (["--shingle-size", "3"], ["--num-perm", "64", "--bands", "16"],
+                  ["--no-dedupe", "--bands", "16"]):
+        proc = newsbeam("run", str(SAMPLES / "feeds"), "--output", str(out), "-q", *flags)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "OUT/_index holds signatures taken with " \
+            "--shingle-size 5 --num-perm 128 --bands 32" in proc.stderr, proc.stderr
+    assert len(list((out / "_runs").glob("*.json"))) == runs
+    # the thresholds are the run's own choice; --no-dedupe alone is fine too
+    proc = newsbeam("run", str(SAMPLES / "feeds"), "--output", str(out), "-q",
+                    "--near-threshold", "0.7", "--no-dedupe")
+    assert proc.returncode == 0, proc.stderr
+    manifest = max((json.loads(m.read_text()) for m in (out / "_runs").glob("*.json")),
+                   key=lambda m: m["finished_at"])
+    assert manifest["options"]["near"]["jaccard"] == 0.7
+    assert manifest["options"]["near"]["enabled"] is False
