@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -77,13 +78,16 @@ def completeness(article: Article) -> int:
 
 
 def rank_key(article: Article) -> tuple[Any, ...]:
-    """Total order for choosing the kept copy: smaller is better."""
+    """Total order for choosing the kept copy: smaller is better. Between copies alike up to
+    their text's length, the one updated last wins (the same story in two files, one with a
+    corrected headline and a later updated_at: the file names decided before)."""
     return (
         not article.stored,
         article.published_at is None,
         article.published_at or _FAR_FUTURE,
         -completeness(article),
         -len(article.text),
+        -article.updated_at.timestamp() if article.updated_at else math.inf,
         article.url or "",
         article.article_id,
         article.input_path,
@@ -412,6 +416,14 @@ def _is_revision(new: Article, last: Article) -> bool:
     return jaccard < REVISION_MAX_SIMILARITY
 
 
+def _retitled(new: Article, last: Article) -> bool:
+    """The same body under a new headline, and said to be updated since: a correction, kept
+    as the next revision (as a duplicate, the latest version kept the old headline)."""
+    return (new.content_hash == last.content_hash and last.title is not None
+            and bool(new.title) and new.title != last.title and new.updated_at is not None
+            and (last.updated_at is None or new.updated_at > last.updated_at))
+
+
 def _changes(new: Article, last: Article) -> tuple[str, ...]:
     changed = []
     if last.title is not None and (new.title or "") != (last.title or ""):
@@ -442,7 +454,7 @@ def resolve_revisions(articles: Iterable[Article]) -> tuple[list[Article], list[
     kept: list[Article] = []
     for a in sorted(candidates, key=lambda a: (_revision_time(a), rank_key(a))):
         same = next((v for v in versions if v.content_hash == a.content_hash), None)
-        if same is not None:
+        if same is not None and not (versions and _retitled(a, versions[-1])):
             dups.append(_duplicate(a, same, "url"))
             continue
         if not versions:
@@ -450,7 +462,7 @@ def resolve_revisions(articles: Iterable[Article]) -> tuple[list[Article], list[
             kept.append(a)
             continue
         last = versions[-1]
-        if _is_revision(a, last):
+        if _retitled(a, last) or _is_revision(a, last):
             revised = a.replace(revision=last.revision + 1, changes=_changes(a, last))
             versions.append(revised)
             kept.append(revised)

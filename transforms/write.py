@@ -88,10 +88,12 @@ RUN_STAMPED = ("duplicates", "rejects", "_state/links")
 
 def row_identity(dataset: str, row: dict[str, Any]) -> str:
     """What makes a row itself, for sorting and for the content-derived file name."""
-    if dataset == "articles":
-        return f"{row['article_id']}|{row['content_hash']}"
-    if dataset == "_index":
-        return f"{row['article_id']}|{row['content_hash']}"
+    if dataset in ("articles", "_index"):
+        # a revision may keep the body (a corrected headline): its number tells it apart, so
+        # its file never takes the name, and the place, of the version before it
+        revision = row.get("revision") or 1
+        return f"{row['article_id']}|{row['content_hash']}" + (
+            f"|{revision}" if revision != 1 else "")
     if dataset == "_state/feeds":
         return f"{row['feed_key']}|{row['run_id']}"
     if dataset == "_state/links":

@@ -1302,3 +1302,54 @@ def test_other_signature_settings_than_outs_index_are_refused(tmp_path: Path) ->
                    key=lambda m: m["finished_at"])
     assert manifest["options"]["near"]["jaccard"] == 0.7
     assert manifest["options"]["near"]["enabled"] is False
+
+
+def _atom(title: str, updated: str) -> str:
+    body = " ".join(f"Dredging of the harbour channel{k} begins with barge{k % 4}." for k in
+                    range(40))
+    return ('<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+            "<title>Harbour</title><id>urn:harbour</id><updated>2024-04-02T00:00:00Z</updated>"
+            f"<entry><title>{title}</title><id>urn:harbour:dredging</id>"
+            '<link href="https://harbour.example/dredging"/>'
+            f"<published>2024-03-30T08:00:00Z</published><updated>{updated}</updated>"
+            f"<content type=\"html\">&lt;p&gt;{body}&lt;/p&gt;</content></entry></feed>")
+
+
+OLD_TITLE, NEW_TITLE = "Harbour dreging starts", "Harbour dredging starts on Monday"
+
+
+@pytest.mark.parametrize(("old_name", "new_name"), [("f1.xml", "f2.xml"), ("b.xml", "a.xml")])
+def test_the_latest_update_of_one_body_is_kept_whatever_the_file_names(
+        tmp_path: Path, old_name: str, new_name: str) -> None:
+    """One story in two files, the same body, the second with a corrected headline and a later
+    updated_at: the stored copy is the later one, whichever file name sorts first (the input
+    path decided before)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / old_name).write_text(_atom(OLD_TITLE, "2024-04-01T09:00:00Z"))
+    (folder / new_name).write_text(_atom(NEW_TITLE, "2024-04-02T09:00:00Z"))
+    out = tmp_path / "out"
+    proc = newsbeam("run", str(folder), "--output", str(out), "-q")
+    assert proc.returncode == 0, proc.stderr
+    stored = pd.read_parquet(out / "articles")
+    assert stored.title.tolist() == [NEW_TITLE]
+    assert pd.read_parquet(out / "duplicates").title.tolist() == [OLD_TITLE]
+
+
+def test_a_corrected_headline_on_the_same_body_is_the_next_revision(tmp_path: Path) -> None:
+    """Run after run: the same body under a corrected headline, said to be updated later, is
+    revision 2 (it was a url duplicate, so the latest version kept the misspelt headline). The
+    same body re-dated under the same headline stays a duplicate (no change to keep)."""
+    feed, out = tmp_path / "feed.xml", tmp_path / "out"
+    for title, updated in [(OLD_TITLE, "2024-04-01T09:00:00Z"),
+                           (NEW_TITLE, "2024-04-02T09:00:00Z"),
+                           (NEW_TITLE, "2024-04-03T09:00:00Z")]:
+        feed.write_text(_atom(title, updated))
+        proc = newsbeam("run", str(feed), "--output", str(out), "-q")
+        assert proc.returncode == 0, proc.stderr
+    stored = pd.read_parquet(out / "articles").sort_values("revision")
+    assert stored.title.tolist() == [OLD_TITLE, NEW_TITLE]
+    assert [list(c) for c in stored.changes] == [[], ["title", "updated_at"]]
+    latest = stored.sort_values("revision").groupby("article_id").tail(1)
+    assert latest.title.tolist() == [NEW_TITLE]
+    assert pd.read_parquet(out / "duplicates").method.tolist() == ["url"]
