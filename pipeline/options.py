@@ -128,9 +128,14 @@ def read_feed_list(path: str) -> list[str]:
 
 
 def _walk(directory: str, skip: set[str]) -> list[str]:
-    """Files under ``directory``, without hidden ones, newsbeam outputs (the run's own
-    ``--output`` among them, in ``skip``) and what is under them."""
+    """Files under ``directory``, without hidden ones, temporary names a writer uses while a
+    file is not complete (``.part``, ``.tmp``, ``.crdownload``...: a download still under way
+    would be read half-done; ``newsbeam stream`` skips them too), newsbeam outputs (the run's
+    own ``--output`` among them, in ``skip``) and what is under them."""
+    from transforms.streaming import is_temporary
+
     found: list[str] = []
+    temporary = 0
     for root, dirs, files in os.walk(directory):
         kept = []
         for d in sorted(d for d in dirs if not d.startswith(".")):
@@ -142,8 +147,14 @@ def _walk(directory: str, skip: set[str]) -> list[str]:
         dirs[:] = kept
         for name in files:
             path = os.path.join(root, name)
-            if not name.startswith(".") and _readable_kind(path):
+            if is_temporary(name):
+                temporary += not name.startswith(".")
+            elif _readable_kind(path):
                 found.append(path)
+    if temporary:
+        LOG.warning("not reading %d file%s of %s with a temporary name (.part, .tmp, ...): "
+                    "name them as INPUT to read them", temporary, "" if temporary == 1 else "s",
+                    directory)
     return found
 
 
@@ -385,9 +396,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, stream: bool = False) -> 
         parser.add_argument(
             "inputs", nargs="*", metavar="INPUT",
             help="an http(s):// feed URL, a file, a directory (read recursively, hidden files "
-                 "skipped) or a glob (quote it, e.g. 'data/**/*.xml'). Kinds are detected "
-                 "from content: RSS, Atom, RDF, JSON Feed, HTML pages, plain-text articles, "
-                 "JSONL; .gz/.bz2 are decompressed.",
+                 "and .part/.tmp names skipped) or a glob (quote it, e.g. 'data/**/*.xml'). "
+                 "Kinds are detected from content: RSS, Atom, RDF, JSON Feed, HTML pages, "
+                 "plain-text articles, JSONL; .gz/.bz2 are decompressed.",
         )
     parser.add_argument(
         "-o", "--output", metavar="OUT",

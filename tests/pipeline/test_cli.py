@@ -1353,3 +1353,25 @@ def test_a_corrected_headline_on_the_same_body_is_the_next_revision(tmp_path: Pa
     latest = stored.sort_values("revision").groupby("article_id").tail(1)
     assert latest.title.tolist() == [NEW_TITLE]
     assert pd.read_parquet(out / "duplicates").method.tolist() == ["url"]
+
+
+def test_a_folder_run_skips_files_still_being_written(tmp_path: Path) -> None:
+    """An inbox being filled holds downloads under temporary names (.part, .crdownload): a run
+    over the folder reads the finished files only, and says how many it left; one named as
+    INPUT is read."""
+    folder = tmp_path / "inbox"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(SAMPLES / "kazakhstan_peacemaker.txt", folder / "story.txt")
+    half = (SAMPLES / "feeds" / "harbour-times.rss.xml").read_bytes()[:700]
+    (folder / "sub" / "feed.xml.part").write_bytes(half)
+    (folder / "page.html.crdownload").write_bytes(b"<html><body><p>half")
+    proc = newsbeam("run", str(folder), "--output", str(tmp_path / "out"), "-q")
+    assert proc.returncode == 0, proc.stderr
+    assert "not reading 2 files of" in proc.stderr and "temporary name" in proc.stderr
+    manifest = json.loads(next((tmp_path / "out" / "_runs").glob("*.json")).read_text())
+    assert manifest["inputs"]["files"] == 1 and manifest["counts"]["articles"] == 1
+    named = newsbeam("run", str(folder / "sub" / "feed.xml.part"), "--output",
+                     str(tmp_path / "out2"), "-q")
+    assert named.returncode in (0, 5), named.stderr  # 5: its one unit rejected, over 50%
+    read = json.loads(next((tmp_path / "out2" / "_runs").glob("*.json")).read_text())
+    assert read["inputs"]["files"] == 1 and read["counts"]["in"] >= 1
