@@ -37,6 +37,9 @@ def test_compact_merges_a_partition_and_readers_see_the_same_rows(tmp_path: Path
     assert proc.returncode == 0, proc.stderr
     assert "date=2024-03-04: 3 files -> 1 (6 rows)" in proc.stdout
     assert len(list(part.glob("*.parquet"))) == 1
+    # the merged file carries what every file carries (README: schema and newsbeam version)
+    meta = pq.read_schema(next(part.glob("*.parquet"))).metadata
+    assert meta[b"newsbeam.version"] and meta[b"newsbeam.schema_version"]
     after = pd.read_parquet(out / "articles").sort_values("article_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(before, after)
     assert not list((out / "_staging").glob("*"))
