@@ -125,9 +125,16 @@ def build_manifest(
     resident set and the memory warning it gave, if any (pipeline/memory.py)."""
     out = sum(tally.rows.values())
     started = started_at or config.ingested_at
+    status = "ok" if units_in == out else "accounting_mismatch"
+    limit = config.max_reject_ratio
+    rejects = tally.rows.get("rejects", 0)
+    if status == "ok" and limit is not None and config.batch is None and units_in \
+            and rejects / units_in > limit:
+        # the run's exit code says so too (5); in batches the command judges their totals
+        status = "rejects_over_limit"
     return {
         "run_id": config.run_id,
-        "status": "ok" if units_in == out else "accounting_mismatch",
+        "status": status,
         "started_at": started.isoformat(),
         "ingested_at": config.ingested_at.isoformat(),
         "finished_at": finished_at.isoformat(),
@@ -145,6 +152,7 @@ def build_manifest(
                     "runner": runner, "runner_setup": config.runner_setup,
                     "steps": config.step_names(),
                     "config_file": config.config_file,
+                    "max_reject_ratio": limit,
                     # near-duplicate settings (signature ones must stay those of OUT/_index)
                     "near": {**dataclasses.asdict(config.signature),
                              "enabled": config.near is not None}},

@@ -535,11 +535,17 @@ def test_json_logs_reject_ratio_exit_code_and_stage_times(tmp_path: Path) -> Non
     assert summary["data"]["counts"]["rejects"] == 8 and summary["level"] == "INFO"
     assert all({"time", "level", "logger", "message"} <= set(r) for r in records)
     assert "time       setup" in proc.stdout and "extract" in proc.stdout
-    # the data is written all the same, and a looser ratio passes
+    # the data is written all the same, the manifest says why the run failed, and a looser
+    # ratio passes
     assert (out / "articles").exists()
+    manifest = json.loads(next((out / "_runs").glob("*.json")).read_text())
+    assert manifest["status"] == "rejects_over_limit"
+    assert manifest["options"]["max_reject_ratio"] == 0.1
     again = newsbeam("run", str(SAMPLES), "--output", str(tmp_path / "o2"),
                      "--max-reject-ratio", "0.5")
     assert again.returncode == 0, again.stderr
+    assert json.loads(next((tmp_path / "o2" / "_runs").glob("*.json")).read_text())[
+        "status"] == "ok"
 
 
 def test_progress_lines() -> None:
