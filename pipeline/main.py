@@ -627,15 +627,21 @@ def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
     if extra:
         sys.stderr.write(f"newsbeam: error: unknown option {extra[0]} for compact\n")
         return EXIT_USAGE
+    if not os.path.isdir(out):
+        sys.stderr.write(f"newsbeam: error: {out} does not exist"
+                         f"{'' if not os.path.exists(out) else ' as a folder'}\n")
+        return EXIT_USAGE
     if not os.path.isdir(os.path.join(out, "articles")):
-        sys.stderr.write(f"newsbeam: error: no newsbeam dataset in {out} (no articles/)\n")
+        sys.stderr.write(f"newsbeam: error: no articles to compact in {out} (no articles/)\n")
         return EXIT_USAGE
     existing = partitions(out)
     wanted = args.partition or existing
     missing = [p for p in wanted if p not in existing]
     if missing:
+        hint = f" (partitions are named like {existing[0]})" if existing and "=" not in \
+            missing[0] else ""
         sys.stderr.write(f"newsbeam: error: no such partition in {out}/articles: "
-                         f"{missing[0]}\n")
+                         f"{missing[0]}{hint}\n")
         return EXIT_USAGE
     merged = 0
     for part in wanted:

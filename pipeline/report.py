@@ -679,6 +679,10 @@ def main_report(args: argparse.Namespace) -> int:
     holds no dataset or FILE's folder does not exist; 1 when writing fails."""
     out_dir: str = args.out_dir
     path: str = args.report_path
+    if "://" not in out_dir and not os.path.isdir(out_dir):
+        sys.stderr.write(f"newsbeam: error: {out_dir} does not exist"
+                         f"{'' if not os.path.exists(out_dir) else ' as a folder'}\n")
+        return EXIT_USAGE
     if not has_dataset(out_dir):
         sys.stderr.write(f"newsbeam: error: no newsbeam dataset in {out_dir} (none of "
                          f"{', '.join(d + '/' for d in DATASET_FOLDERS)})\n")

@@ -82,6 +82,10 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         # argparse took "-1s" for an option ("expected one argument")
         (["stream", "samples", "--output", "{tmp}/o", "--poll", "-1s"],
          "argument --poll: a duration must be positive: '-1s'"),
+        # a path that is not there is said so (not "no newsbeam dataset in ...")
+        (["report", "{tmp}/nothing-here"], "nothing-here does not exist"),
+        (["compact", "{tmp}/nothing-here"], "nothing-here does not exist"),
+        (["compact", "samples"], "no articles to compact in samples"),
     ],
 )
 def test_user_mistakes_give_one_line_and_exit_2(tmp_path: Path, args: list[str],
