@@ -33,6 +33,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from pipeline.logs import counted
 from pipeline.options import Config, free_run_id
 
 CHUNK = 1 << 20
@@ -75,11 +76,18 @@ def split(config: Config) -> list[Config]:
     log = logging.getLogger("newsbeam")
     slices: list[tuple[str, DumpSlice]] = []
     if lines:
-        for path in content_order(dump_pieces(config.inputs, config.max_bytes)):
+        dumps = content_order(dump_pieces(config.inputs, config.max_bytes))
+        for path in dumps:
             cut = slice_dump(path, lines)
             if len(cut) > 1:
                 log.info("%s: %s slices of at most %s lines", path, len(cut), f"{lines:,}")
                 slices += [(path, part) for part in cut]
+        if not slices:
+            # said, not silently ignored: only a dump read in pieces (uncompressed, over 8 MB)
+            # is cut into slices
+            log.warning("--batch-lines %s: no input is an uncompressed JSONL dump of more "
+                        "than 8 MB and %s lines (%s read in pieces): one run as usual",
+                        f"{lines:,}", f"{lines:,}", counted(len(dumps), "dump"))
     sliced = {path for path, _ in slices}
     rest = [path for path in config.inputs if path not in sliced]
     if not slices and (not size or len(rest) <= size):

@@ -400,3 +400,14 @@ def test_batch_lines_leaves_small_dumps_and_other_files_alone(tmp_path: Path) ->
     # 15 lines in slices of 20: not cut, so the dump is one of the files --batch-files counts
     both = runs("--batch-lines", "20", "--batch-files", "1", "--max-bytes", "1000")
     assert [(r.batch, r.dump_slices) for r in both] == [((1, 2), None), ((2, 2), None)]
+
+
+def test_batch_lines_on_inputs_it_cannot_cut_says_so(tmp_path: Path) -> None:
+    """samples/' dump is small (not read in pieces): --batch-lines cannot cut it, and says so
+    instead of being silently ignored; the command is one ordinary run."""
+    out = tmp_path / "out"
+    proc = newsbeam("run", str(SAMPLES), "--output", str(out), "--batch-lines", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "--batch-lines 2: no input is an uncompressed JSONL dump of more than 8 MB" \
+        in proc.stderr
+    assert len(list((out / "_runs").glob("*.json"))) == 1
