@@ -370,8 +370,12 @@ def _failure(what: str, exc: Exception, after: str = "") -> int:
 
 def _acquire(config: Config) -> Any:
     """The lock on OUT, or None after a one-line error (the caller exits EXIT_LOCKED)."""
+    # a command in batches writes manifests under its batches' ids, not under its own: the
+    # lock says so, or a refused run would be told of a run no manifest names
+    batched = bool(config.batch_files or config.batch_lines)
+    holder = f"{config.run_id} (in batches)" if batched else config.run_id
     try:
-        return acquire(config.output_dir, config.run_id, config.break_lock)
+        return acquire(config.output_dir, holder, config.break_lock)
     except LockBusy as exc:
         _error(str(exc), EXIT_LOCKED)
         return None
