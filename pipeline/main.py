@@ -28,6 +28,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from pipeline import graph, logs
 from pipeline.beam_options import JOB_SERVER_FLAG, JOB_SERVER_RUNNERS, beam_probe
+from pipeline.cli import EXIT_TERMINATED
 from pipeline.commit import clean_leftovers, commit_journaled
 from pipeline.lock import LockBusy, acquire
 from pipeline.manifest import build_manifest, read_report, tally_files
@@ -69,7 +70,8 @@ output layout:
 exit codes: 0 ok, 1 pipeline failed, 2 usage error, 3 accounting does not balance,
 4 OUT is locked by another run, 5 rejects above --max-reject-ratio, 130 interrupted,
 143 terminated (SIGTERM).
-read it: pandas.read_parquet("OUT/articles")"""
+read it: from schemas.read import read_articles; read_articles("OUT") (any schema version;
+pandas.read_parquet("OUT/articles") reads an OUT of one version)"""
 
 
 STREAM_EPILOG = """\
@@ -379,9 +381,6 @@ def _acquire(config: Config) -> Any:
     except LockBusy as exc:
         _error(str(exc), EXIT_LOCKED)
         return None
-
-
-EXIT_TERMINATED = 143  # 128 + SIGTERM, as a shell reports it
 
 
 class _Terminated(BaseException):

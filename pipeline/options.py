@@ -446,7 +446,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, stream: bool = False) -> 
     dedupe.add_argument("--shingle-size", type=int, default=defaults.shingle_size, metavar="N",
                         help=f"words per shingle (default {defaults.shingle_size})")
     dedupe.add_argument("--num-perm", type=int, default=defaults.num_perm, metavar="N",
-                        help=f"MinHash permutations (default {defaults.num_perm})")
+                        help=f"MinHash permutations, a power of two, at least 8 (default "
+                             f"{defaults.num_perm})")
     dedupe.add_argument("--bands", type=int, default=defaults.bands, metavar="N",
                         help=f"LSH bands; num-perm must be a multiple (default {defaults.bands})")
     dedupe.add_argument("--boilerplate-df", type=int, default=defaults.boilerplate_df,
