@@ -34,8 +34,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas import file_schema
-from transforms.write import NEWSBEAM_VERSION, ROW_GROUP_ROWS, max_rows_per_file
+from transforms.write import ROW_GROUP_ROWS, max_rows_per_file, stamped_schema
 
 LOCKS = "_locks"
 _RENAME_EXCHANGE = 2
@@ -156,9 +155,7 @@ def compact_partition(output_dir: str, part: str, dataset: str = "articles",
         chunks = max(1, -(-total // cap)) if cap else 1
         if chunks >= len(files):
             return None
-        schema = file_schema(dataset)
-        schema = schema.with_metadata({**(schema.metadata or {}),  # as every written file
-                                       b"newsbeam.version": NEWSBEAM_VERSION.encode()})
+        schema = stamped_schema(dataset)
         table = pa.concat_tables([pq.read_table(f, schema=schema) for f in files])
         if "article_id" in table.column_names:
             table = table.sort_by([("article_id", "ascending"), ("content_hash", "ascending")])

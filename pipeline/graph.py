@@ -34,7 +34,6 @@ from transforms.dedupe import DedupeArticles
 from transforms.extract import ExtractArticles
 from transforms.fetch import FetchFeeds, FollowLinks, forget_validators
 from transforms.fields import ExtractFields
-from transforms.neardup import SIGNATURE_KEY
 from transforms.parse import ParseDocuments
 from transforms.read import ReadSources, dump_pieces, may_hold_dumps
 from transforms.write import WritePartitionedParquet, join_path
@@ -100,7 +99,7 @@ def build(p: beam.Pipeline, config: Config) -> None:
                 split_large=split)) as dups, \
             Sink("WriteIndex", WritePartitionedParquet(
                 out, "_index", _identity, stage, split_large=split,
-                metadata={SIGNATURE_KEY: config.signature.signature_tag()})) \
+                metadata=config.signature.index_metadata())) \
             as index, \
             Sink("WriteFeedState",
                  WritePartitionedParquet(out, "_state/feeds", _identity, stage), p) as state, \

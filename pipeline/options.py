@@ -53,10 +53,10 @@ class Config:
     quiet: bool = False
     steps: dict[str, tuple[Step, ...]] = field(default_factory=dict)
     config_file: str | None = None
-    near: NearConfig | None = field(default_factory=NearConfig)
-    # the settings of the signatures OUT/_index keeps, also with --no-dedupe (``near`` None):
-    # later runs compare their articles with these
+    # the near-duplicate settings; the signatures OUT/_index keeps are taken with them also
+    # under --no-dedupe (near_detection False), so later runs find near copies of its articles
     signature: NearConfig = field(default_factory=NearConfig)
+    near_detection: bool = True
     break_lock: bool = False
     feeds: tuple[str, ...] = ()
     follow_links: bool = False
@@ -80,6 +80,12 @@ class Config:
     dump_slices: dict[str, Any] | None = None
     # this run's place among the batches of one command: (1-based number, how many)
     batch: tuple[int, int] | None = None
+
+
+    @property
+    def near(self) -> NearConfig | None:
+        """The settings of near-duplicate detection; None under --no-dedupe."""
+        return self.signature if self.near_detection else None
 
     def step_names(self) -> dict[str, list[str]]:
         return {chain: [s.name for s in steps] for chain, steps in self.steps.items()}
@@ -538,7 +544,6 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
         signature.validate()
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    near = None if args.no_dedupe else signature
     feeds = [check_feed_url(spec, "INPUT") for spec in args.inputs if is_url(spec)]
     if getattr(args, "feeds", None):
         feeds.extend(read_feed_list(args.feeds))
@@ -596,8 +601,8 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
         batch_lines=batch_lines,
         steps=steps,
         config_file=getattr(args, "config", None),
-        near=near,
         signature=signature,
+        near_detection=not args.no_dedupe,
         break_lock=args.break_lock,
         feeds=tuple(feeds),
         follow_links=args.follow_links,

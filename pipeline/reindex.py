@@ -91,55 +91,39 @@ def _old_files(output_dir: str) -> list[tuple[str, bool]]:
     return old
 
 
-def _stored_texts(output_dir: str, wanted: set[tuple[str, int]]
-                  ) -> Iterator[tuple[tuple[str, int], str]]:
-    """((article_id, revision), text) of the stored versions in ``wanted``."""
+def _stored_values(output_dir: str, wanted: set[tuple[str, int]], column: str
+                   ) -> Iterator[tuple[tuple[str, int], Any]]:
+    """((article_id, revision), value of ``column``) of the stored versions in ``wanted``,
+    read one article file at a time, that column only."""
     files = _files(output_dir, "articles/*/*.parquet")
     started = time.monotonic()
     for i, path in enumerate(files, 1):
         try:
             table = _parquet(path)
             names = table.schema_arrow.names
-            if "article_id" not in names or "text" not in names:
-                raise ValueError("no article_id or text column")
-            columns = [c for c in ("article_id", "revision", "text") if c in names]
+            if "article_id" not in names or column not in names:
+                raise ValueError(f"no article_id or {column} column")
+            columns = [c for c in ("article_id", "revision", column) if c in names]
             data = table.read(columns=columns).to_pydict()
-        except Exception as exc:  # noqa: BLE001 - its articles keep their exact keys only
-            LOG.warning("upgrading OUT/_index: cannot read %s (%s: %s); its articles keep "
-                        "their exact keys only", path, type(exc).__name__, exc)
+        except Exception as exc:  # noqa: BLE001 - its articles keep what their rows hold
+            LOG.warning("upgrading OUT/_index: cannot read %s (%s: %s); its articles get no "
+                        "%s", path, type(exc).__name__, exc, column)
             continue
         revisions = data.get("revision") or [1] * len(data["article_id"])
-        for article_id, revision, text in zip(data["article_id"], revisions, data["text"],
-                                              strict=True):
+        for article_id, revision, value in zip(data["article_id"], revisions, data[column],
+                                               strict=True):
             key = (article_id, int(revision or 1))
             if key in wanted:
-                yield key, text or ""
+                yield key, value
         if time.monotonic() - started > 10 and i % 100 == 0:
             LOG.info("upgrading OUT/_index: %d of %d article files read", i, len(files))
 
 
-def _stored_titles(output_dir: str, wanted: set[tuple[str, int]]
-                   ) -> dict[tuple[str, int], str | None]:
-    """The title of each stored version in ``wanted`` (the ``title`` column only)."""
-    titles: dict[tuple[str, int], str | None] = {}
-    for path in _files(output_dir, "articles/*/*.parquet"):
-        try:
-            table = _parquet(path)
-            columns = [c for c in ("article_id", "revision", "title")
-                       if c in table.schema_arrow.names]
-            data = table.read(columns=columns).to_pydict()
-        except Exception as exc:  # noqa: BLE001 - its articles get no title
-            LOG.warning("upgrading OUT/_index: cannot read %s (%s: %s); its articles get no "
-                        "title", path, type(exc).__name__, exc)
-            continue
-        ids = data.get("article_id") or []
-        revisions = data.get("revision") or [1] * len(ids)
-        for article_id, revision, title in zip(ids, revisions, data.get("title") or
-                                               [None] * len(ids), strict=True):
-            key = (article_id, int(revision or 1))
-            if key in wanted:
-                titles[key] = title
-    return titles
+def _stored_texts(output_dir: str, wanted: set[tuple[str, int]]
+                  ) -> Iterator[tuple[tuple[str, int], str]]:
+    """((article_id, revision), text) of the stored versions in ``wanted``."""
+    for key, text in _stored_values(output_dir, wanted, "text"):
+        yield key, text or ""
 
 
 Signature = tuple[np.ndarray, np.ndarray, np.ndarray]
@@ -248,7 +232,7 @@ def _upgrade(output_dir: str, config: NearConfig | None) -> int:
     # counted over them); otherwise only the paragraph digests, text by text
     signatures = _signatures(output_dir, wanted[True], config) if wanted[True] else {}
     paragraphs = _paragraphs(output_dir, wanted[False]) if wanted[False] else {}
-    titles = _stored_titles(output_dir, untitled) if untitled else {}
+    titles = dict(_stored_values(output_dir, untitled, "title")) if untitled else {}
     upgraded = 0
     for path, format1 in old:
         try:
@@ -260,7 +244,7 @@ def _upgrade(output_dir: str, config: NearConfig | None) -> int:
         # a distinct name: the new file never replaces the old one before it is complete
         written = {_name(f["path"]) for f in write_partition(
             output_dir, "_index", "", rows, tag=UPGRADE_TAG,
-            metadata={SIGNATURE_KEY: config.signature_tag()})}
+            metadata=config.index_metadata())}
         if _name(path) not in written:  # never delete the file just written
             FileSystems.delete([path])
         upgraded += len(rows)

@@ -44,7 +44,6 @@ from schemas import article_row, duplicate_row, reject_row
 from transforms.common import Sink
 from transforms.dedupe import DedupeArticles, label_article_id, rank_label
 from transforms.fetch import FollowLinks
-from transforms.neardup import SIGNATURE_KEY
 from transforms.parse import ParseDocuments
 from transforms.read import ReadSources
 from transforms.streaming import (
@@ -167,8 +166,7 @@ def build_stream(p: beam.Pipeline, config: Config, spec: StreamSpec) -> None:
 
     def sink(label: str, dataset: str, to_row: Any) -> Sink:
         # index files record the settings of their signatures (pipeline/reindex.py)
-        metadata = ({SIGNATURE_KEY: config.signature.signature_tag()} if dataset == "_index"
-                    else None)
+        metadata = config.signature.index_metadata() if dataset == "_index" else None
         return Sink(label, WritePartitionedParquet(out, dataset, to_row, staging_for=staging,
                                                    run_id_for=WindowRunId(spec.stream_id),
                                                    metadata=metadata),

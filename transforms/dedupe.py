@@ -454,7 +454,7 @@ def resolve_revisions(articles: Iterable[Article]) -> tuple[list[Article], list[
     kept: list[Article] = []
     for a in sorted(candidates, key=lambda a: (_revision_time(a), rank_key(a))):
         same = next((v for v in versions if v.content_hash == a.content_hash), None)
-        if same is not None and not (versions and _retitled(a, versions[-1])):
+        if same is not None and not _retitled(a, versions[-1]):
             dups.append(_duplicate(a, same, "url"))
             continue
         if not versions:

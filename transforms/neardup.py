@@ -106,6 +106,10 @@ class NearConfig:
         return (f"--shingle-size {self.shingle_size} --num-perm {self.num_perm} "
                 f"--bands {self.bands}")
 
+    def index_metadata(self) -> dict[str, str]:
+        """What every OUT/_index file written with these settings records."""
+        return {SIGNATURE_KEY: self.signature_tag()}
+
     def validate(self) -> None:
         if self.shingle_size < 1:
             raise ValueError("--shingle-size must be at least 1")

@@ -127,6 +127,15 @@ def inside(path: str, root: str) -> bool:
     return os.path.commonpath([os.path.realpath(path), real_root]) == real_root
 
 
+def stamped_schema(dataset: str, metadata: dict[str, str] | None = None) -> pa.Schema:
+    """A dataset's file schema with what every file newsbeam writes carries in its metadata
+    (its schema version, newsbeam's version) and ``metadata`` besides."""
+    schema = file_schema(dataset)
+    return schema.with_metadata({**(schema.metadata or {}),
+                                 b"newsbeam.version": NEWSBEAM_VERSION.encode(),
+                                 **{k.encode(): v.encode() for k, v in (metadata or {}).items()}})
+
+
 def write_partition(
     output_dir: str, dataset: str, part: str, rows: Iterable[dict[str, Any]],
     staging_dir: str | None = None, tag: str = "", run_id: str | None = None,
@@ -156,10 +165,7 @@ def write_partition(
             raise ValueError(f"refusing to write outside the output folder: {path}")
     temp = _join(staging_dir or output_dir, dataset, part,
                  f".part-{digest}-{uuid.uuid4().hex[:8]}{TEMP_SUFFIX}")
-    schema = file_schema(dataset)
-    schema = schema.with_metadata({**(schema.metadata or {}),
-                                   b"newsbeam.version": NEWSBEAM_VERSION.encode(),
-                                   **{k.encode(): v.encode() for k, v in (metadata or {}).items()}})
+    schema = stamped_schema(dataset, metadata)
     table = pa.Table.from_arrays(
         [_column([r.get(f.name) for r in ordered], f) for f in schema], schema=schema
     )
