@@ -15,6 +15,15 @@ partition can hold hundreds of small files. Compaction rewrites a partition as o
    Where the exchange is not available (other systems, object stores) it falls back to two
    renames: a reader may then briefly see an empty partition, never duplicated rows.
 4. It deletes the old files, now in the staging folder.
+
+Every run also adds one file to each of OUT's flat datasets (``_index``, ``duplicates``,
+``rejects``, ``_state/...``), and a run reads every ``_index`` and ``_state`` file at its
+start: an hourly job leaves 8,760 of each a year, and a run then spends most of its time
+opening them (about 3 ms a file on a local disk here, far more on an object store). Those
+datasets are compacted the same way, the whole folder swapped, but only under the OUT lock
+(``compact_dataset``): runs and streams read and write them without partition locks. Files of
+another schema version (an index a later run upgrades) or of other signature settings are never
+merged with the rest; they move unchanged, as does any other file in the folder.
 """
 
 from __future__ import annotations
@@ -34,6 +43,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from transforms.neardup import SIGNATURE_KEY
+from transforms.streaming import FILE_STATE, FILE_STATE_SCHEMA
 from transforms.write import ROW_GROUP_ROWS, max_rows_per_file, stamped_schema
 
 LOCKS = "_locks"
@@ -140,6 +151,92 @@ def _part_files(folder: str) -> list[str]:
                   if n.endswith(".parquet") and not n.startswith((".", "_")))
 
 
+# the order of a merged file's rows (what makes a row itself, as in transforms/write.py);
+# OUT/_state/files: the last row of a path is its latest read, as in file-name order before
+SORT_KEYS: dict[str, tuple[str, ...]] = {
+    "articles": ("article_id", "content_hash", "revision"),
+    "_index": ("article_id", "content_hash", "revision"),
+    "duplicates": ("article_id", "duplicate_of", "input_path", "url", "run_id"),
+    "rejects": ("input_path", "stage", "reason", "run_id"),
+    "_state/feeds": ("feed_key", "run_id"),
+    "_state/links": ("link", "url", "run_id"),
+    FILE_STATE: ("path", "run_id"),
+}
+# OUT's datasets that are not partitioned, compacted whole under the OUT lock
+FLAT_DATASETS = ("_index", "duplicates", "rejects", "_state/feeds", "_state/links", FILE_STATE)
+
+
+def _schema(dataset: str, metadata: dict[str, str] | None = None) -> pa.Schema:
+    if dataset == FILE_STATE:
+        return FILE_STATE_SCHEMA
+    return stamped_schema(dataset, metadata)
+
+
+def _merge_into(new_folder: str, dataset: str, files: list[str],
+                metadata: dict[str, str] | None) -> tuple[int, int]:
+    """Write ``files``' rows, sorted, into ``new_folder`` as one file or files of the writers'
+    size; (rows, files written). The names derive from the merged files' names."""
+    schema = _schema(dataset, metadata)
+    table = pa.concat_tables([pq.read_table(f, schema=schema) for f in files])
+    keys = [k for k in SORT_KEYS.get(dataset, ()) if k in table.column_names]
+    if keys:
+        table = table.sort_by([(k, "ascending") for k in keys])
+    chunks = _chunks(dataset, files)
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(os.path.basename(f).encode())
+    size = -(-table.num_rows // chunks)
+    written = 0
+    for k in range(chunks):
+        name = f"part-{digest.hexdigest()[:16]}" + (f"-{k:03d}" if chunks > 1 else "")
+        merged = os.path.join(new_folder, f"{name}.parquet")
+        pq.write_table(table.slice(k * size, size), merged, compression="zstd",
+                       row_group_size=ROW_GROUP_ROWS)
+        written += pq.ParquetFile(merged).metadata.num_rows
+    if written != table.num_rows:
+        raise RuntimeError(f"compaction of {dataset} wrote a wrong row count; nothing changed")
+    return table.num_rows, chunks
+
+
+def _link_rest(folder: str, new_folder: str, merged: list[str]) -> None:
+    """Hard-link into the new folder every entry of ``folder`` that is not merged (files of
+    another version, a user's file): the swap must not take anything away."""
+    skip = set(merged)
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if path in skip:
+            continue
+        if os.path.isdir(path) and not os.path.islink(path):
+            raise RuntimeError(f"{folder} holds a folder ({name}); not compacted")
+        os.link(path, os.path.join(new_folder, name), follow_symlinks=False)
+
+
+def _swap_in(staging: str, new_folder: str, folder: str) -> bool:
+    """Put ``new_folder`` in the place of ``folder`` (atomically where the system can), then
+    delete the old files; whether the swap was atomic."""
+    atomic = exchange(new_folder, folder)
+    if not atomic:
+        old = os.path.join(staging, "old")
+        os.rename(folder, old)
+        os.rename(new_folder, folder)
+    shutil.rmtree(staging)
+    return atomic
+
+
+def _new_staging(output_dir: str, leaf: str) -> tuple[str, str]:
+    staging = os.path.join(output_dir, "_staging", f"compact-{uuid.uuid4().hex[:8]}")
+    new_folder = os.path.join(staging, leaf)
+    os.makedirs(new_folder)
+    return staging, new_folder
+
+
+def _chunks(dataset: str, files: list[str]) -> int:
+    """How many files ``files``' rows make: one, or files of the writers' size."""
+    cap = max_rows_per_file(dataset) or 0
+    total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    return max(1, -(-total // cap)) if cap else 1
+
+
 def compact_partition(output_dir: str, part: str, dataset: str = "articles",
                       min_files: int = 2) -> Compacted | None:
     """Merge one partition's files into as few as hold its rows: one, or files of at most the
@@ -148,41 +245,64 @@ def compact_partition(output_dir: str, part: str, dataset: str = "articles",
     folder = os.path.join(output_dir, dataset, part)
     with partition_lock(output_dir, dataset, part):
         files = _part_files(folder)
-        if len(files) < min_files:
+        if len(files) < min_files or _chunks(dataset, files) >= len(files):
             return None
-        cap = max_rows_per_file(dataset) or 0
-        total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-        chunks = max(1, -(-total // cap)) if cap else 1
-        if chunks >= len(files):
-            return None
-        schema = stamped_schema(dataset)
-        table = pa.concat_tables([pq.read_table(f, schema=schema) for f in files])
-        if "article_id" in table.column_names:
-            table = table.sort_by([("article_id", "ascending"), ("content_hash", "ascending")])
-        digest = hashlib.sha256()
-        for f in files:
-            digest.update(os.path.basename(f).encode())
-        staging = os.path.join(output_dir, "_staging", f"compact-{uuid.uuid4().hex[:8]}")
-        new_folder = os.path.join(staging, part)
-        os.makedirs(new_folder)
-        size = -(-table.num_rows // chunks)
-        written = 0
-        for k in range(chunks):
-            name = f"part-{digest.hexdigest()[:16]}" + (f"-{k:03d}" if chunks > 1 else "")
-            merged = os.path.join(new_folder, f"{name}.parquet")
-            pq.write_table(table.slice(k * size, size), merged, compression="zstd",
-                           row_group_size=ROW_GROUP_ROWS)
-            written += pq.ParquetFile(merged).metadata.num_rows
-        if written != table.num_rows:
+        staging, new_folder = _new_staging(output_dir, part)
+        try:
+            rows, written = _merge_into(new_folder, dataset, files, None)
+            _link_rest(folder, new_folder, files)
+        except BaseException:
             shutil.rmtree(staging)
-            raise RuntimeError(f"compaction of {part} wrote a wrong row count; nothing changed")
-        atomic = exchange(new_folder, folder)
-        if not atomic:
-            old = os.path.join(staging, "old")
-            os.rename(folder, old)
-            os.rename(new_folder, folder)
+            raise
+        atomic = _swap_in(staging, new_folder, folder)
+        return Compacted(part, len(files), rows, atomic, written)
+
+
+def _merge_groups(dataset: str, files: list[str]) -> dict[str, list[str]]:
+    """The files of a flat dataset that may merge, by the signature settings they record
+    (index files; '' for the others). The others move unchanged: another schema (an older
+    version, which a run upgrades or reads as it is) or a file that cannot be read."""
+    current = _schema(dataset)
+    groups: dict[str, list[str]] = {}
+    for f in files:
+        try:
+            schema = pq.read_schema(f)
+        except Exception:  # noqa: BLE001 - a damaged file is the run's to report, not ours
+            continue
+        if not schema.equals(current, check_metadata=False):
+            continue
+        tag = (schema.metadata or {}).get(SIGNATURE_KEY.encode(), b"").decode()
+        groups.setdefault(tag, []).append(f)
+    return groups
+
+
+def compact_dataset(output_dir: str, dataset: str, min_files: int = 2) -> Compacted | None:
+    """Merge the files of one of OUT's flat datasets (``FLAT_DATASETS``). The caller holds
+    the OUT lock: runs and streams read and write these folders under it, not under
+    partition locks. The new folder (merged files, and hard links of the files that do not
+    merge) takes the old one's place in one step, as a partition's does."""
+    folder = os.path.join(output_dir, *dataset.split("/"))
+    if not os.path.isdir(folder):
+        return None
+    groups = _merge_groups(dataset, _part_files(folder))
+    merging = {tag: group for tag, group in groups.items()
+               if len(group) >= min_files and _chunks(dataset, group) < len(group)}
+    if not merging:
+        return None
+    staging, new_folder = _new_staging(output_dir, os.path.basename(folder))
+    rows = written = 0
+    try:
+        for tag, group in sorted(merging.items()):
+            got, made = _merge_into(new_folder, dataset, group,
+                                    {SIGNATURE_KEY: tag} if tag else None)
+            rows, written = rows + got, written + made
+        _link_rest(folder, new_folder, [f for g in merging.values() for f in g])
+    except BaseException:
         shutil.rmtree(staging)
-        return Compacted(part, len(files), table.num_rows, atomic, chunks)
+        raise
+    before = sum(len(g) for g in merging.values())
+    atomic = _swap_in(staging, new_folder, folder)
+    return Compacted(dataset, before, rows, atomic, written)
 
 
 def partitions(output_dir: str, dataset: str = "articles") -> list[str]:

@@ -17,6 +17,7 @@ import re
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import datetime, timezone
@@ -151,14 +152,18 @@ def make_parser() -> argparse.ArgumentParser:
 
     add_report_arguments(report)
     compact = sub.add_parser(
-        "compact", help="merge the small files of article partitions into one file each",
+        "compact", help="merge the small files each run or stream window leaves in OUT",
         description="Merge the files of each article partition into one, atomically (readers "
                     "see the old files or the new one, never both). Safe while a stream or a "
-                    "run writes other partitions: a partition being compacted is locked.")
+                    "run writes other partitions: a partition being compacted is locked. "
+                    "Then, when no run or stream holds OUT, the same for OUT/_index, "
+                    "duplicates, rejects and _state, which every run adds a file to (and "
+                    "reads all of _index and _state at its start).")
     compact.add_argument("output", metavar="OUT", help="a newsbeam output directory")
     compact.add_argument("--partition", action="append", default=[], metavar="date=YYYY-MM-DD",
-                         help="compact only this partition (repeatable); default all that "
-                              "hold at least --min-files files")
+                         help="compact only this article partition (repeatable; nothing "
+                              "else); default all that hold at least --min-files files, "
+                              "then the other datasets")
     compact.add_argument("--min-files", type=int, default=2, metavar="N",
                          help="leave partitions with fewer files alone (default 2)")
     for sub_parser in (run, stream, report, compact):  # after the command too
@@ -624,7 +629,14 @@ def _judge(config: Config, done: list[dict[str, Any]]) -> int:
 def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
     import os
 
-    from pipeline.compact import PartitionBusy, compact_partition, partitions
+    from pipeline.compact import (
+        FLAT_DATASETS,
+        Compacted,
+        PartitionBusy,
+        compact_dataset,
+        compact_partition,
+        partitions,
+    )
 
     out = args.output
     if extra:
@@ -646,19 +658,45 @@ def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
         sys.stderr.write(f"newsbeam: error: no such partition in {out}/articles: "
                          f"{missing[0]}{hint}\n")
         return EXIT_USAGE
+    min_files = max(1, args.min_files)
+
+    def show(name: str, done: Compacted) -> None:
+        _to_stdout(print, f"  {name}: {done.files_before} files -> {done.files_after} "
+                   f"({done.rows} rows)"
+                   + ("" if done.swapped_atomically else " [swapped by two renames]"))
+
     merged = 0
     for part in wanted:
         try:
-            done = compact_partition(out, part, min_files=max(1, args.min_files))
+            done = compact_partition(out, part, min_files=min_files)
         except PartitionBusy as exc:
             sys.stderr.write(f"newsbeam: error: {exc}\n")
             return EXIT_LOCKED
         if done is not None:
             merged += 1
-            _to_stdout(print, f"  {part}: {done.files_before} files -> {done.files_after} "
-                       f"({done.rows} rows)"
-                       + ("" if done.swapped_atomically else " [swapped by two renames]"))
-    _to_stdout(print, f"newsbeam compact {out}: {merged} of {len(wanted)} partitions merged")
+            show(part, done)
+    summary = f"newsbeam compact {out}: {merged} of {len(wanted)} partitions merged"
+    if args.partition:  # only the partitions asked for
+        _to_stdout(print, summary)
+        return EXIT_OK
+    # the index, duplicates, rejects and state: runs and streams use them under the OUT lock
+    try:
+        lock = acquire(out, f"compact-{uuid.uuid4().hex[:8]}")
+    except LockBusy as exc:
+        _to_stdout(print, summary)
+        sys.stderr.write(f"newsbeam: {exc}: {', '.join(FLAT_DATASETS)} not compacted (only "
+                         "article partitions are, while a run or a stream holds OUT)\n")
+        return EXIT_OK
+    flat = 0
+    try:
+        for dataset in FLAT_DATASETS:
+            done = compact_dataset(out, dataset, min_files=min_files)
+            if done is not None:
+                flat += 1
+                show(dataset, done)
+    finally:
+        lock.release()
+    _to_stdout(print, f"{summary}; {flat} of {len(FLAT_DATASETS)} other datasets")
     return EXIT_OK
 
 

@@ -160,3 +160,97 @@ def test_compact_keeps_a_large_partition_in_files_of_the_writers_size(
     after = pd.read_parquet(part).sort_values("article_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(before, after)
     assert compact_partition(str(tmp_path), "date=2024-03-04") is None  # 3 files is the least
+
+
+def _frame(folder: Path) -> pd.DataFrame:
+    """A flat dataset as a reader sees it, in a fixed order (list columns as tuples)."""
+    frame = pd.read_parquet(folder)
+    for col in frame.columns:
+        frame[col] = frame[col].map(lambda v: tuple(v) if hasattr(v, "__len__")
+                                    and not isinstance(v, (str, bytes)) else v)
+    return frame.sort_values(list(frame.columns)).reset_index(drop=True)
+
+
+def test_compact_merges_the_index_duplicates_and_rejects_of_scheduled_runs(
+        tmp_path: Path) -> None:
+    """Every run adds a file to OUT/_index, duplicates and rejects (and a run reads all of
+    _index at its start): compact merges them under the OUT lock, readers see the same rows,
+    and a later run still finds every stored article through the merged index."""
+    from pipeline.lock import acquire
+
+    out = tmp_path / "out"
+    inputs = []
+    for run in range(3):  # each run: two stories, a copy of the first, one bad line
+        src = tmp_path / f"run{run}.jsonl"
+        src.write_text(story(2 * run) + story(2 * run + 1) + story(2 * run) + "{oops\n")
+        inputs.append(src)
+        proc = newsbeam("run", str(src), "--output", str(out))
+        assert proc.returncode == 0, proc.stderr
+    flat = ("_index", "duplicates", "rejects")
+    assert all(len(list((out / d).glob("*.parquet"))) == 3 for d in flat)
+    before = {d: _frame(out / d) for d in flat}
+    assert len(before["_index"]) == 6 and len(before["duplicates"]) == 3
+    # a run or a stream holds OUT: article partitions only, and it says why
+    held = acquire(str(out), "a-stream")
+    try:
+        proc = newsbeam("compact", str(out))
+    finally:
+        held.release()
+    assert proc.returncode == 0, proc.stderr
+    assert "date=2024-03-04: 3 files -> 1" in proc.stdout
+    assert "is in use by run a-stream" in proc.stderr and "_index" in proc.stderr
+    assert len(list((out / "_index").glob("*.parquet"))) == 3
+    proc = newsbeam("compact", str(out))
+    assert proc.returncode == 0, proc.stderr
+    for d in flat:
+        assert f"  {d}: 3 files -> 1 (" in proc.stdout
+        files = list((out / d).glob("*.parquet"))
+        assert len(files) == 1
+        pd.testing.assert_frame_equal(before[d], _frame(out / d))
+    index_meta = pq.read_schema(next((out / "_index").glob("*.parquet"))).metadata
+    assert index_meta[b"newsbeam.signature"] and index_meta[b"newsbeam.schema_version"]
+    assert not (out / "_lock").exists() and not list((out / "_staging").glob("*"))
+    # the merged index still holds every stored article: a rerun adds nothing
+    proc = newsbeam("run", str(inputs[1]), "--output", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert len(pd.read_parquet(out / "articles")) == 6
+    assert len(pd.read_parquet(out / "duplicates")) == 3 + 3
+    assert "0 of 1 partitions merged; 0 of 6 other datasets" in \
+        newsbeam("compact", str(out), "--min-files", "3").stdout
+
+
+def test_index_files_of_other_settings_or_versions_are_never_merged(tmp_path: Path) -> None:
+    """compact_dataset merges the index files written with the current schema and the same
+    signature settings; a file recording other settings, one of an older schema (a run
+    upgrades it) and a user's stray file move into the new folder unchanged."""
+    from pipeline.compact import compact_dataset
+    from transforms.neardup import SIGNATURE_KEY
+
+    out = tmp_path / "out"
+    src = tmp_path / "in.jsonl"
+    src.write_text("".join(story(i) for i in range(4)))
+    assert newsbeam("run", str(src), "--output", str(out)).returncode == 0
+    index = out / "_index"
+    [written] = list(index.glob("*.parquet"))
+    table = pq.read_table(written)
+    meta = table.schema.metadata
+    for i in range(3):  # four files of the run's settings
+        pq.write_table(table.slice(i, 1), index / f"part-same{i}.parquet")
+    pq.write_table(table.slice(3, 1), written)
+    other = {**meta, SIGNATURE_KEY.encode(): b"shingle=3,perm=64,bands=16"}
+    pq.write_table(table.slice(0, 1).replace_schema_metadata(other), index / "part-other.parquet")
+    pq.write_table(table.slice(1, 1).drop_columns(["title"]), index / "part-v7.parquet")
+    (index / "notes.txt").write_text("mine")
+    kept = {n: (index / n).read_bytes() for n in ("part-other.parquet", "part-v7.parquet")}
+    done = compact_dataset(str(out), "_index")
+    assert done is not None and (done.files_before, done.files_after, done.rows) == (4, 1, 4)
+    names = sorted(p.name for p in index.iterdir())
+    assert "part-other.parquet" in names and "part-v7.parquet" in names and "notes.txt" in names
+    assert len(names) == 4
+    assert all((index / n).read_bytes() == b for n, b in kept.items())
+    [merged] = [index / n for n in names if n.startswith("part-") and n not in kept]
+    merged_table = pq.read_table(merged)
+    assert merged_table.schema.metadata[SIGNATURE_KEY.encode()] == meta[SIGNATURE_KEY.encode()]
+    assert sorted(merged_table.column("article_id").to_pylist()) == \
+        sorted(table.column("article_id").to_pylist())
+    assert compact_dataset(str(out), "_index") is None  # nothing left that would merge
