@@ -40,7 +40,7 @@ from pipeline.options import (
     config_from_args,
     load_config_file,
 )
-from pipeline.reindex import check_signature_settings, upgrade_index
+from pipeline.reindex import check_signature_settings, suggest_compaction, upgrade_index
 from pipeline.runners import runner_name
 from transforms.common import METRICS_NAMESPACE
 from transforms.write import inside, join_path
@@ -505,6 +505,7 @@ def main(argv: list[str] | None = None) -> int:
         clean_leftovers(config.output_dir)
         upgrade_index(config.output_dir, config.signature)
         check_signature_settings(config.output_dir, config.signature)
+        suggest_compaction(config.output_dir)
         runs = split(config)
         for run in runs:
             if run.batch is None:
@@ -743,6 +744,7 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
         clean_leftovers(config.output_dir)
         upgrade_index(config.output_dir, config.signature)
         check_signature_settings(config.output_dir, config.signature)
+        suggest_compaction(config.output_dir)
         LOG.info("streaming: watching %s and %s into %s (window %gs, poll %gs, %s)",
                  logs.counted(len(folders), "folder"), logs.counted(len(config.feeds), "feed"),
                  config.output_dir, args.window,

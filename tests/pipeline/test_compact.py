@@ -254,3 +254,21 @@ def test_index_files_of_other_settings_or_versions_are_never_merged(tmp_path: Pa
     assert sorted(merged_table.column("article_id").to_pylist()) == \
         sorted(table.column("article_id").to_pylist())
     assert compact_dataset(str(out), "_index") is None  # nothing left that would merge
+
+
+def test_a_run_suggests_compaction_once_the_index_holds_many_files(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from pipeline.reindex import COMPACT_HINT_FILES, suggest_compaction
+
+    index = tmp_path / "_index"
+    index.mkdir()
+    for i in range(COMPACT_HINT_FILES - 1):
+        (index / f"part-{i:04d}.parquet").write_bytes(b"")
+    with caplog.at_level("WARNING", logger="newsbeam"):
+        assert suggest_compaction(str(tmp_path)) == COMPACT_HINT_FILES - 1
+        assert not caplog.records
+        (index / "part-last.parquet").write_bytes(b"")
+        assert suggest_compaction(str(tmp_path)) == COMPACT_HINT_FILES
+    [record] = caplog.records
+    assert f"holds {COMPACT_HINT_FILES} files" in record.getMessage()
+    assert f"newsbeam compact {tmp_path}" in record.getMessage()
