@@ -31,6 +31,7 @@ DOCKER or PROCESS, or EXTERNAL), and the package must reach them (docs/runners.m
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
 import logging
 import os
@@ -236,7 +237,37 @@ def direct_engine(beam_args: list[str] | tuple[str, ...]) -> Any:
     options = PipelineOptions(list(beam_args)).get_all_options()
     provision_info = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(
         pipeline_options=JobServiceHandle.encode_pipeline_options(options)))
-    return fn_runner.FnApiRunner(provision_info=provision_info)
+    return _engine_class()(provision_info=provision_info)
+
+
+BEAM_WORKER_MAIN = "apache_beam.runners.worker.sdk_worker_main"
+WORKER_MAIN = "pipeline.worker_main"
+
+
+@functools.cache
+def _engine_class() -> type:
+    """Beam's FnApiRunner, except that the worker processes of its ``multi_processing`` mode
+    start from ``pipeline.worker_main`` (logging set up before Beam's imports) instead of
+    Beam's entry point. The runner picks that command inside ``run_pipeline``, with no option
+    to change it, by assigning ``_default_environment``: the assignment is where it is
+    replaced."""
+    from apache_beam.runners.portability.fn_api_runner import fn_runner
+    from apache_beam.transforms import environments
+
+    class DirectEngine(fn_runner.FnApiRunner):  # type: ignore[misc]
+        @property  # type: ignore[override]
+        def _default_environment(self) -> Any:
+            return self.__dict__.get("_newsbeam_environment")
+
+        @_default_environment.setter
+        def _default_environment(self, environment: Any) -> None:
+            if isinstance(environment, environments.SubprocessSDKEnvironment) and \
+                    environment.command_string.endswith(f"-m {BEAM_WORKER_MAIN}"):
+                environment = environments.SubprocessSDKEnvironment.from_command_string(
+                    f"{shlex.quote(sys.executable)} -m {WORKER_MAIN}")
+            self.__dict__["_newsbeam_environment"] = environment
+
+    return DirectEngine
 
 
 WORKER_PLUGIN = "pipeline.worker"
