@@ -23,32 +23,6 @@ def story(i: int) -> str:
                        "text": " ".join(f"s{i}w{k} t{k % 9}." for k in range(80))}) + "\n"
 
 
-def test_compact_merges_a_partition_and_readers_see_the_same_rows(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    for run in range(3):  # three runs, three files in one partition
-        src = tmp_path / f"run{run}.jsonl"
-        src.write_text(story(2 * run) + story(2 * run + 1))
-        proc = newsbeam("run", str(src), "--output", str(out))
-        assert proc.returncode == 0, proc.stderr
-    part = out / "articles" / "date=2024-03-04"
-    assert len(list(part.glob("*.parquet"))) == 3
-    before = pd.read_parquet(out / "articles").sort_values("article_id").reset_index(drop=True)
-    proc = newsbeam("compact", str(out))
-    assert proc.returncode == 0, proc.stderr
-    assert "date=2024-03-04: 3 files -> 1 (6 rows)" in proc.stdout
-    assert len(list(part.glob("*.parquet"))) == 1
-    # the merged file carries what every file carries (README: schema and newsbeam version)
-    meta = pq.read_schema(next(part.glob("*.parquet"))).metadata
-    assert meta[b"newsbeam.version"] and meta[b"newsbeam.schema_version"]
-    after = pd.read_parquet(out / "articles").sort_values("article_id").reset_index(drop=True)
-    pd.testing.assert_frame_equal(before, after)
-    assert not list((out / "_staging").glob("*"))
-    # nothing left to do; unknown partitions are a usage error
-    assert "0 of 1 partitions merged" in newsbeam("compact", str(out)).stdout
-    bad = newsbeam("compact", str(out), "--partition", "date=1999-01-01")
-    assert bad.returncode == 2 and "no such partition" in bad.stderr
-
-
 def test_the_swap_is_atomic_for_a_concurrent_reader(tmp_path: Path) -> None:
     import pyarrow as pa
 
@@ -171,11 +145,13 @@ def _frame(folder: Path) -> pd.DataFrame:
     return frame.sort_values(list(frame.columns)).reset_index(drop=True)
 
 
-def test_compact_merges_the_index_duplicates_and_rejects_of_scheduled_runs(
+def test_compact_merges_what_scheduled_runs_leave_and_readers_see_the_same_rows(
         tmp_path: Path) -> None:
-    """Every run adds a file to OUT/_index, duplicates and rejects (and a run reads all of
-    _index at its start): compact merges them under the OUT lock, readers see the same rows,
-    and a later run still finds every stored article through the merged index."""
+    """Three runs leave three files in an article partition and in OUT/_index, duplicates and
+    rejects (and a run reads all of _index at its start). compact merges the partition under
+    its lock, the others under the OUT lock (only the partition while a run or a stream holds
+    OUT); readers see the same rows, and a later run still finds every stored article through
+    the merged index."""
     from pipeline.lock import acquire
 
     out = tmp_path / "out"
@@ -186,27 +162,34 @@ def test_compact_merges_the_index_duplicates_and_rejects_of_scheduled_runs(
         inputs.append(src)
         proc = newsbeam("run", str(src), "--output", str(out))
         assert proc.returncode == 0, proc.stderr
+    part = out / "articles" / "date=2024-03-04"
     flat = ("_index", "duplicates", "rejects")
-    assert all(len(list((out / d).glob("*.parquet"))) == 3 for d in flat)
-    before = {d: _frame(out / d) for d in flat}
+    assert all(len(list(folder.glob("*.parquet"))) == 3
+               for folder in (part, *(out / d for d in flat)))
+    before = {d: _frame(out / d) for d in ("articles", *flat)}
     assert len(before["_index"]) == 6 and len(before["duplicates"]) == 3
-    # a run or a stream holds OUT: article partitions only, and it says why
+    # a run or a stream holds OUT: the article partition only, and it says why
     held = acquire(str(out), "a-stream")
     try:
         proc = newsbeam("compact", str(out))
     finally:
         held.release()
     assert proc.returncode == 0, proc.stderr
-    assert "date=2024-03-04: 3 files -> 1" in proc.stdout
+    assert "date=2024-03-04: 3 files -> 1 (6 rows)" in proc.stdout
+    assert len(list(part.glob("*.parquet"))) == 1
     assert "is in use by run a-stream" in proc.stderr and "_index" in proc.stderr
     assert len(list((out / "_index").glob("*.parquet"))) == 3
+    # the merged file carries what every file carries (README: schema and newsbeam version)
+    meta = pq.read_schema(next(part.glob("*.parquet"))).metadata
+    assert meta[b"newsbeam.version"] and meta[b"newsbeam.schema_version"]
     proc = newsbeam("compact", str(out))
     assert proc.returncode == 0, proc.stderr
+    assert "0 of 1 partitions merged; 3 of 6 other datasets" in proc.stdout
     for d in flat:
         assert f"  {d}: 3 files -> 1 (" in proc.stdout
-        files = list((out / d).glob("*.parquet"))
-        assert len(files) == 1
-        pd.testing.assert_frame_equal(before[d], _frame(out / d))
+        assert len(list((out / d).glob("*.parquet"))) == 1
+    for d, frame in before.items():
+        pd.testing.assert_frame_equal(frame, _frame(out / d))
     index_meta = pq.read_schema(next((out / "_index").glob("*.parquet"))).metadata
     assert index_meta[b"newsbeam.signature"] and index_meta[b"newsbeam.schema_version"]
     assert not (out / "_lock").exists() and not list((out / "_staging").glob("*"))
@@ -215,8 +198,11 @@ def test_compact_merges_the_index_duplicates_and_rejects_of_scheduled_runs(
     assert proc.returncode == 0, proc.stderr
     assert len(pd.read_parquet(out / "articles")) == 6
     assert len(pd.read_parquet(out / "duplicates")) == 3 + 3
-    assert "0 of 1 partitions merged; 0 of 6 other datasets" in \
-        newsbeam("compact", str(out), "--min-files", "3").stdout
+    # nothing left to do; unknown partitions are a usage error
+    again = newsbeam("compact", str(out), "--min-files", "3")
+    assert "0 of 1 partitions merged; 0 of 6 other datasets" in again.stdout
+    bad = newsbeam("compact", str(out), "--partition", "date=1999-01-01")
+    assert bad.returncode == 2 and "no such partition" in bad.stderr
 
 
 def test_index_files_of_other_settings_or_versions_are_never_merged(tmp_path: Path) -> None:
