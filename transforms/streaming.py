@@ -94,13 +94,16 @@ def load_file_state(output_dir: str) -> dict[str, tuple[int, int]]:
         found = FileSystems.match([_state_pattern(output_dir)])[0].metadata_list
     except Exception:  # no state folder yet
         return seen
+    rows: list[dict[str, Any]] = []
     for meta in sorted(found, key=lambda m: m.path):
         if os.path.basename(meta.path).startswith("."):
             continue
         with FileSystems.open(meta.path, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-            table = pq.read_table(pa.BufferReader(fh.read()))
-        for row in table.to_pylist():
-            seen[row["path"]] = (row["size"], row["mtime_ns"])
+            rows.extend(pq.read_table(pa.BufferReader(fh.read())).to_pylist())
+    # a path read again (rewritten in place) keeps its latest read: by run id (they start with
+    # the time), not by file name, since `newsbeam compact` merges files under other names
+    for row in sorted(rows, key=lambda r: r["run_id"]):
+        seen[row["path"]] = (row["size"], row["mtime_ns"])
     return seen
 
 

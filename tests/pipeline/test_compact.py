@@ -258,3 +258,26 @@ def test_a_run_suggests_compaction_once_the_index_holds_many_files(
     [record] = caplog.records
     assert f"holds {COMPACT_HINT_FILES} files" in record.getMessage()
     assert f"newsbeam compact {tmp_path}" in record.getMessage()
+
+
+def test_a_stream_keeps_the_latest_read_of_a_file_after_compaction(tmp_path: Path) -> None:
+    """OUT/_state/files: a file read, rewritten and read again is known by its latest read,
+    by run id and not by the state file's name, which compaction changes (found by review:
+    the merged file sorted after a newer window's, so a stream read the rewritten file again
+    at every restart)."""
+    from pipeline.compact import compact_dataset
+    from transforms.streaming import FILE_STATE, load_file_state, write_file_state
+
+    out = str(tmp_path / "out")
+    write_file_state(out, "20261101T000000Z-stream-20261101T000100000Z", {"/in/a.htm": (10, 1)})
+    write_file_state(out, "20261101T000000Z-stream-20261101T000200000Z", {"/in/b.txt": (5, 1)})
+    write_file_state(out, "20261102T000000Z-stream-20261102T000100000Z", {"/in/a.htm": (20, 2)})
+    assert load_file_state(out) == {"/in/a.htm": (20, 2), "/in/b.txt": (5, 1)}
+    folder = tmp_path / "out" / FILE_STATE
+    newest = sorted(folder.glob("*.parquet"))[-1]
+    # the newest read in a file whose name sorts first, as a merged file's may
+    newest.rename(folder / "part-0000.parquet")
+    assert load_file_state(out) == {"/in/a.htm": (20, 2), "/in/b.txt": (5, 1)}
+    done = compact_dataset(out, FILE_STATE)
+    assert done is not None and (done.files_before, done.files_after) == (3, 1)
+    assert load_file_state(out) == {"/in/a.htm": (20, 2), "/in/b.txt": (5, 1)}
