@@ -35,7 +35,7 @@ from transforms.extract import ExtractArticles
 from transforms.fetch import FetchFeeds, FollowLinks, forget_validators
 from transforms.fields import ExtractFields
 from transforms.parse import ParseDocuments
-from transforms.read import ReadSources, dump_pieces, may_hold_dumps
+from transforms.read import ReadSources, display_path, dump_pieces, may_hold_dumps
 from transforms.write import WritePartitionedParquet, join_path
 
 
@@ -108,7 +108,8 @@ def build(p: beam.Pipeline, config: Config) -> None:
         links = optional.enter_context(Sink(
             "WriteLinkState", WritePartitionedParquet(out, "_state/links", _identity, stage),
             p)) if config.follow_links else None
-        paths = p | "ListInputs" >> beam.Create(list(config.inputs))
+        # a name that is not UTF-8 travels as its display form (the read finds the file)
+        paths = p | "ListInputs" >> beam.Create([display_path(i) for i in config.inputs])
         if config.spread_inputs:
             # a runner splits work at stage boundaries: without this one, every file would
             # be read, parsed and extracted by the one worker that ran Create (2 workers:
@@ -130,7 +131,7 @@ def build(p: beam.Pipeline, config: Config) -> None:
                 rejects, max_bytes=config.max_bytes,
                 chunked=may_hold_dumps(config.inputs, config.max_bytes, pieces=pieces),
                 progress=ShowPieceProgress(*progress, planned=pieces) if pieces else None,
-                slices=config.dump_slices)
+                slices={display_path(k): v for k, v in (config.dump_slices or {}).items()})
         )
         fetch_feeds = None
         if config.feeds:

@@ -574,7 +574,9 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
                or datetime.now(timezone.utc)).astimezone(timezone.utc)
     started = started.replace(microsecond=0)
     feeds = sorted(set(feeds))
-    digest = hashlib.sha256("\n".join([*inputs, *feeds]).encode("utf-8")).hexdigest()[:8]
+    # surrogateescape: a file name that is not UTF-8 (an old archive) must not stop the run
+    digest = hashlib.sha256("\n".join([*inputs, *feeds]).encode(
+        "utf-8", "surrogateescape")).hexdigest()[:8]
     run_id = free_run_id(output, f"{started:%Y%m%dT%H%M%SZ}-{digest}")
     if not any(a == "--runner" or a.startswith("--runner=") for a in beam_args):
         # Chosen explicitly: Beam's default may try to download the Prism runner (offline hang).

@@ -38,9 +38,38 @@ MAX_RATIO = 100
 RATIO_FLOOR = 10 * 1024 * 1024
 
 
+def display_path(path: str) -> str:
+    """A local path as text that Beam's coders and Parquet can carry. A file name that is not
+    UTF-8 (an old archive's; Python holds its bytes as surrogates) gets them as ``\\xNN``
+    escapes; ``local_path`` finds the file again."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return path
+
+
+def local_path(path: str) -> str:
+    """The file a ``display_path`` names: each part that does not exist as written is looked
+    up among its folder's entries by its display form."""
+    if "\\x" not in path or "://" in path or os.path.lexists(path):
+        return path
+    found = os.sep if path.startswith(os.sep) else ""
+    for part in [p for p in path.split(os.sep) if p]:
+        here = os.path.join(found, part)
+        if not os.path.lexists(here):
+            try:
+                here = next((os.path.join(found, entry) for entry in os.listdir(found or ".")
+                             if display_path(entry) == part), here)
+            except OSError:
+                return path
+        found = here
+    return found
+
+
 def _read_capped(path: str, max_bytes: int) -> bytes:
     try:
-        with FileSystems.open(path, compression_type="uncompressed") as fh:
+        with FileSystems.open(local_path(path), compression_type="uncompressed") as fh:
             data = fh.read(max_bytes + 1)
     except Exception as exc:  # any filesystem error: vanished, permission, I/O
         raise ReadError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
@@ -422,7 +451,7 @@ def read_or_plan(path: str, max_bytes: int = DEFAULT_MAX_BYTES,
     chunked = False
     size = 0
     try:
-        with FileSystems.open(path, compression_type="uncompressed") as fh:
+        with FileSystems.open(local_path(path), compression_type="uncompressed") as fh:
             # the size first, from the open file (FileSystems.match would read a name holding
             # [ or * as a pattern); no read of chunk_bytes on speculation: a buffer of 8 MB
             # per file kept glibc's heap from giving memory back (a 2,000-page run peaked at
@@ -474,7 +503,7 @@ def dump_pieces(paths: Iterable[str], max_bytes: int = DEFAULT_MAX_BYTES,
 
 def _slice_pieces(path: str, part: DumpSlice, chunk_bytes: int) -> Iterator[Chunk]:
     try:
-        with FileSystems.open(path, compression_type="uncompressed") as fh:
+        with FileSystems.open(local_path(path), compression_type="uncompressed") as fh:
             size = fh.seek(0, os.SEEK_END)
     except Exception as exc:
         raise ReadError(f"cannot read {path}: {type(exc).__name__}: {exc}") from exc
@@ -513,7 +542,7 @@ def _route(item: Any) -> Iterator[Any]:
 def _open_unchanged(chunk: Chunk) -> Any:
     """The piece's file, open; a ReadError if its size is no longer the planned one (a file
     replaced or still being written while it is read: its pieces would not add up)."""
-    fh = FileSystems.open(chunk.input_path, compression_type="uncompressed")
+    fh = FileSystems.open(local_path(chunk.input_path), compression_type="uncompressed")
     try:
         size = fh.seek(0, os.SEEK_END)
     except Exception:

@@ -40,6 +40,7 @@ from apache_beam.utils.timestamp import Duration
 
 from schemas.records import Article, Duplicate, RawDocument, Reject
 from transforms.common import METRICS_NAMESPACE
+from transforms.read import display_path
 from transforms.write import is_dataset
 
 TEMP_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".crdownload", ".download",
@@ -154,8 +155,8 @@ def _listing(folder: str) -> list[tuple[str, int, int]]:
         found = []
         for path in list_files([folder]):
             sig = file_signature(path)
-            if sig is not None:
-                found.append((path, *sig))
+            if sig is not None:  # a name that is not UTF-8 as text the read resolves
+                found.append((display_path(path), *sig))
         return found
     from apache_beam.io.filesystems import FileSystems
 

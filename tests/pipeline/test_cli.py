@@ -1166,20 +1166,28 @@ def test_ctrl_c_ends_a_run_with_one_line_and_exit_130(tmp_path: Path, when: str)
 
 def test_a_named_pipe_in_an_input_folder_is_skipped_not_read(tmp_path: Path) -> None:
     """os.walk lists a FIFO as a file; reading it would block the run forever. It is skipped
-    with a warning; the folder's files are read."""
+    with a warning; the folder's files are read, one of them in a folder and under a name
+    that are not UTF-8 (an old archive's): read, with the bytes as escapes in input_path
+    (Beam's coders and Parquet refused the name, and the whole run failed)."""
     import os
 
     folder = tmp_path / "in"
     folder.mkdir()
     shutil.copy(SAMPLES / "kazakhstan_peacemaker.txt", folder)
     os.mkfifo(folder / "pipe.xml")
+    odd = folder / os.fsdecode(b"arch\xe9")
+    odd.mkdir()
+    shutil.copy(SAMPLES / "pages" / "harbourtimes-ferry-strike.html",
+                odd / os.fsdecode(b"gr\xfcn.html"))
     proc = subprocess.run([sys.executable, "-m", "pipeline", "run", str(folder), "--output",
                            str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, errors="backslashreplace")
     assert proc.returncode == 0, proc.stderr
     assert f"not reading {folder / 'pipe.xml'}: not a regular file" in proc.stderr
     manifest = json.loads(next((tmp_path / "out" / "_runs").glob("*.json")).read_text())
-    assert manifest["inputs"]["files"] == 1 and manifest["counts"]["articles"] == 1
+    assert manifest["inputs"]["files"] == 2 and manifest["counts"]["articles"] == 2
+    paths = set(pd.read_parquet(tmp_path / "out" / "articles").input_path)
+    assert f"{folder}/arch\\xe9/gr\\xfcn.html" in paths
 
 
 def test_repeated_steps_flags_add_up(tmp_path: Path) -> None:

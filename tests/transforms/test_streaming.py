@@ -227,3 +227,28 @@ def test_a_watched_folder_skips_newsbeam_outputs(tmp_path: Path) -> None:
     (tmp_path / "more" / "b.txt").write_text("news")
     assert list_files([str(tmp_path)]) == [str(tmp_path / "more" / "b.txt"),
                                            str(tmp_path / "story.txt")]
+
+
+def test_a_watched_file_whose_name_is_not_utf8_is_listed_as_text_and_read(
+        tmp_path: Path) -> None:
+    """A stream lists such a file by its display form (Beam's coders refuse the raw name),
+    remembers it under that form, and the read finds the file from it."""
+    import os
+
+    from transforms.read import read_document
+    from transforms.streaming import scan_folders
+
+    raw = tmp_path / os.fsdecode(b"d\xe9p\xeache.txt")
+    raw.write_text("Title\n\nA body of a few words for the test.\n")
+    ready, _ = scan_folders([str(tmp_path)], {}, settle=0.0, now=time_now() + 10)
+    [(path, size, mtime)] = ready
+    assert path == f"{tmp_path}/d\\xe9p\\xeache.txt" and size == raw.stat().st_size
+    [doc] = list(read_document(path))
+    assert doc.input_path == path and b"A body of a few words" in doc.data
+    assert scan_folders([str(tmp_path)], {path: (size, mtime)}, 0.0, time_now() + 10)[0] == []
+
+
+def time_now() -> float:
+    import time
+
+    return time.time()
