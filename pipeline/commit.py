@@ -163,9 +163,13 @@ def clean_leftovers(output_dir: str) -> list[str]:
             FileSystems.delete([staging])
             removed.append(staging)
         return removed
+    from pipeline.compact import compaction_alive
+
     staging = os.path.join(output_dir, STAGING)
     if os.path.isdir(staging):
         for name in sorted(os.listdir(staging)):
+            if compaction_alive(name):  # `newsbeam compact` at work on article partitions
+                continue
             FileSystems.delete([os.path.join(staging, name)])
             removed.append(os.path.join(staging, name))
     state = os.path.join(output_dir, "_state")

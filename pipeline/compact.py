@@ -223,8 +223,28 @@ def _swap_in(staging: str, new_folder: str, folder: str) -> bool:
     return atomic
 
 
+COMPACT_PREFIX = "compact-"
+
+
+def compaction_alive(name: str) -> bool:
+    """Whether an OUT/_staging folder is a running compaction's (``compact-<pid>-<id>``, its
+    process alive): a run starting meanwhile must leave it, since compact does not hold the
+    OUT lock while it merges article partitions."""
+    parts = name.split("-")
+    if not name.startswith(COMPACT_PREFIX) or len(parts) < 3 or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _new_staging(output_dir: str, leaf: str) -> tuple[str, str]:
-    staging = os.path.join(output_dir, "_staging", f"compact-{uuid.uuid4().hex[:8]}")
+    staging = os.path.join(output_dir, "_staging",
+                           f"{COMPACT_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}")
     new_folder = os.path.join(staging, leaf)
     os.makedirs(new_folder)
     return staging, new_folder

@@ -629,13 +629,17 @@ def _judge(config: Config, done: list[dict[str, Any]]) -> int:
 
 def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
     import os
+    import shutil
 
+    from pipeline.commit import STAGING, remove_empty_staging
     from pipeline.compact import (
+        COMPACT_PREFIX,
         FLAT_DATASETS,
         Compacted,
         PartitionBusy,
         compact_dataset,
         compact_partition,
+        compaction_alive,
         partitions,
     )
 
@@ -647,8 +651,10 @@ def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
         sys.stderr.write(f"newsbeam: error: {out} does not exist"
                          f"{'' if not os.path.exists(out) else ' as a folder'}\n")
         return EXIT_USAGE
-    if not os.path.isdir(os.path.join(out, "articles")):
-        sys.stderr.write(f"newsbeam: error: no articles to compact in {out} (no articles/)\n")
+    flat_found = [d for d in FLAT_DATASETS if os.path.isdir(os.path.join(out, d))]
+    if not os.path.isdir(os.path.join(out, "articles")) and (args.partition or not flat_found):
+        sys.stderr.write(f"newsbeam: error: nothing to compact in {out} (no articles/, "
+                         "_index/, duplicates/ or rejects/: not a newsbeam output)\n")
         return EXIT_USAGE
     existing = partitions(out)
     wanted = args.partition or existing
@@ -660,45 +666,66 @@ def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
                          f"{missing[0]}{hint}\n")
         return EXIT_USAGE
     min_files = max(1, args.min_files)
+    staging = os.path.join(out, STAGING)
+    if os.path.isdir(staging):  # what a killed compaction left (a run's own are the run's)
+        for name in os.listdir(staging):
+            if name.startswith(COMPACT_PREFIX) and not compaction_alive(name):
+                shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
+    failed: list[str] = []
 
-    def show(name: str, done: Compacted) -> None:
+    def attempt(name: str, merge: Any) -> bool:
+        """Merge one partition or dataset; a damaged one is left as it is, and said so."""
+        try:
+            done: Compacted | None = merge()
+        except PartitionBusy:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad partition must not stop the rest
+            failed.append(name)
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            sys.stderr.write(f"newsbeam: cannot compact {name} ({type(exc).__name__}: "
+                             f"{first}); left as it is\n")
+            return False
+        if done is None:
+            return False
         _to_stdout(print, f"  {name}: {done.files_before} files -> {done.files_after} "
                    f"({done.rows} rows)"
                    + ("" if done.swapped_atomically else " [swapped by two renames]"))
+        return True
 
     merged = 0
-    for part in wanted:
-        try:
-            done = compact_partition(out, part, min_files=min_files)
-        except PartitionBusy as exc:
-            sys.stderr.write(f"newsbeam: error: {exc}\n")
-            return EXIT_LOCKED
-        if done is not None:
-            merged += 1
-            show(part, done)
+    try:
+        for part in wanted:
+            merged += attempt(part, lambda part=part: compact_partition(
+                out, part, min_files=min_files))
+    except PartitionBusy as exc:
+        sys.stderr.write(f"newsbeam: error: {exc}\n")
+        return EXIT_LOCKED
     summary = f"newsbeam compact {out}: {merged} of {len(wanted)} partitions merged"
     if args.partition:  # only the partitions asked for
         _to_stdout(print, summary)
-        return EXIT_OK
+        remove_empty_staging(out)
+        return EXIT_FAILED if failed else EXIT_OK
     # the index, duplicates, rejects and state: runs and streams use them under the OUT lock
     try:
         lock = acquire(out, f"compact-{uuid.uuid4().hex[:8]}")
     except LockBusy as exc:
         _to_stdout(print, summary)
-        sys.stderr.write(f"newsbeam: {exc}: {', '.join(FLAT_DATASETS)} not compacted (only "
-                         "article partitions are, while a run or a stream holds OUT)\n")
-        return EXIT_OK
+        holder = str(exc).split(";")[0]
+        sys.stderr.write(f"newsbeam: {holder}: only article partitions were compacted; "
+                         f"{', '.join(flat_found) or 'the other datasets'} are left for a "
+                         "compact while no run or stream holds it\n")
+        remove_empty_staging(out)
+        return EXIT_FAILED if failed else EXIT_OK
     flat = 0
     try:
-        for dataset in FLAT_DATASETS:
-            done = compact_dataset(out, dataset, min_files=min_files)
-            if done is not None:
-                flat += 1
-                show(dataset, done)
+        for dataset in flat_found:
+            flat += attempt(dataset, lambda dataset=dataset: compact_dataset(
+                out, dataset, min_files=min_files))
     finally:
         lock.release()
+        remove_empty_staging(out)
     _to_stdout(print, f"{summary}; {flat} of {len(FLAT_DATASETS)} other datasets")
-    return EXIT_OK
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def main_stream(args: argparse.Namespace, extra: list[str]) -> int:

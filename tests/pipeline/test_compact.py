@@ -281,3 +281,62 @@ def test_a_stream_keeps_the_latest_read_of_a_file_after_compaction(tmp_path: Pat
     done = compact_dataset(out, FILE_STATE)
     assert done is not None and (done.files_before, done.files_after) == (3, 1)
     assert load_file_state(out) == {"/in/a.htm": (20, 2), "/in/b.txt": (5, 1)}
+
+
+def _write(out: Path, dataset: str, part: str, rows: list[dict[str, Any]], run: str) -> None:
+    import transforms.write as write
+
+    list(write.write_partition(str(out), dataset, part, rows, run_id=run))
+
+
+def test_a_damaged_partition_is_left_and_the_rest_compacted(tmp_path: Path) -> None:
+    """A partition compact cannot merge (a file that is not Parquet, a notebook's folder in
+    it) is named on one line and left as it is; the other partitions and datasets are merged,
+    and the command ends with 1. An OUT holding rejects only is compacted too."""
+    from schemas import article_row, reject_row
+    from schemas.records import Reject
+    from tests.transforms.test_write import article
+
+    out = tmp_path / "out"
+    for i, day in enumerate(["2024-03-04", "2024-03-04", "2024-03-05", "2024-03-05"]):
+        _write(out, "articles", f"date={day}", [article_row(article(i, day))], f"r{i}")
+    for i in range(2):
+        _write(out, "rejects", "", [reject_row(Reject(f"/in/{i}.bin", "read", "binary_content",
+                                                      "BinaryContent", "binary", "x"))], f"r{i}")
+    (out / "articles" / "date=2024-03-05" / "part-zzzz.parquet").write_text("garbage")
+    (out / "articles" / "date=2024-03-04" / ".ipynb_checkpoints").mkdir()
+    proc = newsbeam("compact", str(out))
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 2 and all("left as it is" in line for line in lines), proc.stderr
+    assert "cannot compact date=2024-03-05 (ArrowInvalid" in proc.stderr
+    assert "cannot compact date=2024-03-04 (RuntimeError" in proc.stderr
+    assert "  rejects: 2 files -> 1 (2 rows)" in proc.stdout
+    assert len(list((out / "articles" / "date=2024-03-05").iterdir())) == 3  # untouched
+    assert not (out / "_staging").exists()
+    # rejects only (a run over junk): still an OUT to compact, not a usage error
+    junk = tmp_path / "junk"
+    for i in range(2):
+        _write(junk, "rejects", "", [reject_row(Reject(f"/in/{i}.bin", "read", "binary_content",
+                                                       "BinaryContent", "binary", "x"))], f"r{i}")
+    proc = newsbeam("compact", str(junk))
+    assert proc.returncode == 0, proc.stderr
+    assert "0 of 0 partitions merged; 1 of 6 other datasets" in proc.stdout
+
+
+def test_a_run_starting_leaves_a_running_compactions_staging(tmp_path: Path) -> None:
+    """Every run removes what killed runs left in OUT/_staging; a compaction still at work
+    there (it merges article partitions without the OUT lock) is not such a leftover."""
+    import os
+
+    from pipeline.commit import clean_leftovers
+
+    staging = tmp_path / "_staging"
+    alive = staging / f"compact-{os.getpid()}-abcd1234" / "date=2024-03-04"
+    dead = staging / "compact-999999999-deadbeef" / "date=2024-03-04"
+    run = staging / "20241101T000000Z-0123abcd"
+    for folder in (alive, dead, run):
+        folder.mkdir(parents=True)
+        (folder / "part-1.parquet").write_bytes(b"x")
+    clean_leftovers(str(tmp_path))
+    assert alive.exists() and not dead.parent.exists() and not run.exists()
