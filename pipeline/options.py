@@ -137,18 +137,30 @@ def _walk(directory: str, skip: set[str]) -> list[str]:
     """Files under ``directory``, without hidden ones, temporary names a writer uses while a
     file is not complete (``.part``, ``.tmp``, ``.crdownload``...: a download still under way
     would be read half-done; ``newsbeam stream`` skips them too), newsbeam outputs (the run's
-    own ``--output`` among them, in ``skip``) and what is under them."""
+    own ``--output`` among them, in ``skip``) and what is under them. Linked folders are
+    followed, each real folder once (a link back up the tree is no loop); a folder that
+    cannot be listed is named in a warning."""
     from transforms.streaming import is_temporary
 
     found: list[str] = []
     temporary = 0
-    for root, dirs, files in os.walk(directory):
+    visited = {os.path.realpath(directory)}
+
+    def unlistable(error: OSError) -> None:
+        LOG.warning("cannot list %s (%s): its files are not read", error.filename,
+                    error.strerror or type(error).__name__)
+
+    for root, dirs, files in os.walk(directory, onerror=unlistable, followlinks=True):
         kept = []
         for d in sorted(d for d in dirs if not d.startswith(".")):
             path = os.path.join(root, d)
-            if os.path.realpath(path) in skip or is_dataset(path):
+            real = os.path.realpath(path)
+            if real in skip or is_dataset(path):
                 LOG.info("not reading %s: a newsbeam output folder", path)
                 continue
+            if real in visited:  # a link to a folder read already (or to an ancestor)
+                continue
+            visited.add(real)
             kept.append(d)
         dirs[:] = kept
         for name in files:
@@ -211,11 +223,22 @@ def expand_inputs(specs: list[str], output: str | None = None) -> tuple[str, ...
                 raise UsageError(f"input {spec} is the --output folder")
             if is_dataset(spec):
                 raise UsageError(f"input {spec} is a newsbeam output folder, not news to read")
+            if _in_output(os.path.realpath(spec), skip, {}):
+                raise UsageError(f"input {spec} lies inside a newsbeam output folder, not "
+                                 "news to read")
+            try:
+                os.listdir(spec)
+            except OSError as exc:
+                raise UsageError(f"cannot list input directory {spec}: "
+                                 f"{exc.strerror or exc}") from None
             files = _walk(spec, skip)
             if not files:
                 raise UsageError(f"input directory holds no file: {spec}")
             paths.update(os.path.abspath(f) for f in files)
         elif os.path.isfile(spec):
+            if _in_output(os.path.dirname(os.path.realpath(spec)), skip, {}):
+                raise UsageError(f"input {spec} lies inside a newsbeam output folder, not "
+                                 "news to read")
             paths.add(os.path.abspath(spec))
         elif _GLOB_CHARS & set(spec):
             seen: dict[str, bool] = {}

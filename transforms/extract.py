@@ -69,17 +69,58 @@ _NAME_SPLIT = re.compile(r"\s*(?:,|;|\band\b|\bund\b|\bet\b|\by\b|\bи\b|&)\s*",
 _EMAIL_NAME = re.compile(r"^\S+@\S+\s*\((?P<name>[^)]+)\)$")
 
 
+_UPPER = "A-ZÀ-ÖØ-ÞĀ-Ž"
+# a byline's place after a name ('Tom McCarthy in New York', 'Ashifa Kassam in Stanstead,
+# Quebec', 'Sam Jones in Madrid and Stephen Burgen in Barcelona'): not part of the name
+_IN_PLACE = re.compile(
+    rf"\s+in\s+(?:[{_UPPER}][\w.'’-]*\s*)+(?:,\s*(?:[{_UPPER}][\w.'’-]*\s*)+)?"
+    r"(?=\s*(?:\band\b|&|;|$))")
+_EMAIL_AFTER = re.compile(r"\s*[(<]\S+@\S+[)>]")  # 'Name (name@host)'
+
+
 def split_names(text: str) -> list[str]:
-    """'A and B', 'A, B & C', 'email@host (Name)' -> clean names."""
+    """'A and B', 'A, B & C', 'email@host (Name)', 'Name (email@host)', 'A in Place',
+    'A e B' (both of two words or more) -> clean names."""
     text = normalize_line(text)
     m = _EMAIL_NAME.match(text)
     if m:
         return [m.group("name").strip()]
-    return [n.strip(" .") for n in _NAME_SPLIT.split(text) if n and n.strip(" .")]
+    text = _IN_PLACE.sub(" ", _EMAIL_AFTER.sub("", text)).strip()
+    names: list[str] = []
+    for part in _NAME_SPLIT.split(text):
+        part = part.strip(" .")
+        if not part:
+            continue
+        sides = part.split(" e ")  # Portuguese and Italian 'and', also a name particle
+        if len(sides) > 1 and all(len(side.split()) >= 2 for side in sides):
+            names.extend(side.strip() for side in sides)
+        else:
+            names.append(part)
+    return names
+
+
+# what may stand in a name besides capitalized words ('Ludwig van Beethoven', 'J. R. Smith')
+_NAME_PARTICLES = frozenset({"de", "da", "di", "del", "della", "van", "von", "der", "den",
+                             "bin", "al", "el", "la", "le", "y", "e", "du", "dos", "das", "ter",
+                             "ten", "ibn", "abu"})
+
+
+def name_like(name: str) -> bool:
+    """Whether ``name`` can be a person's or an agency's name in a byline: one to six words,
+    each capitalized (or a particle such as 'van'), with no sentence punctuation. 'By the end
+    of the week, ...', 'Von den Sturmvögeln zu ...' and 'Par ailleurs, ...' open sentences,
+    not bylines."""
+    tokens = name.split()
+    if not 1 <= len(tokens) <= 6 or any(c in name for c in ":!?…\"“”«»"):
+        return False
+    return all(t[:1].isupper() or t.lower() in _NAME_PARTICLES or not t[:1].isalpha()
+               for t in tokens) and (tokens[0][:1].isupper() or not tokens[0][:1].isalpha())
 
 
 def parse_byline(line: str) -> tuple[list[str], datetime | None] | None:
-    """'By A and B November 26, 2018' -> (['A', 'B'], 2018-11-26). None if not a byline."""
+    """'By A and B November 26, 2018' -> (['A', 'B'], 2018-11-26). None if not a byline: a
+    line starting with 'By' (or 'Von', 'Par', 'Por') whose rest is not a list of names is the
+    body's first sentence."""
     m = _BYLINE.match(line.strip())
     if not m:
         return None
@@ -90,7 +131,7 @@ def parse_byline(line: str) -> tuple[list[str], datetime | None] | None:
         when = parse_date(d.group("date"))
         rest = rest[: d.start()]
     names = split_names(rest)
-    return (names, when) if names else None
+    return (names, when) if names and all(name_like(n) for n in names) else None
 
 
 def parse_text_article(raw: str) -> dict[str, Any]:

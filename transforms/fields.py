@@ -69,7 +69,43 @@ _PARTICLES = {"de", "da", "di", "del", "della", "van", "von", "der", "den", "bin
 _NAME_THEN_OUTLET = re.compile(r"^([A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+)+?[a-z]{1}[\w'’-]*)\.\s+[A-Z]")
 
 
-_ARTICLES = {"the", "a", "an", "der", "die", "das", "le", "la", "les", "el", "los", "il"}
+# 'les' is left out: 'Les Carpenter' is a reporter, and outlets are caught by name
+_ARTICLES = {"the", "a", "an", "der", "die", "das", "le", "la", "el", "los", "il"}
+# what qualifies a role after a name ('Patrick Wintour Diplomatic editor'); a capitalized word
+# before a lowercase role word is one too ('Jason Burke Africa correspondent')
+_ROLE_QUALIFIERS = frozenset({
+    "senior", "chief", "deputy", "associate", "assistant", "contributing", "managing",
+    "executive", "special", "political", "diplomatic", "economics", "business", "sports",
+    "science", "technology", "health", "foreign", "environment", "investigations", "culture",
+    "legal", "security", "defence", "defense", "education", "transport", "staff", "auto"})
+
+
+def _without_role(part: str) -> str:
+    """'Patrick Wintour Diplomatic editor' -> 'Patrick Wintour'; '' when no name of two
+    words or more stands before the role ('AP Auto Writer', 'Staff Reporter')."""
+    m = ROLE_WORDS.search(part)
+    if not m:
+        return part
+    before = part[: m.start()].split()
+    count = len(before)
+    while before and (before[-1].lower() in _ROLE_QUALIFIERS or before[-1][:1].islower()):
+        before.pop()
+    if len(before) == count and m.group(0)[:1].islower() and len(before) >= 3:
+        before.pop()  # 'Africa' in 'Jason Burke Africa correspondent'
+    return " ".join(before) if len(before) >= 2 else ""
+
+
+def _without_outlet(part: str, orgs: set[str]) -> str:
+    """'JILL LAWLESS Associated Press' -> 'JILL LAWLESS'; '' for an outlet's section ('CNN
+    Business')."""
+    folded = part.casefold()
+    tokens = folded.split()
+    if len(tokens) > 1 and tokens[0] in orgs and len(tokens) <= 3:
+        return ""
+    for org in sorted(orgs, key=len, reverse=True):
+        if len(org) > 2 and folded.endswith(" " + org) and len(folded) > len(org) + 3:
+            return part[: len(part) - len(org)].strip(" ,-–")
+    return part
 
 
 def _person_like(name: str) -> bool:
@@ -108,12 +144,13 @@ def clean_author(name: str, organizations: tuple[str, ...] = ()) -> list[str]:
         m = _NAME_THEN_OUTLET.match(part)
         if m:
             part = m.group(1)
-        part = _fix_case(part.strip())
+        part = _without_outlet(_without_role(part.strip()), orgs)
+        part = _fix_case(part)
         folded = part.casefold()
         if (
             not part or _EMAIL_ONLY.match(part) or len(part) > 80 or folded in orgs
             or _squash(part) in sites
-            or folded.split()[0] in _ARTICLES
+            or not folded or folded.split()[0] in _ARTICLES
             or ("." in folded and " " not in folded and len(folded) > 3)  # cleveland.com
             or ROLE_WORDS.search(part) or not _person_like(part)
         ):

@@ -85,7 +85,7 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         # a path that is not there is said so (not "no newsbeam dataset in ...")
         (["report", "{tmp}/nothing-here"], "nothing-here does not exist"),
         (["compact", "{tmp}/nothing-here"], "nothing-here does not exist"),
-        (["compact", "samples"], "no articles to compact in samples"),
+        (["compact", "samples"], "nothing to compact in samples"),
     ],
 )
 def test_user_mistakes_give_one_line_and_exit_2(tmp_path: Path, args: list[str],
@@ -1179,15 +1179,25 @@ def test_a_named_pipe_in_an_input_folder_is_skipped_not_read(tmp_path: Path) -> 
     odd.mkdir()
     shutil.copy(SAMPLES / "pages" / "harbourtimes-ferry-strike.html",
                 odd / os.fsdecode(b"gr\xfcn.html"))
+    # a linked folder is followed, a link back up the tree is no loop
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(SAMPLES / "pages" / "valley-weekly-school.htm", elsewhere)
+    (folder / "linked").symlink_to(elsewhere)
+    (odd / "up").symlink_to(folder)
     proc = subprocess.run([sys.executable, "-m", "pipeline", "run", str(folder), "--output",
                            str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True,
                           timeout=300, errors="backslashreplace")
     assert proc.returncode == 0, proc.stderr
     assert f"not reading {folder / 'pipe.xml'}: not a regular file" in proc.stderr
     manifest = json.loads(next((tmp_path / "out" / "_runs").glob("*.json")).read_text())
-    assert manifest["inputs"]["files"] == 2 and manifest["counts"]["articles"] == 2
+    assert manifest["inputs"]["files"] == 3 and manifest["counts"]["articles"] == 3
     paths = set(pd.read_parquet(tmp_path / "out" / "articles").input_path)
     assert f"{folder}/arch\\xe9/gr\\xfcn.html" in paths
+    assert f"{folder}/linked/valley-weekly-school.htm" in paths
+    # a folder of an output is no input, even named inside it
+    inner = newsbeam("run", str(tmp_path / "out" / "articles"), "--output", str(tmp_path / "o2"))
+    assert inner.returncode == 2 and "lies inside a newsbeam output folder" in inner.stderr
 
 
 def test_repeated_steps_flags_add_up(tmp_path: Path) -> None:
