@@ -68,13 +68,16 @@ def is_temporary(name: str) -> bool:
 
 
 def list_files(folders: Iterable[str]) -> list[str]:
-    """The files under ``folders`` (recursively), temporary names, hidden folders and
-    newsbeam output folders (they hold ``_runs/``) left out."""
+    """The files under ``folders`` (recursively, through linked folders), temporary names,
+    hidden folders and newsbeam output folders (they hold ``_runs/``) left out."""
     found: list[str] = []
     for folder in folders:
-        for root, dirs, names in os.walk(folder):
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".")
-                             and not is_dataset(os.path.join(root, d)))
+        visited = {os.path.realpath(folder)}  # linked folders once each, as `run` reads them
+        for root, dirs, names in os.walk(folder, followlinks=True):
+            dirs[:] = [d for d in sorted(dirs) if not d.startswith(".")
+                       and not is_dataset(os.path.join(root, d))
+                       and os.path.realpath(os.path.join(root, d)) not in visited]
+            visited.update(os.path.realpath(os.path.join(root, d)) for d in dirs)
             found.extend(os.path.join(root, n) for n in names if not is_temporary(n))
     return sorted(found)
 

@@ -252,3 +252,17 @@ def time_now() -> float:
     import time
 
     return time.time()
+
+
+def test_a_watched_folder_follows_links_once_each(tmp_path: Path) -> None:
+    from transforms.streaming import list_files
+
+    inbox, elsewhere = tmp_path / "inbox", tmp_path / "elsewhere"
+    (inbox / "a").mkdir(parents=True)
+    elsewhere.mkdir()
+    (inbox / "a" / "one.txt").write_text("x")
+    (elsewhere / "two.txt").write_text("y")
+    (inbox / "linked").symlink_to(elsewhere)
+    (inbox / "a" / "up").symlink_to(inbox)  # a loop, were links followed blindly
+    assert list_files([str(inbox)]) == [str(inbox / "a" / "one.txt"),
+                                        str(inbox / "linked" / "two.txt")]
