@@ -122,6 +122,15 @@ def test_repeated_paragraph_and_title_byline_dropped() -> None:
     assert a.text == f"{LEAD}\n\nQ: Why?\n\nA: Storms.\n\nQ: Why?\n\nThe last paragraph."
 
 
+def test_a_first_sentence_opening_with_by_stays_in_the_body() -> None:
+    """'By the end of the week, ...' in the first paragraphs is text, not a byline (a feed's
+    one-paragraph entry lost its whole text)."""
+    first = "By the end of the week, the council had approved the harbour plan."
+    a = art(f"{first}\n\nVon Montag an gilt die neue Regel.\n\n{LEAD}", authors=[])
+    a = a.replace(**drop_title_byline(a))
+    assert a.text.startswith(first) and "Von Montag" in a.text and a.authors == ()
+
+
 @pytest.mark.parametrize(
     ("raw", "names"),
     [
@@ -260,6 +269,22 @@ def test_chains_under_beam_route_failures_to_rejects() -> None:
         ("The Russian, Syrian defense ministries", []),
         # the outlet by its domain's name (AEB: 'Victor Tangermann, Futurism')
         ("Jonas Brekke, HarbourTimes", ["Jonas Brekke"]),
+        # found on real feeds and pages (the Guardian's, AP's, CNN's, UOL's bylines)
+        ("David Smith in Washington", ["David Smith"]),
+        ("Sam Jones in Madrid and Stephen Burgen in Barcelona", ["Sam Jones", "Stephen Burgen"]),
+        ("Ashifa Kassam in Stanstead, Quebec", ["Ashifa Kassam"]),
+        ("Associated Press in Palm Beach, Florida", []),
+        ("Patrick Wintour Diplomatic editor", ["Patrick Wintour"]),
+        ("Jason Burke Africa correspondent", ["Jason Burke"]),
+        ("Mary Ann Smith Senior Writer", ["Mary Ann Smith"]),
+        ("Les Carpenter", ["Les Carpenter"]),
+        ("Ads Team (noreply@blogger.com)", ["Ads Team"]),
+        ("Matt Spetalnick e Jason Szep", ["Matt Spetalnick", "Jason Szep"]),
+        ("Maria e Silva", ["Maria e Silva"]),
+        ("JILL LAWLESS Associated Press", ["Jill Lawless"]),
+        ("Jill Disis, CNN Business", ["Jill Disis"]),
+        ("Staff Reporter", []),
+        ("Theresa May", ["Theresa May"]),
     ],
 )
 def test_authors_are_people(raw: str, names: list[str]) -> None:

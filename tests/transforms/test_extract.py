@@ -49,6 +49,14 @@ def test_plain_text_article_from_shared_sample() -> None:
         ("By John Smith Monday, March 11, 2024 at 9:45 a.m. EDT", ["John Smith"], "2024-03-11"),
         ("By Ann Lee, Friday, 8 March 2024", ["Ann Lee"], "2024-03-08"),
         ("Bystander effect explained", None, None),
+        # a body's first sentence is no byline (it was dropped from the text as one)
+        ("By the end of the week, the council had approved the plan.", None, None),
+        ("Von Montag an gilt die neue Regel.", None, None),
+        ("Von den Sturmvögeln zu den Stiefkindern der Revolution: eine Geschichte", None, None),
+        ("Par ailleurs, le gouvernement a annoncé un plan.", None, None),
+        ("Por María de la Cruz", ["María de la Cruz"], None),
+        ("By DANICA KIRKA and JILL LAWLESS", ["DANICA KIRKA", "JILL LAWLESS"], None),
+        ("By Tom McCarthy in New York", ["Tom McCarthy"], None),
     ],
 )
 def test_parse_byline(line: str, names: list[str] | None, date: str | None) -> None:
