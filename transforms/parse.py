@@ -197,7 +197,7 @@ def _feed_units(path: str, text: str, base: str | None = None) -> Iterator[Unit]
         fields = {
             "title": _text(entry.get("title")),
             "title_is_html": "html" in str(title_detail.get("type", "")),
-            "link": _text(entry.get("link")),
+            "link": _entry_link(entry),
             "guid": _text(entry.get("id")),
             "authors": _authors_of(entry),
             # RSS 1.0's dc:date reaches feedparser as 'updated': for an entry with no other
@@ -217,6 +217,16 @@ def _feed_units(path: str, text: str, base: str | None = None) -> Iterator[Unit]
             "language": _text(title_detail.get("language")) or feed_lang,
         }
         yield Unit(input_path=path, input_kind=kind, index=i, fields=fields)
+
+
+def _entry_link(entry: Any) -> str:
+    """The entry's link; FeedBurner's ``feedburner:origLink`` when it gives one (the entry's
+    own link is then a feedproxy redirect, which would stand for the story in url, its
+    domain and URL dedupe)."""
+    original = _text(entry.get("feedburner_origlink"))
+    if original.startswith(("http://", "https://")):
+        return original
+    return _text(entry.get("link"))
 
 
 def _jsonfeed_units(path: str, doc: dict[str, Any]) -> Iterator[Unit]:

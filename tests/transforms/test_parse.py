@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from schemas.records import RawDocument
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, shared_data
 from transforms.errors import BinaryInput, EmptyFeed, HostileXml, InvalidJson, NotAFeed
 from transforms.parse import parse_document, sniff_kind
 
@@ -211,3 +211,19 @@ def test_a_text_file_with_a_title_and_no_body_is_empty() -> None:
     with pytest.raises(EmptyContent, match="only a title line"):
         unit_fields(Unit("/data/hello.txt", "text", 0, raw="hello\n"))
     assert unit_fields(Unit("/data/a.txt", "text", 0, raw="Title\n\nA body line."))["text"]
+
+
+@pytest.mark.parametrize(("name", "proxy", "original"), [
+    ("feedburner.atom", "feedproxy.google.com", "googleadsdeveloper.blogspot.com"),
+    ("encoding.rss", "feeds.jn.pt", "www.jn.pt"),
+])
+def test_feedburner_entries_link_to_the_story_not_the_proxy(name: str, proxy: str,
+                                                            original: str) -> None:
+    """A FeedBurner feed's <link> is a feedproxy redirect; feedburner:origLink is the story
+    (real feeds of ../shared: their urls, domains and URL dedupe were the proxy's)."""
+    path = shared_data() / "feeds" / "realworld" / "rss-parser" / name
+    raw = path.read_bytes()
+    assert proxy.encode() in raw and b"origLink" in raw
+    units = list(parse_document(RawDocument(str(path), raw)))
+    links = [u.fields["link"] for u in units]
+    assert units and all(link.split("/")[2] == original for link in links), links
