@@ -190,9 +190,60 @@ def lacks_a_date_part(text: str) -> bool:
     return first.date() != second.date()
 
 
+# Month names (and the abbreviations feeds use) of the languages news feeds in Latin script
+# come in most often, for the dates neither feedparser nor dateutil reads: Portuguese,
+# Spanish, French, German, Italian, Dutch. 'Seg, 24 Set 2018 19:42:40 -0300' (UOL) or
+# '24 de setembro de 2018' read as their English forms.
+_FOREIGN_MONTHS: dict[str, str] = {}
+for _english, _names in {
+    "January": "janeiro enero janvier janv januar gennaio gen januari ene",
+    "February": "fevereiro fev febrero février févr fevr februar febbraio februari",
+    "March": "março marco marzo mars märz maerz mär mrz maart mrt",
+    "April": "abril abr avril avr aprile",
+    "May": "maio mai mayo maggio mag mei",
+    "June": "junho junio juin juni giugno giu",
+    "July": "julho julio juillet juil juli luglio lug",
+    "August": "agosto ago août aout",
+    "September": "setembro set septiembre septembre settembre sept",
+    "October": "outubro out octubre octobre oktober okt ottobre ott",
+    "November": "novembro noviembre novembre",
+    "December": "dezembro dez diciembre dic décembre déc dezember december",
+}.items():
+    for _name in _names.split():
+        _FOREIGN_MONTHS[_name] = _english
+_FOREIGN_MONTH = re.compile(
+    r"(?<![\w])(" + "|".join(sorted(map(re.escape, _FOREIGN_MONTHS), key=len, reverse=True))
+    + r")\.?(?![\w])", re.IGNORECASE)
+# a weekday before a comma, in any language ('Seg,', 'Mié,', 'Di.,'), and 'de'/'del' between
+# the parts ('24 de setembro de 2018'), '1er' ('1er mars')
+_LEADING_DAY = re.compile(r"^[^\W\d_]{2,12}\.?,\s*")
+_DATE_FILLERS = re.compile(r"(?<=\w)\s+(?:de|del)\s+(?=\w)|(?<=\d)(?:er|º|ª)\b", re.IGNORECASE)
+
+
+def _in_english(text: str) -> str:
+    """``text`` with a foreign month name in English and the words around it that only
+    foreign dates hold (a leading weekday, 'de') taken out; the text itself when it names
+    no foreign month."""
+    if not _FOREIGN_MONTH.search(text):
+        return text
+    text = _LEADING_DAY.sub("", text.strip())
+    text = _DATE_FILLERS.sub(" ", text)
+    return _FOREIGN_MONTH.sub(lambda m: _FOREIGN_MONTHS[m.group(1).lower()], text)
+
+
 def parse_date(value: object) -> datetime | None:
-    """Parse a date given as text (any common format), a datetime or a UTC struct_time.
-    A text that lacks its year, month or day gives None: no part is taken from today."""
+    """Parse a date given as text (any common format, and the month names of a few other
+    languages), a datetime or a UTC struct_time. A text that lacks its year, month or day
+    gives None: no part is taken from today."""
+    found = _parse_date(value)
+    if found is None and isinstance(value, str):
+        english = _in_english(value)
+        if english != value:
+            return _parse_date(english)
+    return found
+
+
+def _parse_date(value: object) -> datetime | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):

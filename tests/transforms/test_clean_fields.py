@@ -348,6 +348,16 @@ def test_clean_title(raw: str, site: str | None, domain: str, expected: str) -> 
         # a dotted numeric date is day first (dateutil alone: 3 November)
         ("11.03.2024", "2024-03-11T00:00:00+00:00"),
         ("11.03.2024 14:05", "2024-03-11T14:05:00+00:00"),
+        # other languages' month names (UOL's feed: 'Seg, 24 Set 2018 19:42:40 -0300' was
+        # unparsed in all 15 entries)
+        ("Seg, 24 Set 2018 19:42:40 -0300", "2018-09-24T22:42:40+00:00"),
+        ("Ter, 02 Out 2018 18:40:00 -0300", "2018-10-02T21:40:00+00:00"),
+        ("24 de setembro de 2018", "2018-09-24T00:00:00+00:00"),
+        ("Mié, 05 Dic 2018 10:00:00 +0100", "2018-12-05T09:00:00+00:00"),
+        ("Di, 12 Mär 2024 08:00:00 +0100", "2024-03-12T07:00:00+00:00"),
+        ("3. März 2024", "2024-03-03T00:00:00+00:00"),
+        ("12 maart 2024", "2024-03-12T00:00:00+00:00"),
+        ("5 ottobre 2023 14:30", "2023-10-05T14:30:00+00:00"),
     ],
 )
 def test_dates_convert_to_utc_with_their_time(text: str, expected: str) -> None:
@@ -359,7 +369,7 @@ def test_dates_convert_to_utc_with_their_time(text: str, expected: str) -> None:
 
 @pytest.mark.parametrize("text", [
     "Saturday", "March 9", "Mar 2024", "17:30", "2024", "2024-03", "9 March",
-    "Saturday 17:30", "March 2024 10:00 CET",
+    "Saturday 17:30", "March 2024 10:00 CET", "mai 2024", "3 hours ago", "Out now",
 ])
 def test_a_date_missing_its_year_month_or_day_stays_unparsed_whatever_the_day(
         text: str) -> None:
