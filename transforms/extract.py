@@ -18,7 +18,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urljoin
@@ -754,8 +754,7 @@ def build_article(unit: Unit, fields: dict[str, Any], ingested_at: datetime) -> 
         language=_language(fields.get("language")),
         text=text,
         summary=summary,
-        categories=tuple(dict.fromkeys(normalize_line(c) for c in fields.get("categories") or []
-                                       if normalize_line(c))),
+        categories=_categories(fields.get("categories") or []),
         word_count=len(words(text)),
         countries=(),
         quotes=(),
@@ -777,6 +776,24 @@ def build_article(unit: Unit, fields: dict[str, Any], ingested_at: datetime) -> 
 def partition_date(published: datetime | None, ingested_at: datetime) -> str:
     """The UTC date of publication, else of ingestion (date_source 'none' says so)."""
     return (published or ingested_at).astimezone(timezone.utc).strftime("%Y-%m-%d")
+
+
+_HOST_LIKE = re.compile(r"^[\w-]+(\.[\w-]+)+$")
+MAX_CATEGORY_WORDS = 8
+
+
+def _categories(values: Iterable[Any]) -> tuple[str, ...]:
+    """Categories and tags, each once. A page's keywords come as one comma-separated string
+    ('Electronic Arts,EA,Microsoft,MSFT'): split. A sentence (a description put into the
+    keywords) and a host name ('gizmodo.com') are no category."""
+    found: list[str] = []
+    for value in values:
+        for part in re.split(r"\s*[,;]\s*", normalize_line(str(value))):
+            part = part.strip()
+            if part and len(part.split()) <= MAX_CATEGORY_WORDS \
+                    and not _HOST_LIKE.match(part):
+                found.append(part)
+    return tuple(dict.fromkeys(found))
 
 
 def extract_article(unit: Unit, ingested_at: datetime) -> Iterator[Article]:
