@@ -34,7 +34,9 @@ BOILERPLATE_RULES: tuple[tuple[str, str] | tuple[str, str, tuple[str, ...]], ...
      ("newsletter", "sign up for", "subscribe to", "abonnieren", "inscrivez-vous", "suscríbete",
       "подпишитесь")),
     ("read_more", r"(read more|weiterlesen|mehr lesen|lire la suite|lire plus|leer más"
-                  r"|seguir leyendo|читать далее|подробнее|read the full story)\W{0,5}"),
+                  r"|seguir leyendo|читать далее|подробнее|read the full story"
+                  r"|continue reading|keep reading|continuer la lecture|continue lendo"
+                  r"|continua a leggere|verder lezen)\W{0,5}"),
     ("copyright", r"(©|\(c\)|copyright|todos los derechos|tous droits|alle rechte|все права)"
                   r".{0,200}"),
     ("share_widget", r"(like this (story|article)\?|liked this (story|article)\?).{0,80}"),

@@ -10,7 +10,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from schemas.records import Article, Reject, Unit
-from tests.conftest import FIXED_NOW, SHARED_DATA
+from tests.conftest import FIXED_NOW, SHARED_DATA, shared_data
 from transforms.boilerplate import boilerplate_rule, rule_index
 from transforms.clean import (
     CleanArticles,
@@ -42,6 +42,8 @@ def art(text: str, title: str = "A title", **fields: object) -> Article:
 
 BOILERPLATE_EXAMPLES: list[tuple[str, str | None]] = [
     ("Newsroom logo", "logo_alt"),
+    ("Continue reading...", "read_more"),
+    ("Continue reading about the harbour strike in the Northern Isles", None),
     ("None", "null_literal"),
     ("undefined", "null_literal"),
     ("Advertisement", "advertisement"),
@@ -523,3 +525,22 @@ def test_boilerplate_cues_change_no_decision() -> None:
             assert any(rule_index(line) == i and cue in line.casefold()
                        and not any(c in line.casefold() for c in others)
                        for line, _rule in CUE_EXAMPLES), (name, cue)
+
+
+def test_a_feeds_continue_reading_link_is_not_text() -> None:
+    """The Guardian's feed closes each of its 55 entries with a 'Continue reading...' link:
+    it was the last paragraph of every article's text (found by review)."""
+    from schemas.records import RawDocument
+    from transforms.parse import parse_document
+    from transforms.steps import apply_step, resolve_steps
+
+    path = shared_data() / "feeds" / "realworld" / "rss-parser" / "guardian.rss"
+    units = list(parse_document(RawDocument(str(path), path.read_bytes())))
+    texts = []
+    for unit in units:
+        article = build_article(unit, unit_fields(unit), FIXED_NOW)
+        for step in resolve_steps(None)["clean"]:
+            article = apply_step(article, step)
+        texts.append(article.text)
+    assert len(texts) == 55 and all(t for t in texts)
+    assert not [t for t in texts if "Continue reading" in t]
