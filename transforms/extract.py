@@ -735,7 +735,11 @@ def build_article(unit: Unit, fields: dict[str, Any], ingested_at: datetime) -> 
     published = fields.get("published")
     updated = fields.get("updated")
     date_source = str(fields.get("date_source") or "none") if published else "none"
-    summary = strip_tags(str(fields.get("summary") or "")) or None
+    # a feed's or a page's summary is text already (its markup went, its entities were
+    # decoded once: '&amp;lt;' is '&lt;' text); a JSONL record's may still hold markup
+    raw_summary = str(fields.get("summary") or "")
+    summary = (strip_tags(raw_summary) if unit.input_kind == "jsonl"
+               else normalize_line(raw_summary)) or None
     source = normalize_line(str(fields.get("source") or "")) or domain_of(url) or None
     followed = None
     if unit.input_kind == "linked":

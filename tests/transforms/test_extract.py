@@ -443,3 +443,15 @@ def test_keywords_split_into_categories_without_sentences_or_hosts() -> None:
                        "The company said on Monday that it would cut jobs across its "
                        "divisions - CNN", "Politics; World", "Tech"])
     assert got == ("Electronic Arts", "EA", "Microsoft", "MSFT", "Tech", "Politics", "World")
+
+
+def test_escaped_markup_in_a_feed_summary_stays_text() -> None:
+    """'&amp; &lt; &gt;' in a feed's description is the text '& < >': the summary decoded it
+    once more and dropped '< >' as a tag (a real KOI8-R feed; found by review)."""
+    from schemas.records import RawDocument
+    from transforms.parse import parse_document
+
+    path = shared_data() / "feeds" / "realworld" / "miniflux" / "koi8r.xml"
+    units = list(parse_document(RawDocument(str(path), path.read_bytes())))
+    summaries = [build_article(u, unit_fields(u), FIXED_NOW).summary or "" for u in units]
+    assert any("символов: & < > А также" in s for s in summaries), summaries
