@@ -29,9 +29,12 @@ TRACKING_PARAMS = frozenset(
 TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "at_", "__hs", "hsa_", "wt_")
 
 
-def _is_tracking(name: str) -> bool:
+def _is_tracking(name: str, value: str = "") -> bool:
     low = name.lower()
-    return low in TRACKING_PARAMS or low.startswith(TRACKING_PREFIXES)
+    # Medium's feeds: ?source=rss----<feed id>---4 (a 'source' that names something else,
+    # a search's, stays)
+    return low in TRACKING_PARAMS or low.startswith(TRACKING_PREFIXES) or (
+        low == "source" and value.lower().startswith("rss"))
 
 
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
@@ -93,7 +96,7 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         host = f"{host}:{port}"
     query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-             if not _is_tracking(k)]
+             if not _is_tracking(k, v)]
     return urlunsplit((scheme, host, _path(parts.path), urlencode(sorted(query)), ""))
 
 

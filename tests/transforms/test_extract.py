@@ -182,6 +182,11 @@ def test_ids_come_from_canonical_url_not_from_paths() -> None:
         # Webtrekk's campaign parameter, as heise's feeds add it
         ("https://www.heise.de/news/x.html?wt_mc=rss.ho.beitrag.rdf",
          "https://www.heise.de/news/x.html"),
+        # Medium's feed parameter (found on a real feed); another 'source' stays
+        ("https://medium.com/@a/post-1a2b?source=rss----5517fd7b58a6---4",
+         "https://medium.com/@a/post-1a2b"),
+        ("https://example.com/search?source=archive&q=x",
+         "https://example.com/search?q=x&source=archive"),
         ("//cdn.example.com/x", None),
         ("ftp://example.com/file", None),
         ("", None),
