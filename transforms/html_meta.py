@@ -33,8 +33,12 @@ _MODIFIED_META = (
 )
 _AUTHOR_META = ("author", "article:author", "dc.creator", "parsely-author", "sailthru.author",
                 "byl")
+_URL_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov",
+               "dec")
+# '/2024/03/18/' and '/2019/nov/18/' (PolitiFact, the Guardian's '/2019/nov/18/')
 _URL_DATE = re.compile(
-    r"/((?:19|20)\d{2})[/-](0?[1-9]|1[0-2])[/-](0?[1-9]|[12]\d|3[01])(?:/|[-_]|$)"
+    r"/((?:19|20)\d{2})[/-](0?[1-9]|1[0-2]|" + "|".join(_URL_MONTHS) + r")[/-]"
+    r"(0?[1-9]|[12]\d|3[01])(?:/|[-_]|$)", re.IGNORECASE
 )
 
 
@@ -159,13 +163,15 @@ def _rights(meta: dict[str, str], robots: list[str]) -> dict[str, Any] | None:
 
 
 def date_from_url(url: str | None) -> str | None:
-    """'/2024/03/18/' in a URL path -> '2024-03-18'."""
+    """'/2024/03/18/' or '/2024/mar/18/' in a URL path -> '2024-03-18'."""
     if not url:
         return None
     m = _URL_DATE.search(url)
     if not m:
         return None
-    return f"{m.group(1)}-{int(m.group(2)):02d}-{int(m.group(3)):02d}"
+    month = m.group(2).lower()
+    number = _URL_MONTHS.index(month) + 1 if month in _URL_MONTHS else int(month)
+    return f"{m.group(1)}-{number:02d}-{int(m.group(3)):02d}"
 
 
 def parse_html(html: str) -> Any:

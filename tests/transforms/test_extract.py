@@ -460,3 +460,30 @@ def test_escaped_markup_in_a_feed_summary_stays_text() -> None:
     units = list(parse_document(RawDocument(str(path), path.read_bytes())))
     summaries = [build_article(u, unit_fields(u), FIXED_NOW).summary or "" for u in units]
     assert any("символов: & < > А также" in s for s in summaries), summaries
+
+
+@pytest.mark.parametrize(("url", "day"), [
+    ("https://x.example/news/2024/03/18/story", "2024-03-18"),
+    ("https://x.example/2024-3-8-story", "2024-03-08"),
+    # a month's name (PolitiFact's and the Guardian's URLs)
+    ("https://www.politifact.com/west-virginia/statements/2019/nov/18/david-mckinley/x/",
+     "2019-11-18"),
+    ("https://x.example/world/2019/Nov/18/x", "2019-11-18"),
+    ("https://x.example/2024/13/18/x", None),
+    ("https://x.example/2024/mars/18/x", None),
+])
+def test_the_day_in_a_url(url: str, day: str | None) -> None:
+    from transforms.html_meta import date_from_url
+
+    assert date_from_url(url) == day
+
+
+def test_a_fact_check_is_dated_by_its_url_not_by_the_claim_it_checks() -> None:
+    """PolitiFact's page names the claim's date ('on Sunday, October 13th, 2019') before its
+    own and carries no date metadata; its URL holds /2019/nov/18/ (AEB page 9e8c9f08)."""
+    import gzip
+
+    page = next((shared_data() / "aeb" / "html").glob("9e8c9f08*.html.gz"))
+    fields = html_fields(gzip.decompress(page.read_bytes()).decode("utf-8"), None)
+    assert fields["date_source"] == "url" and fields["published"].date().isoformat() == \
+        "2019-11-18"
