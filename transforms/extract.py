@@ -57,6 +57,7 @@ from transforms.text import (
 from transforms.urls import canonical_url, domain_of
 
 MAX_TITLE_CHARS = 300
+MIN_DISTINCT_CHARS = 8
 
 _BYLINE = re.compile(r"^(?:by|von|par|por|автор:?)\s+(?P<rest>.{2,200})$", re.I)
 _DATE_TAIL = re.compile(
@@ -725,6 +726,11 @@ def build_article(unit: Unit, fields: dict[str, Any], ingested_at: datetime) -> 
     text = normalize_body(str(fields.get("text") or ""))
     if not text and not title:
         raise EmptyContent("no title and no body text")
+    if not title and len(text) > 100 and len(set(text[:100_000])) < MIN_DISTINCT_CHARS:
+        # a file of one character over and over ('xxxx...', a padding of zeros): no text in
+        # any language, which uses dozens of characters in its first hundred
+        raise EmptyContent(f"no title and no text: {len(text):,} characters of only "
+                           f"{len(set(text[:100_000]))} different ones")
     url = canonical_url(fields.get("link"), fields.get("feed_link") or None)
     if url is None and fields.get("guid", "").startswith(("http://", "https://")):
         url = canonical_url(fields["guid"])

@@ -164,6 +164,20 @@ def test_empty_unit_is_rejected() -> None:
         build_article(unit, unit_fields(unit), FIXED_NOW)
 
 
+def test_a_file_of_one_character_over_and_over_is_no_article() -> None:
+    """A 20 MB line of 'x' was stored as an article of one word (found by review); a text
+    in a script without spaces, or a short one, is still an article."""
+    filler = Unit("junk.txt", "text", 0, raw="x" * 5000 + "\n")
+    with pytest.raises(EmptyContent, match="only 1 different"):
+        build_article(filler, unit_fields(filler), FIXED_NOW)
+    chinese = ("北京时间今天上午主席在人民大会堂会见了来访的外国领导人"
+               "双方就共同关心的问题交换了意见。")
+    for raw in (chinese * 10, "The ferry left at noon. " * 20):  # one long paragraph each
+        unit = Unit("ok.txt", "text", 0, raw=raw)
+        article = build_article(unit, unit_fields(unit), FIXED_NOW)
+        assert article.text and not article.title
+
+
 def test_ids_come_from_canonical_url_not_from_paths() -> None:
     fields = {"title": "Same", "text": "Same body.", "link": "HTTPS://News.Example:443/a?b=2&a=1"}
     one = build_article(Unit("x/one.xml", "rss", 0, fields=fields), unit_fields(
