@@ -53,7 +53,8 @@ ARTICLE_SCHEMA = pa.schema(
         _f("text", pa.string(), "The clean article body.", False),
         _f("summary", pa.string(), "Teaser or description given by the source."),
         _f("categories", pa.list_(pa.string()), "Categories or tags given by the source.", False),
-        _f("word_count", pa.int32(), "Number of words in text.", False),
+        _f("word_count", pa.int32(), "Number of words in text (each Chinese character or "
+           "Japanese kana counts as one).", False),
         _f("countries", pa.list_(pa.string()), "ISO 3166-1 alpha-2 codes of countries "
            "mentioned (filled by field extraction).", False),
         _f("quotes", pa.list_(QUOTE), "Quotes with their speakers (filled by field "

@@ -46,6 +46,7 @@ from transforms.errors import (
 from transforms.html_meta import date_from_url, page_metadata
 from transforms.text import (
     content_key,
+    count_words,
     html_to_text,
     loads_json,
     normalize_body,
@@ -765,7 +766,7 @@ def build_article(unit: Unit, fields: dict[str, Any], ingested_at: datetime) -> 
         text=text,
         summary=summary,
         categories=_categories(fields.get("categories") or []),
-        word_count=len(words(text)),
+        word_count=count_words(text),
         countries=(),
         quotes=(),
         content_hash=sha256_hex(content_key(text or title or "")),

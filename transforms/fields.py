@@ -30,7 +30,7 @@ from transforms.html_meta import date_from_url
 from transforms.neardup import NearConfig, body_hashes, pack_hashes, tokens_by_paragraph
 from transforms.quotes import extract_quotes
 from transforms.steps import ApplySteps, Step, step
-from transforms.text import content_key, sha256_hex, words
+from transforms.text import content_key, count_words, sha256_hex
 
 _BY = re.compile(r"^(?:by|von|par|por|de|автор:?)\s+", re.I)
 _EMAIL_ONLY = re.compile(r"^\S+@\S+\.\w+$")
@@ -289,7 +289,7 @@ def finalize(article: Article, near: NearConfig | None = None) -> Article:
     if not article.text and not article.title:
         raise EmptyContent("nothing left after cleaning: no title and no body text")
     changes: dict[str, Any] = {
-        "word_count": len(words(article.text)),
+        "word_count": count_words(article.text),
         "date": partition_date(article.published_at, article.ingested_at),
     }
     if near is not None and article.text:

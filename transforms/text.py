@@ -126,6 +126,20 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
+# Chinese characters and Japanese kana: written without spaces, so a run of them is no word;
+# each counts as one, as word counts for these languages usually do (Korean spaces its words)
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def count_words(text: str) -> int:
+    """The number of words of ``text`` (``word_count``): word tokens, each Chinese character
+    or Japanese kana counted as one."""
+    cjk = len(_CJK.findall(text))
+    if not cjk:
+        return len(words(text))
+    return cjk + len(words(_CJK.sub(" ", text)))
+
+
 def content_key(text: str) -> str:
     """Normalized content for exact-duplicate hashing: NFKC, case-folded, word tokens only,
     so whitespace, punctuation and quote styles do not make two copies differ."""

@@ -501,3 +501,17 @@ def test_a_fact_check_is_dated_by_its_url_not_by_the_claim_it_checks() -> None:
     fields = html_fields(gzip.decompress(page.read_bytes()).decode("utf-8"), None)
     assert fields["date_source"] == "url" and fields["published"].date().isoformat() == \
         "2019-11-18"
+
+
+def test_word_count_counts_chinese_and_japanese_characters() -> None:
+    """A run of Chinese characters between punctuation is not one word: a 2,000-character
+    Chinese article had a word_count of a few dozen, and any filter on it dropped the text."""
+    from transforms.text import count_words
+
+    assert count_words("The ferry left at noon.") == 5
+    assert count_words("北京时间今天上午。The end.") == 8 + 2
+    assert count_words("東京で3日") == 4 + 1  # the digit is a word of its own
+    assert count_words("서울에서 새로운 법이") == 3  # Korean spaces its words
+    body = "北京时间今天上午主席在人民大会堂会见了来访的外国领导人。" * 12
+    unit = Unit("cn.txt", "text", 0, raw=f"标题\n\n{body}")
+    assert build_article(unit, unit_fields(unit), FIXED_NOW).word_count == 27 * 12
