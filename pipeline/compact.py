@@ -144,6 +144,14 @@ class Compacted:
     rows: int
     swapped_atomically: bool
     files_after: int = 1
+    merged: tuple[str, ...] = ()  # the names of the files merged
+    into: tuple[str, ...] = ()  # the names of the files written in their place
+
+    def record(self, dataset: str) -> dict[str, object]:
+        """This merge, for the compaction's record under OUT/_runs/compactions."""
+        return {"dataset": dataset, "partition": self.partition if dataset == "articles"
+                else "", "rows": self.rows, "merged": list(self.merged),
+                "into": list(self.into)}
 
 
 def _part_files(folder: str) -> list[str]:
@@ -173,9 +181,9 @@ def _schema(dataset: str, metadata: dict[str, str] | None = None) -> pa.Schema:
 
 
 def _merge_into(new_folder: str, dataset: str, files: list[str],
-                metadata: dict[str, str] | None) -> tuple[int, int]:
+                metadata: dict[str, str] | None) -> tuple[int, list[str]]:
     """Write ``files``' rows, sorted, into ``new_folder`` as one file or files of the writers'
-    size; (rows, files written). The names derive from the merged files' names."""
+    size; (rows, the names written). The names derive from the merged files' names."""
     schema = _schema(dataset, metadata)
     table = pa.concat_tables([pq.read_table(f, schema=schema) for f in files])
     keys = [k for k in SORT_KEYS.get(dataset, ()) if k in table.column_names]
@@ -187,15 +195,17 @@ def _merge_into(new_folder: str, dataset: str, files: list[str],
         digest.update(os.path.basename(f).encode())
     size = -(-table.num_rows // chunks)
     written = 0
+    names = []
     for k in range(chunks):
         name = f"part-{digest.hexdigest()[:16]}" + (f"-{k:03d}" if chunks > 1 else "")
         merged = os.path.join(new_folder, f"{name}.parquet")
         pq.write_table(table.slice(k * size, size), merged, compression="zstd",
                        row_group_size=ROW_GROUP_ROWS)
         written += pq.ParquetFile(merged).metadata.num_rows
+        names.append(f"{name}.parquet")
     if written != table.num_rows:
         raise RuntimeError(f"compaction of {dataset} wrote a wrong row count; nothing changed")
-    return table.num_rows, chunks
+    return table.num_rows, names
 
 
 def _link_rest(folder: str, new_folder: str, merged: list[str]) -> None:
@@ -275,7 +285,8 @@ def compact_partition(output_dir: str, part: str, dataset: str = "articles",
             shutil.rmtree(staging)
             raise
         atomic = _swap_in(staging, new_folder, folder)
-        return Compacted(part, len(files), rows, atomic, written)
+        return Compacted(part, len(files), rows, atomic, len(written),
+                         tuple(os.path.basename(f) for f in files), tuple(written))
 
 
 def _merge_groups(dataset: str, files: list[str]) -> dict[str, list[str]]:
@@ -310,7 +321,8 @@ def compact_dataset(output_dir: str, dataset: str, min_files: int = 2) -> Compac
     if not merging:
         return None
     staging, new_folder = _new_staging(output_dir, os.path.basename(folder))
-    rows = written = 0
+    rows = 0
+    written: list[str] = []
     try:
         for tag, group in sorted(merging.items()):
             got, made = _merge_into(new_folder, dataset, group,
@@ -320,9 +332,31 @@ def compact_dataset(output_dir: str, dataset: str, min_files: int = 2) -> Compac
     except BaseException:
         shutil.rmtree(staging)
         raise
-    before = sum(len(g) for g in merging.values())
+    merged = sorted(os.path.basename(f) for g in merging.values() for f in g)
     atomic = _swap_in(staging, new_folder, folder)
-    return Compacted(dataset, before, rows, atomic, written)
+    return Compacted(dataset, len(merged), rows, atomic, len(written), tuple(merged),
+                     tuple(written))
+
+
+def write_record(output_dir: str, started: str, merges: list[dict[str, object]]) -> str:
+    """What a compaction merged into what (OUT/_runs/compactions/<time>-compact.json): a
+    run's manifest names the files it wrote, and compaction replaces some of them later."""
+    import json
+
+    folder = os.path.join(output_dir, "_runs", "compactions")
+    os.makedirs(folder, exist_ok=True)
+    name = f"{started}-compact"
+    path = os.path.join(folder, f"{name}.json")
+    k = 2
+    while os.path.exists(path):
+        path = os.path.join(folder, f"{name}-{k}.json")
+        k += 1
+    temp = os.path.join(folder, f".{os.path.basename(path)}.inprogress")
+    with open(temp, "w", encoding="utf-8") as fh:
+        json.dump({"kind": "compaction", "started_at": started, "merges": merges}, fh,
+                  indent=1)
+    os.replace(temp, path)
+    return path
 
 
 def partitions(output_dir: str, dataset: str = "articles") -> list[str]:

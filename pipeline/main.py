@@ -630,6 +630,7 @@ def _judge(config: Config, done: list[dict[str, Any]]) -> int:
 def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
     import os
     import shutil
+    from datetime import datetime, timezone
 
     from pipeline.commit import STAGING, remove_empty_staging
     from pipeline.compact import (
@@ -641,6 +642,7 @@ def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
         compact_partition,
         compaction_alive,
         partitions,
+        write_record,
     )
 
     out = args.output
@@ -672,8 +674,17 @@ def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
             if name.startswith(COMPACT_PREFIX) and not compaction_alive(name):
                 shutil.rmtree(os.path.join(staging, name), ignore_errors=True)
     failed: list[str] = []
+    merges: list[dict[str, object]] = []
+    started = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
 
-    def attempt(name: str, merge: Any) -> bool:
+    def recorded(code: int) -> int:
+        """The command's exit code, after the record of what was merged (if anything)."""
+        if merges:
+            write_record(out, started, merges)
+        remove_empty_staging(out)
+        return code
+
+    def attempt(name: str, dataset: str, merge: Any) -> bool:
         """Merge one partition or dataset; a damaged one is left as it is, and said so."""
         try:
             done: Compacted | None = merge()
@@ -687,6 +698,7 @@ def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
             return False
         if done is None:
             return False
+        merges.append(done.record(dataset))
         _to_stdout(print, f"  {name}: {done.files_before} files -> {done.files_after} "
                    f"({done.rows} rows)"
                    + ("" if done.swapped_atomically else " [swapped by two renames]"))
@@ -695,16 +707,15 @@ def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
     merged = 0
     try:
         for part in wanted:
-            merged += attempt(part, lambda part=part: compact_partition(
+            merged += attempt(part, "articles", lambda part=part: compact_partition(
                 out, part, min_files=min_files))
     except PartitionBusy as exc:
         sys.stderr.write(f"newsbeam: error: {exc}\n")
-        return EXIT_LOCKED
+        return recorded(EXIT_LOCKED)
     summary = f"newsbeam compact {out}: {merged} of {len(wanted)} partitions merged"
     if args.partition:  # only the partitions asked for
         _to_stdout(print, summary)
-        remove_empty_staging(out)
-        return EXIT_FAILED if failed else EXIT_OK
+        return recorded(EXIT_FAILED if failed else EXIT_OK)
     # the index, duplicates, rejects and state: runs and streams use them under the OUT lock
     try:
         lock = acquire(out, f"compact-{uuid.uuid4().hex[:8]}")
@@ -714,18 +725,16 @@ def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
         sys.stderr.write(f"newsbeam: {holder}: only article partitions were compacted; "
                          f"{', '.join(flat_found) or 'the other datasets'} are left for a "
                          "compact while no run or stream holds it\n")
-        remove_empty_staging(out)
-        return EXIT_FAILED if failed else EXIT_OK
+        return recorded(EXIT_FAILED if failed else EXIT_OK)
     flat = 0
     try:
         for dataset in flat_found:
-            flat += attempt(dataset, lambda dataset=dataset: compact_dataset(
+            flat += attempt(dataset, dataset, lambda dataset=dataset: compact_dataset(
                 out, dataset, min_files=min_files))
+        _to_stdout(print, f"{summary}; {flat} of {len(FLAT_DATASETS)} other datasets")
+        return recorded(EXIT_FAILED if failed else EXIT_OK)
     finally:
         lock.release()
-        remove_empty_staging(out)
-    _to_stdout(print, f"{summary}; {flat} of {len(FLAT_DATASETS)} other datasets")
-    return EXIT_FAILED if failed else EXIT_OK
 
 
 def main_stream(args: argparse.Namespace, extra: list[str]) -> int:

@@ -192,7 +192,19 @@ def test_compact_merges_what_scheduled_runs_leave_and_readers_see_the_same_rows(
         pd.testing.assert_frame_equal(frame, _frame(out / d))
     index_meta = pq.read_schema(next((out / "_index").glob("*.parquet"))).metadata
     assert index_meta[b"newsbeam.signature"] and index_meta[b"newsbeam.schema_version"]
-    assert not (out / "_lock").exists() and not list((out / "_staging").glob("*"))
+    assert not (out / "_lock").exists() and not (out / "_staging").exists()
+    # every file a run's manifest names is in place, or a compaction's record says what it
+    # was merged into (found by review: the manifests named files that were gone)
+    records = [json.loads(p.read_text()) for p in (out / "_runs" / "compactions").glob("*")]
+    assert len(records) == 2 and all(r["kind"] == "compaction" for r in records)
+    merged_into = {(m["dataset"], m["partition"], old): m["into"]
+                   for r in records for m in r["merges"] for old in m["merged"]}
+    for manifest in (out / "_runs").glob("*.json"):
+        for f in json.loads(manifest.read_text())["files"]:
+            name = Path(f["path"]).name
+            if not Path(f["path"]).exists():
+                into = merged_into[(f["dataset"], f.get("partition") or "", name)]
+                assert all((Path(f["path"]).parent / n).exists() for n in into)
     # the merged index still holds every stored article: a rerun adds nothing
     proc = newsbeam("run", str(inputs[1]), "--output", str(out))
     assert proc.returncode == 0, proc.stderr
