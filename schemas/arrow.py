@@ -74,8 +74,10 @@ ARTICLE_SCHEMA = pa.schema(
         _f("rights", RIGHTS, "Text-and-data-mining reservation of the page: TDMRep "
            "tdm-reservation/tdm-policy, robots noai/noimageai. Null when the page states none."),
         _f("revision", pa.int32(), "1 for the first version of an article; an updated version "
-           "(same URL, newer updated_at or a materially changed body) has the next number and "
-           "the same article_id.", False),
+           "(same URL, and a changed body with a newer updated_at, a materially changed body, "
+           "or a new headline with a newer updated_at) has the next number and the same "
+           "article_id. The same headline and body with only a newer updated_at is a "
+           "duplicate.", False),
         _f("changes", pa.list_(pa.string()), "What changed from the previous revision: title, "
            "text, updated_at. Empty for revision 1.", False),
         _f("field_sources", FIELD_SOURCES, "For an article built from a feed entry and the "
@@ -141,8 +143,8 @@ INDEX_SCHEMA = pa.schema(
         _f("revision", pa.int32(), "Its revision number.", False),
         _f("word_count", pa.int32(), "Its number of words: a later copy at its URL is a new "
            "revision only if about as long (a teaser is not)."),
-        _f("updated_at", UTC_TS, "Its last update time: a later copy is a new revision if it "
-           "says it was updated after that."),
+        _f("updated_at", UTC_TS, "Its last update time: a later copy whose body or title "
+           "changed is a new revision if it says it was updated after that."),
         _f("title", pa.string(), "Its title: a later revision says in `changes` whether the "
            "title changed (since schema version 8; newsbeam adds it to an older index on the "
            "next run)."),
