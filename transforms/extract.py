@@ -19,7 +19,7 @@ import html
 import json
 import re
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urljoin
 
@@ -59,6 +59,8 @@ from transforms.urls import canonical_url, domain_of
 
 MAX_TITLE_CHARS = 300
 MIN_DISTINCT_CHARS = 8
+# how far after its ingestion an article's date may lie (the zones of the world span 26 hours)
+MAX_AHEAD = timedelta(days=1, hours=2)
 
 _BYLINE = re.compile(r"^(?:by|von|par|por|автор:?)\s+(?P<rest>.{2,200})$", re.I)
 _DATE_TAIL = re.compile(
@@ -741,6 +743,14 @@ def build_article(unit: Unit, fields: dict[str, Any], ingested_at: datetime) -> 
         article_id = sha256_hex("content:" + content_key(f"{title or ''}\n{text}"))[:32]
     published = fields.get("published")
     updated = fields.get("updated")
+    unparsed = fields.get("date_unparsed")
+    if published is not None and published > ingested_at + MAX_AHEAD:
+        # published after it was ingested: a data error ('2099-01-01', a wrong zone by a day
+        # or more), not a date to partition by; counted as unparsed (dates_unparsed)
+        unparsed = f"{published.isoformat()} (after the ingestion)"
+        published = None
+    if updated is not None and updated > ingested_at + MAX_AHEAD:
+        updated = None
     date_source = str(fields.get("date_source") or "none") if published else "none"
     # a feed's or a page's summary is text already (its markup went, its entities were
     # decoded once: '&amp;lt;' is '&lt;' text); a JSONL record's may still hold markup
@@ -778,7 +788,7 @@ def build_article(unit: Unit, fields: dict[str, Any], ingested_at: datetime) -> 
         rights=fields.get("rights"),
         unit_key=unit.unit_key,
         guid=fields.get("guid") or None,
-        date_unparsed=fields.get("date_unparsed"),
+        date_unparsed=unparsed,
         field_sources=fields.get("field_sources"),
         followed_link=followed if followed and followed != url else None,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -515,3 +515,23 @@ def test_word_count_counts_chinese_and_japanese_characters() -> None:
     body = "北京时间今天上午主席在人民大会堂会见了来访的外国领导人。" * 12
     unit = Unit("cn.txt", "text", 0, raw=f"标题\n\n{body}")
     assert build_article(unit, unit_fields(unit), FIXED_NOW).word_count == 27 * 12
+
+
+def test_a_date_after_the_ingestion_is_no_publication_date() -> None:
+    """'2099-01-01' made a partition date=2099-01-01 (found by review): a date more than a
+    day after the ingestion is counted as unparsed, and the article is filed under its
+    ingestion date; a date within the day (a zone ahead of UTC) stays."""
+    from transforms.dates import parse_date
+
+    fields = {"title": "T", "text": "A body of words.", "link": "https://x.example/a"}
+    future = Unit("f.xml", "rss", 0, fields={**fields, "published": "2099-01-01T00:00:00Z"})
+    article = build_article(future, unit_fields(Unit("f.xml", "rss", 0, fields={
+        **fields, "published": parse_date("2099-01-01T00:00:00Z"),
+        "updated": parse_date("2099-01-02T00:00:00Z")})), FIXED_NOW)
+    assert article.published_at is None and article.updated_at is None
+    assert article.date == FIXED_NOW.date().isoformat() and article.date_source == "none"
+    assert article.date_unparsed == "2099-01-01T00:00:00+00:00 (after the ingestion)"
+    ahead = FIXED_NOW + timedelta(hours=20)
+    near = build_article(future, unit_fields(Unit("f.xml", "rss", 0, fields={
+        **fields, "published": ahead})), FIXED_NOW)
+    assert near.published_at == ahead and near.date_unparsed is None
