@@ -157,14 +157,32 @@ def fetch_feed(client: HttpClient, request: FeedRequest, fetched_at: datetime, r
     return out
 
 
+# an entry whose own content holds this many words is a full article: when its page cannot
+# be fetched, the entry stands for itself (a teaser, shorter, is a reject and waits for the
+# page: the next run fetches it again)
+FULL_ENTRY_WORDS = 80
+
+
+def carries_full_text(unit: Unit) -> bool:
+    """Whether a feed entry's content (content:encoded, Atom content; not its summary) holds
+    an article's text."""
+    from transforms.text import html_to_text, words
+
+    content = unit.fields.get("html") or ""
+    text = html_to_text(content) if content else str(unit.fields.get("text") or "")
+    return len(words(text)) >= FULL_ENTRY_WORDS
+
+
 def fetch_page(client: HttpClient, request: PageRequest, check_robots: bool) -> list[Any]:
-    """One linked page -> a ``linked`` Unit per entry that links to it, or a Reject each."""
+    """One linked page -> a ``linked`` Unit per entry that links to it. When the page cannot
+    be had, an entry that carries its full text goes on as the feed gave it; the others are
+    rejects."""
     try:
         result = client.fetch(request.url, accept=PAGE_ACCEPT, allowed_types=PAGE_TYPES,
                               check_robots=check_robots)
         html, _codec = decode_bytes(result.body, http_charset(result.headers.get("content-type")))
     except Exception as exc:  # typed RejectError, or a bug: a reject row per entry
-        return [beam.pvalue.TaggedOutput(
+        return [unit if carries_full_text(unit) else beam.pvalue.TaggedOutput(
             REJECTS_TAG, fetch_reject(request.url, "fetch_page", exc, unit.unit_key))
             for unit in request.entries]
     return [

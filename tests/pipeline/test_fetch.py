@@ -164,17 +164,27 @@ def test_robots_disallowed_page_is_never_fetched(tmp_path: Path, servers: Server
                                        headers=HTML_TYPE))
     site.route("/public/story", Reply(body=page("Open", "Ann Lee", "2024-03-04"),
                                       headers=HTML_TYPE))
-    site.route("/feed.xml", Reply(body=rss([("Secret", site.url("/private/story"), "teaser"),
-                                            ("Open", site.url("/public/story"), "teaser")]),
-                                  headers=RSS_TYPE))
+    feed = rss([("Secret", site.url("/private/story"), "teaser"),
+                ("Open", site.url("/public/story"), "teaser"),
+                ("Whole", site.url("/private/whole"), "teaser")])
+    # the third entry carries its whole text (content:encoded): with its page out of reach it
+    # stands for itself, where a teaser is a reject that waits for its page
+    full = f"<content:encoded><![CDATA[<p>{BODY * 3}</p>]]></content:encoded></item>"
+    feed = feed.replace(b'<rss version="2.0">', b'<rss version="2.0" xmlns:content='
+                        b'"http://purl.org/rss/1.0/modules/content/">')
+    head, tail = feed.rsplit(b"</item>", 1)
+    feed = head + full.encode() + tail
+    site.route("/feed.xml", Reply(body=feed, headers=RSS_TYPE))
     out = tmp_path / "out"
     manifest = run(out, site.url("/feed.xml"), "--follow-links", "--rate-per-host", "20")
-    assert site.requests_for("/private/story") == []
+    assert site.requests_for("/private/story") == site.requests_for("/private/whole") == []
     assert len(site.requests_for("/public/story")) == 1
     assert len(site.requests_for("/robots.txt")) == 1
     rejects = pd.read_parquet(out / "rejects")
     assert rejects[["stage", "reason"]].values.tolist() == [["fetch_page", "robots_disallowed"]]
-    assert manifest["counts"]["articles"] == 1 and manifest["accounting"]["balanced"]
+    assert manifest["counts"]["articles"] == 2 and manifest["accounting"]["balanced"]
+    whole = pd.read_parquet(out / "articles").set_index("title").loc["Whole"]
+    assert whole.url.endswith("/private/whole") and whole.word_count >= 80
 
 
 def test_per_host_rate_and_stored_pages_are_not_fetched_again(tmp_path: Path,
