@@ -46,6 +46,8 @@ BOILERPLATE_RULES: tuple[tuple[str, str] | tuple[str, str, tuple[str, ...]], ...
                       r"|mehr zum thema|lesen sie auch|à lire aussi|lire aussi|te puede interesar"
                       r"|читайте также|смотрите также)\W{0,3}"),
     ("reprint_notice", r"this copy is for your personal, non-commercial use only\..{0,400}"),
+    # Reddit's feeds close every entry with who posted it where, and its two links
+    ("forum_footer", r"submitted by \S{1,60} to \S{1,60}|\[link\]\s*\[\d*\s*comments?\]"),
     # "Related: <headline>", "READ MORE: <headline>", a bare "More:" or "Also:" (a link follows)
     ("related_links", r"\[?(related( (post|posts|article|articles|story|stories|content|coverage))?"
                       r"|read more|see more|see also|read also|also read|don['’]t miss"

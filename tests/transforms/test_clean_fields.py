@@ -43,6 +43,9 @@ def art(text: str, title: str = "A title", **fields: object) -> Article:
 BOILERPLATE_EXAMPLES: list[tuple[str, str | None]] = [
     ("Newsroom logo", "logo_alt"),
     ("Continue reading...", "read_more"),
+    ("submitted by cakebeerandmorebeer to funny", "forum_footer"),  # Reddit's real feed
+    ("[link] [275 comments]", "forum_footer"),
+    ("Submitted by the council to the ministry on Monday, the plan is final.", None),
     ("Continue reading about the harbour strike in the Northern Isles", None),
     ("None", "null_literal"),
     ("undefined", "null_literal"),
