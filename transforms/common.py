@@ -44,6 +44,9 @@ def to_reject(element: Any, stage: str, exc: BaseException) -> Reject:
         reason, detail = exc.reason, exc.detail
     else:
         reason, detail = INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"[:1000]
+    entry = _feed_entry(element)
+    if entry is not None and not detail.startswith("entry "):
+        detail = f"entry {entry}: {detail}"  # which of the feed's entries (JSONL names lines)
     return Reject(
         input_path=input_path_of(element),
         stage=stage,
@@ -53,6 +56,18 @@ def to_reject(element: Any, stage: str, exc: BaseException) -> Reject:
         excerpt=excerpt_of(element),
         unit_key=str(getattr(element, "unit_key", "") or ""),
     )
+
+
+FEED_KINDS = frozenset({"rss", "atom", "rdf", "jsonfeed"})
+
+
+def _feed_entry(element: Any) -> int | None:
+    """The 1-based number of a feed entry (a Unit, or the Article made of it), else None."""
+    if getattr(element, "input_kind", None) not in FEED_KINDS:
+        return None
+    key = str(getattr(element, "unit_key", "") or "")
+    number = key.rsplit("#", 1)[-1] if "#" in key else ""
+    return int(number) + 1 if number.isdigit() else None
 
 
 class Rejected:

@@ -45,7 +45,7 @@ import apache_beam as beam
 from apache_beam.transforms.error_handling import ErrorHandler
 
 from schemas.records import RawDocument, Reject, Unit, bounded_excerpt
-from transforms.common import REJECTS_TAG, stage_counters, to_reject
+from transforms.common import FEED_KINDS, REJECTS_TAG, stage_counters, to_reject
 from transforms.decode import decode_bytes
 from transforms.dedupe import KeyDigestSet, in_digests, read_stored
 from transforms.http import FEED_TYPES, PAGE_TYPES, FetchPolicy, HttpClient, redact
@@ -57,7 +57,7 @@ STATE_TAG = "state"
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
                "application/json;q=0.9, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.1")
 PAGE_ACCEPT = "text/html, application/xhtml+xml;q=0.9, */*;q=0.1"
-FEED_KINDS = frozenset({"rss", "atom", "rdf", "jsonfeed"})
+
 # hosts fetched at once by one worker (each host's requests stay in sequence)
 HOST_THREADS = 32
 

@@ -535,3 +535,17 @@ def test_a_date_after_the_ingestion_is_no_publication_date() -> None:
     near = build_article(future, unit_fields(Unit("f.xml", "rss", 0, fields={
         **fields, "published": ahead})), FIXED_NOW)
     assert near.published_at == ahead and near.date_unparsed is None
+
+
+def test_a_feed_entrys_reject_names_the_entry() -> None:
+    """A reject of a feed's 4th entry said only 'no title and no body text', with an empty
+    excerpt: nothing told which entry (found by review on a real feed)."""
+    from transforms.common import to_reject
+
+    unit = Unit("feed.xml", "rss", 3, fields={"title": "", "summary": "", "link": ""})
+    with pytest.raises(EmptyContent) as caught:
+        build_article(unit, unit_fields(unit), FIXED_NOW)
+    row = to_reject(unit, "extract", caught.value)
+    assert row.detail == "entry 4: no title and no body text"
+    page = Unit("page.html", "html", 0, raw="<html></html>")
+    assert not to_reject(page, "extract", caught.value).detail.startswith("entry")
