@@ -570,16 +570,19 @@ def _jsonl_fields(raw: str, first_line: int = 1) -> dict[str, Any]:
                           f"(column {exc.colno})") from exc
     except ValueError as exc:
         raise InvalidJson(f"line {first_line} is not valid JSON: {exc}") from exc
+    # a record on one line is named by its line; a pretty-printed file is one document
+    where = f"line {first_line}" if "\n" not in raw.strip() else "the JSON document"
     if not isinstance(rec, dict):
-        raise InvalidRecord(f"line {first_line} is a JSON {_json_type(rec)}, not an object")
+        raise InvalidRecord(f"{where} is a JSON {_json_type(rec)}, not an object")
     html, text = rec.get("html"), rec.get("text")
     has_html = isinstance(html, str) and bool(html.strip())
     if not has_html and not (isinstance(text, str) and text.strip()):
         wrong = [f"'{k}' is a JSON {_json_type(v)}" for k, v in (("html", html), ("text", text))
                  if v is not None and not isinstance(v, str)]
-        raise InvalidRecord(f"line {first_line}: " + (
+        keys = ", ".join(str(k) for k in list(rec)[:12]) or "none"
+        raise InvalidRecord(f"{where}: " + (
             ", ".join(wrong) + ", not a string" if wrong else
-            "the record has neither 'html' nor 'text'"))
+            f"the record has neither 'html' nor 'text' (its keys: {keys})"))
     url = rec.get("url") if isinstance(rec.get("url"), str) else None
     if isinstance(html, str) and html.strip():
         fields = html_fields(html, url)

@@ -92,6 +92,11 @@ def test_jsonl_lines() -> None:
     # a text that is there but not a string is said so, not "neither html nor text"
     with pytest.raises(InvalidRecord, match="^line 5: 'text' is a JSON number, not a string"):
         unit_fields(Unit("d.jsonl", "jsonl", 4, raw='{"text": 12345}'))
+    # a pretty-printed file is one document, not its line 1; the message lists its keys
+    with pytest.raises(InvalidRecord, match=r"^the JSON document: the record has neither "
+                       r"'html' nor 'text' \(its keys: id, headline, body\)"):
+        unit_fields(Unit("d.json", "jsonl", 0, raw='{\n "id": 1,\n "headline": "H",\n '
+                                                   '"body": "B"\n}\n'))
 
 
 def test_html_page_with_canonical_and_metadata() -> None:
