@@ -104,21 +104,25 @@ def split_names(text: str) -> list[str]:
 
 
 # what may stand in a name besides capitalized words ('Ludwig van Beethoven', 'J. R. Smith')
-_NAME_PARTICLES = frozenset({"de", "da", "di", "del", "della", "van", "von", "der", "den",
-                             "bin", "al", "el", "la", "le", "y", "e", "du", "dos", "das", "ter",
-                             "ten", "ibn", "abu"})
+NAME_PARTICLES = frozenset({"de", "da", "di", "del", "della", "van", "von", "der", "den",
+                            "bin", "al", "el", "la", "le", "y", "e", "du", "dos", "das", "ter",
+                            "ten", "ibn", "abu"})
+
+
+def name_words(name: str) -> bool:
+    """One to six words, each capitalized (or a particle such as 'van', or not a letter)."""
+    tokens = name.split()
+    return 1 <= len(tokens) <= 6 and all(
+        t[:1].isupper() or t.lower() in NAME_PARTICLES or not t[:1].isalpha() for t in tokens)
 
 
 def name_like(name: str) -> bool:
-    """Whether ``name`` can be a person's or an agency's name in a byline: one to six words,
-    each capitalized (or a particle such as 'van'), with no sentence punctuation. 'By the end
-    of the week, ...', 'Von den Sturmvögeln zu ...' and 'Par ailleurs, ...' open sentences,
-    not bylines."""
-    tokens = name.split()
-    if not 1 <= len(tokens) <= 6 or any(c in name for c in ":!?…\"“”«»"):
-        return False
-    return all(t[:1].isupper() or t.lower() in _NAME_PARTICLES or not t[:1].isalpha()
-               for t in tokens) and (tokens[0][:1].isupper() or not tokens[0][:1].isalpha())
+    """Whether ``name`` can be a person's or an agency's name in a byline: ``name_words``, not
+    opening with a particle, with no sentence punctuation. 'By the end of the week, ...',
+    'Von den Sturmvögeln zu ...' and 'Par ailleurs, ...' open sentences, not bylines."""
+    first = name.split()[0] if name.split() else ""
+    return name_words(name) and not any(c in name for c in ":!?…\"“”«»") and (
+        first[:1].isupper() or not first[:1].isalpha())
 
 
 def parse_byline(line: str) -> tuple[list[str], datetime | None] | None:

@@ -51,6 +51,7 @@ from transforms.dedupe import KeyDigestSet, in_digests, read_stored
 from transforms.http import FEED_TYPES, PAGE_TYPES, FetchPolicy, HttpClient, redact
 from transforms.parse import http_charset
 from transforms.read import decompress
+from transforms.text import html_to_text, words
 from transforms.urls import canonical_url
 
 STATE_TAG = "state"
@@ -166,8 +167,6 @@ FULL_ENTRY_WORDS = 80
 def carries_full_text(unit: Unit) -> bool:
     """Whether a feed entry's content (content:encoded, Atom content; not its summary) holds
     an article's text."""
-    from transforms.text import html_to_text, words
-
     content = unit.fields.get("html") or ""
     text = html_to_text(content) if content else str(unit.fields.get("text") or "")
     return len(words(text)) >= FULL_ENTRY_WORDS

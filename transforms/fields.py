@@ -25,7 +25,7 @@ from schemas.records import Article
 from transforms.countries import find_countries
 from transforms.dates import parse_date
 from transforms.errors import EmptyContent
-from transforms.extract import partition_date, split_names
+from transforms.extract import name_words, partition_date, split_names
 from transforms.html_meta import date_from_url
 from transforms.neardup import NearConfig, body_hashes, pack_hashes, tokens_by_paragraph
 from transforms.quotes import extract_quotes
@@ -62,8 +62,6 @@ NOT_PERSONS = frozenset(
 ROLE_WORDS = re.compile(r"\b(writer|correspondent|editor|reporter|columnist|contributor|"
                         r"bureau|desk|staff|ministr(y|ies)|department|agency|news)\b", re.I)
 LEAD_WORDS = re.compile(r"^(text|texte|texto|текст|words|photos?|фото|interview)\s*:?\s+", re.I)
-_PARTICLES = {"de", "da", "di", "del", "della", "van", "von", "der", "den", "bin", "al", "el",
-              "la", "le", "y", "e", "du", "dos", "das", "ter", "ten", "ibn", "abu"}
 
 
 _NAME_THEN_OUTLET = re.compile(r"^([A-Z][\w'’-]+(?:\s+[A-Z][\w'’-]+)+?[a-z]{1}[\w'’-]*)\.\s+[A-Z]")
@@ -108,13 +106,6 @@ def _without_outlet(part: str, orgs: set[str]) -> str:
     return part
 
 
-def _person_like(name: str) -> bool:
-    tokens = name.split()
-    if not 1 <= len(tokens) <= 6:
-        return False
-    return all(t[:1].isupper() or t.lower() in _PARTICLES or not t[:1].isalpha() for t in tokens)
-
-
 def _fix_case(name: str) -> str:
     # 'TOM KRISHER' -> 'Tom Krisher'; mixed case is left as written ('McDonald', 'de Gaulle').
     letters = [c for c in name if c.isalpha()]
@@ -152,7 +143,7 @@ def clean_author(name: str, organizations: tuple[str, ...] = ()) -> list[str]:
             or _squash(part) in sites
             or not folded or folded.split()[0] in _ARTICLES
             or ("." in folded and " " not in folded and len(folded) > 3)  # cleveland.com
-            or ROLE_WORDS.search(part) or not _person_like(part)
+            or ROLE_WORDS.search(part) or not name_words(part)
         ):
             continue
         names.append(part)
