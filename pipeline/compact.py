@@ -44,7 +44,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from transforms.neardup import SIGNATURE_KEY
-from transforms.streaming import FILE_STATE, FILE_STATE_SCHEMA
+from transforms.streaming import FILE_STATE
 from transforms.write import ROW_GROUP_ROWS, max_rows_per_file, stamped_schema
 
 LOCKS = "_locks"
@@ -175,8 +175,6 @@ FLAT_DATASETS = ("_index", "duplicates", "rejects", "_state/feeds", "_state/link
 
 
 def _schema(dataset: str, metadata: dict[str, str] | None = None) -> pa.Schema:
-    if dataset == FILE_STATE:
-        return FILE_STATE_SCHEMA
     return stamped_schema(dataset, metadata)
 
 

@@ -128,6 +128,11 @@ def _acquire(output_dir: str, path: str, me: dict[str, object], break_lock: bool
                     raise LockBusy(f"{output_dir} has a stale lock from {describe(holder)}, "
                                    "which is no longer running; rerun with --break-lock to "
                                    "remove it") from None
+                if holder.get("host") != me["host"]:  # its pid means nothing here
+                    raise LockBusy(f"{output_dir} is in use by {describe(holder)}, taken on "
+                                   "another host, so this one cannot tell whether it still "
+                                   "runs: wait for it to finish, or, if it is gone, rerun "
+                                   "with --break-lock") from None
                 raise LockBusy(f"{output_dir} is in use by {describe(holder)}; wait for it to "
                                "finish (or use another --output)") from None
         raise LockBusy(f"could not take the lock on {output_dir}")

@@ -39,6 +39,7 @@ from pipeline.options import (
     add_run_arguments,
     config_from_args,
     load_config_file,
+    read_feed_list,
 )
 from pipeline.reindex import check_signature_settings, suggest_compaction, upgrade_index
 from pipeline.runners import runner_name
@@ -438,11 +439,76 @@ def _negative_durations_joined(argv: list[str]) -> list[str]:
     return joined
 
 
+def _own_flags(parser: argparse.ArgumentParser) -> set[str]:
+    """Every option string of newsbeam's parser and its commands' parsers."""
+    flags: set[str] = set()
+    stack = [parser]
+    while stack:
+        current = stack.pop()
+        for action in current._actions:
+            flags.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+    return flags
+
+
+def beam_values_joined(argv: list[str], parser: argparse.ArgumentParser) -> list[str]:
+    """``--runner FlinkRunner`` -> ``--runner=FlinkRunner`` for the Beam options that take a
+    value. newsbeam passes the options it does not know on to Beam, so its parser sees
+    ``--runner`` as unknown and would take ``FlinkRunner`` for an INPUT (``newsbeam run -o
+    out --runner FlinkRunner news/`` failed with "--runner: expected one argument"). Beam's
+    own parser says which flags take a value; it is built only when such a flag is there."""
+    ours = _own_flags(parser)
+    candidates = [i for i, arg in enumerate(argv[:-1])
+                  if arg.startswith("--") and "=" not in arg and arg not in ours
+                  and not argv[i + 1].startswith("-")]
+    if not candidates:
+        return argv
+    from pipeline.beam_options import beam_probe
+
+    actions = beam_probe()._option_string_actions
+    joined, skip = [], -1
+    for i, arg in enumerate(argv):
+        if i == skip:
+            continue
+        action = actions.get(arg) if i in candidates else None
+        if action is not None and action.nargs is None:
+            joined.append(f"{arg}={argv[i + 1]}")
+            skip = i + 1
+        else:
+            joined.append(arg)
+    return joined
+
+
+def stray_inputs_moved(args: argparse.Namespace, extra: list[str]) -> list[str]:
+    """INPUTs written after an option (``newsbeam run news/ -o out more/``): argparse takes
+    one run of positionals and leaves the rest among the unknown options, which go to Beam,
+    which ignored them, so ``more/`` was silently not read. They are moved to
+    ``args.inputs``; a word after a ``--flag`` Beam does not know (a Flink or Spark job
+    server's own option) stays with that flag as its value. Returns the options left."""
+    if not hasattr(args, "inputs") or not any(not a.startswith("-") for a in extra):
+        return extra
+    from pipeline.beam_options import beam_probe
+
+    known = beam_probe()._option_string_actions
+    rest: list[str] = []
+    for i, arg in enumerate(extra):
+        before = extra[i - 1] if i else ""
+        value_of_unknown = (before.startswith("--") and "=" not in before
+                            and before not in known)
+        if arg.startswith("-") or value_of_unknown:
+            rest.append(arg)
+        else:
+            args.inputs.append(arg)
+    return rest
+
+
 def main(argv: list[str] | None = None) -> int:
     global _interrupted, _terminated
     _interrupted = _terminated = False  # a caller may run several commands in one process
     parser = make_parser()
     argv = _negative_durations_joined(sys.argv[1:] if argv is None else list(argv))
+    argv = beam_values_joined(argv, parser)
     args, extra = parser.parse_known_args(argv)
     if getattr(args, "config", None):
         try:
@@ -465,6 +531,7 @@ def main(argv: list[str] | None = None) -> int:
             del defaults[key]
         args._run_parser.set_defaults(**defaults)
         args, extra = parser.parse_known_args(argv)
+    extra = stray_inputs_moved(args, extra)
     if args.version:
         from importlib.metadata import PackageNotFoundError, version
 
@@ -754,10 +821,11 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
                     args.output, folder):
                 raise UsageError(f"--output {args.output} is inside the watched folder "
                                  f"{folder}: the stream would read its own output")
-        config = config_from_args(stream_args, extra, files=False)
-        if not folders and not config.feeds:
+        # before config_from_args, which creates OUT: exit 2 means nothing was done
+        if not folders and not urls and not (args.feeds and read_feed_list(args.feeds)):
             raise UsageError("no SOURCE given: name a folder to watch or a feed URL (or "
                              "--feeds FILE)")
+        config = config_from_args(stream_args, extra, files=False)
     except UsageError as exc:
         return _error(str(exc), EXIT_USAGE)
     # the stream's id, from its start: the lock names it (a run refused while the stream

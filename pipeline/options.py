@@ -155,8 +155,11 @@ def _walk(directory: str, skip: set[str]) -> list[str]:
         for d in sorted(d for d in dirs if not d.startswith(".")):
             path = os.path.join(root, d)
             real = os.path.realpath(path)
-            if real in skip or is_dataset(path):
-                LOG.info("not reading %s: a newsbeam output folder", path)
+            if real in skip:  # --output itself, inside the input: expected, said quietly
+                LOG.info("not reading %s: the --output folder", path)
+                continue
+            if is_dataset(path):  # another run's output: not news, but say it
+                LOG.warning("not reading %s: a newsbeam output folder", path)
                 continue
             if real in visited:  # a link to a folder read already (or to an ancestor)
                 continue
@@ -211,6 +214,12 @@ def expand_inputs(specs: list[str], output: str | None = None) -> tuple[str, ...
     paths: set[str] = set()
     for spec in specs:
         if _is_remote(spec):
+            try:
+                FileSystems.get_filesystem(spec)
+            except ValueError:  # Beam's own message advises apache-beam[gcp] for any scheme
+                raise UsageError(f"no filesystem for this INPUT (feeds are read over http and "
+                                 f"https; install apache-beam[gcp] for gs://, [aws] for "
+                                 f"s3://): {spec}") from None
             try:
                 matches = FileSystems.match([spec])[0].metadata_list
             except Exception as exc:

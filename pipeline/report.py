@@ -264,10 +264,9 @@ def read_articles(out_dir: str) -> ArticleStats | None:
     if not os.path.isdir(folder):
         return None
     # `date` as a string: pyarrow would otherwise infer date32 from the directory names.
-    # Hidden and `_`-prefixed files (writes in progress) are ignored by default.
-    dataset = ds.dataset(folder, format="parquet", partitioning=ds.partitioning(
+    dataset = _parquet_dataset(folder, ds.partitioning(
         pa.schema([("date", pa.string())]), flavor="hive"))
-    if not dataset.files:
+    if dataset is None:
         return None
     names = set(dataset.schema.names)
     columns = [c for c in ARTICLE_COLUMNS if c in names]
@@ -301,6 +300,29 @@ def read_articles(out_dir: str) -> ArticleStats | None:
     return stats
 
 
+def _parquet_dataset(folder: str, partitioning: ds.Partitioning | None = None
+                     ) -> ds.Dataset | None:
+    """The ``.parquet`` files under ``folder`` as one dataset, or None when there is none.
+    Hidden and ``_``-prefixed files (writes in progress) are ignored, as pyarrow does; any
+    other file (a note, a copy a user left there) is named on stderr and left out, so one
+    stray file does not stop the report."""
+    found: list[str] = []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith((".", "_")))
+        found.extend(os.path.join(root, n) for n in sorted(names)
+                     if not n.startswith((".", "_")))
+    files = [f for f in found if f.endswith(".parquet")]
+    others = [f for f in found if not f.endswith(".parquet")]
+    if others:
+        sys.stderr.write(f"newsbeam report: left out {len(others)} file(s) under {folder} "
+                         f"that are not .parquet: {', '.join(others[:3])}"
+                         f"{', ...' if len(others) > 3 else ''}\n")
+    if not files:
+        return None
+    return ds.dataset(files, format="parquet", partitioning=partitioning,
+                      partition_base_dir=folder)
+
+
 def _decode(value: bytes | None) -> str | None:
     return value.decode("utf-8", "replace") if value is not None else None
 
@@ -311,8 +333,8 @@ def read_column_counts(out_dir: str, dataset_name: str, column: str) -> Counter[
     folder = os.path.join(out_dir, dataset_name)
     if not os.path.isdir(folder):
         return None
-    dataset = ds.dataset(folder, format="parquet")
-    if not dataset.files or column not in dataset.schema.names:
+    dataset = _parquet_dataset(folder)
+    if dataset is None or column not in dataset.schema.names:
         return None
     values = dataset.to_table(columns=[column]).column(column)
     return Counter(_labels(values, "(none)"))
@@ -693,6 +715,10 @@ def main_report(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         write_report(out_dir, path)
+    except pa.ArrowException as exc:  # a damaged .parquet file: pyarrow names it
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        sys.stderr.write(f"newsbeam: error: cannot read the dataset in {out_dir}: {first}\n")
+        return EXIT_FAILED
     except OSError as exc:
         sys.stderr.write(f"newsbeam: error: cannot write {path}: {exc.strerror or exc}\n")
         return EXIT_FAILED

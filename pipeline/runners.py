@@ -96,7 +96,9 @@ def beam_scratch() -> Iterator[str]:
 # streams the engine closes at the end of a job: Flink hangs up with CANCELLED ("Multiplexer
 # hanging up"), Spark with UNAVAILABLE ("Stream removed"). Python prints a thread traceback
 # for each, after a run that succeeded.
-_HARNESS_THREADS = re.compile(r"(read_grpc_client_inputs|read_state|run_worker_\d+(-\d+)?)")
+# the SDK harness's threads: run_worker_<n>-<m> under a job server, run_worker_<worker id> under
+# Prism (e.g. run_worker_job-001[job]_ref_Environment_default_environment_1)
+_HARNESS_THREADS = re.compile(r"(read_grpc_client_inputs|read_state|run_worker_\S+)")
 _quiet_installed = False
 
 

@@ -180,6 +180,18 @@ LINK_STATE_SCHEMA = pa.schema(
     metadata={"newsbeam.dataset": "_state/links", "newsbeam.schema_version": SCHEMA_VERSION},
 )
 
+FILE_STATE_SCHEMA = pa.schema(
+    [
+        _f("path", pa.string(), "A file a stream (newsbeam stream) read from a watched folder.",
+           False),
+        _f("size", pa.int64(), "Its size in bytes when it was read.", False),
+        _f("mtime_ns", pa.int64(), "Its modification time when it was read (ns since the epoch): "
+           "a file rewritten in place has another size or time and is read again.", False),
+        _f("run_id", pa.string(), "The window (run) that read it.", False),
+    ],
+    metadata={"newsbeam.dataset": "_state/files", "newsbeam.schema_version": SCHEMA_VERSION},
+)
+
 SCHEMAS: dict[str, pa.Schema] = {
     "articles": ARTICLE_SCHEMA,
     "duplicates": DUPLICATE_SCHEMA,
@@ -187,6 +199,7 @@ SCHEMAS: dict[str, pa.Schema] = {
     "_index": INDEX_SCHEMA,
     "_state/feeds": FEED_STATE_SCHEMA,
     "_state/links": LINK_STATE_SCHEMA,
+    "_state/files": FILE_STATE_SCHEMA,
 }
 PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
     "articles": ARTICLE_PARTITION_COLUMNS,
@@ -195,6 +208,7 @@ PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
     "_index": (),
     "_state/feeds": (),
     "_state/links": (),
+    "_state/files": (),
 }
 
 

@@ -51,7 +51,7 @@ def schema_markdown() -> str:
         "",
     ]
     for dataset in ("articles", "duplicates", "rejects", "_index", "_state/feeds",
-                    "_state/links"):
+                    "_state/links", "_state/files"):
         schema = SCHEMAS[dataset]
         lines += [f"## `{dataset}`", ""]
         if dataset == "articles":

@@ -46,12 +46,6 @@ from transforms.write import is_dataset
 TEMP_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".crdownload", ".download",
                  ".inprogress", ".swp", "~")
 FILE_STATE = "_state/files"
-FILE_STATE_SCHEMA = pa.schema([
-    pa.field("path", pa.string(), nullable=False),
-    pa.field("size", pa.int64(), nullable=False),
-    pa.field("mtime_ns", pa.int64(), nullable=False),
-    pa.field("run_id", pa.string(), nullable=False),
-])
 
 DUPLICATE_TAG = "duplicates"
 # Beam reads state and timers from these parameter defaults (module-level singletons)
@@ -116,7 +110,7 @@ def write_file_state(output_dir: str, run_id: str, files: dict[str, tuple[int, i
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems
 
-    from transforms.write import join_path
+    from transforms.write import join_path, stamped_schema
 
     if not files:
         return
@@ -126,7 +120,7 @@ def write_file_state(output_dir: str, run_id: str, files: dict[str, tuple[int, i
     temp = join_path(folder, f".part-{run_id}.parquet.inprogress")
     final = join_path(folder, f"part-{run_id}.parquet")
     with FileSystems.create(temp, compression_type=CompressionTypes.UNCOMPRESSED) as fh:
-        pq.write_table(pa.Table.from_pylist(rows, schema=FILE_STATE_SCHEMA), fh)
+        pq.write_table(pa.Table.from_pylist(rows, schema=stamped_schema(FILE_STATE)), fh)
     if FileSystems.exists(final):
         FileSystems.delete([final])
     FileSystems.rename([temp], [final])

@@ -29,7 +29,10 @@ import pytest
 from pipeline.runners import RunnerSetupError, runner_defaults, tied_launcher
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.integration
+# one xdist worker takes the whole tier (`.ci/run` runs the suite with `-n 2 --dist loadgroup`):
+# its module fixture (the single-process reference run) runs once, and two JVM clusters never
+# start at once
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("runners")]
 
 INGESTED_AT = "2026-01-15T12:00:00Z"
 RUN_TIMEOUT_S = 300

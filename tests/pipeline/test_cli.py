@@ -48,6 +48,10 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     ("args", "message"),
     [
         (["run", "no/such/file.xml", "--output", "{tmp}/o"], "input path does not exist"),
+        # Beam's own answer advised `pip install apache-beam[gcp]` for any unknown scheme
+        (["run", "ftp://example.org/feed.xml", "--output", "{tmp}/o"],
+         "no filesystem for this INPUT (feeds are read over http and https; install "
+         "apache-beam[gcp] for gs://, [aws] for s3://): ftp://example.org/feed.xml"),
         (["run", "samples/*.nothing", "--output", "{tmp}/o"], "glob matches no file"),
         (["run", "samples", "--output", "samples/kazakhstan_peacemaker.txt"],
          "--output is not a directory"),
@@ -328,6 +332,33 @@ def test_a_reader_that_leaves_stdout_does_not_fail_a_committed_run(tmp_path: Pat
     assert len(pd.read_parquet(out / "articles")) == manifest["counts"]["articles"]
 
 
+def test_a_beam_option_before_the_inputs_keeps_its_value() -> None:
+    """Beam's options pass through newsbeam's parser as unknown ones: written as
+    ``--runner FlinkRunner`` before INPUT, the value was taken for an input. Values of
+    Beam's flags are joined to them; newsbeam's own flags, Beam's switches and flags
+    already written with '=' are left as they are."""
+    from pipeline.main import beam_values_joined, make_parser, stray_inputs_moved
+
+    parser = make_parser()
+    argv = ["run", "-o", "out", "--runner", "FlinkRunner", "--direct_num_workers", "2",
+            "--save_main_session", "news/", "--ingested-at", "2026-01-15T12:00:00Z",
+            "--flink_master=[local]", "--streaming", "feeds/"]
+    joined = beam_values_joined(argv, parser)
+    assert joined == ["run", "-o", "out", "--runner=FlinkRunner", "--direct_num_workers=2",
+                      "--save_main_session", "news/", "--ingested-at",
+                      "2026-01-15T12:00:00Z", "--flink_master=[local]", "--streaming",
+                      "feeds/"]
+    args, extra = parser.parse_known_args(joined)
+    # argparse leaves INPUTs after an option among the unknown ones (they went to Beam,
+    # and feeds/ was silently not read): moved back; a job server's own flag keeps its value
+    rest = stray_inputs_moved(args, [*extra, "--checkpointing_interval", "5", "later/"])
+    assert args.inputs == ["news/", "feeds/", "later/"]
+    assert rest == ["--runner=FlinkRunner", "--direct_num_workers=2", "--save_main_session",
+                    "--flink_master=[local]", "--streaming", "--checkpointing_interval", "5"]
+    assert beam_values_joined(["run", "news/", "-o", "out"], parser) == [
+        "run", "news/", "-o", "out"]
+
+
 def test_a_concurrent_run_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
@@ -349,6 +380,22 @@ def test_a_concurrent_run_is_refused(tmp_path: Path) -> None:
     proc = newsbeam("run", str(SAMPLES), "--output", str(out), "--break-lock")
     assert proc.returncode == 0, proc.stderr
     assert not (out / "_lock").exists()
+
+
+def test_a_lock_taken_on_another_host_names_break_lock(tmp_path: Path) -> None:
+    """Its pid means nothing here, so it may be alive or gone: the message says both ways
+    out (it said only "wait", for ever if that run died), and --break-lock takes it."""
+    from pipeline.lock import LockBusy, acquire
+
+    (tmp_path / "_lock").write_text(json.dumps({
+        "run_id": "old", "pid": 1, "host": "otherhost.invalid",
+        "started": "2026-01-01T00:00:00+00:00"}))
+    with pytest.raises(LockBusy) as refused:
+        acquire(str(tmp_path), "new")
+    assert "taken on another host" in str(refused.value)
+    assert "rerun with --break-lock" in str(refused.value)
+    acquire(str(tmp_path), "new", break_lock=True).release()
+    assert not (tmp_path / "_lock").exists()
 
 
 def test_a_lock_that_proves_its_holder_gone_is_removed_by_the_next_run(tmp_path: Path) -> None:
@@ -976,6 +1023,8 @@ def test_worker_teardown_errors_are_quiet_and_others_are_not() -> None:
 
         for name, exc in [("run_worker_2-1", HungUp(grpc.StatusCode.CANCELLED)),
                           ("read_grpc_client_inputs", HungUp(grpc.StatusCode.UNAVAILABLE)),
+                          ("run_worker_job-001[job]_ref_Environment_default_environment_1",
+                           HungUp(grpc.StatusCode.UNAVAILABLE)),  # Prism's name, seen in CI
                           ("run_worker_3-1", HungUp(grpc.StatusCode.INTERNAL)),
                           ("my-thread", HungUp(grpc.StatusCode.CANCELLED)),
                           ("read_state", ValueError("real bug"))]:
@@ -1003,6 +1052,10 @@ def test_an_output_inside_the_input_folder_is_not_read_back(tmp_path: Path) -> N
         assert proc.returncode == 0, proc.stderr
         assert "1 file, 1 input unit in" in proc.stdout, proc.stdout
         assert "rejects           0" in proc.stdout
+    # another output is skipped with a warning (seen under -q); --output itself quietly
+    assert "not reading ./out: a newsbeam output folder" in second.stderr, second.stderr
+    assert "./out:" not in third.stderr and "not reading ./out2: a newsbeam output folder" \
+        in third.stderr, third.stderr
     globbed = newsbeam("run", "**/*", "-o", "out3", "-q", cwd=news)  # out/, out2/ skipped
     assert globbed.returncode == 0 and "1 file, 1 input unit in" in globbed.stdout, \
         globbed.stdout + globbed.stderr

@@ -293,6 +293,11 @@ def test_a_stream_keeps_the_latest_read_of_a_file_after_compaction(tmp_path: Pat
     done = compact_dataset(out, FILE_STATE)
     assert done is not None and (done.files_before, done.files_after) == (3, 1)
     assert load_file_state(out) == {"/in/a.htm": (20, 2), "/in/b.txt": (5, 1)}
+    # the state files carry what every file carries (they had no metadata: found by review)
+    [merged] = folder.glob("*.parquet")
+    meta = pq.read_schema(merged).metadata
+    assert meta[b"newsbeam.dataset"] == b"_state/files"
+    assert meta[b"newsbeam.version"] and meta[b"newsbeam.schema_version"]
 
 
 def _write(out: Path, dataset: str, part: str, rows: list[dict[str, Any]], run: str) -> None:

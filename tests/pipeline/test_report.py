@@ -39,6 +39,8 @@ from pipeline.report import (
     add_report_arguments,
     build_report,
     main_report,
+    read_articles,
+    read_column_counts,
     write_report,
 )
 from schemas import SCHEMA_VERSION
@@ -182,6 +184,33 @@ def test_the_command(out_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
         assert cli(*argv) == 2, argv
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and err.startswith("newsbeam: error: "), err
+
+
+def test_a_stray_file_is_left_out_and_a_damaged_one_is_one_line(
+        out_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A file that is not .parquet in a partition (a user's note) is named and left out;
+    the page counts what the Parquet files hold. A damaged .parquet file is one line and
+    exit 1, not a traceback."""
+    out = tmp_path / "out"
+    shutil.copytree(out_dir, out)
+    partition = next((out / "articles").glob("date=*"))
+    (partition / "notes.txt").write_text("checked by hand\n", encoding="utf-8")
+    (out / "rejects" / "README").write_text("ours\n", encoding="utf-8")
+    target = tmp_path / "r.html"
+    assert cli(str(out), "-o", str(target)) == 0
+    err = capsys.readouterr().err
+    assert "left out 1 file(s)" in err and "notes.txt" in err and "README" in err, err
+    stats = read_articles(str(out))
+    assert stats is not None and stats.rows == read_articles(str(out_dir)).rows
+    assert read_column_counts(str(out), "rejects", "reason") == read_column_counts(
+        str(out_dir), "rejects", "reason")
+    capsys.readouterr()
+
+    (partition / "part-damaged.parquet").write_bytes(b"PAR1 not really")
+    assert cli(str(out), "-o", str(target)) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[1].startswith("newsbeam: error: cannot read the dataset in "), err
+    assert "part-damaged.parquet" in err[1], err
 
 
 # --- the page in a browser ----------------------------------------------------------------

@@ -126,6 +126,16 @@ def test_a_source_on_an_unknown_filesystem_is_a_usage_error(tmp_path: Path) -> N
     assert proc.stderr.strip().splitlines() == [
         "newsbeam: error: no filesystem for this SOURCE (install apache-beam[gcp] for gs://, "
         "[aws] for s3://): ftp://example.org/inbox"]
+    # no SOURCE at all (an empty --feeds list too): one line, exit 2, and OUT not created
+    (tmp_path / "feeds.txt").write_text("# none yet\n", encoding="utf-8")
+    for extra in ([], ["--feeds", str(tmp_path / "feeds.txt")]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipeline", "stream", "--output", str(tmp_path / "o2"),
+             "--runner=DirectRunner", *extra],
+            cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and len(proc.stderr.splitlines()) == 1, proc.stderr
+        assert ("no SOURCE given" if not extra else "lists no URL") in proc.stderr
+        assert not (tmp_path / "o2").exists()
 
 
 def test_watcher_waits_for_a_file_to_settle_and_reports_it_once(tmp_path: Path) -> None:
