@@ -79,10 +79,20 @@ def remove_staging(output_dir: str, run_id: str, remove_parent: bool = True) -> 
     """Remove a run's staging folder, and OUT/_staging once empty (``remove_parent``; a
     stream's windows keep it: another window may be creating its folder in it)."""
     path = staging_dir(output_dir, run_id)
-    if FileSystems.exists(path):
+    if "://" in output_dir:
+        delete_prefix(path)
+    elif FileSystems.exists(path):
         FileSystems.delete([path])
     if remove_parent:
         remove_empty_staging(output_dir)
+
+
+def delete_prefix(prefix: str) -> None:
+    """Every object under ``prefix`` of an object store. A prefix is no object there:
+    ``exists`` says no (gs://, s3://), and a delete without the trailing '/' removes only an
+    object of that exact name, so a staging folder deleted as a local one would be left
+    whole, and its journal finished again by every later run."""
+    FileSystems.delete([prefix.rstrip("/") + "/"])
 
 
 def remove_empty_staging(output_dir: str) -> None:
@@ -159,9 +169,11 @@ def clean_leftovers(output_dir: str) -> list[str]:
     _finish_journals(output_dir)
     if "://" in output_dir:
         staging = join_path(output_dir, STAGING)
-        if FileSystems.exists(staging):
-            FileSystems.delete([staging])
+        if FileSystems.match([staging + "/**"])[0].metadata_list:
+            delete_prefix(staging)
             removed.append(staging)
+        for path in removed:
+            LOG.warning("removed a leftover of an interrupted run: %s", path)
         return removed
     from pipeline.compact import compaction_alive
 

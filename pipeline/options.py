@@ -95,6 +95,34 @@ def _is_remote(path: str) -> bool:
     return "://" in path
 
 
+def store_error(exc: BaseException) -> str:
+    """One line for a failure of Beam's FileSystems: a BeamIOError holds the real error per
+    path (a missing boto3, refused credentials); its own text repeats every path."""
+    details = getattr(exc, "exception_details", None)
+    if isinstance(details, dict) and details:
+        exc = next(iter(details.values()))
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+STORE_EXTRAS = "install apache-beam[gcp] for gs://, [aws] for s3://, [hadoop] for hdfs://"
+
+
+def check_store(path: str, role: str) -> None:
+    """A remote INPUT or OUT's filesystem is there and answers (its Beam extra installed,
+    its settings given): one line now, instead of a traceback from the first call."""
+    try:
+        FileSystems.get_filesystem(path)
+    except Exception:  # noqa: BLE001 - ValueError, or BeamIOError when the extra is missing
+        raise UsageError(f"no filesystem for this {role} (feeds are read over http and "
+                         f"https; {STORE_EXTRAS}): {path}") from None
+    try:
+        FileSystems.exists(path)
+    except Exception as exc:  # noqa: BLE001 - whatever the store's client raises
+        raise UsageError(f"cannot reach {role} {path}: {store_error(exc)} ({STORE_EXTRAS}; "
+                         "credentials and settings as Beam options, docs/runners.md)") from None
+
+
 def is_url(spec: str) -> bool:
     return spec.lower().startswith(("http://", "https://"))
 
@@ -214,16 +242,11 @@ def expand_inputs(specs: list[str], output: str | None = None) -> tuple[str, ...
     paths: set[str] = set()
     for spec in specs:
         if _is_remote(spec):
-            try:
-                FileSystems.get_filesystem(spec)
-            except ValueError:  # Beam's own message advises apache-beam[gcp] for any scheme
-                raise UsageError(f"no filesystem for this INPUT (feeds are read over http and "
-                                 f"https; install apache-beam[gcp] for gs://, [aws] for "
-                                 f"s3://): {spec}") from None
+            check_store(spec, "INPUT")
             try:
                 matches = FileSystems.match([spec])[0].metadata_list
-            except Exception as exc:
-                raise UsageError(f"cannot list input {spec}: {exc}") from exc
+            except Exception as exc:  # noqa: BLE001 - the store's own error, in one line
+                raise UsageError(f"cannot list input {spec}: {store_error(exc)}") from None
             if not matches:
                 raise UsageError(f"input matches no file: {spec}")
             paths.update(m.path for m in matches)
@@ -294,6 +317,7 @@ def free_run_id(output: str, run_id: str) -> str:
 def prepare_output(output: str) -> str:
     """Check (and create) the output directory."""
     if _is_remote(output):
+        check_store(output, "--output")
         return output.rstrip("/")
     if os.path.exists(output) and not os.path.isdir(output):
         raise UsageError(f"--output is not a directory: {output}")
@@ -561,6 +585,13 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
                      now: datetime | None = None, files: bool = True) -> Config:
     if not args.output:
         raise UsageError("the following arguments are required: -o/--output")
+    # Beam's filesystems of gs://, s3://, hdfs:// take their settings (credentials, region,
+    # --hdfs_host...) from the pipeline options; every FileSystems call made here, before the
+    # pipeline exists, needs them too (an s3:// OUT failed with "Must provide one of client
+    # or options", found by review)
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    FileSystems.set_options(PipelineOptions(list(beam_args)))
     if args.steps is not None and not any(s.strip() for s in args.steps):
         raise UsageError("--steps is empty: name steps, or leave it out for the default chain")
     try:

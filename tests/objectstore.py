@@ -73,8 +73,9 @@ class MemoryObjectStore(FileSystem):
                 _FILES[dst] = (_FILES.pop(src)[0], time.time())
 
     def exists(self, path: str) -> bool:
+        """An object of that exact name: a prefix is no object (gcsio.exists, s3io)."""
         with _LOCK:
-            return path in _FILES or any(p.startswith(path.rstrip("/") + "/") for p in _FILES)
+            return path in _FILES
 
     def size(self, path: str) -> int:
         return len(_FILES[path][0])
@@ -90,8 +91,12 @@ class MemoryObjectStore(FileSystem):
         return FileMetadata(path, len(data), mtime)
 
     def delete(self, paths: list[str]) -> None:
+        """As gs:// does (GCSFileSystem.delete): a path ending in '/' deletes everything
+        under it; any other path only the object of that exact name."""
         with _LOCK:
             for path in paths:
-                prefix = path.rstrip("/") + "/"
-                for key in [k for k in _FILES if k == path or k.startswith(prefix)]:
-                    del _FILES[key]
+                if path.endswith("/"):
+                    for key in [k for k in _FILES if k.startswith(path)]:
+                        del _FILES[key]
+                else:
+                    _FILES.pop(path, None)

@@ -51,7 +51,11 @@ def sample_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
         # Beam's own answer advised `pip install apache-beam[gcp]` for any unknown scheme
         (["run", "ftp://example.org/feed.xml", "--output", "{tmp}/o"],
          "no filesystem for this INPUT (feeds are read over http and https; install "
-         "apache-beam[gcp] for gs://, [aws] for s3://): ftp://example.org/feed.xml"),
+         "apache-beam[gcp] for gs://, [aws] for s3://, [hadoop] for hdfs://): "
+         "ftp://example.org/feed.xml"),
+        # Beam's hdfs:// without its extra raised BeamIOError: a traceback
+        (["run", "hdfs:///raw/2026-01-15", "--output", "{tmp}/o"],
+         "no filesystem for this INPUT"),
         (["run", "samples/*.nothing", "--output", "{tmp}/o"], "glob matches no file"),
         (["run", "samples", "--output", "samples/kazakhstan_peacemaker.txt"],
          "--output is not a directory"),
@@ -357,6 +361,24 @@ def test_a_beam_option_before_the_inputs_keeps_its_value() -> None:
                     "--flink_master=[local]", "--streaming", "--checkpointing_interval", "5"]
     assert beam_values_joined(["run", "news/", "-o", "out"], parser) == [
         "run", "news/", "-o", "out"]
+
+
+def test_an_s3_output_without_its_extra_is_one_line(tmp_path: Path) -> None:
+    """--output s3://... crashed with a traceback before anything ran: Beam's S3 filesystem
+    was built without the pipeline options ("Must provide one of client or options"). With
+    the options given, what is missing (boto3, from apache-beam[aws]) is said in one line."""
+    try:
+        import boto3  # noqa: F401
+        pytest.skip("boto3 is installed: the store would be reached over the network")
+    except ImportError:
+        pass
+    proc = newsbeam("run", str(SAMPLES / "pages"), "--output", "s3://bucket/newsbeam",
+                    "--ingested-at", "2026-01-15T12:00:00Z")
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "newsbeam: error: cannot reach --output s3://bucket/newsbeam: AssertionError: Missing "
+        "boto3 requirement (install apache-beam[gcp] for gs://, [aws] for s3://, [hadoop] for "
+        "hdfs://; credentials and settings as Beam options, docs/runners.md)"], proc.stderr
 
 
 def test_a_concurrent_run_is_refused(tmp_path: Path) -> None:

@@ -55,7 +55,11 @@ def test_a_rerun_into_an_object_store_adds_nothing() -> None:
     args = ["run", str(SAMPLES), "--output", out, "-q"]
     assert main(args) == 0
     first = rows(out, "articles", "article_id")
+    assert not keys(f"{out}/_staging")  # the run's staging prefix is gone (a prefix is no
+    # object: deleted as a local folder is, it stayed, journal and all, found by review)
+    store._FILES[f"{out}/_staging/20260101T000000Z-dead/articles/part-x.parquet"] = (b"x", 0.0)
     assert main(args) == 0  # the index is read back from the store: everything is stored
+    assert not keys(f"{out}/_staging")  # what a killed run staged is removed
     assert rows(out, "articles", "article_id") == first
     runs = [json.loads(store._FILES[k][0]) for k in keys(f"{out}/_runs/")]
     second = max(runs, key=lambda m: m["started_at"])
