@@ -817,8 +817,9 @@ def main_stream(args: argparse.Namespace, extra: list[str]) -> int:
         if runner is None:
             extra = ["--runner=PrismRunner", *extra]  # Beam's local runner for streaming
         for folder in folders:  # before config_from_args, which makes the folder
-            if args.output and "://" not in folder and "://" not in args.output and inside(
-                    args.output, folder):
+            remote = "://" in folder or "://" in (args.output or "")
+            if args.output and (inside(args.output, folder) if not remote else (
+                    args.output.rstrip("/") + "/").startswith(folder.rstrip("/") + "/")):
                 raise UsageError(f"--output {args.output} is inside the watched folder "
                                  f"{folder}: the stream would read its own output")
         # before config_from_args, which creates OUT: exit 2 means nothing was done
@@ -913,8 +914,12 @@ def _stream_graph(config: Any, folders: list[str], args: argparse.Namespace,
     if runner_name(beam_args) == "prism" and _value(beam_args, "--job_endpoint") is None:
         binary = _value(beam_args, "--prism_location")
         assert binary is not None  # runner_defaults set it, or stopped the run (runners.py)
-        log_dir = config.output_dir if "://" not in config.output_dir else tempfile.gettempdir()
-        server = PrismServer(binary, os.path.join(log_dir, "_state", "prism.log"))
+        # OUT/_state/prism.log; a remote OUT cannot take an appended log: the temp folder
+        log_path = (os.path.join(config.output_dir, "_state", "prism.log")
+                    if "://" not in config.output_dir else
+                    os.path.join(tempfile.gettempdir(), f"newsbeam-{config.run_id}-prism.log"))
+        LOG.debug("Prism's log: %s", log_path)
+        server = PrismServer(binary, log_path)
         prism.append(server)
         beam_args = [a for a in beam_args if not a.startswith(("--prism_location",
                                                                 "--prism_log_level"))]

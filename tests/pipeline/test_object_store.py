@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 
 import tests.objectstore as store
 from pipeline.main import main
@@ -65,3 +66,14 @@ def test_a_rerun_into_an_object_store_adds_nothing() -> None:
     second = max(runs, key=lambda m: m["started_at"])
     assert second["counts"]["articles"] == 0
     assert second["counts"]["duplicates"] == second["counts"]["in"] - second["counts"]["rejects"]
+
+
+def test_a_stream_refuses_an_out_under_its_watched_prefix(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """As for local folders: OUT under the watched prefix would be read back (the check was
+    made for local paths only, found by review)."""
+    inbox = f"nbmem://bucket-{uuid.uuid4().hex[:8]}/inbox"
+    assert main(["stream", inbox, "--output", f"{inbox}/out", "--runner=DirectRunner",
+                 "--stop-after", "1s"]) == 2
+    assert "would read its own output" in capsys.readouterr().err
+    assert not keys(inbox)
