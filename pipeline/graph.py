@@ -14,6 +14,7 @@ the list of files written                                         -> the run rep
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -53,15 +54,34 @@ def write_report(files: list[dict[str, Any]], path: str) -> None:
 def index_pattern(config: Config, dataset: str = "_index") -> str | None:
     """The files earlier runs left in OUT/<dataset> (the index, the feed state), or None."""
     pattern = join_path(config.output_dir, dataset, "*.parquet")
-    try:
-        found = FileSystems.match([pattern])[0].metadata_list
-    except Exception:
-        return None
+    # a missing folder matches nothing; any other failure (permissions, an object store's
+    # credentials) stops the run: read as "no history", it would store every copy again
+    found = FileSystems.match([pattern])[0].metadata_list
     return pattern if found else None
 
 
 def _identity(row: dict[str, Any]) -> dict[str, Any]:
     return row
+
+
+def _size(path: str) -> int:
+    if "://" in path:  # an object store's: its listing's size is not kept; all rank alike
+        return 0
+    try:
+        return os.path.getsize(path)
+    except OSError:  # gone since it was listed: its read says so
+        return 0
+
+
+def ranked_inputs(inputs: tuple[str, ...]) -> list[tuple[int, str]]:
+    """(rank, display path), largest file first (a file's size stands for its cost); ties
+    by path, so the same inputs give the same ranks."""
+    ordered = sorted(inputs, key=lambda path: (-_size(path), path))
+    return [(rank, display_path(path)) for rank, path in enumerate(ordered)]
+
+
+def _grouped_values(key_values: tuple[Any, Any]) -> Any:
+    return key_values[1]
 
 
 def link_state_row(article: Any, run_id: str | None) -> Iterator[dict[str, Any]]:
@@ -109,12 +129,21 @@ def build(p: beam.Pipeline, config: Config) -> None:
             "WriteLinkState", WritePartitionedParquet(out, "_state/links", _identity, stage),
             p)) if config.follow_links else None
         # a name that is not UTF-8 travels as its display form (the read finds the file)
-        paths = p | "ListInputs" >> beam.Create([display_path(i) for i in config.inputs])
         if config.spread_inputs:
             # a runner splits work at stage boundaries: without this one, every file would
             # be read, parsed and extracted by the one worker that ran Create (2 workers:
-            # 1.08x faster than one without it, 1.64x with it; docs/benchmarks.md)
-            paths = paths | "SpreadInputs" >> beam.Reshuffle()
+            # 1.08x faster than one without it, 1.64x with it; docs/benchmarks.md). Keyed
+            # by rank of size, largest first: the FnApiRunner deals a grouped stage's keys
+            # to its workers in turn, in the order they arrived, so each worker gets every
+            # other file of that order and the halves' work is even (a random reshuffle
+            # left one worker ~1.5 s behind on 2,000 pages); other runners hash the keys
+            paths = (p | "ListInputs" >> beam.Create(ranked_inputs(config.inputs),
+                                                      reshuffle=False)
+                     | "SpreadInputs" >> beam.GroupByKey()
+                     | "Unrank" >> beam.FlatMap(_grouped_values))
+        else:
+            paths = p | "ListInputs" >> beam.Create([display_path(i) for i in config.inputs],
+                                                    reshuffle=False)
         pieces = config.dump_pieces
         if pieces is None:
             pieces = dump_pieces(config.inputs, config.max_bytes, slices=config.dump_slices)

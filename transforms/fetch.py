@@ -254,6 +254,10 @@ def _url_by_key(url: str) -> tuple[str, str]:
     return (feed_key(url), url)
 
 
+def _state_by_feed_url(row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return row["feed_url"], row
+
+
 def _state_by_key(row: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return (row["feed_key"], row)
 
@@ -328,7 +332,7 @@ def forget_validators(state_rows: beam.PCollection[dict[str, Any]],
     failed: the next run then fetches it whole and tries that page again (a 304 would have
     kept the entry away until the feed changed)."""
     return (
-        {"state": state_rows | "StateByFeed" >> beam.Map(lambda r: (r["feed_url"], r)),
+        {"state": state_rows | "StateByFeed" >> beam.Map(_state_by_feed_url),
          "failed": page_rejects | "FeedOfFailedPage" >> beam.Map(_feed_of_entry)}
         | "JoinFailedPages" >> beam.CoGroupByKey()
         | "StateAfterPages" >> beam.FlatMap(_state_after_pages)

@@ -336,7 +336,8 @@ def _units_of(doc: RawDocument) -> Iterator[Unit]:
     text, _codec = decode_bytes(doc.data, http_charset(headers.get("content-type")),
                                 own_declaration=not _starts_like_json(doc.data))
     kind = sniff_kind(text)
-    if kind in ("feed", "html") and _ENTITY_DECL.search(text[:1_000_000]):
+    # the whole text: a declaration after a megabyte of comment or blanks is one still
+    if kind in ("feed", "html") and _ENTITY_DECL.search(text):
         raise HostileXml("the document declares XML entities; refused as hostile")
     if kind == "feed":
         yield from _feed_units(doc.input_path, text, headers.get("content-location"))

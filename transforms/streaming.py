@@ -20,6 +20,7 @@ BundleBasedDirectRunner, deterministic time) and by the end-to-end stream tests 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -42,6 +43,8 @@ from schemas.records import Article, Duplicate, RawDocument, Reject
 from transforms.common import METRICS_NAMESPACE
 from transforms.read import display_path
 from transforms.write import is_dataset
+
+LOG = logging.getLogger("newsbeam")
 
 TEMP_SUFFIXES = (".part", ".partial", ".tmp", ".temp", ".crdownload", ".download",
                  ".inprogress", ".swp", "~")
@@ -88,10 +91,9 @@ def load_file_state(output_dir: str) -> dict[str, tuple[int, int]]:
     from apache_beam.io.filesystems import FileSystems
 
     seen: dict[str, tuple[int, int]] = {}
-    try:
-        found = FileSystems.match([_state_pattern(output_dir)])[0].metadata_list
-    except Exception:  # no state folder yet
-        return seen
+    # no state folder yet matches nothing; another failure stops the stream (read as "no
+    # state", it would read every file of the watched folders again)
+    found = FileSystems.match([_state_pattern(output_dir)])[0].metadata_list
     rows: list[dict[str, Any]] = []
     for meta in sorted(found, key=lambda m: m.path):
         if os.path.basename(meta.path).startswith("."):
@@ -159,9 +161,13 @@ def _listing(folder: str) -> list[tuple[str, int, int]]:
 
     from transforms.write import join_path
 
+    # an empty or missing prefix matches nothing; another failure (a store's hiccup) is said
+    # and the folder is listed again at the next poll, as a folder that is empty now would be
     try:
         metas = FileSystems.match([join_path(folder, "**")])[0].metadata_list
-    except Exception:  # an empty or missing prefix
+    except Exception as exc:  # noqa: BLE001 - whatever the store's client raises
+        LOG.warning("cannot list %s (%s): listed again at the next poll", folder,
+                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
         return []
     found = []
     for meta in sorted(metas, key=lambda m: m.path):

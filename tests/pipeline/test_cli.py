@@ -228,11 +228,16 @@ def test_same_input_same_ids_whatever_names_and_reruns(tmp_path: Path,
         dest.parent.mkdir(parents=True)
         shutil.copy(src, dest)
     second = tmp_path / "second"
-    run_samples(second, renamed, "--direct_num_workers", "2")
+    # ... ingested at another time too: an id never depends on when it was read
+    run_samples(second, renamed, "--direct_num_workers", "2",
+                "--ingested-at", "2026-03-02T07:30:00Z")
     assert _decisions(first) == _decisions(second)
-    # a rerun into the same output rewrites the same files: no row appears twice
-    run_samples(first)
-    assert _decisions(first)[0] == _decisions(second)[0]
+    # a rerun into the same output rewrites the same files: no row appears twice (into a
+    # copy: the module's other tests read `first` as one run wrote it)
+    again = tmp_path / "again"
+    shutil.copytree(first, again)
+    run_samples(again)
+    assert _decisions(again)[0] == _decisions(second)[0]
 
 
 def test_sample_article_end_to_end(sample_run: tuple[Path, dict]) -> None:

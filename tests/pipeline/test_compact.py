@@ -55,7 +55,7 @@ def test_the_swap_is_atomic_for_a_concurrent_reader(tmp_path: Path) -> None:
     # either fails (-1) or, seldom, finds the folder being swapped empty (0): the reader
     # reads again (seen once in ~400 runs of this test)
     assert seen and set(seen) <= {30, -1, 0}
-    assert seen.count(30) > len(seen) // 2
+    assert 30 in seen  # how often a read lands between swaps is the scheduler's, not ours
 
 
 def test_partition_lock_excludes_compaction(tmp_path: Path) -> None:

@@ -331,15 +331,13 @@ def test_gzip_bomb_stops_at_the_cap_with_little_memory(servers: ServerGroup) -> 
         **XML, "Content-Encoding": "gzip"})})
     c = client(max_bytes=MIB)
     tracemalloc.start()
-    started = time.monotonic()
     try:
         with pytest.raises(ResponseTooLarge, match="after decompression"):
             feed(c, server.url("/bomb.xml"))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < 4 * MIB, peak
-    assert time.monotonic() - started < 2.0
+    assert peak < 4 * MIB, peak  # stopped early: its time is benchmarks/fetch.py's to tell
 
 
 def test_gzip_body_is_decoded(servers: ServerGroup) -> None:
@@ -631,21 +629,19 @@ def test_one_host_is_throttled(servers: ServerGroup) -> None:
 def test_hosts_are_throttled_independently(servers: ServerGroup) -> None:
     hosts = servers.start_many(2, {"/": Reply(body=RSS, headers=XML)})
     c = HttpClient(policy(rate_per_host=2.0))
-    started = time.monotonic()
     threads = [threading.Thread(target=lambda s=s: [feed(c, s.url("/")) for _ in range(3)])
                for s in hosts]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.monotonic() - started
     firsts = []
     for host in hosts:
         arrived = [r.arrived for r in host.requests]
         assert len(arrived) == 3 and arrived[-1] - arrived[0] >= 1.0 - 0.01
         firsts.append(arrived[0])
-    assert abs(firsts[0] - firsts[1]) < 0.5
-    assert elapsed < 2.4  # six requests serialized at 2/s would need 2.5 s
+    assert abs(firsts[0] - firsts[1]) < 0.5  # the hosts ran side by side, not one after
+    # the other (the total time, 0.1 s under a serialized run's, was a speed claim)
 
 
 def test_throttle_slots_per_host() -> None:

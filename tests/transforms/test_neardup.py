@@ -174,6 +174,27 @@ def test_prepared_signature_equals_the_text_reference(body: str) -> None:
         assert 0 < doc.shingles.size < doc.full_set().size
 
 
+def test_stored_hash_values_do_not_move() -> None:
+    """Shingle hashes, MinHash values and band keys are stored in OUT/_index and compared
+    with those of later runs: a change to any of them (a salt, a row weight, the mixer)
+    would quietly stop every later run from matching what is stored. Pinned to the values
+    of index format 2 (schema version 6 onward); the oracles elsewhere in this file check
+    what the functions compute, this test that it never moves without a new format."""
+    shingles = shingle_set("the quick brown fox jumps over the lazy dog and runs far away "
+                           "into the woods", 5)
+    assert shingles.dtype == np.uint32 and len(shingles) == 12
+    assert [int(x) for x in shingles[:3]] == [39956829, 134188271, 692505195]
+    signature = minhash(shingles, 128)
+    assert [int(x) for x in signature[:3]] == [
+        12918184999122470982, 1882953013052969126, 325469826192738878]
+    assert int(np.bitwise_xor.reduce(signature)) == 8312272440810235237
+    fixed = np.arange(128, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+    keys = band_keys(fixed, 32)
+    assert [int(x) for x in keys[:3]] == [
+        57170817384770719, 1138180759963987929, 2082299897804480761]
+    assert int(np.bitwise_xor.reduce(keys)) == 6592063652778417856
+
+
 def test_minhash_estimates_jaccard_and_bands_agree() -> None:
     a, b = shingle_set(text(*STORY), 5), shingle_set(text(*STORY[:3]), 5)
     jac, cont = similarity(a, b)

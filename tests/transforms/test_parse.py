@@ -67,6 +67,17 @@ def test_external_entity_is_refused_before_any_parser_sees_it(tmp_path: Path) ->
         list(parse_document(RawDocument("xxe.xml", xxe)))
 
 
+def test_an_entity_declared_after_a_megabyte_of_comment_is_refused() -> None:
+    """The check read the first megabyte only; files may be 50 MB, and feedparser's
+    fallback parser expands what it finds (found by review)."""
+    padding = "<!-- " + "x" * 1_200_000 + " -->"
+    bomb = (f'<?xml version="1.0"?>{padding}<!DOCTYPE rss [<!ENTITY a "aaaaaaaaaa">'
+            '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><rss version="2.0"><channel>'
+            "<title>&b;</title><item><title>&b;</title></item></channel></rss>").encode()
+    with pytest.raises(HostileXml):
+        list(parse_document(RawDocument("late.xml", bomb)))
+
+
 def test_a_document_that_looks_like_a_path_is_never_opened() -> None:
     # feedparser.parse() opens a str or bytes that names a file; we only hand it streams.
     units = list(parse_document(RawDocument("p.txt", b"/etc/hostname")))
