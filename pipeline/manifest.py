@@ -174,8 +174,11 @@ def build_manifest(
         },
         "pages": {
             "follow_links": config.follow_links,
-            "fetched": stage_counters.get("fetch_page.out", 0),
+            "fetched": stage_counters.get("fetch_page.out", 0)
+            - stage_counters.get("fetch_page.from_feed", 0),
             "failed": stage_counters.get("fetch_page.rejected", 0),
+            # failed, but the entry carried its whole text: stored as the feed gave it
+            "failed_kept_feed_text": stage_counters.get("fetch_page.from_feed", 0),
             # links remembered in OUT/_state/links (their page names another URL)
             "links_remembered": tally.link_rows,
         },

@@ -418,7 +418,10 @@ def load_config_file(path: str) -> dict[str, object]:
 
             data = yaml.safe_load(raw.decode("utf-8")) or {}
         else:
-            import tomllib
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
+                import tomli as tomllib
 
             data = tomllib.loads(raw.decode("utf-8"))
     except Exception as exc:

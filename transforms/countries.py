@@ -45,7 +45,9 @@ _CANDIDATE = re.compile(r"(?<![\w.])[A-ZÀ-Þ][\w.'’&]*")
 
 @lru_cache(maxsize=1)
 def _index() -> dict[str, list[tuple[str, str]]]:
-    text = resources.files("transforms").joinpath("data", DATA_FILE).read_text(encoding="utf-8")
+    # one part per joinpath: Python 3.10 takes no more
+    text = resources.files("transforms").joinpath("data").joinpath(DATA_FILE).read_text(
+        encoding="utf-8")
     forms = load_gazetteer(text)
     for phrase in BLOCKLIST:
         forms[phrase] = ""

@@ -42,10 +42,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import apache_beam as beam
+from apache_beam.metrics import Metrics
 from apache_beam.transforms.error_handling import ErrorHandler
 
 from schemas.records import RawDocument, Reject, Unit, bounded_excerpt
-from transforms.common import FEED_KINDS, REJECTS_TAG, stage_counters, to_reject
+from transforms.common import (
+    FEED_KINDS,
+    METRICS_NAMESPACE,
+    REJECTS_TAG,
+    stage_counters,
+    to_reject,
+)
 from transforms.decode import decode_bytes
 from transforms.dedupe import KeyDigestSet, in_digests, read_stored
 from transforms.http import FEED_TYPES, PAGE_TYPES, FetchPolicy, HttpClient, redact
@@ -204,6 +211,9 @@ class _FetchHosts(beam.DoFn):
         self._fetch = fetch
         self._kwargs = kwargs
         self._in, self._out, self._rejected = stage_counters(stage)
+        # a page that failed while its entry carries the whole text: the entry goes on as
+        # the feed gave it (not a reject, and not a fetched page): counted apart
+        self._from_feed = Metrics.counter(METRICS_NAMESPACE, f"{stage}.from_feed")
         self._client: HttpClient | None = None
 
     def setup(self) -> None:
@@ -226,6 +236,9 @@ class _FetchHosts(beam.DoFn):
                             self._rejected.inc()
                     else:
                         self._out.inc()
+                        if isinstance(item, Unit) and item.input_kind != "linked" \
+                                and self._stage == "fetch_page":
+                            self._from_feed.inc()
                     yield item
 
 

@@ -185,6 +185,9 @@ def test_robots_disallowed_page_is_never_fetched(tmp_path: Path, servers: Server
     assert manifest["counts"]["articles"] == 2 and manifest["accounting"]["balanced"]
     whole = pd.read_parquet(out / "articles").set_index("title").loc["Whole"]
     assert whole.url.endswith("/private/whole") and whole.word_count >= 80
+    # not a reject and not a fetched page: the manifest counts it apart (it was silent)
+    assert manifest["pages"]["fetched"] == 1 and manifest["pages"]["failed"] == 1
+    assert manifest["pages"]["failed_kept_feed_text"] == 1
 
 
 def test_per_host_rate_and_stored_pages_are_not_fetched_again(tmp_path: Path,
