@@ -183,8 +183,10 @@ def _column(values: list[Any], field: pa.Field) -> pa.Array:
     is built from their concatenation and offsets, without a Python int per value."""
     if pa.types.is_list(field.type) and any(isinstance(v, np.ndarray) for v in values):
         value_type = field.type.value_type
-        arrays = [np.asarray(v if v is not None else (), dtype=value_type.to_pandas_dtype())
-                  for v in values]
+        # the numpy dtype of the values (to_pandas_dtype() would import pandas, which a
+        # plain install does not have)
+        dtype = pa.array([], type=value_type).to_numpy(zero_copy_only=False).dtype
+        arrays = [np.asarray(v if v is not None else (), dtype=dtype) for v in values]
         offsets = np.zeros(len(arrays) + 1, dtype=np.int32)
         np.cumsum([a.size for a in arrays], out=offsets[1:])
         flat = pa.array(np.concatenate(arrays), type=value_type)
