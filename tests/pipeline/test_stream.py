@@ -74,6 +74,22 @@ def wait_for_line(proc: subprocess.Popen[str], text: str, timeout: float = 60) -
     raise AssertionError(f"{text!r} never appeared")
 
 
+def wait_until_stored(out: Path, timeout: float, **rows: int) -> None:
+    """Wait until OUT's datasets hold at least these many rows (articles=5, ...)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        have = {}
+        for dataset in rows:
+            try:
+                have[dataset] = len(pd.read_parquet(out / dataset))
+            except (OSError, ValueError):  # not there yet, or a commit moving files in
+                have[dataset] = 0
+        if all(have[d] >= n for d, n in rows.items()):
+            return
+        assert time.monotonic() < deadline, f"stored {have}, waited for {rows}"
+        time.sleep(0.5)
+
+
 def finish(proc: subprocess.Popen[str], timeout: float) -> tuple[str, str]:
     """proc.communicate(), also after wait_for_line (whose thread reads stderr then): the
     process's stdout and the rest of its stderr once it has ended."""
@@ -158,7 +174,7 @@ def test_watcher_waits_for_a_file_to_settle_and_reports_it_once(tmp_path: Path) 
 def test_stream_ingests_drops_once_and_stops_cleanly(tmp_path: Path, prism: str) -> None:
     folder, out = tmp_path / "in", tmp_path / "out"
     folder.mkdir()
-    proc = start(folder, out, "--stop-after", "30s", "--settle", "2s")
+    proc = start(folder, out, "--settle", "2s")
     wait_for_line(proc, "streaming: watching")
     t0 = time.monotonic()
     drop_at(folder, t0, 0, "a.jsonl", record("alpha"))
@@ -180,6 +196,10 @@ def test_stream_ingests_drops_once_and_stops_cleanly(tmp_path: Path, prism: str)
             fh.write(text[i:i + step])
             fh.flush()
             time.sleep(0.4)  # a slow writer: 6 pieces 0.4 s apart, under --settle 2s
+    # stopped once all of it is stored (a --stop-after counted from the start, Prism's
+    # included, could end it before the last file on a busy machine)
+    wait_until_stored(out, articles=5, duplicates=1, rejects=1, timeout=90)
+    proc.send_signal(signal.SIGTERM)
     stdout, stderr = finish(proc, 90)
     assert proc.returncode == 0, stderr
     assert "stream" in stdout and "last window" in stdout  # progress lines
@@ -210,7 +230,7 @@ def test_stream_ingests_drops_once_and_stops_cleanly(tmp_path: Path, prism: str)
                  and p.is_file()]
     assert leftovers == []
     streams = [json.loads(p.read_text()) for p in (out / "_runs").glob("*-stream.json")]
-    assert len(streams) == 1 and streams[0]["stopped_by"] == "stop-after"
+    assert len(streams) == 1 and streams[0]["stopped_by"] == "SIGTERM"
     assert streams[0]["articles"] == 5 and streams[0]["files"] == 6
 
 
@@ -253,6 +273,7 @@ def test_sigterm_flushes_and_a_restart_reads_nothing_twice(tmp_path: Path,
     proc = start(folder, out, "--stop-after", "3s", *runner)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
+    assert "stopped by stop-after" in stdout, stdout
     assert sorted(pd.read_parquet(out / "articles").title) == ["Story alpha", "Story bravo"]
     assert not (out / "duplicates").exists() or pd.read_parquet(out / "duplicates").empty
     assert sorted(r["inputs"]["files"] for r in window_manifests(out)) == [1, 1]
