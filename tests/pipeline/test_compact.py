@@ -4,6 +4,9 @@ partition's lock."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -357,3 +360,59 @@ def test_a_run_starting_leaves_a_running_compactions_staging(tmp_path: Path) -> 
         (folder / "part-1.parquet").write_bytes(b"x")
     clean_leftovers(str(tmp_path))
     assert alive.exists() and not dead.parent.exists() and not run.exists()
+
+
+def _contend(out: str, seconds: float, results: Any) -> None:
+    """Take and release OUT's run lock as often as possible; each holder marks its turn with
+    a file only one may create."""
+    import traceback
+
+    from pipeline.lock import LockBusy, acquire
+
+    held = 0
+    end = time.monotonic() + seconds
+    try:
+        while time.monotonic() < end:
+            try:
+                lock = acquire(out, f"run-{os.getpid()}")
+            except LockBusy:
+                continue
+            marker = os.open(os.path.join(out, "holder"), os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            os.close(marker)
+            time.sleep(0.001)
+            os.remove(os.path.join(out, "holder"))
+            lock.release()
+            held += 1
+        results.put(("held", held))
+    except Exception:
+        results.put(("error", traceback.format_exc()))
+
+
+def test_one_run_at_a_time_holds_out_among_racing_processes(tmp_path: Path) -> None:
+    """OUT's lock under contention: processes race to take it, some of them while a stale
+    lock (a dead run's) is there to be removed. Never two holders at once (a second one's
+    marker file would fail to be created), no error, and every process gets its turns."""
+    import multiprocessing
+    import socket
+
+    from pipeline.lock import identity
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    pid = int(dead.stdout)
+    (tmp_path / "_lock").write_text(json.dumps({
+        "run_id": "dead", "pid": pid, "host": socket.gethostname(),
+        "started": "2026-01-15T12:00:00+00:00", **identity(os.getpid()),
+        "start_ticks": 1}))
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_contend, args=(str(tmp_path), 3.0, results))
+             for _ in range(4)]
+    for p in procs:
+        p.start()
+    got = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(60)
+    assert [kind for kind, _ in got] == ["held"] * 4, got
+    assert all(n > 0 for _, n in got), got
+    assert not (tmp_path / "_lock").exists() and not (tmp_path / "holder").exists()
