@@ -49,7 +49,9 @@ from typing import Any
 
 LOG = logging.getLogger("newsbeam")
 
-SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "get_jobserver.sh"
+# in a checkout, pipeline/scripts is a link to the top-level scripts/; in an installed wheel,
+# a copy of it (package data)
+SCRIPT = Path(__file__).resolve().parent / "scripts" / "get_jobserver.sh"
 PRISM_SCRIPT = SCRIPT.with_name("get_prism.sh")
 LOCAL_PARALLELISM = 2
 FLINK_LOCAL_MASTERS = ("[local]", "[auto]")
