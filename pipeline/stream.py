@@ -546,7 +546,9 @@ def run_stream_graph(config: Config, spec: Any, stop_after: float | None, stop: 
     if failure:
         raise failure[0]
     state = result.state
-    if state != PipelineState.DONE:
+    # DRAINED: a runner that drains a streaming job (Dataflow) ends it there, every open
+    # window committed, as DONE is on Prism and Flink
+    if state not in (PipelineState.DONE, PipelineState.DRAINED):
         raise RuntimeError(f"the streaming job ended in state {state}")
     manifests = window_manifests(config.output_dir, spec.stream_id, seen)
     totals = totals_of(manifests)
