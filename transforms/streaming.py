@@ -260,6 +260,10 @@ class PollSources(PollFn):
             outputs = []  # a last feed fetch would only delay the stop
         else:
             outputs = self._fetch(where, now)
+            # stamped when the answer has come: other sources' polls move the watermark on
+            # while it is on its way, and the time the fetch began may be behind it by then
+            # (its entries were dropped as late, with no trace: a 20 s answer beside a folder)
+            now = self._last_stamp = max(self._clock(), self._last_stamp)
         stamped = [TimestampedValue(a, now) for a in outputs]
         if stopping:
             return PollResult.complete(stamped)
