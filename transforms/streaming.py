@@ -41,7 +41,7 @@ from apache_beam.utils.timestamp import Duration
 
 from schemas.records import Article, Duplicate, RawDocument, Reject
 from transforms.common import METRICS_NAMESPACE
-from transforms.read import display_path
+from transforms.read import display_path, local_path
 from transforms.write import is_dataset
 
 LOG = logging.getLogger("newsbeam")
@@ -129,10 +129,11 @@ def write_file_state(output_dir: str, run_id: str, files: dict[str, tuple[int, i
 
 
 def file_signature(path: str) -> tuple[int, int] | None:
-    """(size, mtime_ns) of a file, local or on an object store; None when it is gone."""
+    """(size, mtime_ns) of a file, local or on an object store; None when it is gone. A
+    local path may be a display path (a name that is not UTF-8, escaped): the file it names."""
     if "://" not in path:
         try:
-            st = os.stat(path)
+            st = os.stat(local_path(path))
         except OSError:
             return None
         return (st.st_size, st.st_mtime_ns)
