@@ -85,10 +85,13 @@ class Watcher:
     clock: Callable[[], float] = time.time
     # files found but not settled yet: path -> (size, mtime_ns)
     pending: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # files dated ahead of the clock: when each was first seen as it is (scan_folders)
+    future: dict[str, tuple[tuple[int, int], float]] = field(default_factory=dict)
 
     def scan(self) -> list[str]:
         """Files that became ready since the last scan (each reported once)."""
-        ready, unsettled = scan_folders(self.folders, self.seen, self.settle, self.clock())
+        ready, unsettled = scan_folders(self.folders, self.seen, self.settle, self.clock(),
+                                        self.future)
         for path, size, mtime in unsettled:
             self.pending[path] = (size, mtime)
         for path, size, mtime in ready:
@@ -101,7 +104,8 @@ class Watcher:
         if not self.pending:
             return None
         now = self.clock()
-        return max(0.0, min(m / 1e9 + self.settle - now for _s, m in self.pending.values()))
+        return max(0.0, min(min(m / 1e9, self.future.get(p, ((0, 0), m / 1e9))[1])
+                            + self.settle - now for p, (_s, m) in self.pending.items()))
 
 
 @dataclass

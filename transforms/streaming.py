@@ -183,25 +183,46 @@ def _listing(folder: str) -> list[tuple[str, int, int]]:
 Found = list[tuple[str, int, int]]  # (path, size, mtime_ns)
 
 
+AheadOfClock = dict[str, tuple[tuple[int, int], float]]  # path -> ((size, mtime_ns), when seen)
+
+
 def scan_folders(folders: Iterable[str], seen: dict[str, tuple[int, int]], settle: float,
-                 now: float) -> tuple[Found, Found]:
+                 now: float, future: AheadOfClock | None = None) -> tuple[Found, Found]:
     """(ready, unsettled): the files not already read with this size and mtime, split into
     those complete (untouched for ``settle`` seconds: any write moves the mtime) and those
-    maybe still being written."""
+    maybe still being written. A file whose mtime is ahead of ``now`` (another machine's
+    clock, an archive's dates) cannot show its age that way: it is complete once scans
+    ``settle`` seconds apart found it unchanged (``future`` keeps when each was first seen
+    so; without it, such a file waits for the clock to pass its mtime)."""
     ready: Found = []
     unsettled: Found = []
     for folder in folders:
         for path, size, mtime in _listing(folder):
             if seen.get(path) == (size, mtime):
                 continue
+            if mtime / 1e9 > now + settle and future is not None:
+                first = future.get(path)
+                if first is None or first[0] != (size, mtime):
+                    if first is None:
+                        LOG.warning("%s is dated %.0f s in the future (a clock ahead?): read "
+                                    "once it stays unchanged for --settle", path,
+                                    mtime / 1e9 - now)
+                    future[path] = ((size, mtime), now)
+                    first = future[path]
+                if now - first[1] >= settle:
+                    future.pop(path, None)
+                    ready.append((path, size, mtime))
+                else:
+                    unsettled.append((path, size, mtime))
+                continue
             (ready if now - mtime / 1e9 >= settle else unsettled).append((path, size, mtime))
     return ready, unsettled
 
 
 def ready_files(folders: Iterable[str], seen: dict[str, tuple[int, int]], settle: float,
-                now: float) -> Found:
+                now: float, future: AheadOfClock | None = None) -> Found:
     """The complete files of ``scan_folders``."""
-    return scan_folders(folders, seen, settle, now)[0]
+    return scan_folders(folders, seen, settle, now, future)[0]
 
 
 @dataclass(frozen=True)
@@ -239,6 +260,7 @@ class PollSources(PollFn):
         self._policy = policy
         self._clock = clock
         self._seen: dict[str, tuple[int, int]] | None = None
+        self._future: AheadOfClock = {}  # files dated ahead of the clock (scan_folders)
         self._validators: dict[str, tuple[str | None, str | None]] = {}
         # each feed's last body: a poll that Watch runs again (a retried or checkpointed round)
         # gets a 304 and must still report it; Watch's digest dedupe emits it once
@@ -256,7 +278,8 @@ class PollSources(PollFn):
             if self._seen is None:  # read once per worker; Watch remembers the rest
                 self._seen = load_file_state(self._output_dir)
             outputs = [Arrival("file", p, size, mtime)
-                       for p, size, mtime in ready_files([where], self._seen, self._settle, now)]
+                       for p, size, mtime in ready_files([where], self._seen, self._settle, now,
+                                                         self._future)]
         elif stopping:
             outputs = []  # a last feed fetch would only delay the stop
         else:

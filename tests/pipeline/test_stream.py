@@ -8,6 +8,7 @@ log lines, its exit) rather than for fixed sleeps where they can.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import signal
@@ -169,6 +170,33 @@ def test_watcher_waits_for_a_file_to_settle_and_reports_it_once(tmp_path: Path) 
     os.utime(f, (now[0] - 5, now[0] - 5))
     assert w.scan() == [str(f)]
     assert w.next_settle_in() is None
+
+
+def test_a_file_dated_in_the_future_is_read_once_it_stays_unchanged(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Its age cannot be read from its mtime (another machine's clock ahead, an archive's
+    dates): it waited, silently, until the clock passed its mtime (found by review). It is
+    ready once scans --settle apart find it unchanged; a write restarts the wait."""
+    now = [1_000_000.0]
+    w = Watcher([str(tmp_path)], settle=2.0, clock=lambda: now[0])
+    f = tmp_path / "ahead.jsonl"
+    f.write_text("x")
+    os.utime(f, (now[0] + 600, now[0] + 600))  # ten minutes ahead
+    with caplog.at_level(logging.WARNING, logger="newsbeam"):
+        assert w.scan() == []
+    assert "ahead.jsonl is dated 600 s in the future" in caplog.text
+    now[0] += 1.0
+    assert w.scan() == []  # unchanged for 1 s of the 2
+    f.write_text("xy")  # still being written: the wait starts again
+    os.utime(f, (now[0] + 601, now[0] + 601))
+    now[0] += 1.5
+    assert w.scan() == []  # first seen as it is now
+    now[0] += 1.9
+    assert w.scan() == []
+    now[0] += 0.2
+    assert w.scan() == [str(f)]
+    assert w.scan() == []  # once
+    assert caplog.text.count("in the future") == 1
 
 
 def test_stream_ingests_drops_once_and_stops_cleanly(tmp_path: Path, prism: str) -> None:
