@@ -499,7 +499,7 @@ def stray_inputs_moved(args: argparse.Namespace, extra: list[str]) -> list[str]:
         if arg.startswith("-") or value_of_unknown:
             rest.append(arg)
         else:
-            args.inputs.append(arg)
+            args.inputs = [*args.inputs, arg]  # a new list: never argparse's default object
     return rest
 
 
