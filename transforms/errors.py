@@ -34,6 +34,14 @@ class TooLarge(RejectError):
     reason = "too_large"
 
 
+class PageTooLarge(RejectError):
+    """An HTML page of more than 10,000,000 characters: not extracted (memory); the detail
+    gives its size."""
+
+    stage = "extract"
+    reason = "too_large"
+
+
 class DecompressError(RejectError):
     """Corrupt or truncated gzip/bzip2 data, or a decompression bomb (expands past the size
     cap, or past 100 times its compressed size once over 10 MB). A truncated JSONL file (a cut

@@ -41,7 +41,7 @@ from transforms.errors import (
     HtmlTooDeep,
     InvalidJson,
     InvalidRecord,
-    TooLarge,
+    PageTooLarge,
 )
 from transforms.html_meta import date_from_url, page_metadata
 from transforms.text import (
@@ -481,7 +481,7 @@ def html_fields(html: str, url: str | None) -> dict[str, Any]:
     """Parse the page once; read its metadata from the tree, then hand the same tree to
     trafilatura for the main text."""
     if len(html) > MAX_HTML_CHARS:
-        raise TooLarge(f"the page has {len(html)} characters; pages over {MAX_HTML_CHARS} are "
+        raise PageTooLarge(f"the page has {len(html)} characters; pages over {MAX_HTML_CHARS} are "
                        "not extracted (memory)")
     tree = trafilatura.load_html(html)
     if tree is None:

@@ -226,10 +226,11 @@ class ResponseTooLarge(RejectError):
 
 
 class RobotsDisallowed(RejectError):
-    """The site's robots.txt disallows the page for newsbeam, or robots.txt answered 5xx or
-    was unreachable, which RFC 9309 treats as disallowing the whole site."""
+    """A linked page (--follow-links) that the site's robots.txt disallows for newsbeam, or
+    whose robots.txt answered 429 or 5xx or was unreachable, which RFC 9309 treats as
+    disallowing the whole site. Feeds the user names are fetched without asking robots.txt."""
 
-    stage = FETCH_STAGE
+    stage = "fetch_page"
     reason = "robots_disallowed"
 
 
