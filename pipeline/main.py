@@ -371,6 +371,10 @@ def _failure(what: str, exc: Exception, after: str = "") -> int:
     LOG.debug("%s failure", what, exc_info=True)
     first = str(exc).splitlines()[0] if str(exc) else ""
     kind = getattr(exc, "kind", type(exc).__name__)  # a batch's, raised in its own process
+    if kind == "RuntimeError" and re.match(r"[A-Z]\w*(Error|Exception): ", first):
+        # Beam's wrapper of an error it could not raise again as itself (an OSError with its
+        # errno): "RuntimeError: OSError: [Errno 28] ..." says the same thing twice
+        kind, first = first.split(": ", 1)
     if kind == UsageError.__name__:  # found once the runner ran: a flag its job server lacks
         return _error(f"{first}{after}", EXIT_USAGE)
     return _error(f"the {what} failed: {kind}: {first}{after}", EXIT_FAILED)

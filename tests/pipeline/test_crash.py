@@ -98,7 +98,10 @@ def test_full_disk_fails_clearly_and_the_next_run_recovers(tmp_path: Path,
         out = disk / "out"
         proc = subprocess.run(command(out), cwd=REPO, capture_output=True, text=True)
         assert proc.returncode == 1
-        assert "No space left on device" in proc.stderr
+        # one line, with the real error first (not Beam's RuntimeError wrapping it)
+        assert proc.stderr.startswith(
+            "newsbeam: error: the pipeline failed: OSError: [Errno 28] No space left on device"
+        ), proc.stderr
         assert "Traceback" not in proc.stderr
         assert not (out / "_runs").exists()  # nothing committed
         assert not (out / "_lock").exists()
