@@ -759,6 +759,8 @@ def test_error_classes_document_their_reason() -> None:
                BadContentType, BadContentEncoding, TooManyRedirects, BadUrl, ConnectionFailed]
     for cls in classes:
         assert issubclass(cls, RejectError) and cls.__doc__ and cls.reason
-        assert cls.stage == "fetch_feed / fetch_page"
+        # robots.txt is asked for linked pages only: feeds the user names are fetched anyway
+        assert cls.stage == ("fetch_page" if cls is RobotsDisallowed
+                             else "fetch_feed / fetch_page")
     error = pickle.loads(pickle.dumps(HttpStatusError("HTTP 503 from x", 503)))
     assert (error.reason, error.status, error.detail) == ("http_503", 503, "HTTP 503 from x")
