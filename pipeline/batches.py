@@ -35,6 +35,7 @@ from typing import Any
 
 from pipeline.logs import counted
 from pipeline.options import Config, free_run_id
+from transforms.errors import error_line
 
 CHUNK = 1 << 20
 
@@ -213,8 +214,7 @@ def _child(payload: bytes, log: tuple[str, bool, str], conn: Connection, parent:
         elif main._interrupted:
             outcome = ("interrupted",)
         else:
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            outcome = ("error", type(exc).__name__, first)
+            outcome = ("error", type(exc).__name__, error_line(exc))
     finally:
         logs.end_open_line()
     try:

@@ -174,15 +174,11 @@ SORT_KEYS: dict[str, tuple[str, ...]] = {
 FLAT_DATASETS = ("_index", "duplicates", "rejects", "_state/feeds", "_state/links", FILE_STATE)
 
 
-def _schema(dataset: str, metadata: dict[str, str] | None = None) -> pa.Schema:
-    return stamped_schema(dataset, metadata)
-
-
 def _merge_into(new_folder: str, dataset: str, files: list[str],
                 metadata: dict[str, str] | None) -> tuple[int, list[str]]:
     """Write ``files``' rows, sorted, into ``new_folder`` as one file or files of the writers'
     size; (rows, the names written). The names derive from the merged files' names."""
-    schema = _schema(dataset, metadata)
+    schema = stamped_schema(dataset, metadata)
     table = pa.concat_tables([pq.read_table(f, schema=schema) for f in files])
     keys = [k for k in SORT_KEYS.get(dataset, ()) if k in table.column_names]
     if keys:
@@ -291,7 +287,7 @@ def _merge_groups(dataset: str, files: list[str]) -> dict[str, list[str]]:
     """The files of a flat dataset that may merge, by the signature settings they record
     (index files; '' for the others). The others move unchanged: another schema (an older
     version, which a run upgrades or reads as it is) or a file that cannot be read."""
-    current = _schema(dataset)
+    current = stamped_schema(dataset)
     groups: dict[str, list[str]] = {}
     for f in files:
         try:

@@ -44,6 +44,7 @@ from pipeline.options import (
 from pipeline.reindex import check_signature_settings, suggest_compaction, upgrade_index
 from pipeline.runners import runner_name
 from transforms.common import METRICS_NAMESPACE
+from transforms.errors import error_line
 from transforms.write import inside, join_path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_ACCOUNTING, EXIT_LOCKED = 0, 1, 2, 3, 4
@@ -369,7 +370,7 @@ def _error(message: str, code: int) -> int:
 def _failure(what: str, exc: Exception, after: str = "") -> int:
     """A run that failed: its first line on stderr (the traceback at DEBUG)."""
     LOG.debug("%s failure", what, exc_info=True)
-    first = str(exc).splitlines()[0] if str(exc) else ""
+    first = error_line(exc)
     kind = getattr(exc, "kind", type(exc).__name__)  # a batch's, raised in its own process
     if kind == "RuntimeError" and re.match(r"[A-Z]\w*(Error|Exception): ", first):
         # Beam's wrapper of an error it could not raise again as itself (an OSError with its
@@ -763,9 +764,8 @@ def main_compact(args: argparse.Namespace, extra: list[str]) -> int:
             raise
         except Exception as exc:  # noqa: BLE001 - one bad partition must not stop the rest
             failed.append(name)
-            first = str(exc).splitlines()[0] if str(exc) else ""
             sys.stderr.write(f"newsbeam: cannot compact {name} ({type(exc).__name__}: "
-                             f"{first}); left as it is\n")
+                             f"{error_line(exc)}); left as it is\n")
             return False
         if done is None:
             return False

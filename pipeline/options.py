@@ -23,6 +23,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from pipeline.progress import progress_mode
 from pipeline.runners import RunnerSetupError, runner_defaults
+from transforms.errors import error_line
 from transforms.http import FetchPolicy, redact
 from transforms.neardup import NearConfig
 from transforms.read import DEFAULT_MAX_BYTES
@@ -101,21 +102,26 @@ def store_error(exc: BaseException) -> str:
     details = getattr(exc, "exception_details", None)
     if isinstance(details, dict) and details:
         exc = next(iter(details.values()))
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = error_line(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 STORE_EXTRAS = "install apache-beam[gcp] for gs://, [aws] for s3://, [hadoop] for hdfs://"
 
 
-def check_store(path: str, role: str) -> None:
-    """A remote INPUT or OUT's filesystem is there and answers (its Beam extra installed,
-    its settings given): one line now, instead of a traceback from the first call."""
+def check_filesystem(path: str, role: str) -> None:
+    """Beam has a filesystem for a remote path's scheme (its extra is installed)."""
     try:
         FileSystems.get_filesystem(path)
     except Exception:  # noqa: BLE001 - ValueError, or BeamIOError when the extra is missing
         raise UsageError(f"no filesystem for this {role} (feeds are read over http and "
                          f"https; {STORE_EXTRAS}): {path}") from None
+
+
+def check_store(path: str, role: str) -> None:
+    """A remote INPUT or OUT's filesystem is there and answers (its Beam extra installed,
+    its settings given): one line now, instead of a traceback from the first call."""
+    check_filesystem(path, role)
     try:
         FileSystems.exists(path)
     except Exception as exc:  # noqa: BLE001 - whatever the store's client raises

@@ -43,6 +43,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from transforms.errors import error_line
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # The folders that make a directory a newsbeam dataset (README, "The output").
@@ -716,8 +718,8 @@ def main_report(args: argparse.Namespace) -> int:
     try:
         write_report(out_dir, path)
     except pa.ArrowException as exc:  # a damaged .parquet file: pyarrow names it
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        sys.stderr.write(f"newsbeam: error: cannot read the dataset in {out_dir}: {first}\n")
+        sys.stderr.write(f"newsbeam: error: cannot read the dataset in {out_dir}: "
+                         f"{error_line(exc) or type(exc).__name__}\n")
         return EXIT_FAILED
     except OSError as exc:
         sys.stderr.write(f"newsbeam: error: cannot write {path}: {exc.strerror or exc}\n")

@@ -49,6 +49,7 @@ from transforms.http import redact
 from transforms.streaming import (  # noqa: F401 (the file watching, shared with the graph)
     FILE_STATE,
     TEMP_SUFFIXES,
+    AheadOfClock,
     file_signature,
     is_temporary,
     list_files,
@@ -86,7 +87,7 @@ class Watcher:
     # files found but not settled yet: path -> (size, mtime_ns)
     pending: dict[str, tuple[int, int]] = field(default_factory=dict)
     # files dated ahead of the clock: when each was first seen as it is (scan_folders)
-    future: dict[str, tuple[tuple[int, int], float]] = field(default_factory=dict)
+    future: AheadOfClock = field(default_factory=dict)
 
     def scan(self) -> list[str]:
         """Files that became ready since the last scan (each reported once)."""
@@ -103,9 +104,12 @@ class Watcher:
         """Seconds until the first pending file may be ready (None when none is pending)."""
         if not self.pending:
             return None
+        def since(path: str, mtime_ns: int) -> float:  # when its quiet time started
+            return self.future[path][1] if path in self.future else mtime_ns / 1e9
+
         now = self.clock()
-        return max(0.0, min(min(m / 1e9, self.future.get(p, ((0, 0), m / 1e9))[1])
-                            + self.settle - now for p, (_s, m) in self.pending.items()))
+        return max(0.0, min(since(p, m) + self.settle - now
+                            for p, (_s, m) in self.pending.items()))
 
 
 @dataclass
@@ -340,20 +344,14 @@ def _write_stream_manifest(output_dir: str, manifest: dict[str, Any]) -> None:
 
 def stream_sources(specs: list[str]) -> tuple[list[str], list[str]]:
     """SOURCE arguments -> (folders, feed URLs); a plain file is a usage error."""
-    from pipeline.options import is_url
+    from pipeline.options import check_filesystem, is_url
 
     folders, urls = [], []
     for spec in specs:
         if is_url(spec):
             urls.append(spec)
         elif "://" in spec:  # a prefix on gs:// or s3://, listed through Beam's FileSystems
-            from apache_beam.io.filesystems import FileSystems
-
-            try:
-                FileSystems.get_filesystem(spec)
-            except ValueError:
-                raise UsageError(f"no filesystem for this SOURCE (install apache-beam[gcp] "
-                                 f"for gs://, [aws] for s3://): {spec}") from None
+            check_filesystem(spec, "SOURCE")  # reached once the options are known
             folders.append(spec.rstrip("/"))
         elif os.path.isdir(spec):
             folders.append(os.path.abspath(spec))

@@ -8,6 +8,12 @@ with its class name, so a bug never vanishes and never crashes the run.
 from __future__ import annotations
 
 
+def error_line(exc: BaseException) -> str:
+    """An exception's first line of text, "" when it has none (for one-line messages)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
 class RejectError(Exception):
     """Base class: the input unit cannot become an article."""
 

@@ -41,6 +41,7 @@ from apache_beam.utils.timestamp import Duration
 
 from schemas.records import Article, Duplicate, RawDocument, Reject
 from transforms.common import METRICS_NAMESPACE
+from transforms.errors import error_line
 from transforms.read import display_path, local_path
 from transforms.write import is_dataset
 
@@ -168,7 +169,7 @@ def _listing(folder: str) -> list[tuple[str, int, int]]:
         metas = FileSystems.match([join_path(folder, "**")])[0].metadata_list
     except Exception as exc:  # noqa: BLE001 - whatever the store's client raises
         LOG.warning("cannot list %s (%s): listed again at the next poll", folder,
-                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                    error_line(exc) or type(exc).__name__)
         return []
     found = []
     for meta in sorted(metas, key=lambda m: m.path):
@@ -201,22 +202,27 @@ def scan_folders(folders: Iterable[str], seen: dict[str, tuple[int, int]], settl
             if seen.get(path) == (size, mtime):
                 continue
             if mtime / 1e9 > now + settle and future is not None:
-                first = future.get(path)
-                if first is None or first[0] != (size, mtime):
-                    if first is None:
-                        LOG.warning("%s is dated %.0f s in the future (a clock ahead?): read "
-                                    "once it stays unchanged for --settle", path,
-                                    mtime / 1e9 - now)
-                    future[path] = ((size, mtime), now)
-                    first = future[path]
-                if now - first[1] >= settle:
-                    future.pop(path, None)
-                    ready.append((path, size, mtime))
-                else:
-                    unsettled.append((path, size, mtime))
-                continue
-            (ready if now - mtime / 1e9 >= settle else unsettled).append((path, size, mtime))
+                settled = _unchanged_for(future, path, (size, mtime), now, settle)
+            else:
+                settled = now - mtime / 1e9 >= settle
+            (ready if settled else unsettled).append((path, size, mtime))
     return ready, unsettled
+
+
+def _unchanged_for(future: AheadOfClock, path: str, signature: tuple[int, int], now: float,
+                   settle: float) -> bool:
+    """Whether a file dated ahead of the clock has kept ``signature`` for ``settle``
+    seconds of scans; records when it was first seen as it is."""
+    first = future.get(path)
+    if first is None:
+        LOG.warning("%s is dated %.0f s in the future (a clock ahead?): read once it stays "
+                    "unchanged for --settle", path, signature[1] / 1e9 - now)
+    if first is None or first[0] != signature:
+        first = future[path] = (signature, now)
+    if now - first[1] < settle:
+        return False
+    del future[path]
+    return True
 
 
 def ready_files(folders: Iterable[str], seen: dict[str, tuple[int, int]], settle: float,

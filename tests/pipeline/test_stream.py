@@ -141,8 +141,9 @@ def test_a_source_on_an_unknown_filesystem_is_a_usage_error(tmp_path: Path) -> N
         cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
-        "newsbeam: error: no filesystem for this SOURCE (install apache-beam[gcp] for gs://, "
-        "[aws] for s3://): ftp://example.org/inbox"]
+        "newsbeam: error: no filesystem for this SOURCE (feeds are read over http and https; "
+        "install apache-beam[gcp] for gs://, [aws] for s3://, [hadoop] for hdfs://): "
+        "ftp://example.org/inbox"]
     # no SOURCE at all (an empty --feeds list too): one line, exit 2, and OUT not created
     (tmp_path / "feeds.txt").write_text("# none yet\n", encoding="utf-8")
     for extra in ([], ["--feeds", str(tmp_path / "feeds.txt")]):
