@@ -64,6 +64,10 @@ def leave(code: int) -> None:
 
 
 def entrypoint() -> None:
+    from pipeline import prewarm
+
+    # the DirectRunner's worker processes start while this one imports and builds the run
+    prewarm.start(prewarm.workers_wanted(sys.argv[1:]))
     main = _load_main()
     try:
         code = main()

@@ -251,6 +251,7 @@ def _runner_name(beam_args: tuple[str, ...]) -> str:
 
 def execute(config: Config) -> tuple[int, dict[str, Any]]:
     """Run the batch pipeline and write the manifest. Returns (exit code, manifest)."""
+    from pipeline import prewarm
     from pipeline.beam_options import pipeline_options
     from pipeline.runners import (
         BEAM_WORKER_LEVEL_FLAG,
@@ -263,6 +264,8 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
     # the multi_processing mode's worker processes set themselves up as this one
     beam_args = worker_plugin_args(config.beam_args)
     workers = local_workers(beam_args)
+    # and start now, unless the command started them already (pipeline/prewarm.py)
+    prewarm.start(prewarm.workers_in(beam_args))
     options = pipeline_options(beam_args)
     LOG.info("run %s: %d input files -> %s", config.run_id, len(config.inputs),
              config.output_dir)
@@ -285,6 +288,7 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
     watch = MemoryWatch(warning_ratio() if engine is not None else None,
                         advice=DIRECT_ADVICE if config.batch is None else BATCH_ADVICE)
     with beam_scratch() as scratch, leaner_beam(), watch, ExitStack() as local:
+        local.callback(prewarm.release)  # the workers the runner did not take
         if workers == "multi_processing":  # they print their own records
             local.enter_context(logs.workers_print_their_own(
                 _given(list(config.beam_args), BEAM_WORKER_LEVEL_FLAG)))

@@ -271,7 +271,82 @@ def _engine_class() -> type:
                     f"{shlex.quote(sys.executable)} -m {WORKER_MAIN}")
             self.__dict__["_newsbeam_environment"] = environment
 
+    _register_prewarmed_workers()
     return DirectEngine
+
+
+def _register_prewarmed_workers() -> None:
+    """The FnApiRunner's handler for subprocess workers, in this process: Beam's, except that
+    a worker of newsbeam's own command takes a process ``pipeline.prewarm`` started ahead
+    (when one waits) instead of starting one. Beam registers its handler by the environment's
+    URN; registering this one under the same URN replaces it."""
+    from apache_beam.portability import python_urns
+    from apache_beam.runners.portability import local_job_service
+    from apache_beam.runners.portability.fn_api_runner import worker_handlers
+
+    from pipeline import prewarm
+
+    class PrewarmedSdkWorker(local_job_service.SubprocessSdkWorker):  # type: ignore[misc]
+        def run(self) -> None:
+            proc = None
+            if self._worker_command_line.endswith(f"-m {WORKER_MAIN}"):
+                proc = prewarm.take()
+            if proc is None:
+                super().run()
+                return
+            self._run_prewarmed(proc)
+
+        def _run_prewarmed(self, proc: subprocess.Popen[bytes]) -> None:
+            """Beam's ``SubprocessSdkWorker.run`` (apache-beam 2.77), with ``proc`` given its
+            environment instead of a new process started with it (and the logging server on
+            loopback, where Beam's listens on every interface)."""
+            import grpc
+            from apache_beam.portability.api import beam_fn_api_pb2_grpc, endpoints_pb2
+            from apache_beam.utils import thread_pool_executor
+            from google.protobuf import json_format, text_format
+
+            logging_server = grpc.server(
+                thread_pool_executor.shared_unbounded_instance(),
+                options=[("grpc.http2.max_pings_without_data", 0),
+                         ("grpc.http2.max_ping_strikes", 0)])
+            logging_port = logging_server.add_insecure_port("localhost:0")
+            logging_server.start()
+            beam_fn_api_pb2_grpc.add_BeamFnLoggingServicer_to_server(
+                local_job_service.BeamFnLoggingServicer(), logging_server)
+            environment = dict(
+                os.environ,
+                CONTROL_API_SERVICE_DESCRIPTOR=text_format.MessageToString(
+                    endpoints_pb2.ApiServiceDescriptor(url=self._control_address)),
+                LOGGING_API_SERVICE_DESCRIPTOR=text_format.MessageToString(
+                    endpoints_pb2.ApiServiceDescriptor(url=f"localhost:{logging_port}")),
+                PIPELINE_OPTIONS=json_format.MessageToJson(
+                    self._provision_info.provision_info.pipeline_options))
+            if self._worker_id:
+                environment["WORKER_ID"] = self._worker_id
+            try:
+                prewarm.hand_over(proc, environment)
+            except OSError:  # it ended since it was taken: a new process, as Beam starts one
+                logging_server.stop(0)
+                proc.wait()
+                super().run()
+                return
+            try:
+                proc.wait()
+                if proc.returncode:
+                    raise RuntimeError(
+                        f"Worker subprocess exited with return code {proc.returncode}")
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                logging_server.stop(0)
+
+    @worker_handlers.WorkerHandler.register_environment(python_urns.SUBPROCESS_SDK, bytes)
+    class PrewarmedWorkerHandler(worker_handlers.SubprocessSdkWorkerHandler):  # type: ignore[misc]
+        def start_worker(self) -> None:
+            self.worker = PrewarmedSdkWorker(self._worker_command_line, self.control_address,
+                                             self.provision_info, self.worker_id)
+            self.worker_thread = threading.Thread(name="run_worker", target=self.worker.run)
+            self.worker_thread.start()
 
 
 WORKER_PLUGIN = "pipeline.worker"

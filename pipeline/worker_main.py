@@ -18,6 +18,11 @@ throughput corpus (3,664 inputs, two workers) that close took 0.86 s, now 0.08 s
 (docs/benchmarks.md). The exit handlers still run (logging's flushes its handlers) and the
 streams are flushed; an exception from the harness ends the process as before, with its
 traceback.
+
+With ``--prewarmed`` the process is one that ``pipeline.prewarm`` started before the runner
+needed it: it imports what a bundle needs, then waits for one JSON line on its stdin, the
+environment Beam would have given a new worker process, and runs Beam's harness with it. The
+end of its stdin instead ends it.
 """
 
 from __future__ import annotations
@@ -46,5 +51,40 @@ def main(argv: list[str]) -> None:
     os._exit(0)
 
 
+def preload() -> None:
+    """Import what a bundle of the batch graph needs, and load the language model, so that
+    the worker's first bundle does not."""
+    import pipeline.graph  # noqa: F401 - the transforms, trafilatura, feedparser, pyarrow
+    from transforms.fields import load_language_model
+
+    load_language_model()
+
+
+def prewarmed(argv: list[str]) -> None:
+    """Wait for the environment to run with (``pipeline.prewarm``), then run as ``main``."""
+    import json
+    import os
+    import signal
+
+    from pipeline.prewarm import PREWARMED_FLAG
+
+    # a Ctrl-C reaches the whole process group: a waiting worker leaves it to the command,
+    # whose end closes this process's stdin
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    preload()
+    line = sys.stdin.buffer.readline()
+    if not line.strip():  # no run needed this worker
+        os._exit(0)
+    environment = json.loads(line)
+    os.environ.clear()
+    os.environ.update(environment)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    logs.setup_worker()  # again: the command may have changed its logging since the start
+    main([arg for arg in argv if arg != PREWARMED_FLAG])
+
+
 if __name__ == "__main__":
-    main(sys.argv)
+    if "--prewarmed" in sys.argv[1:]:
+        prewarmed(sys.argv)
+    else:
+        main(sys.argv)
