@@ -4,6 +4,7 @@ reading the dataset back, and determinism across reruns and renamed inputs."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -1507,6 +1508,42 @@ def test_a_folder_run_skips_files_still_being_written(tmp_path: Path) -> None:
     assert named.returncode in (0, 5), named.stderr  # 5: its one unit rejected, over 50%
     read = json.loads(next((tmp_path / "out2" / "_runs").glob("*.json")).read_text())
     assert read["inputs"]["files"] == 1 and read["counts"]["in"] >= 1
+
+
+def test_the_command_ends_without_the_interpreter_teardown(tmp_path: Path) -> None:
+    """The command's normal end waits for its threads that are not daemons, runs the exit
+    handlers and flushes stdout (a pipe here, so buffered), then leaves without freeing the
+    heap object by object (a global's __del__, which only the teardown would call, never
+    runs), with the command's exit code."""
+    script = (
+        "import atexit, sys, threading, time\n"
+        "from pathlib import Path\n"
+        f"folder = Path({str(tmp_path)!r})\n"
+        "class Torn:\n"
+        "    def __init__(self):\n"
+        "        self.path, self.open = str(folder / 'teardown'), open\n"
+        "    def __del__(self):\n"
+        "        with self.open(self.path, 'w') as handle: handle.write('ran')\n"
+        "held = Torn()\n"
+        "atexit.register(lambda: (folder / 'atexit').write_text('ran'))\n"
+        "def late():\n"
+        "    time.sleep(1)\n"
+        "    (folder / 'thread').write_text('done')\n"
+        "threading.Thread(target=late).start()\n"
+        "sys.argv = ['newsbeam', '--version']\n"
+        "from pipeline.cli import entrypoint\n"
+        "entrypoint()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, timeout=120, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("newsbeam ")
+    assert (tmp_path / "thread").read_text() == "done"
+    assert (tmp_path / "atexit").read_text() == "ran"
+    assert not (tmp_path / "teardown").exists()
+    usage = subprocess.run([sys.executable, "-m", "pipeline", "run"], cwd=REPO, timeout=120,
+                           capture_output=True, text=True)
+    assert usage.returncode == 2 and "newsbeam: error:" in usage.stderr
 
 
 def test_a_signalled_command_exits_though_a_thread_never_ends(tmp_path: Path) -> None:
