@@ -10,10 +10,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-_PEAK = ("import resource, sys; from pipeline.main import main; code = main(sys.argv[1:]); "
-         "print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
-         "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
-         "file=sys.stderr); sys.exit(code)")
+# the command's own entry point (pipeline.cli.entrypoint), as `newsbeam` runs it; the peaks
+# are printed by an exit handler, registered first so that it runs last
+_PEAK = ("import atexit, resource, sys; "
+         "atexit.register(lambda: print('PEAK_KB', "
+         "resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "
+         "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)); "
+         "from pipeline.cli import entrypoint; entrypoint()")
 
 
 def run_cli(*args: str, children: bool = False
