@@ -47,18 +47,25 @@ def leave(code: int, wait: bool = False) -> NoReturn:
     for nothing. The handlers still stop a Flink, Spark or Prism job server, remove Beam's
     scratch folder and flush logging's handlers, as a normal exit does.
 
-    ``wait``: first wait for the threads that are not daemons, as the interpreter does. A
-    run cut short by a signal does not: it can leave one behind that never ends, Beam's state
-    sampler thread started just before the signal landed, whose stop then never runs (seen
-    once in CI: the interpreter waited for it forever after "terminated (SIGTERM)")."""
+    ``wait``: first what the interpreter does before its exit handlers
+    (``threading._shutdown``): tell thread pools (``concurrent.futures``, a user's step may
+    hold one) that no more work comes, and wait for the threads that are not daemons; an idle
+    pool's thread would otherwise wait for work forever. A run cut short by a signal does not
+    wait: it can leave a thread behind that never ends, Beam's state sampler thread started
+    just before the signal landed, whose stop then never runs (seen once in CI: the
+    interpreter waited for it forever after "terminated (SIGTERM)").
+
+    Worker processes started ahead for a run that never came (a usage error, a locked OUT)
+    are ended here (``pipeline.prewarm.release``)."""
     import atexit
     import os
     import threading
 
+    from pipeline import prewarm
+
+    prewarm.release()
     if wait:
-        for thread in threading.enumerate():
-            if thread is not threading.main_thread() and not thread.daemon:
-                thread.join()
+        threading._shutdown()  # type: ignore[attr-defined]
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -15,8 +15,9 @@ How:
   environment Beam would have given a new one: its control and logging addresses and the
   pipeline options, as one JSON line (``hand_over``). With none left, it starts a process as
   Beam does.
-- A waiting process that no run needs sees its stdin close and exits. That happens on
-  ``release``, or when this process ends, whatever the way.
+- A waiting process that no run takes is ended by ``release`` (at the end of a run, and when
+  the command ends without one). If this process dies instead, the waiting process sees its
+  stdin close and exits.
 
 This module imports nothing of Beam: the command calls ``start`` before Beam's imports.
 """
@@ -60,10 +61,19 @@ def workers_wanted(argv: Sequence[str]) -> int:
             command = arg
             break
         i += 1
-    if command != "run" or any(a == flag or a.startswith(flag + "=")
-                               for a in args for flag in _NOT_FROM_ARGV):
+    if command != "run" or any(_names(arg, flag) for arg in args for flag in _NOT_FROM_ARGV):
         return 0
     return workers_in(args)
+
+
+def _names(arg: str, flag: str) -> bool:
+    """Whether the command-line word ``arg`` gives option ``flag``: its name, with a value
+    after "=" or not, or an abbreviation of it (argparse takes ``--batch`` for
+    ``--batch-files`` when nothing else starts so; here any prefix counts)."""
+    name = arg.split("=", 1)[0]
+    if flag.startswith("--"):
+        return len(name) > 2 and name.startswith("--") and flag.startswith(name)
+    return name == flag
 
 
 def workers_in(beam_args: Sequence[str]) -> int:
@@ -120,14 +130,16 @@ def hand_over(proc: subprocess.Popen[bytes], environment: dict[str, str]) -> Non
 
 
 def release(timeout: float = 10.0) -> None:
-    """End the waiting workers no run took: each reads the end of its stdin and exits."""
+    """End the waiting workers no run took, at once: they hold nothing yet."""
     with _lock:
         procs, _pool[:] = list(_pool), []
     for proc in procs:
+        proc.terminate()
+    for proc in procs:
         try:
-            if proc.stdin is not None:
-                proc.stdin.close()
             proc.wait(timeout)
-        except (OSError, subprocess.TimeoutExpired):
+        except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        if proc.stdin is not None:
+            proc.stdin.close()

@@ -21,15 +21,26 @@ traceback.
 
 With ``--prewarmed`` the process is one that ``pipeline.prewarm`` started before the runner
 needed it: it imports what a bundle needs, then waits for one JSON line on its stdin, the
-environment Beam would have given a new worker process, and runs Beam's harness with it. The
-end of its stdin instead ends it.
+environment Beam would have given a new worker process, and runs Beam's harness with it.
+Unused, it is ended by the command (SIGTERM, ``pipeline.prewarm.release``), or by the end of
+its stdin when the command died.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 
-from pipeline import logs
+# A worker started ahead (--prewarmed) ignores Ctrl-C from its first line until it is given
+# work: the key reaches the whole process group, and the command answers it with one line
+# (a traceback of the imports below, per worker, is noise). The disposition the process
+# inherited is restored then: ignored still for a run started with Ctrl-C ignored (a
+# background job), as Beam's own worker processes inherit it.
+INHERITED_SIGINT = signal.getsignal(signal.SIGINT)
+if "--prewarmed" in sys.argv[1:]:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+from pipeline import logs  # noqa: E402 - after the signal's disposition
 
 logs.setup_worker()
 
@@ -64,13 +75,9 @@ def prewarmed(argv: list[str]) -> None:
     """Wait for the environment to run with (``pipeline.prewarm``), then run as ``main``."""
     import json
     import os
-    import signal
 
     from pipeline.prewarm import PREWARMED_FLAG
 
-    # a Ctrl-C reaches the whole process group: a waiting worker leaves it to the command,
-    # whose end closes this process's stdin
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     preload()
     line = sys.stdin.buffer.readline()
     if not line.strip():  # no run needed this worker
@@ -78,7 +85,7 @@ def prewarmed(argv: list[str]) -> None:
     environment = json.loads(line)
     os.environ.clear()
     os.environ.update(environment)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, INHERITED_SIGINT)
     logs.setup_worker()  # again: the command may have changed its logging since the start
     main([arg for arg in argv if arg != PREWARMED_FLAG])
 

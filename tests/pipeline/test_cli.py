@@ -1511,7 +1511,8 @@ def test_a_folder_run_skips_files_still_being_written(tmp_path: Path) -> None:
 
 
 def test_the_command_ends_without_the_interpreter_teardown(tmp_path: Path) -> None:
-    """The command's normal end waits for its threads that are not daemons, runs the exit
+    """The command's normal end waits for its threads that are not daemons (an idle thread
+    pool's included: it is told that no more work comes, as the interpreter does), runs the exit
     handlers and flushes stdout (a pipe here, so buffered), then leaves without freeing the
     heap object by object (a global's __del__, which only the teardown would call, never
     runs), with the command's exit code."""
@@ -1530,6 +1531,9 @@ def test_the_command_ends_without_the_interpreter_teardown(tmp_path: Path) -> No
         "    time.sleep(1)\n"
         "    (folder / 'thread').write_text('done')\n"
         "threading.Thread(target=late).start()\n"
+        "import concurrent.futures\n"
+        "pool = concurrent.futures.ThreadPoolExecutor(1)  # a step's pool, idle at the end\n"
+        "pool.submit(lambda: None).result()\n"
         "sys.argv = ['newsbeam', '--version']\n"
         "from pipeline.cli import entrypoint\n"
         "entrypoint()\n")
