@@ -55,8 +55,16 @@ from transforms.common import (
 )
 from transforms.decode import decode_bytes
 from transforms.dedupe import KeyDigestSet, in_digests, read_stored
-from transforms.http import FEED_TYPES, PAGE_TYPES, FetchPolicy, HttpClient, redact
-from transforms.parse import http_charset
+from transforms.http import (
+    FEED_TYPES,
+    GENERIC_FEED_TYPES,
+    PAGE_TYPES,
+    BadContentType,
+    FetchPolicy,
+    HttpClient,
+    redact,
+)
+from transforms.parse import http_charset, sniff_kind
 from transforms.read import decompress
 from transforms.text import html_to_text, words
 from transforms.urls import canonical_url
@@ -159,10 +167,27 @@ def fetch_feed(client: HttpClient, request: FeedRequest, fetched_at: datetime, r
         except Exception as exc:
             return [beam.pvalue.TaggedOutput(REJECTS_TAG,
                                              fetch_reject(request.url, "fetch_feed", exc))]
+        media = (result.content_type or "").split(";", 1)[0].strip().lower()
+        if media in GENERIC_FEED_TYPES and not holds_a_feed(plain):
+            refused = BadContentType(f"content type {media!r}, and the body is not a feed "
+                                     f"({redact(request.url)})")
+            return [beam.pvalue.TaggedOutput(REJECTS_TAG,
+                                             fetch_reject(request.url, "fetch_feed", refused))]
         if plain is body and result.content_type:  # else the type was the archive's
             headers["content-type"] = result.headers.get("content-type", result.content_type)
         out.append(RawDocument(input_path=redact(request.url), data=plain, headers=headers))
     return out
+
+
+def holds_a_feed(data: bytes) -> bool:
+    """Whether a body begins as a feed does (RSS, Atom, RDF or other XML that feedparser
+    judges; a JSON Feed), as the read of a file tells its kind: for a feed served under a type
+    that says nothing (``GENERIC_FEED_TYPES``). An HTML page (a login or error page where the
+    feed was) does not."""
+    head = data[:65536].decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    if head.startswith("{"):
+        return "jsonfeed.org/version" in head[:4096]
+    return sniff_kind(head) == "feed"
 
 
 # an entry whose own content holds this many words is a full article: when its page cannot

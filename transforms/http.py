@@ -244,7 +244,8 @@ class PrivateAddress(RejectError):
 
 
 class BadContentType(RejectError):
-    """The Content-Type is not one this fetch accepts (an image where a feed was expected)."""
+    """The Content-Type is not one this fetch accepts (an image where a feed was expected), or
+    says nothing of a feed (text/html, application/octet-stream) and the body is no feed."""
 
     stage = FETCH_STAGE
     reason = "bad_content_type"
@@ -402,10 +403,15 @@ def _redirect_url(current: str, location: str) -> str:
 # --- content types -------------------------------------------------------------------------
 
 # Shell-style patterns over the media type (no parameters), lower-case.
+# Types that say nothing of a feed but that servers send feeds with (a feed file served as
+# a download, a CMS that labels everything HTML): a feed's fetch takes them when the body is
+# a feed (transforms/fetch.py: fetch_feed), not without looking.
+GENERIC_FEED_TYPES: frozenset[str] = frozenset({"text/html", "application/octet-stream",
+                                                "binary/octet-stream"})
 FEED_TYPES: frozenset[str] = frozenset({"*xml*", "*rss*", "*atom*", "*json*", "text/plain",
                                         # a compressed feed file served as a file
                                         "application/gzip", "application/x-gzip",
-                                        "application/x-bzip2"})
+                                        "application/x-bzip2", *GENERIC_FEED_TYPES})
 PAGE_TYPES: frozenset[str] = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
 
 

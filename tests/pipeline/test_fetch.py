@@ -157,6 +157,33 @@ def test_every_failure_is_a_reject_and_good_feeds_still_land(tmp_path: Path,
     assert manifest["feeds"]["failed"] == 8
 
 
+def test_a_feed_served_under_a_type_that_says_nothing_is_read_when_it_is_one(
+        tmp_path: Path, servers: ServerGroup) -> None:
+    """Servers send feeds as text/html or application/octet-stream (a CMS, a download): such
+    a feed is read as its body says; an HTML page under the same type (a login or error page
+    where the feed was) is a bad_content_type reject that says why."""
+    ferry = " ".join(f"The ferry timetable changes on pier {i} from Monday." for i in range(20))
+    as_html = rss([("Served as HTML", "https://example.org/one", ferry)])
+    as_bytes = rss([("Served as bytes", "https://example.org/two", BODY * 3)])
+    login = b"<!doctype html><html><body><form>Sign in</form></body></html>"
+    server = servers.start({
+        "/cms.xml": Reply(body=as_html, headers={"Content-Type": "text/html; charset=utf-8"}),
+        "/download": Reply(body=as_bytes, headers={"Content-Type": "application/octet-stream"}),
+        "/members.xml": Reply(body=login, headers={"Content-Type": "text/html"}),
+    })
+    out = tmp_path / "out"
+    manifest = run(out, server.url("/cms.xml"), server.url("/download"),
+                   server.url("/members.xml"))
+    titles = sorted(pd.read_parquet(out / "articles").title)
+    assert titles == ["Served as HTML", "Served as bytes"]
+    rejects = pd.read_parquet(out / "rejects")
+    assert list(zip(rejects.stage, rejects.reason, strict=True)) == [
+        ("fetch_feed", "bad_content_type")]
+    assert rejects.detail[0].startswith("content type 'text/html', and the body is not a feed")
+    assert rejects.input_path[0].endswith("/members.xml")
+    assert manifest["accounting"]["balanced"]
+
+
 def test_robots_disallowed_page_is_never_fetched(tmp_path: Path, servers: ServerGroup) -> None:
     site = servers.start({"/robots.txt": Reply(body=b"User-agent: *\nDisallow: /private/\n",
                                                headers={"Content-Type": "text/plain"})})
