@@ -19,6 +19,15 @@ _PEAK = ("import atexit, resource, sys; "
          "from pipeline.cli import entrypoint; entrypoint()")
 
 
+def aeb_text(path: Path) -> str:
+    """An AEB page (``html/<id>.html.gz``) as text: the pages are UTF-8 (../shared/data/
+    README.md), and 42 of them declare no charset, so lxml given their bytes reads them as
+    Latin-1 and garbles every non-ASCII character."""
+    import gzip
+
+    return gzip.decompress(path.read_bytes()).decode("utf-8", errors="replace")
+
+
 def run_cli(*args: str, children: bool = False
             ) -> tuple[subprocess.CompletedProcess[str], float, int]:
     """Run `newsbeam ARGS` in a child process: (process, seconds, peak RSS in MiB). The peak

@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
-from common import run_cli  # noqa: E402
+from common import aeb_text, run_cli  # noqa: E402
 
 
 def make_corpus(aeb: Path, n: int, seed: int, prefix: str) -> list[dict]:
@@ -57,7 +57,6 @@ def make_pages(aeb: Path, docs: list[dict], out_dir: Path) -> Path:
     """The same articles as HTML pages: each article's paragraphs replace the paragraphs of a
     real AEB page (its navigation, scripts, sidebars and footers kept), so extraction works
     on pages of real size and shape. One file per article."""
-    import gzip
 
     import lxml.html
 
@@ -65,7 +64,7 @@ def make_pages(aeb: Path, docs: list[dict], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     shells = []
     for path in templates:
-        tree = lxml.html.fromstring(gzip.decompress(path.read_bytes()))
+        tree = lxml.html.fromstring(aeb_text(path))
         paragraphs = tree.xpath("//p")
         if len(paragraphs) < 3:
             continue
@@ -121,11 +120,13 @@ def near_share(corpus: Path, out: Path, steps: str, label: str, rounds: int) -> 
         if rounds > 1:
             print(f"  round {i + 1}: with {near_times[-1]:.1f} s, without "
                   f"{plain_times[-1]:.1f} s, share {shares[-1]:.1%}", flush=True)
+    # the share is the median of each round's share (its two runs side by side), not one
+    # taken from the two sides' median times, which may come from different rounds
     with_near, without = statistics.median(near_times), statistics.median(plain_times)
     print(f"{label}: with near-dup detection {with_near:.1f} s (peak {rss_near} MiB), without "
-          f"{without:.1f} s (peak {rss_plain} MiB); near stage share of the run: "
-          f"{(with_near - without) / with_near:.1%} (median of rounds "
-          f"{statistics.median(shares):.1%}, {rounds} round{'s' * (rounds > 1)})", flush=True)
+          f"{without:.1f} s (peak {rss_plain} MiB) (medians); near stage share of the run: "
+          f"{statistics.median(shares):.1%} (median of {rounds} round"
+          f"{'s' * (rounds > 1)}'s shares)", flush=True)
 
 
 def main() -> int:

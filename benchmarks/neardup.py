@@ -149,12 +149,14 @@ def score(docs: list[dict], predicted: dict[str, list[int]], seconds: float) -> 
     for kind in KINDS:
         variants = [i for i, d in enumerate(docs) if d["kind"] == kind]
         originals = {d["group"]: i for i, d in enumerate(docs) if d["kind"] == "original"}
-        caught = sum(1 for i in variants
-                     if group_of.get(i) == group_of.get(originals[docs[i]["group"]]))
+        # a variant found in neither articles nor duplicates (rejected) is not caught, even
+        # when its original is missing too
+        caught = sum(1 for i in variants if group_of.get(i) is not None
+                     and group_of.get(i) == group_of.get(originals[docs[i]["group"]]))
         per_kind[kind] = caught / len(variants)
     negatives = [i for i, d in enumerate(docs) if d["kind"] in ("footer", "quote")]
     merged = sum(1 for i in negatives
-                 if len(predicted.get(group_of[i], [])) > 1)
+                 if i in group_of and len(predicted.get(group_of[i], [])) > 1)
     return {"precision": precision, "recall": recall, "f1": f1, "fp": len(pred - truth),
             "per_kind": per_kind, "negatives_merged": merged, "seconds": seconds}
 
