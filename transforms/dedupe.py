@@ -111,8 +111,25 @@ def id_key(article: Article) -> str | None:
     return own_id_key(article) or (min(article.id_aliases) if article.id_aliases else None)
 
 
+# A body this short is no evidence of a copy by itself: feeds give many stories one teaser
+# ("Read more on our website."). Its exact key adds the title, so stories that share a
+# teaser under titles of their own stay apart, and a short brief copied whole, title and
+# all, is still one story.
+SHORT_BODY_WORDS = 15
+
+
+def exact_hash_key(content_hash: str | None, word_count: int | None,
+                   title: str | None) -> str | None:
+    """The exact stage's key of a body: its content hash, with the title for a short body."""
+    if not content_hash:
+        return None
+    if (word_count or 0) < SHORT_BODY_WORDS and title and title.strip():
+        return f"{content_hash}|{' '.join(title.split()).casefold()}"
+    return content_hash
+
+
 def hash_key(article: Article) -> str | None:
-    return article.content_hash
+    return exact_hash_key(article.content_hash, article.word_count, article.title)
 
 
 KEYS: tuple[tuple[str, Callable[[Article], str | None]], ...] = (
@@ -285,8 +302,10 @@ def stored_sharing_keys(table: pa.Table, digests: np.ndarray) -> Iterator[dict[s
     cols = table.to_pydict()
     ids = [f"{d or ''}|{g}" if g else None
            for d, g in zip(cols["source_domain"], cols["guid"], strict=True)]
+    hashes = [exact_hash_key(h, n, t) for h, n, t in
+              zip(cols["content_hash"], cols["word_count"], cols["title"], strict=True)]
     hit = (in_digests(digests, cols["url"]) | in_digests(digests, ids)
-           | in_digests(digests, cols["content_hash"]))
+           | in_digests(digests, hashes))
     rows = np.flatnonzero(hit)
     if rows.size:
         yield from table.take(pa.array(rows)).to_pylist()

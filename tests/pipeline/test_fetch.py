@@ -184,6 +184,33 @@ def test_a_feed_served_under_a_type_that_says_nothing_is_read_when_it_is_one(
     assert manifest["accounting"]["balanced"]
 
 
+def test_stories_sharing_a_teaser_are_kept_and_their_copies_found_in_a_later_run(
+        tmp_path: Path) -> None:
+    """A feed whose entries all carry one short teaser: each story is an article (the body
+    alone was their exact key, and two of three were dropped as copies). A later run that
+    brings the same stories under other URLs finds them in OUT's index (the stored key holds
+    the title too), and a new story with the same teaser is new."""
+    teaser = "Read more on our website."
+    first = tmp_path / "first.xml"
+    first.write_bytes(rss([(t, f"https://n.example/{i}", teaser)
+                           for i, t in enumerate(["Ferry strike ends", "School reopens",
+                                                  "Bridge closed"])]))
+    out = tmp_path / "out"
+    manifest = run(out, str(first))
+    assert manifest["counts"]["articles"] == 3
+    stored = pd.read_parquet(out / "articles")
+    second = tmp_path / "second.xml"
+    second.write_bytes(rss([(t, f"https://mirror.example/{i}", teaser)
+                            for i, t in enumerate(["Ferry strike ends", "School reopens",
+                                                   "Bridge closed", "Market moves"])]))
+    manifest = run(out, str(second))
+    assert manifest["counts"]["articles"] == 1 and manifest["counts"]["duplicates"] == 3
+    copies = pd.read_parquet(out / "duplicates")
+    assert set(copies.method) == {"exact"}
+    assert set(copies.duplicate_of) == set(stored.article_id)
+    assert "Market moves" in set(pd.read_parquet(out / "articles").title)
+
+
 def test_robots_disallowed_page_is_never_fetched(tmp_path: Path, servers: ServerGroup) -> None:
     site = servers.start({"/robots.txt": Reply(body=b"User-agent: *\nDisallow: /private/\n",
                                                headers={"Content-Type": "text/plain"})})

@@ -27,15 +27,17 @@ def make(path: str, title: str, text: str, link: str = "", guid: str = "",
     return build_article(unit, unit_fields(unit), FIXED_NOW)
 
 
-ORIGINAL = make("a.xml", "Storm", "The storm hit the coast.", "https://a.example/storm",
-                published=T0)
-SAME_URL_LATER = make("b.xml", "Storm (updated)", "The storm hit the coast.",
+# a body long enough to be evidence of a copy by itself (SHORT_BODY_WORDS)
+STORM = ("The storm hit the coast on Monday night, flooding the harbour road and cutting "
+         "power to three villages.")
+ORIGINAL = make("a.xml", "Storm", STORM, "https://a.example/storm", published=T0)
+SAME_URL_LATER = make("b.xml", "Storm (updated)", STORM,
                       "https://a.example/storm?utm_source=rss", published=T0 + timedelta(hours=2))
-SAME_TEXT = make("c.xml", "Storm!", "The  storm hit the coast.", "https://b.example/copy",
-                 published=T0 + timedelta(hours=1))
+SAME_TEXT = make("c.xml", "Storm!", STORM.replace("The storm", "The  storm"),
+                 "https://b.example/copy", published=T0 + timedelta(hours=1))
 SAME_GUID = make("d.xml", "Storm", "Different words entirely here.", "https://a.example/amp/s",
                  guid="g-1", published=T0 + timedelta(hours=3))
-GUID_OWNER = make("e.xml", "Storm", "The storm hit the coast.", "https://a.example/storm",
+GUID_OWNER = make("e.xml", "Storm", STORM, "https://a.example/storm",
                   guid="g-1", published=T0)
 OTHER = make("f.xml", "Calm", "A calm day.", "https://a.example/calm", published=T0)
 
@@ -89,12 +91,35 @@ def test_dedupe_composite_url_id_exact(order: int) -> None:
 
 def test_every_duplicate_points_at_a_kept_article() -> None:
     # chain: x is a url copy of y; y is a content copy of z -> x must point at z.
-    z = make("z.xml", "Z", "Shared text body.", "https://z.example/1", published=T0)
-    y = make("y.xml", "Y", "Shared text body.", "https://y.example/1",
-             published=T0 + timedelta(days=1))
+    z = make("z.xml", "Z", STORM, "https://z.example/1", published=T0)
+    y = make("y.xml", "Y", STORM, "https://y.example/1", published=T0 + timedelta(days=1))
     x = make("x.xml", "X", "Other text.", "https://y.example/1", published=T0 + timedelta(days=2))
     run_dedupe([x, y, z], kept=["z.xml"],
                dups=[("x.xml", z.article_id, "url"), ("y.xml", z.article_id, "exact")])
+
+
+def test_stories_sharing_a_short_teaser_are_not_copies() -> None:
+    """Feeds give many stories one teaser: a body under SHORT_BODY_WORDS is no evidence of a
+    copy by itself, so stories with their own titles stay; the same brief copied whole,
+    title and all (another URL), is still one story."""
+    teaser = "Read more on our website."
+    a = make("a.xml", "Ferry strike ends", teaser, "https://n.example/1", published=T0)
+    b = make("b.xml", "School reopens", teaser, "https://n.example/2", published=T0)
+    c = make("c.xml", "Bridge closed", teaser, "https://n.example/3", published=T0)
+    copy = make("d.xml", "Ferry  strike ends", teaser, "https://m.example/9",
+                published=T0 + timedelta(hours=1))
+    run_dedupe([copy, c, b, a], kept=["a.xml", "b.xml", "c.xml"],
+               dups=[("d.xml", a.article_id, "exact")])
+
+
+def test_the_exact_key_of_a_short_body_holds_its_title() -> None:
+    from transforms.dedupe import SHORT_BODY_WORDS, exact_hash_key, hash_key
+
+    assert exact_hash_key("h", SHORT_BODY_WORDS, "A title") == "h"
+    assert exact_hash_key("h", SHORT_BODY_WORDS - 1, " A  Title ") == "h|a title"
+    assert exact_hash_key("h", 3, None) == "h" and exact_hash_key("h", 3, " ") == "h"
+    assert exact_hash_key(None, 3, "A title") is None
+    assert hash_key(ORIGINAL) == ORIGINAL.content_hash  # 18 words
 
 
 def test_updated_versions_are_revisions_not_duplicates() -> None:
@@ -176,6 +201,7 @@ def test_stored_rows_are_filtered_by_the_run_keys_before_any_join() -> None:
 
     from transforms.dedupe import (
         KeyDigestSet,
+        digests_of,
         in_digests,
         key_digest,
         stored_sharing_bands,
@@ -193,13 +219,19 @@ def test_stored_rows_are_filtered_by_the_run_keys_before_any_join() -> None:
                                                                           False]
     assert key_digest("0:abc") in digests
     keys = pa.table({
-        "article_id": ["s1", "s2", "s3", "s4"],
-        "url": ["https://a.example/x", "https://z.example/", None, None],
-        "source_domain": [None, None, "a.example", "b.example"],
-        "guid": [None, None, "g-1", "g-1"],
-        "content_hash": ["h1", "h2", "h3", "h4"],
+        "article_id": ["s1", "s2", "s3", "s4", "s5", "s6"],
+        "url": ["https://a.example/x", "https://z.example/", None, None, None, None],
+        "source_domain": [None, None, "a.example", "b.example", None, None],
+        "guid": [None, None, "g-1", "g-1", None, None],
+        "content_hash": ["h1", "h2", "h3", "h4", "0:abc", "0:abc"],
+        "word_count": [300, 300, 300, 300, 4, 300],
+        "title": ["A", "B", "C", "D", "Ferry", "Ferry"],
     })
-    assert [r["article_id"] for r in stored_sharing_keys(keys, digests)] == ["s1", "s3"]
+    # s5's body is short: its exact key holds its title, which the run does not have; s6 has
+    # the same body, long enough to be its key alone
+    assert [r["article_id"] for r in stored_sharing_keys(keys, digests)] == ["s1", "s3", "s6"]
+    short = digests_of(["0:abc|ferry"])
+    assert [r["article_id"] for r in stored_sharing_keys(keys, short)] == ["s5"]
     # band keys are uint64 (signature format 2): the run's own sorted keys are the filter
     bands = pa.table({
         "article_id": ["s1", "s2", "s3"],
