@@ -31,8 +31,9 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from pipeline.runners import WORKER_MAIN, _value, runner_name  # stdlib only, no Beam
+
 PREWARMED_FLAG = "--prewarmed"
-WORKER_MAIN = "pipeline.worker_main"
 
 # global options of the command line that take a value (pipeline.main.make_parser)
 _GLOBAL_WITH_VALUE = ("--log-level", "--log-format")
@@ -79,8 +80,6 @@ def _names(arg: str, flag: str) -> bool:
 def workers_in(beam_args: Sequence[str]) -> int:
     """How many worker processes Beam's options ``beam_args`` have the DirectRunner start
     (its ``multi_processing`` mode); 0 for another mode or runner."""
-    from pipeline.runners import _value, runner_name
-
     args = list(beam_args)
     if runner_name(args) not in (None, "direct"):
         return 0
@@ -111,12 +110,6 @@ def take() -> subprocess.Popen[bytes] | None:
             if proc.poll() is None:
                 return proc
         return None
-
-
-def waiting() -> int:
-    """The number of worker processes in the pool."""
-    with _lock:
-        return sum(1 for proc in _pool if proc.poll() is None)
 
 
 def hand_over(proc: subprocess.Popen[bytes], environment: dict[str, str]) -> None:

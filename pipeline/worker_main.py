@@ -37,6 +37,7 @@ import sys
 # inherited is restored then: ignored still for a run started with Ctrl-C ignored (a
 # background job), as Beam's own worker processes inherit it.
 INHERITED_SIGINT = signal.getsignal(signal.SIGINT)
+# the flag is pipeline.prewarm.PREWARMED_FLAG, not imported before this line on purpose
 if "--prewarmed" in sys.argv[1:]:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 

@@ -64,7 +64,7 @@ from transforms.http import (
     HttpClient,
     redact,
 )
-from transforms.parse import http_charset, sniff_kind
+from transforms.parse import JSONFEED_PREFIX, http_charset, sniff_kind
 from transforms.read import decompress
 from transforms.text import html_to_text, words
 from transforms.urls import canonical_url
@@ -186,7 +186,7 @@ def holds_a_feed(data: bytes) -> bool:
     feed was) does not."""
     head = data[:65536].decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     if head.startswith("{"):
-        return "jsonfeed.org/version" in head[:4096]
+        return JSONFEED_PREFIX in head[:4096]  # its "version", as sniff_kind reads it
     return sniff_kind(head) == "feed"
 
 
