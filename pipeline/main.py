@@ -342,11 +342,40 @@ def print_summary(manifest: dict[str, Any], stream: Any = sys.stdout) -> None:
         f"  time       {_stage_times(manifest)}",
         f"  output     {manifest['output']} ({manifest['bytes_written']:,} bytes written)",
     ]
+    feeds = manifest.get("feeds") or {}
+    if feeds.get("requested"):
+        lines.insert(-2, f"  feeds      {feeds_line(feeds)}")
+    pages = manifest.get("pages") or {}
+    if pages.get("follow_links"):
+        kept = pages.get("failed_kept_feed_text", 0)
+        lines.insert(-2, f"  pages      fetched {pages['fetched']}, failed {pages['failed']}"
+                     + (f" ({kept} kept the feed's whole text)" if kept else ""))
     memory = manifest.get("memory") or {}
     if memory.get("peak_rss_bytes"):
         lines.append(f"  memory     peak {memory['peak_rss_bytes'] / 2**20:,.0f} MiB"
                      + (" (past the warning: see above)" if memory.get("warning") else ""))
     stream.write("\n".join(lines) + "\n")
+
+
+def feeds_line(feeds: dict[str, Any]) -> str:
+    """The summary's account of the feeds a run asked for."""
+    line = (f"{feeds['requested']} requested: fetched {feeds['fetched']}, unchanged (304) "
+            f"{feeds['not_modified']}, failed {feeds['failed']}")
+    if feeds["not_modified"] and feeds["not_modified"] == feeds["requested"]:
+        line += "; every feed unchanged since the last run"
+    return line
+
+
+def warn_failed_feeds(manifest: dict[str, Any]) -> None:
+    """A WARNING line on stderr for each feed that failed (up to FAILED_FEEDS; a scheduled
+    job's log shows a dead feed without reading OUT/rejects)."""
+    feeds = manifest.get("feeds") or {}
+    for failure in feeds.get("failures", []):
+        LOG.warning("feed %s failed (%s): %s", failure["url"], failure["reason"],
+                    failure["detail"])
+    more = feeds.get("failed", 0) - len(feeds.get("failures", []))
+    if more > 0:
+        LOG.warning("%d more feeds failed: see OUT/rejects (stage fetch_feed)", more)
 
 
 def _stage_times(manifest: dict[str, Any]) -> str:
@@ -668,8 +697,10 @@ def _to_stdout(write: Callable[..., None], *args: Any) -> None:
 
 
 def _summarize(args: argparse.Namespace, manifest: dict[str, Any]) -> None:
-    """A finished run's summary on stdout (and as a record with --log-format json)."""
+    """A finished run's summary on stdout (and as a record with --log-format json), after a
+    warning on stderr for each feed that failed."""
     logs.end_open_line()
+    warn_failed_feeds(manifest)
     _to_stdout(print_summary, manifest)
     if args.log_format == "json":  # the summary as a record; in text it is printed above
         LOG.info("run summary", extra={"data": {

@@ -53,6 +53,12 @@ class Tally:
     index_rows: int = 0
     state_rows: int = 0
     link_rows: int = 0
+    # the feeds that failed (stage fetch_feed): {url, reason, detail}, the first FAILED_FEEDS
+    failed_feeds: list[dict[str, str]] = field(default_factory=list)
+
+
+# how many failed feeds a manifest names (and the run warns of); the rest are in OUT/rejects
+FAILED_FEEDS = 50
 
 
 def read_report(config: Config, path: str) -> list[dict[str, Any]]:
@@ -94,11 +100,23 @@ def tally_files(files: list[dict[str, Any]]) -> Tally:
                               if dataset == "rejects" else [column])
         tally.rows[dataset] += table.num_rows
         if dataset == "rejects":
-            tally.reject_reasons.update(table.column("reason").to_pylist())
-            tally.reject_stages.update(table.column("stage").to_pylist())
+            reasons = table.column("reason").to_pylist()
+            stages = table.column("stage").to_pylist()
+            tally.reject_reasons.update(reasons)
+            tally.reject_stages.update(stages)
+            if "fetch_feed" in stages and len(tally.failed_feeds) < FAILED_FEEDS:
+                _failed_feeds(tally, pq.read_table(io.BytesIO(data), columns=[
+                    "stage", "reason", "input_path", "detail"]))
         else:
             tally.duplicate_methods.update(table.column("method").to_pylist())
     return tally
+
+
+def _failed_feeds(tally: Tally, table: Any) -> None:
+    for row in table.to_pylist():
+        if row["stage"] == "fetch_feed" and len(tally.failed_feeds) < FAILED_FEEDS:
+            tally.failed_feeds.append({"url": row["input_path"], "reason": row["reason"],
+                                       "detail": row["detail"]})
 
 
 def _slice(slices: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -171,6 +189,8 @@ def build_manifest(
             "fetched": stage_counters.get("fetch_feed.out", 0),
             "not_modified": tally.state_rows - stage_counters.get("fetch_feed.out", 0),
             "failed": stage_counters.get("fetch_feed.rejected", 0),
+            # up to FAILED_FEEDS of them, in URL order (all are rows of OUT/rejects)
+            "failures": sorted(tally.failed_feeds, key=lambda f: (f["url"], f["reason"])),
         },
         "pages": {
             "follow_links": config.follow_links,

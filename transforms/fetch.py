@@ -11,7 +11,8 @@ FetchFeeds: feed URL -> RawDocument (the body, with its HTTP headers, for ParseD
   retries that page, where a 304 would have hidden the entry until the feed changed.
 - Rejects (stage ``fetch_feed``): ``http_<status>``, ``timeout``, ``too_large``,
   ``private_address``, ``bad_content_type``, ``redirect_loop``, ``bad_url``,
-  ``connection_error``... (transforms/http.py). A dead feed never holds up the others.
+  ``connection_error``, ``empty_body``... (transforms/http.py). A dead feed never holds up
+  the others.
 
 FollowLinks: Unit (feed entry) -> Unit of kind ``linked`` (the entry's fields and its page).
 - An entry whose canonical link is already stored in OUT is passed on as it is, never fetched
@@ -19,7 +20,9 @@ FollowLinks: Unit (feed entry) -> Unit of kind ``linked`` (the entry's fields an
   link are fetched once. A page whose article was dropped as a copy of another (another URL)
   is fetched again when its entry comes back, so it is judged on its page again: skipped, the
   entry would keep only its feed teaser, which no stored article holds.
-- Rejects (stage ``fetch_page``), one per entry: the reasons above and ``robots_disallowed``.
+- Rejects (stage ``fetch_page``), one per entry: the reasons above and ``robots_disallowed``;
+  ``bad_url`` too for a teaser entry whose link is not http(s) (ftp:, javascript:). An entry
+  that carries its whole text goes on as the feed gave it when its page cannot be had.
 
 Politeness without global state: requests are grouped by host (GroupByKey), so all of one
 host's requests are made in sequence by one worker, spaced by the HttpClient's per-host
@@ -33,7 +36,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -60,6 +65,8 @@ from transforms.http import (
     GENERIC_FEED_TYPES,
     PAGE_TYPES,
     BadContentType,
+    BadUrl,
+    EmptyBody,
     FetchPolicy,
     HttpClient,
     redact,
@@ -68,6 +75,8 @@ from transforms.parse import JSONFEED_PREFIX, http_charset, sniff_kind
 from transforms.read import decompress
 from transforms.text import html_to_text, words
 from transforms.urls import canonical_url
+
+LOG = logging.getLogger("newsbeam.fetch")
 
 STATE_TAG = "state"
 FEED_ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, "
@@ -162,6 +171,10 @@ def fetch_feed(client: HttpClient, request: FeedRequest, fetched_at: datetime, r
     if not result.not_modified:
         headers = {"content-location": result.final_url}
         body = result.body
+        if not body.strip():
+            return [beam.pvalue.TaggedOutput(REJECTS_TAG, fetch_reject(
+                request.url, "fetch_feed", EmptyBody(
+                    f"HTTP {result.status} with an empty body ({redact(request.url)})")))]
         try:  # a .gz or .bz2 feed file (not a Content-Encoding): as a file on disk is read
             plain = decompress(request.url, body, client.policy.max_bytes)
         except Exception as exc:
@@ -211,6 +224,8 @@ def fetch_page(client: HttpClient, request: PageRequest, check_robots: bool) -> 
     try:
         result = client.fetch(request.url, accept=PAGE_ACCEPT, allowed_types=PAGE_TYPES,
                               check_robots=check_robots)
+        if not result.body.strip():
+            raise EmptyBody(f"HTTP {result.status} with an empty body ({redact(request.url)})")
         html, _codec = decode_bytes(result.body, http_charset(result.headers.get("content-type")))
     except Exception as exc:  # typed RejectError, or a bug: a reject row per entry
         return [unit if carries_full_text(unit) else beam.pvalue.TaggedOutput(
@@ -223,11 +238,47 @@ def fetch_page(client: HttpClient, request: PageRequest, check_robots: bool) -> 
     ]
 
 
+# a line of progress while fetching, at most this often (seconds), from each worker
+FETCH_PROGRESS_INTERVAL = 10.0
+
+
+class FetchProgress:
+    """Requests done by one worker, as an INFO line at most every ``interval`` seconds: a run
+    of feeds and linked pages has no file count to show, and a polite fetch of many pages of
+    one host takes minutes. Thread-safe (the hosts of a batch are fetched in threads)."""
+
+    def __init__(self, what: str, interval: float = FETCH_PROGRESS_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._what = what
+        self._interval = interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._started = clock()
+        self._last = self._started
+        self.done = 0
+        self.failed = 0
+
+    def add(self, failed: bool) -> str | None:
+        """One request done; the line written, if it was time for one."""
+        with self._lock:
+            self.done += 1
+            self.failed += failed
+            now = self._clock()
+            if now - self._last < self._interval:
+                return None
+            self._last = now
+            line = (f"fetching {self._what}: {self.done} done ({self.failed} failed) in "
+                    f"{now - self._started:.0f}s")
+        LOG.info(line)
+        return line
+
+
 class _FetchHosts(beam.DoFn):
     """Batches of (host, requests) -> what ``fetch`` makes of each request. The hosts of a
     batch run in parallel threads; one host's requests run in sequence (the client's throttle
     spaces them). Metrics are counted here, in the bundle's thread: Beam's metric container
-    does not follow work into other threads."""
+    does not follow work into other threads; progress lines (``FetchProgress``) in the
+    fetching threads."""
 
     def __init__(self, policy: FetchPolicy, stage: str, fetch: Callable[..., list[Any]],
                  **kwargs: Any) -> None:
@@ -240,14 +291,20 @@ class _FetchHosts(beam.DoFn):
         # the feed gave it (not a reject, and not a fetched page): counted apart
         self._from_feed = Metrics.counter(METRICS_NAMESPACE, f"{stage}.from_feed")
         self._client: HttpClient | None = None
+        self._progress: FetchProgress | None = None
 
     def setup(self) -> None:
         self._client = shared_client(self._policy)
+        self._progress = FetchProgress("feeds" if self._stage == "fetch_feed" else "pages")
 
     def _run_host(self, requests: list[Any]) -> list[Any]:
         out: list[Any] = []
         for request in requests:
-            out.extend(self._fetch(self._client, request, **self._kwargs))
+            results = self._fetch(self._client, request, **self._kwargs)
+            out.extend(results)
+            if self._progress is not None:
+                self._progress.add(any(isinstance(r, beam.pvalue.TaggedOutput)
+                                       and r.tag == REJECTS_TAG for r in results))
         return out
 
     def process(self, batch: list[tuple[str, Iterable[Any]]]) -> Iterator[Any]:
@@ -388,13 +445,37 @@ def entry_link(unit: Unit) -> str | None:
     return link
 
 
+def unfollowable_link(unit: Unit) -> str | None:
+    """A feed entry's link that is there but cannot be followed (another scheme than http(s),
+    as ftp: or javascript:, or no host), or None."""
+    if unit.input_kind not in FEED_KINDS or "invalid" in unit.fields:
+        return None
+    link = str(unit.fields.get("link") or "").strip()
+    if not link or entry_link(unit) is not None:
+        return None
+    return link
+
+
 class _SplitFollowable(beam.DoFn):
+    """Feed entries with an http(s) link go to ``follow``. An entry whose link cannot be
+    followed is a ``bad_url`` reject when it is a teaser, as when its page cannot be had;
+    an entry carrying its whole text goes on as the feed gave it, as do entries without a
+    link and the other units."""
+
     def process(self, unit: Unit) -> Iterator[Any]:
         link = entry_link(unit)
-        if link is None:
-            yield unit
-        else:
+        if link is not None:
             yield beam.pvalue.TaggedOutput("follow", (link, unit))
+            return
+        bad = unfollowable_link(unit)
+        if bad is None or carries_full_text(unit):
+            yield unit
+            return
+        shown = redact(bad)[:200]
+        yield beam.pvalue.TaggedOutput(REJECTS_TAG, fetch_reject(
+            bad, "fetch_page", BadUrl(f"entry link {shown!r} is not an http(s) URL, so its "
+                                      "page cannot be fetched, and the entry holds only a "
+                                      "teaser"), unit.unit_key))
 
 
 def _link_key(element: tuple[str, Unit]) -> str:
@@ -465,7 +546,8 @@ class FollowLinks(beam.PTransform):
 
     def expand(self, units: beam.PCollection[Unit]) -> beam.PCollection[Unit]:
         split = units | "SplitFollowable" >> beam.ParDo(_SplitFollowable()).with_outputs(
-            "follow", main="other")
+            "follow", REJECTS_TAG, main="other")
+        self._rejects.add_error_pcollection(split[REJECTS_TAG])
         follow = split["follow"]
         stored = (units.pipeline | "NoStoredUrls" >> beam.Create([])
                   | "StoredUrlWindows" >> beam.WindowInto(units.windowing.windowfn))

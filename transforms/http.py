@@ -16,7 +16,8 @@ What a caller can rely on:
 - Requests to one host (scheme, host and port) are spaced ``1 / rate_per_host`` seconds apart,
   retries, redirects and robots.txt included; other hosts are not held up.
 - robots.txt (RFC 9309) is honoured for article pages: 2xx is parsed, 4xx allows all, 5xx or an
-  unreachable server disallows all, cached per origin.
+  unreachable server disallows all (a page is then rejected for the unreachable server's own
+  reason, not as disallowed), cached per origin.
 - Every failure is a typed ``RejectError`` whose message names the URL with its credentials
   removed; credentials are never logged.
 """
@@ -211,7 +212,8 @@ class HttpStatusError(RejectError):
 
 class FetchTimeout(RejectError):
     """The server did not connect or answer within the timeouts (after the retries), or one
-    response took longer than the total deadline."""
+    response took longer than the total deadline; for a linked page, also when this happened
+    to its site's robots.txt (the detail says so)."""
 
     stage = FETCH_STAGE
     reason = "timeout"
@@ -227,8 +229,10 @@ class ResponseTooLarge(RejectError):
 
 class RobotsDisallowed(RejectError):
     """A linked page (--follow-links) that the site's robots.txt disallows for newsbeam, or
-    whose robots.txt answered 429 or 5xx or was unreachable, which RFC 9309 treats as
-    disallowing the whole site. Feeds the user names are fetched without asking robots.txt."""
+    whose robots.txt answered 429 or 5xx, which RFC 9309 treats as disallowing the whole site
+    (a robots.txt that could not be reached at all gives the transport's own reason,
+    ``connection_error`` or ``timeout``). Feeds the user names are fetched without asking
+    robots.txt."""
 
     stage = "fetch_page"
     reason = "robots_disallowed"
@@ -249,6 +253,14 @@ class BadContentType(RejectError):
 
     stage = FETCH_STAGE
     reason = "bad_content_type"
+
+
+class EmptyBody(RejectError):
+    """The server answered 200 with an empty body (or only whitespace): a feed or page it
+    did not serve, not a document with no text."""
+
+    stage = FETCH_STAGE
+    reason = "empty_body"
 
 
 class BadContentEncoding(RejectError):
@@ -277,7 +289,8 @@ class BadUrl(RejectError):
 
 class ConnectionFailed(RejectError):
     """The connection was refused or reset, the name did not resolve, or TLS failed (after
-    the retries where retrying can help)."""
+    the retries where retrying can help); for a linked page, also when this happened to its
+    site's robots.txt (the detail says so)."""
 
     stage = FETCH_STAGE
     reason = "connection_error"
@@ -522,7 +535,10 @@ class HostThrottle:
 
 # --- client --------------------------------------------------------------------------------
 
-_Rules = Protego | bool  # parsed rules, or allow-all (True) / disallow-all (False)
+# parsed rules, allow-all (True), disallow-all (False: robots.txt answered 429 or 5xx), or
+# the error that kept robots.txt from being read at all (no connection, no answer in time):
+# the site is off limits as for False, and its pages are rejected under that error's reason
+_Rules = Protego | bool | RejectError
 
 
 class HttpClient:
@@ -852,10 +868,16 @@ class HttpClient:
 
     def _check_robots(self, target: _Target, url: str) -> None:
         rules = self._robots_rules(target)
+        if isinstance(rules, RejectError):
+            # The host itself could not be reached: say so under the transport's own reason
+            # (connection_error, timeout), not as a site that disallows us.
+            raise type(rules)(f"{rules.detail}, so {redact(url)} is not fetched either "
+                              "(RFC 9309: an unreachable robots.txt puts the site off limits)")
         allowed = rules if isinstance(rules, bool) else rules.can_fetch(target.clean_url,
                                                                           ROBOTS_TOKEN)
         if not allowed:
-            why = "robots.txt is unreachable" if rules is False else "robots.txt disallows it"
+            why = "robots.txt is unavailable (429 or 5xx)" if rules is False \
+                else "robots.txt disallows it"
             raise RobotsDisallowed(f"{why} for {ROBOTS_TOKEN} ({redact(url)})")
 
     def _robots_rules(self, target: _Target) -> _Rules:
@@ -904,7 +926,7 @@ class HttpClient:
             return True, ROBOTS_TTL
         except (FetchTimeout, ConnectionFailed) as exc:
             log.info("robots.txt unreachable (%s): %s", exc.reason, exc.detail)
-            return False, ROBOTS_ERROR_TTL
+            return exc, ROBOTS_ERROR_TTL
         text = result.body.decode("utf-8", errors="replace").lstrip("\ufeff")
         return Protego.parse(text), ROBOTS_TTL
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
+import subprocess
 from collections.abc import Iterator
 from html import escape
 from pathlib import Path
@@ -54,11 +55,16 @@ def page(title: str, author: str, published: str, paragraphs: int = 6) -> bytes:
 
 
 def run(out: Path, *args: str) -> dict:
+    return run_with_output(out, *args)[0]
+
+
+def run_with_output(out: Path, *args: str) -> tuple[dict, subprocess.CompletedProcess[str]]:
+    """One run: its manifest, and the process (stdout's summary, stderr's log)."""
     proc = newsbeam("run", *args, "--output", str(out), *LOOPBACK,
                     "--ingested-at", "2026-01-15T12:00:00Z")
     assert proc.returncode == 0, proc.stderr
     runs = sorted((out / "_runs").glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
-    return json.loads(runs[-1].read_text())
+    return json.loads(runs[-1].read_text()), proc
 
 
 @pytest.fixture
@@ -77,10 +83,13 @@ def test_etag_round_trip_second_run_gets_304_and_adds_nothing(tmp_path: Path,
     out = tmp_path / "out"
     first = run(out, server.url("/feed.xml"))
     assert first["counts"]["articles"] == 2
-    assert first["feeds"] == {"requested": 1, "fetched": 1, "not_modified": 0, "failed": 0}
+    assert first["feeds"] == {"requested": 1, "fetched": 1, "not_modified": 0, "failed": 0,
+                              "failures": []}
     state = pd.read_parquet(out / "_state" / "feeds")
     assert state.etag.tolist() == ['"v1"'] and state.status.tolist() == [200]
-    second = run(out, server.url("/feed.xml"))
+    second, proc = run_with_output(out, server.url("/feed.xml"))
+    assert "feeds      1 requested: fetched 0, unchanged (304) 1, failed 0; every feed " \
+           "unchanged since the last run" in proc.stdout
     request = server.requests_for("/feed.xml")[-1]
     assert request.headers["if-none-match"] == '"v1"'
     assert request.headers["if-modified-since"] == "Mon, 04 Mar 2024 10:00:00 GMT"
@@ -114,6 +123,39 @@ def test_follow_links_gives_full_text_and_the_pages_author_and_date(
     assert site.requests_for("/story")[0].headers["user-agent"].startswith("newsbeam/")
 
 
+def test_follow_links_teasers_whose_page_cannot_be_had_are_rejects_that_say_why(
+        tmp_path: Path, servers: ServerGroup) -> None:
+    # --follow-links: a teaser whose link is not http(s), or whose page comes back empty,
+    # cannot get its page: a reject that says why (not an article with url=null, not an
+    # extract/empty_content); a whole-text entry with such a link goes on.
+    site = servers.start()
+    site.route("/blank", Reply(body=b"  \n", headers=HTML_TYPE))
+    full = " ".join([BODY.strip()] * 6)  # well over FULL_ENTRY_WORDS, in content:encoded
+    whole = (f'<item><title>Harbour strike ends</title><link>javascript:void(0)</link>'
+             f'<guid>strike-1</guid><content:encoded>{escape(full)}</content:encoded></item>')
+    feed = rss([
+        ("Archive moved", "ftp://files.example.org/archive/moved.txt",
+         "The archive has moved."),
+        ("Blank page", site.url("/blank"), "A page that says nothing."),
+    ]).replace(b'<rss version="2.0">', b'<rss version="2.0" xmlns:content='
+               b'"http://purl.org/rss/1.0/modules/content/">').replace(
+        b"</channel>", whole.encode() + b"</channel>")
+    site.route("/feed.xml", Reply(body=feed, headers=RSS_TYPE))
+    out = tmp_path / "out"
+    manifest = run(out, site.url("/feed.xml"), "--follow-links", "--ignore-robots")
+    assert manifest["accounting"]["balanced"]
+    assert manifest["counts"]["articles"] == 1 and manifest["counts"]["rejects"] == 2
+    rejects = pd.read_parquet(out / "rejects").sort_values("reason", ignore_index=True)
+    assert list(zip(rejects.stage, rejects.reason, strict=True)) == [
+        ("fetch_page", "bad_url"), ("fetch_page", "empty_body")]
+    assert "ftp://files.example.org/archive/moved.txt" in rejects.detail[0]
+    assert "(linked from entry 1 of " in rejects.detail[0]
+    assert "(linked from entry 2 of " in rejects.detail[1]
+    assert rejects.detail[1].startswith("HTTP 200 with an empty body")
+    art = pd.read_parquet(out / "articles").iloc[0]
+    assert art.title == "Harbour strike ends" and art.input_kind != "linked"
+
+
 def test_every_failure_is_a_reject_and_good_feeds_still_land(tmp_path: Path,
                                                              servers: ServerGroup) -> None:
     bomb = gzip.compress(b"<rss>" + b" " * (40 * 1024 * 1024))
@@ -129,15 +171,16 @@ def test_every_failure_is_a_reject_and_good_feeds_still_land(tmp_path: Path,
         "/loop-b": redirect("/loop-a"),
         "/to-private": redirect("http://10.255.255.1/feed.xml"),
         "/image.xml": Reply(body=b"\x89PNG....", headers={"Content-Type": "image/png"}),
+        "/empty.xml": Reply(body=b"\n", headers=RSS_TYPE),
     })
     urls = [server.url(p) for p in ("/good.xml", "/missing.xml", "/broken.xml", "/slow.xml",
                                     "/big.xml", "/bomb.xml", "/loop-a", "/to-private",
-                                    "/image.xml")]
+                                    "/image.xml", "/empty.xml")]
     feeds = tmp_path / "feeds.txt"
     feeds.write_text("# test feeds\n" + "\n".join(urls) + "\n\n")
     out = tmp_path / "out"
-    manifest = run(out, "--feeds", str(feeds), "--timeout", "1", "--retries", "1",
-                   "--max-bytes", "2MB")
+    manifest, proc = run_with_output(out, "--feeds", str(feeds), "--timeout", "1",
+                                     "--retries", "1", "--max-bytes", "2MB")
     assert manifest["counts"]["articles"] == 1
     rejects = pd.read_parquet(out / "rejects")
     by_path = {r.input_path.rsplit("/", 1)[-1]: r for r in rejects.itertuples()}
@@ -150,11 +193,21 @@ def test_every_failure_is_a_reject_and_good_feeds_still_land(tmp_path: Path,
         "loop-a": ("fetch_feed", "redirect_loop"),
         "to-private": ("fetch_feed", "private_address"),
         "image.xml": ("fetch_feed", "bad_content_type"),
+        "empty.xml": ("fetch_feed", "empty_body"),
     }
     assert len(server.requests_for("/missing.xml")) == 1  # a 404 is not retried
     assert len(server.requests_for("/broken.xml")) == 2  # a 500 is, --retries 1
     assert manifest["accounting"]["balanced"]
-    assert manifest["feeds"]["failed"] == 8
+    assert manifest["feeds"]["failed"] == 9
+    # each dead feed is named on stderr and in the manifest, with its reason
+    failures = manifest["feeds"]["failures"]
+    assert sorted((f["url"].rsplit("/", 1)[-1], f["reason"]) for f in failures) == sorted(
+        (name, r.reason) for name, r in by_path.items())
+    warnings = [line for line in proc.stderr.splitlines() if "WARNING" in line
+                and "feed " in line and " failed (" in line]
+    assert len(warnings) == 9
+    assert any("/missing.xml failed (http_404)" in line for line in warnings)
+    assert "feeds      10 requested: fetched 1, unchanged (304) 0, failed 9" in proc.stdout
 
 
 def test_a_feed_served_under_a_type_that_says_nothing_is_read_when_it_is_one(
@@ -412,3 +465,43 @@ def test_a_compressed_feed_file_over_http_is_read_as_on_disk(tmp_path: Path,
     rejects = pd.read_parquet(out / "rejects")
     assert rejects[["stage", "reason"]].values.tolist() == [["fetch_feed", "decompress_error"]]
     assert "decompression bomb" in rejects.detail[0]
+
+
+def test_fetching_reports_progress_from_the_fetching_threads(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A run of feeds and pages has no file count for the progress line: the fetch stage logs
+    how many requests are done (and failed) as it goes, at most once an interval."""
+    import logging
+
+    import apache_beam as beam
+
+    from transforms.common import REJECTS_TAG
+    from transforms.fetch import FeedRequest, FetchProgress, _FetchHosts
+    from transforms.http import FetchPolicy
+
+    now = [0.0]
+    progress = FetchProgress("pages", interval=10.0, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="newsbeam.fetch"):
+        assert progress.add(False) is None  # too soon
+        now[0] = 12.0
+        assert progress.add(True) == "fetching pages: 2 done (1 failed) in 12s"
+        assert progress.add(False) is None  # not again before another interval
+    assert [r.getMessage() for r in caplog.records] == ["fetching pages: 2 done (1 failed) "
+                                                        "in 12s"]
+
+    def fetch(_client: object, request: FeedRequest) -> list[object]:
+        if request.url.startswith("bad"):
+            return [beam.pvalue.TaggedOutput(REJECTS_TAG, request.url)]
+        return [request.url]
+
+    hosts = _FetchHosts(FetchPolicy(), "fetch_page", fetch)
+    hosts.setup()
+    hosts._progress = FetchProgress("pages", interval=0.0)
+    caplog.clear()
+    batch = [("h1", [FeedRequest(u) for u in ("a1", "bad2", "a3")]),
+             ("h2", [FeedRequest("bad4")])]
+    with caplog.at_level(logging.INFO, logger="newsbeam.fetch"):
+        out = list(hosts.process(batch))
+    assert len(out) == 4
+    assert hosts._progress.done == 4 and hosts._progress.failed == 2
+    assert caplog.records[-1].getMessage().startswith("fetching pages: 4 done (2 failed)")

@@ -576,12 +576,32 @@ def test_robots_404_allows_and_500_disallows(servers: ServerGroup) -> None:
     fake = FakeTime()
     c = client(fake, retries=1)
     assert page(c, missing.url("/private/x")).body == HTML
-    with pytest.raises(RobotsDisallowed, match="unreachable"):
+    with pytest.raises(RobotsDisallowed, match="unavailable .429 or 5xx."):
         page(c, broken.url("/news/a"))
     assert [r.path for r in broken.requests] == ["/robots.txt", "/robots.txt"]
     with pytest.raises(RobotsDisallowed):  # the failure is cached too
         page(c, broken.url("/news/b"))
     assert len(broken.requests) == 2
+
+
+def test_unreachable_site_is_rejected_for_its_own_reason_not_as_disallowed() -> None:
+    # A linked page on a host that does not resolve, or refuses connections: its robots.txt
+    # cannot be read, so the page is not fetched (RFC 9309), and the reason says why.
+    fake = FakeTime()
+    resolver = StaticResolver({})
+    c = HttpClient(policy(retries=0), clock=fake.clock, sleep=fake.sleep, resolver=resolver)
+    with pytest.raises(ConnectionFailed) as info:
+        page(c, "http://no-such-host.invalid/news/a")
+    assert info.value.reason == "connection_error"
+    assert "robots.txt" in info.value.detail and "/news/a is not fetched" in info.value.detail
+    with pytest.raises(ConnectionFailed):  # cached per origin: no second lookup
+        page(c, "http://no-such-host.invalid/news/b")
+    assert resolver.calls == ["no-such-host.invalid"]
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ConnectionFailed, match="robots.txt"):
+        page(client(retries=0), f"http://127.0.0.1:{port}/news/a")
 
 
 def test_ignore_robots(servers: ServerGroup) -> None:
