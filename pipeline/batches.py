@@ -4,7 +4,9 @@ into runs of at most M lines.
 
 The DirectRunner holds every stage of a run in memory (docs/benchmarks.md), so a run's peak
 grows with its input. Run in batches, each in a process of its own (``run_batch``), the peak is
-that of N files whatever the input's size. Each batch is an ordinary run: its own run id and
+that of N files whatever the input's size. Without ``--batch-files``, ``plan_memory`` sets N
+when one run of the input would need more memory than the machine (or ``--max-memory``) can
+give it (``pipeline.memory.planned_batch_files``). Each batch is an ordinary run: its own run id and
 manifest (with a ``batch`` block), its own commit, and the across-runs dedupe of a scheduled
 job (a copy of an article an earlier batch stored becomes a duplicate of it; a rerun of the
 command adds no article). The command's exit code judges all its batches together (accounting,
@@ -121,6 +123,46 @@ def split(config: Config) -> list[Config]:
             run_id=free_run_id(config.output_dir,
                                f"{config.ingested_at:%Y%m%dT%H%M%SZ}-{digest}")))
     return runs
+
+
+def plan_memory(config: Config) -> Config:
+    """``config`` with batches planned when one DirectRunner run of its input files would need
+    more memory than the machine can give (or ``--max-memory``): batches as large as that
+    allows (``pipeline.memory.planned_batch_files``), said in a warning, since batches can keep
+    another copy of a story than one run would. Unchanged when ``--batch-files`` is given (0:
+    one run whatever it needs), for other runners, and when the memory cannot be read."""
+    from pipeline.memory import (
+        PLAN_SHARE,
+        planned_batch_files,
+        run_need,
+        tree_rss,
+        usable_bytes,
+    )
+    from pipeline.runners import _value, runner_name
+
+    if config.batch_files is not None or runner_name(list(config.beam_args)) not in (
+            None, "direct"):
+        return config
+    machine = usable_bytes(tree_rss())
+    limits = [n for n in (machine, config.max_memory) if n]
+    if not limits:
+        return config
+    usable = min(limits)
+    processes = 1
+    if _value(list(config.beam_args), "--direct_running_mode") == "multi_processing":
+        processes += int(_value(list(config.beam_args), "--direct_num_workers") or 1)
+    size = planned_batch_files(len(config.inputs), processes, usable)
+    if size is None:
+        return config
+    whose = "--max-memory allows" if usable == config.max_memory else "this machine can give"
+    logging.getLogger("newsbeam").warning(
+        "%s input files would need about %.2f GiB in one DirectRunner run, more than %.0f%% "
+        "of the %.2f GiB %s: running them in batches of at most %s, each a run of its own "
+        "into OUT (a copy of a story an earlier batch stored is a duplicate of it; "
+        "--batch-files 0 runs them as one run, --max-memory sets the limit)",
+        f"{len(config.inputs):,}", run_need(len(config.inputs), processes) / 2**30,
+        100 * PLAN_SHARE, usable / 2**30, whose, f"{size:,}")
+    return dataclasses.replace(config, batch_files=size, batch_auto=True)
 
 
 def describe(run: Config) -> str:

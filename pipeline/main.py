@@ -597,8 +597,9 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args, extra)
     except UsageError as exc:
         return _error(str(exc), EXIT_USAGE)
-    from pipeline.batches import describe, run_batch, split
+    from pipeline.batches import describe, plan_memory, run_batch, split
 
+    config = plan_memory(config)  # before the lock, which says whether it runs in batches
     lock = _acquire(config)  # the try below starts at once: a signal then still unlocks OUT
     if lock is None:
         return EXIT_LOCKED
@@ -612,6 +613,10 @@ def main(argv: list[str] | None = None) -> int:
         check_signature_settings(config.output_dir, config.signature)
         suggest_compaction(config.output_dir)
         runs = split(config)
+        if runs[0].batch is not None:  # batches planned from memory: each starts its own
+            from pipeline import prewarm
+
+            prewarm.release()
         for run in runs:
             if run.batch is None:
                 _code, manifest = execute(run)

@@ -137,6 +137,37 @@ def warning_ratio(environ: dict[str, str] | None = None) -> float | None:
     return ratio if 0 < ratio <= 1 else DEFAULT_RATIO
 
 
+# What one DirectRunner run of N input files needs, for planning batches before it starts
+# (``planned_batch_files``). Measured peaks of one run on AEB article pages of about 180 KB
+# (docs/benchmarks.md, growth): 458-471 MiB for 1,000 pages, 784-813 MiB for 4,000, 1,731-2,375
+# MiB for 16,000: a base and about 0.08-0.13 MiB a file; the larger slope is taken. In
+# multi_processing mode each worker process holds about as much as a one-process run (1,334
+# MiB in all with 2 workers for 1,000 pages, 2,319 MiB for 4,000), so the need is counted
+# once per process. A JSONL dump counts as one file here: see --batch-lines.
+RUN_BASE_BYTES = 350 * 2**20
+RUN_FILE_BYTES = int(0.13 * 2**20)
+# the share of the memory a run can have that a plan aims at (the warning comes at 0.7)
+PLAN_SHARE = 0.6
+# no batch planned below this many files (a run's fixed cost would outweigh it)
+MIN_BATCH_FILES = 100
+
+
+def run_need(files: int, processes: int = 1) -> int:
+    """The memory one DirectRunner run of ``files`` input files is expected to hold, in all
+    its ``processes`` (1, or 1 + the workers of multi_processing)."""
+    return processes * (RUN_BASE_BYTES + files * RUN_FILE_BYTES)
+
+
+def planned_batch_files(files: int, processes: int, usable: int) -> int | None:
+    """The batch size (files) that keeps a run within ``PLAN_SHARE`` of ``usable`` bytes, or
+    None when one run of all ``files`` fits. Never under ``MIN_BATCH_FILES``."""
+    budget = PLAN_SHARE * usable
+    if files <= MIN_BATCH_FILES or run_need(files, processes) <= budget:
+        return None
+    size = int((budget / processes - RUN_BASE_BYTES) // RUN_FILE_BYTES)
+    return max(MIN_BATCH_FILES, size)
+
+
 def _gib(n: int) -> str:
     return f"{n / 2**30:.1f} GiB"
 

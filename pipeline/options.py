@@ -73,8 +73,13 @@ class Config:
     runner_setup: dict[str, str] = field(default_factory=dict)
     # spread the input files over workers (a Reshuffle); pointless on one local worker
     spread_inputs: bool = True
-    # --batch-files: at most this many input files a run (pipeline/batches.py)
+    # --batch-files: at most this many input files a run (pipeline/batches.py); 0: one run,
+    # never planned in batches; None: batches when memory requires them (``batch_auto``)
     batch_files: int | None = None
+    # the batch size was planned from the memory the machine can give (--max-memory)
+    batch_auto: bool = False
+    # --max-memory: what a DirectRunner run may hold in all (None: what the machine can give)
+    max_memory: int | None = None
     # --batch-lines: at most this many lines of a JSONL dump a run (pipeline/batches.py)
     batch_lines: int | None = None
     # the part of a dump this run reads, path -> transforms.read.DumpSlice (a batch's)
@@ -365,6 +370,16 @@ def _ratio(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
+    return value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -395,7 +410,7 @@ CONFIG_KEYS = {"output", "max_bytes", "ingested_at", "steps", "quiet", "no_dedup
                "near_threshold", "containment", "shingle_size", "num_perm", "bands",
                "boilerplate_df", "feeds", "follow_links", "allow_private_network",
                "allow_network", "ignore_robots", "rate_per_host", "timeout", "retries",
-               "contact", "max_reject_ratio", "batch_files", "batch_lines"}
+               "contact", "max_reject_ratio", "batch_files", "batch_lines", "max_memory"}
 
 
 def _kind(path: str) -> str:
@@ -442,7 +457,7 @@ def load_config_file(path: str) -> dict[str, object]:
             raise UsageError(f"--config {path}: unknown option {key!r} (allowed: {allowed})")
         if dest == "steps" and isinstance(value, str):
             value = _comma_list(value)
-        if dest in ("max_bytes", "ingested_at") and not isinstance(value, str):
+        if dest in ("max_bytes", "max_memory", "ingested_at") and not isinstance(value, str):
             value = str(value)
         values[dest] = value
     return values
@@ -561,13 +576,21 @@ def add_run_arguments(parser: argparse.ArgumentParser, stream: bool = False) -> 
                                  "0.05), so a scheduler can alert; the data is still written")
     if not stream:
         parser.add_argument(
-            "--batch-files", type=_positive, default=None, metavar="N",
+            "--batch-files", type=_count, default=None, metavar="N",
             help="run the input files in batches of at most N, one after another, each a run "
                  "of its own into OUT (with its own manifest). The DirectRunner holds a whole "
                  "run in memory; in batches it holds N files' worth. Batches are formed by "
                  "file content, so the same files make the same batches whatever their names; "
                  "a copy of an article an earlier batch stored is a duplicate of it, as across "
-                 "scheduled runs. Feed URLs go with the first batch.")
+                 "scheduled runs. Feed URLs go with the first batch. Default: one run, or "
+                 "batches as large as memory allows when one DirectRunner run of the input "
+                 "would need more than this machine (or --max-memory) can give; 0: one run "
+                 "whatever it needs.")
+        parser.add_argument(
+            "--max-memory", type=_size, default=None, metavar="SIZE",
+            help="the memory a DirectRunner run may hold (e.g. 4GB; default: what this "
+                 "machine can give, the available memory or a container's limit). An input "
+                 "that one run would need more for runs in batches (see --batch-files).")
         parser.add_argument(
             "--batch-lines", type=_positive, default=None, metavar="M",
             help="cut each JSONL dump that is read in pieces (uncompressed, larger than 8 MB or "
@@ -637,10 +660,11 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
                     "sites you fetch from can reach you (it goes in the User-Agent)")
     batch_files = getattr(args, "batch_files", None)
     batch_lines = getattr(args, "batch_lines", None)
-    for flag, value in (("--batch-files", batch_files), ("--batch-lines", batch_lines)):
-        if value is not None and (type(value) is not int or value < 1):
+    for flag, value, least in (("--batch-files", batch_files, 0),
+                               ("--batch-lines", batch_lines, 1)):
+        if value is not None and (type(value) is not int or value < least):
             # a config file's value, which argparse did not check
-            raise UsageError(f"{flag} must be a whole number, 1 or more: {value!r}")
+            raise UsageError(f"{flag} must be a whole number, {least} or more: {value!r}")
     output = prepare_output(args.output)
     started = (now or getattr(args, "ingested_at", None)
                or datetime.now(timezone.utc)).astimezone(timezone.utc)
@@ -673,6 +697,7 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
         max_reject_ratio=getattr(args, "max_reject_ratio", None),
         batch_files=batch_files,
         batch_lines=batch_lines,
+        max_memory=getattr(args, "max_memory", None),
         steps=steps,
         config_file=getattr(args, "config", None),
         signature=signature,

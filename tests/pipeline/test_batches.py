@@ -146,7 +146,7 @@ def test_a_copy_in_a_later_batch_is_a_duplicate_of_the_stored_article(tmp_path: 
     assert outcomes[0] == outcomes[1]
 
 
-@pytest.mark.parametrize("value", ["0", "-3", "many"])
+@pytest.mark.parametrize("value", ["-3", "many", "2.5"])
 def test_a_bad_batch_size_is_a_usage_error(tmp_path: Path, value: str) -> None:
     proc = newsbeam("run", str(SAMPLES), "--output", str(tmp_path / "o"),
                     "--batch-files", value)
@@ -154,7 +154,7 @@ def test_a_bad_batch_size_is_a_usage_error(tmp_path: Path, value: str) -> None:
     assert "--batch-files" in proc.stderr and "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize("value", ["-1", "0", "1.5", "true", '"many"'])
+@pytest.mark.parametrize("value", ["-1", "1.5", "true", '"many"'])
 def test_a_bad_batch_size_in_a_config_file_is_a_usage_error(tmp_path: Path,
                                                             value: str) -> None:
     config = tmp_path / "newsbeam.toml"
@@ -406,3 +406,76 @@ def test_batch_lines_leaves_small_dumps_and_other_files_alone(
     # 15 lines in slices of 20: not cut, so the dump is one of the files --batch-files counts
     both = runs("--batch-lines", "20", "--batch-files", "1", "--max-bytes", "1000")
     assert [(r.batch, r.dump_slices) for r in both] == [((1, 2), None), ((2, 2), None)]
+
+
+def test_the_batch_size_is_planned_from_the_memory_a_run_can_have() -> None:
+    from pipeline.memory import (
+        MIN_BATCH_FILES,
+        PLAN_SHARE,
+        RUN_BASE_BYTES,
+        RUN_FILE_BYTES,
+        planned_batch_files,
+        run_need,
+    )
+
+    gib = 2**30
+    # 16,000 pages (about 2.4 GB measured) fit a machine that can give 24 GiB: one run
+    assert run_need(16_000) < 2.5 * gib
+    assert planned_batch_files(16_000, 1, 24 * gib) is None
+    # not in 2 GiB: batches that fit 60% of it, as large as that allows
+    size = planned_batch_files(16_000, 1, 2 * gib)
+    assert size is not None and 4_000 < size < 7_000
+    assert run_need(size) <= PLAN_SHARE * 2 * gib < run_need(size + 1)
+    # two worker processes besides the command's need three times as much
+    two = planned_batch_files(16_000, 3, 8 * gib)
+    assert two is not None and run_need(two, 3) <= PLAN_SHARE * 8 * gib < run_need(two + 1, 3)
+    # never batches of a few files, whatever little memory there is
+    assert planned_batch_files(5_000, 1, RUN_BASE_BYTES) == MIN_BATCH_FILES
+    assert planned_batch_files(MIN_BATCH_FILES, 1, RUN_BASE_BYTES) is None
+    assert RUN_FILE_BYTES > 0
+
+
+def _tiny_articles(folder: Path, count: int) -> Path:
+    """``count`` short plain-text articles, each its own words (no two alike)."""
+    import random
+
+    vocabulary = ("harbour council ferry strike budget school river bridge market storm "
+                  "farmers election hospital museum railway festival court police").split()
+    folder.mkdir(parents=True)
+    for i in range(count):
+        rng = random.Random(i)
+        words = [rng.choice(vocabulary) + str(rng.randrange(1000)) for _ in range(60)]
+        (folder / f"story-{i:04d}.txt").write_text(
+            f"Story number {i}\n\n" + " ".join(words) + ".\n", encoding="utf-8")
+    return folder
+
+
+def test_an_input_too_large_for_the_memory_runs_in_planned_batches(tmp_path: Path) -> None:
+    """With no --batch-files, a DirectRunner input that one run would need more memory for
+    than the run can have (here --max-memory) runs in batches as large as it allows, said in
+    a warning and recorded in the manifests; --batch-files 0 runs it as one run anyway."""
+    from pipeline.memory import planned_batch_files
+
+    inputs = _tiny_articles(tmp_path / "in", 250)
+    limit = 600 * 2**20
+    size = planned_batch_files(250, 1, limit)
+    assert size is not None and size < 250
+    out = tmp_path / "out"
+    proc = newsbeam("run", str(inputs), "--output", str(out), "--max-memory", "600MB",
+                    "--ingested-at", INGESTED_AT)
+    assert proc.returncode == 0, proc.stderr
+    assert "250 input files would need about" in proc.stderr
+    assert f"running them in batches of at most {size:,}" in proc.stderr
+    runs = manifests(out)
+    assert len(runs) == -(-250 // size)
+    assert all(m["batch"]["auto"] and m["batch"]["batch_files"] == size for m in runs)
+    assert sum(m["counts"]["in"] for m in runs) == 250
+    assert sum(m["counts"]["articles"] for m in runs) == 250
+    # --batch-files 0: one run, whatever the plan would say
+    one = tmp_path / "one"
+    proc = newsbeam("run", str(inputs), "--output", str(one), "--max-memory", "600MB",
+                    "--batch-files", "0", "--ingested-at", INGESTED_AT)
+    assert proc.returncode == 0, proc.stderr
+    assert "would need about" not in proc.stderr
+    (single,) = manifests(one)
+    assert single["batch"] is None and single["counts"]["articles"] == 250
