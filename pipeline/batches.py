@@ -125,44 +125,44 @@ def split(config: Config) -> list[Config]:
     return runs
 
 
-def plan_memory(config: Config) -> Config:
+def plan_memory(config: Config) -> tuple[Config, str | None]:
     """``config`` with batches planned when one DirectRunner run of its input files would need
-    more memory than the machine can give (or ``--max-memory``): batches as large as that
-    allows (``pipeline.memory.planned_batch_files``), said in a warning, since batches can keep
-    another copy of a story than one run would. Unchanged when ``--batch-files`` is given (0:
-    one run whatever it needs), for other runners, and when the memory cannot be read."""
-    from pipeline.memory import (
-        PLAN_SHARE,
-        planned_batch_files,
-        run_need,
-        tree_rss,
-        usable_bytes,
-    )
-    from pipeline.runners import _value, runner_name
+    more than ``PLAN_SHARE`` of the machine's memory (``total_bytes``: not what is free at the
+    moment, so one machine plans an input the same way every time) or of ``--max-memory``:
+    batches as large as that allows (``pipeline.memory.planned_batch_files``). With it, the
+    warning to give (batches can keep another copy of a story than one run would). Unchanged
+    when ``--batch-files`` is given (0: one run whatever it needs), for other runners, and
+    when the machine's memory cannot be read (not Linux) and no --max-memory is given."""
+    from pipeline.memory import PLAN_SHARE, planned_batch_files, run_need, total_bytes
+    from pipeline.prewarm import workers_in
+    from pipeline.runners import runner_name
 
     if config.batch_files is not None or runner_name(list(config.beam_args)) not in (
             None, "direct"):
-        return config
-    machine = usable_bytes(tree_rss())
+        return config, None
+    machine = total_bytes()
     limits = [n for n in (machine, config.max_memory) if n]
     if not limits:
-        return config
+        return config, None
     usable = min(limits)
-    processes = 1
-    if _value(list(config.beam_args), "--direct_running_mode") == "multi_processing":
-        processes += int(_value(list(config.beam_args), "--direct_num_workers") or 1)
-    size = planned_batch_files(len(config.inputs), processes, usable)
+    processes = 1 + workers_in(config.beam_args)  # multi_processing: each worker holds as much
+    files = len(config.inputs)
+    size = planned_batch_files(files, processes, usable)
     if size is None:
-        return config
-    whose = "--max-memory allows" if usable == config.max_memory else "this machine can give"
-    logging.getLogger("newsbeam").warning(
-        "%s input files would need about %.2f GiB in one DirectRunner run, more than %.0f%% "
-        "of the %.2f GiB %s: running them in batches of at most %s, each a run of its own "
-        "into OUT (a copy of a story an earlier batch stored is a duplicate of it; "
-        "--batch-files 0 runs them as one run, --max-memory sets the limit)",
-        f"{len(config.inputs):,}", run_need(len(config.inputs), processes) / 2**30,
-        100 * PLAN_SHARE, usable / 2**30, whose, f"{size:,}")
-    return dataclasses.replace(config, batch_files=size, batch_auto=True)
+        return config, None
+    whose = "--max-memory" if usable == config.max_memory else "this machine's memory"
+    warning = (f"{files:,} input files would need about {run_need(files, processes) / 2**30:.2f} "
+               f"GiB in one DirectRunner run, more than {PLAN_SHARE:.0%} of {whose} "
+               f"({usable / 2**30:.2f} GiB): running them in batches of at most {size:,}, each "
+               "a run of its own into OUT (a copy of a story an earlier batch stored is a "
+               "duplicate of it; --batch-files 0 runs them as one run, --max-memory sets the "
+               "limit)")
+    if run_need(size, processes) > PLAN_SHARE * usable:
+        warning += (f"; even a batch of {size:,} files needs about "
+                    f"{run_need(size, processes) / 2**30:.2f} GiB: "
+                    + ("fewer --direct_num_workers, or " if processes > 1 else "")
+                    + "a cluster runner (docs/runners.md) would fit better")
+    return dataclasses.replace(config, batch_files=size, batch_auto=True), warning
 
 
 def describe(run: Config) -> str:

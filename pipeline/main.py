@@ -267,7 +267,7 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
     # and start now, unless the command started them already (pipeline/prewarm.py)
     prewarm.start(prewarm.workers_in(beam_args))
     options = pipeline_options(beam_args)
-    LOG.info("run %s: %d input files -> %s", config.run_id, len(config.inputs),
+    LOG.info("run %s: %s -> %s", config.run_id, logs.counted(len(config.inputs), "input file"),
              config.output_dir)
     started_at = datetime.now(timezone.utc)
     t0 = time.monotonic()
@@ -286,7 +286,8 @@ def execute(config: Config) -> tuple[int, dict[str, Any]]:
         quiet_harness_teardown()
     # the DirectRunner holds every stage in this machine's memory: warn before it runs out
     watch = MemoryWatch(warning_ratio() if engine is not None else None,
-                        advice=DIRECT_ADVICE if config.batch is None else BATCH_ADVICE)
+                        advice=DIRECT_ADVICE if config.batch is None else BATCH_ADVICE,
+                        limit=config.max_memory)
     with beam_scratch() as scratch, leaner_beam(), watch, ExitStack() as local:
         local.callback(prewarm.release)  # the workers the runner did not take
         if workers == "multi_processing":  # they print their own records
@@ -348,13 +349,15 @@ def print_summary(manifest: dict[str, Any], stream: Any = sys.stdout) -> None:
     pages = manifest.get("pages") or {}
     if pages.get("follow_links"):
         kept = pages.get("failed_kept_feed_text", 0)
-        lines.insert(-2, f"  pages      fetched {pages['fetched']}, failed {pages['failed']}"
-                     + (f" ({kept} kept the feed's whole text)" if kept else ""))
+        lines.insert(-2, f"  pages      fetched {pages['fetched']}, failed "
+                     f"{pages['failed'] + kept}"
+                     + (f" ({pages['failed']} rejected, {kept} kept the feed's whole text)"
+                        if kept else ""))
     memory = manifest.get("memory") or {}
     if memory.get("peak_rss_bytes"):
         lines.append(f"  memory     peak {memory['peak_rss_bytes'] / 2**20:,.0f} MiB"
                      + (" (past the warning: see above)" if memory.get("warning") else ""))
-    stream.write("\n".join(lines) + "\n")
+    stream.write("\n".join(line.rstrip() for line in lines) + "\n")
 
 
 def feeds_line(feeds: dict[str, Any]) -> str:
@@ -599,7 +602,8 @@ def main(argv: list[str] | None = None) -> int:
         return _error(str(exc), EXIT_USAGE)
     from pipeline.batches import describe, plan_memory, run_batch, split
 
-    config = plan_memory(config)  # before the lock, which says whether it runs in batches
+    # planned before the lock, which says whether the command runs in batches; said after it
+    config, planned = plan_memory(config)
     lock = _acquire(config)  # the try below starts at once: a signal then still unlocks OUT
     if lock is None:
         return EXIT_LOCKED
@@ -608,6 +612,8 @@ def main(argv: list[str] | None = None) -> int:
     runs: list[Config] = []
     log = (args.log_level, config.quiet, args.log_format)
     try:
+        if planned:
+            LOG.warning(planned)
         clean_leftovers(config.output_dir)
         upgrade_index(config.output_dir, config.signature)
         check_signature_settings(config.output_dir, config.signature)

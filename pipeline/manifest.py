@@ -53,7 +53,8 @@ class Tally:
     index_rows: int = 0
     state_rows: int = 0
     link_rows: int = 0
-    # the feeds that failed (stage fetch_feed): {url, reason, detail}, the first FAILED_FEEDS
+    # the feeds that failed (stage fetch_feed): {url, reason, detail}, all of them (one row
+    # per feed asked for at most); the manifest keeps the first FAILED_FEEDS in URL order
     failed_feeds: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -104,7 +105,7 @@ def tally_files(files: list[dict[str, Any]]) -> Tally:
             stages = table.column("stage").to_pylist()
             tally.reject_reasons.update(reasons)
             tally.reject_stages.update(stages)
-            if "fetch_feed" in stages and len(tally.failed_feeds) < FAILED_FEEDS:
+            if "fetch_feed" in stages:
                 _failed_feeds(tally, pq.read_table(io.BytesIO(data), columns=[
                     "stage", "reason", "input_path", "detail"]))
         else:
@@ -114,7 +115,7 @@ def tally_files(files: list[dict[str, Any]]) -> Tally:
 
 def _failed_feeds(tally: Tally, table: Any) -> None:
     for row in table.to_pylist():
-        if row["stage"] == "fetch_feed" and len(tally.failed_feeds) < FAILED_FEEDS:
+        if row["stage"] == "fetch_feed":
             tally.failed_feeds.append({"url": row["input_path"], "reason": row["reason"],
                                        "detail": row["detail"]})
 
@@ -192,7 +193,8 @@ def build_manifest(
             "not_modified": tally.state_rows - stage_counters.get("fetch_feed.out", 0),
             "failed": stage_counters.get("fetch_feed.rejected", 0),
             # up to FAILED_FEEDS of them, in URL order (all are rows of OUT/rejects)
-            "failures": sorted(tally.failed_feeds, key=lambda f: (f["url"], f["reason"])),
+            "failures": sorted(tally.failed_feeds,
+                               key=lambda f: (f["url"], f["reason"]))[:FAILED_FEEDS],
         },
         "pages": {
             "follow_links": config.follow_links,

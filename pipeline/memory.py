@@ -124,6 +124,17 @@ def usable_bytes(held: int) -> int | None:
     return usable
 
 
+def total_bytes() -> int | None:
+    """The memory this machine has in all (MemTotal), or a container's limit when lower: what
+    batches are planned from. Not what is free at the moment, which moves with the page
+    cache and other jobs: the same input on the same machine is planned the same way."""
+    total = _meminfo("MemTotal")
+    if total is None:
+        return None
+    room = _cgroup_room()
+    return min(total, room[0]) if room is not None else total
+
+
 def warning_ratio(environ: dict[str, str] | None = None) -> float | None:
     """The ratio from ``NEWSBEAM_MEMORY_WARNING`` (None: off); a bad value is the default."""
     value = (environ if environ is not None else os.environ).get("NEWSBEAM_MEMORY_WARNING",
@@ -146,9 +157,11 @@ def warning_ratio(environ: dict[str, str] | None = None) -> float | None:
 # once per process. A JSONL dump counts as one file here: see --batch-lines.
 RUN_BASE_BYTES = 350 * 2**20
 RUN_FILE_BYTES = int(0.13 * 2**20)
-# the share of the memory a run can have that a plan aims at (the warning comes at 0.7)
-PLAN_SHARE = 0.6
-# no batch planned below this many files (a run's fixed cost would outweigh it)
+# the share of the machine's memory (``total_bytes``, or --max-memory) a plan aims at
+PLAN_SHARE = 0.5
+# no batch planned below this many files (a run's fixed cost would outweigh it); planned sizes
+# are rounded down to a multiple of this, so that a small change in the memory counted does
+# not change the batches
 MIN_BATCH_FILES = 100
 
 
@@ -160,12 +173,13 @@ def run_need(files: int, processes: int = 1) -> int:
 
 def planned_batch_files(files: int, processes: int, usable: int) -> int | None:
     """The batch size (files) that keeps a run within ``PLAN_SHARE`` of ``usable`` bytes, or
-    None when one run of all ``files`` fits. Never under ``MIN_BATCH_FILES``."""
+    None when one run of all ``files`` fits. A multiple of ``MIN_BATCH_FILES``, and never
+    under it (even when that does not fit: ``run_need`` says)."""
     budget = PLAN_SHARE * usable
     if files <= MIN_BATCH_FILES or run_need(files, processes) <= budget:
         return None
     size = int((budget / processes - RUN_BASE_BYTES) // RUN_FILE_BYTES)
-    return max(MIN_BATCH_FILES, size)
+    return max(MIN_BATCH_FILES, size // MIN_BATCH_FILES * MIN_BATCH_FILES)
 
 
 def _gib(n: int) -> str:
@@ -178,8 +192,9 @@ class MemoryWatch:
     manager around the run."""
 
     def __init__(self, ratio: float | None, interval: float = INTERVAL,
-                 advice: str = "") -> None:
+                 advice: str = "", limit: int | None = None) -> None:
         self.ratio = ratio
+        self.limit = limit
         self.interval = interval
         self.advice = advice
         self.warned: str | None = None
@@ -194,6 +209,8 @@ class MemoryWatch:
         if self.warned is not None or self.ratio is None:
             return None
         usable = usable_bytes(held)
+        if self.limit is not None:  # --max-memory
+            usable = min(usable, self.limit) if usable is not None else self.limit
         if usable is None or held < self.ratio * usable:
             return None
         self.warned = (f"this run holds {_gib(held)} of the {_gib(usable)} of memory it can "

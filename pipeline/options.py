@@ -346,10 +346,10 @@ def prepare_output(output: str) -> str:
 
 
 def _size(text: str) -> int:
-    units = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2,
-             "g": 1024**3, "gb": 1024**3}
+    units = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
+             "mib": 1024**2, "g": 1024**3, "gb": 1024**3, "gib": 1024**3}
     t = text.strip().lower()
-    num = t.rstrip("kmgb")
+    num = t.rstrip("kmgib")
     unit = t[len(num):]
     try:
         value = int(float(num) * units[unit])
@@ -588,9 +588,11 @@ def add_run_arguments(parser: argparse.ArgumentParser, stream: bool = False) -> 
                  "whatever it needs.")
         parser.add_argument(
             "--max-memory", type=_size, default=None, metavar="SIZE",
-            help="the memory a DirectRunner run may hold (e.g. 4GB; default: what this "
-                 "machine can give, the available memory or a container's limit). An input "
-                 "that one run would need more for runs in batches (see --batch-files).")
+            help="the memory a DirectRunner run may hold (e.g. 4GB; a bare number is bytes; "
+                 "default: this machine's memory, or a container's limit, read on Linux). "
+                 "Without --batch-files, an input whose one run would need more than half of "
+                 "it runs in batches (see --batch-files); the memory warning of a run uses it "
+                 "too. It cannot raise the machine's own limit.")
         parser.add_argument(
             "--batch-lines", type=_positive, default=None, metavar="M",
             help="cut each JSONL dump that is read in pieces (uncompressed, larger than 8 MB or "

@@ -1007,6 +1007,10 @@ class LabelRoots(beam.CombineFn):
         return label_roots(acc)
 
 
+# the manifest's stages.dedupe.near, as dedupe.url / id / exact count theirs (_ResolveGroups)
+_NEAR_DROPPED = Metrics.counter(METRICS_NAMESPACE, "dedupe.near")
+
+
 def _finalize_near(element: tuple[Article, str, float, dict[str, Any] | None],
                    roots: dict[str, str]) -> Iterator[Any]:
     """A candidate with a verified edge, once the labels are merged: a near copy of its
@@ -1017,6 +1021,7 @@ def _finalize_near(element: tuple[Article, str, float, dict[str, Any] | None],
     # a revision of the component's best article (the same id, another body, linked to it
     # through a copy of both) is that article's later version, not a copy of it
     if label < rank_label(article) and label_article_id(label) != article.article_id:
+        _NEAR_DROPPED.inc()
         yield beam.pvalue.TaggedOutput(DUP_TAG, Duplicate(
             article_id=article.article_id, duplicate_of=label_article_id(label),
             method="near", similarity=float(similarity),

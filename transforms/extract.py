@@ -583,6 +583,12 @@ def _jsonl_fields(raw: str, first_line: int = 1) -> dict[str, Any]:
     if not has_html and not (isinstance(text, str) and text.strip()):
         wrong = [f"'{k}' is a JSON {_json_type(v)}" for k, v in (("html", html), ("text", text))
                  if v is not None and not isinstance(v, str)]
+        if not wrong and (isinstance(html, str) or isinstance(text, str)):
+            # the field is there, only empty: no text to store, not a malformed record
+            given = " and ".join(f"'{k}'" for k, v in (("html", html), ("text", text))
+                                 if isinstance(v, str))
+            raise EmptyContent(f"{where}: its {given} {'are' if ' and ' in given else 'is'} "
+                               "empty")
         keys = ", ".join(str(k) for k in list(rec)[:12]) or "none"
         raise InvalidRecord(f"{where}: " + (
             ", ".join(wrong) + ", not a string" if wrong else

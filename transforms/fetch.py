@@ -253,8 +253,8 @@ class FetchProgress:
         self._interval = interval
         self._clock = clock
         self._lock = threading.Lock()
-        self._started = clock()
-        self._last = self._started
+        self._started: float | None = None  # the first request's end: not the worker's start
+        self._last = 0.0
         self.done = 0
         self.failed = 0
 
@@ -264,12 +264,14 @@ class FetchProgress:
             self.done += 1
             self.failed += failed
             now = self._clock()
+            if self._started is None:
+                self._started = self._last = now
             if now - self._last < self._interval:
                 return None
             self._last = now
             line = (f"fetching {self._what}: {self.done} done ({self.failed} failed) in "
                     f"{now - self._started:.0f}s")
-        LOG.info(line)
+            LOG.info(line)  # under the lock: the lines come in the order of their counts
         return line
 
 
@@ -460,7 +462,12 @@ class _SplitFollowable(beam.DoFn):
     """Feed entries with an http(s) link go to ``follow``. An entry whose link cannot be
     followed is a ``bad_url`` reject when it is a teaser, as when its page cannot be had;
     an entry carrying its whole text goes on as the feed gave it, as do entries without a
-    link and the other units."""
+    link and the other units. The entries with a link that cannot be followed count in the
+    fetch_page counters as pages that failed (``pages`` in the manifest)."""
+
+    def __init__(self) -> None:
+        self._in, self._out, self._rejected = stage_counters("fetch_page")
+        self._from_feed = Metrics.counter(METRICS_NAMESPACE, "fetch_page.from_feed")
 
     def process(self, unit: Unit) -> Iterator[Any]:
         link = entry_link(unit)
@@ -468,14 +475,22 @@ class _SplitFollowable(beam.DoFn):
             yield beam.pvalue.TaggedOutput("follow", (link, unit))
             return
         bad = unfollowable_link(unit)
-        if bad is None or carries_full_text(unit):
+        if bad is None:
             yield unit
             return
+        self._in.inc()
+        if carries_full_text(unit):
+            self._out.inc()
+            self._from_feed.inc()
+            yield unit
+            return
+        self._rejected.inc()
         shown = redact(bad)[:200]
         yield beam.pvalue.TaggedOutput(REJECTS_TAG, fetch_reject(
-            bad, "fetch_page", BadUrl(f"entry link {shown!r} is not an http(s) URL, so its "
-                                      "page cannot be fetched, and the entry holds only a "
-                                      "teaser"), unit.unit_key))
+            bad, "fetch_page", BadUrl(f"entry link {shown!r} is not a usable http(s) URL "
+                                      "(another scheme, no host, or malformed), so its page "
+                                      "cannot be fetched, and the entry holds only a teaser"),
+            unit.unit_key))
 
 
 def _link_key(element: tuple[str, Unit]) -> str:

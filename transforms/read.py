@@ -271,8 +271,7 @@ def salvage(path: str, cut: TruncatedData) -> Iterator[RawDocument | Rejected]:
     if feed is not None:
         stop, closing, entries = feed
         yield RawDocument(input_path=path, data=prefix[:stop] + closing)
-        yield _lost_rest(cut, f"{entries} complete entr{'y' if entries == 1 else 'ies'}",
-                         stop, prefix[stop:])
+        yield _lost_rest(cut, entries, "complete entry", stop, prefix[stop:])
         return
     if prefix.endswith(b"\r"):  # cut between the \r and \n of a CRLF line end: that line is whole
         prefix = prefix[:-1] + b"\n"
@@ -281,14 +280,17 @@ def salvage(path: str, cut: TruncatedData) -> Iterator[RawDocument | Rejected]:
         raise cut
     lines = sum(1 for line in lines_kept.split(b"\n") if line.strip())
     yield RawDocument(input_path=path, data=lines_kept + b"\n")
-    yield _lost_rest(cut, f"{lines} complete line{'s' * (lines != 1)}", len(lines_kept) + 1,
-                     tail)
+    yield _lost_rest(cut, lines, "complete line", len(lines_kept) + 1, tail)
 
 
-def _lost_rest(cut: TruncatedData, read: str, kept: int, tail: bytes) -> Rejected:
+def _lost_rest(cut: TruncatedData, count: int, what: str, kept: int, tail: bytes
+               ) -> Rejected:
+    """``count`` complete ``what``s (lines, entries) were read before the cut."""
+    read = (f"its first 1 {what} was read" if count == 1
+            else f"its first {count} {what}s were read".replace("entrys", "entries"))
     return Rejected(DecompressError(
-        f"{cut.detail}: the file ends inside its compressed stream; its first {read} were "
-        f"read, and the rest, after the first {kept} bytes of the decompressed text, is lost"),
+        f"{cut.detail}: the file ends inside its compressed stream; {read}, and the rest, "
+        f"after the first {kept} bytes of the decompressed text, is lost"),
         bounded_excerpt(tail))
 
 

@@ -304,9 +304,9 @@ def test_a_batch_dies_with_the_command(tmp_path: Path) -> None:
     deadline = time.monotonic() + 300
     child = None
     while time.monotonic() < deadline and proc.poll() is None and child is None:
-        # batch 2's run has started (its process logs "run ID: 1 input files"), and spends
-        # three seconds in its step
-        if log.read_text().count(" input files -> ") == 2:
+        # batch 2's run has started (its process logs "run ID: 1 input file -> OUT"), and
+        # spends three seconds in its step
+        if log.read_text().count(" input file -> ") == 2:
             child = next((k for k in _children(proc.pid) if _is_batch(k)), None)
         time.sleep(0.01)
     assert child is not None, "batch 2 was not seen running"
@@ -424,11 +424,14 @@ def test_the_batch_size_is_planned_from_the_memory_a_run_can_have() -> None:
     assert planned_batch_files(16_000, 1, 24 * gib) is None
     # not in 2 GiB: batches that fit 60% of it, as large as that allows
     size = planned_batch_files(16_000, 1, 2 * gib)
-    assert size is not None and 4_000 < size < 7_000
-    assert run_need(size) <= PLAN_SHARE * 2 * gib < run_need(size + 1)
+    assert size is not None and 4_000 < size < 7_000 and size % MIN_BATCH_FILES == 0
+    assert run_need(size) <= PLAN_SHARE * 2 * gib < run_need(size + MIN_BATCH_FILES)
+    # a little more or less memory counted: the same batches (sizes are rounded down)
+    assert planned_batch_files(16_000, 1, 2 * gib + 2**20) == size
     # two worker processes besides the command's need three times as much
     two = planned_batch_files(16_000, 3, 8 * gib)
-    assert two is not None and run_need(two, 3) <= PLAN_SHARE * 8 * gib < run_need(two + 1, 3)
+    assert two is not None
+    assert run_need(two, 3) <= PLAN_SHARE * 8 * gib < run_need(two + MIN_BATCH_FILES, 3)
     # never batches of a few files, whatever little memory there is
     assert planned_batch_files(5_000, 1, RUN_BASE_BYTES) == MIN_BATCH_FILES
     assert planned_batch_files(MIN_BATCH_FILES, 1, RUN_BASE_BYTES) is None
@@ -457,11 +460,11 @@ def test_an_input_too_large_for_the_memory_runs_in_planned_batches(tmp_path: Pat
     from pipeline.memory import planned_batch_files
 
     inputs = _tiny_articles(tmp_path / "in", 250)
-    limit = 600 * 2**20
+    limit = 740 * 2**20
     size = planned_batch_files(250, 1, limit)
     assert size is not None and size < 250
     out = tmp_path / "out"
-    proc = newsbeam("run", str(inputs), "--output", str(out), "--max-memory", "600MB",
+    proc = newsbeam("run", str(inputs), "--output", str(out), "--max-memory", "740MB",
                     "--ingested-at", INGESTED_AT)
     assert proc.returncode == 0, proc.stderr
     assert "250 input files would need about" in proc.stderr
@@ -473,9 +476,39 @@ def test_an_input_too_large_for_the_memory_runs_in_planned_batches(tmp_path: Pat
     assert sum(m["counts"]["articles"] for m in runs) == 250
     # --batch-files 0: one run, whatever the plan would say
     one = tmp_path / "one"
-    proc = newsbeam("run", str(inputs), "--output", str(one), "--max-memory", "600MB",
+    proc = newsbeam("run", str(inputs), "--output", str(one), "--max-memory", "740MB",
                     "--batch-files", "0", "--ingested-at", INGESTED_AT)
     assert proc.returncode == 0, proc.stderr
     assert "would need about" not in proc.stderr
     (single,) = manifests(one)
     assert single["batch"] is None and single["counts"]["articles"] == 250
+
+
+@pytest.mark.parametrize(("flags", "processes"), [
+    ((), 1),
+    (("--direct_running_mode", "multi_processing", "--direct_num_workers", "2"), 3),
+    # Beam's 0: one worker per core
+    (("--direct_running_mode", "multi_processing", "--direct_num_workers", "0"),
+     1 + (os.cpu_count() or 1)),
+])
+def test_the_plan_counts_every_worker_process_and_says_when_no_batch_fits(
+        tmp_path: Path, flags: tuple[str, ...], processes: int) -> None:
+    from pipeline.batches import plan_memory
+    from pipeline.main import make_parser
+    from pipeline.memory import PLAN_SHARE, planned_batch_files, run_need
+    from pipeline.options import config_from_args
+
+    inputs = _tiny_articles(tmp_path / "in", 150)
+    args, extra = make_parser().parse_known_args(
+        ["run", str(inputs), "--output", str(tmp_path / "out"), "--max-memory", "1GB",
+         "--ingested-at", INGESTED_AT, *flags])
+    planned, warning = plan_memory(config_from_args(args, extra))
+    expected = planned_batch_files(150, processes, 2**30)
+    assert planned.batch_files == expected and planned.batch_auto == (expected is not None)
+    if expected is None:
+        assert warning is None
+        return
+    assert warning is not None and f"batches of at most {expected:,}" in warning
+    fits = run_need(expected, processes) <= PLAN_SHARE * 2**30
+    assert ("even a batch of" in warning) != fits
+    assert ("fewer --direct_num_workers" in warning) == (not fits and processes > 1)

@@ -1405,6 +1405,7 @@ def test_articles_stored_without_near_detection_still_catch_later_near_copies(
     manifest = json.loads(runs[-1].read_text())  # (both run ids start with --ingested-at)
     assert manifest["counts"]["articles"] == 0
     assert manifest["duplicates_by_method"] == {"near": 2}
+    assert manifest["stages"]["dedupe.near"] == 2  # counted per stage, as the others are
 
 
 

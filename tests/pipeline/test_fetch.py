@@ -142,9 +142,14 @@ def test_follow_links_teasers_whose_page_cannot_be_had_are_rejects_that_say_why(
         b"</channel>", whole.encode() + b"</channel>")
     site.route("/feed.xml", Reply(body=feed, headers=RSS_TYPE))
     out = tmp_path / "out"
-    manifest = run(out, site.url("/feed.xml"), "--follow-links", "--ignore-robots")
+    manifest, proc = run_with_output(out, site.url("/feed.xml"), "--follow-links",
+                                     "--ignore-robots")
     assert manifest["accounting"]["balanced"]
     assert manifest["counts"]["articles"] == 1 and manifest["counts"]["rejects"] == 2
+    pages = manifest["pages"]
+    assert (pages["fetched"], pages["failed"], pages["failed_kept_feed_text"]) == (0, 2, 1)
+    assert "pages      fetched 0, failed 3 (2 rejected, 1 kept the feed's whole text)" \
+        in proc.stdout
     rejects = pd.read_parquet(out / "rejects").sort_values("reason", ignore_index=True)
     assert list(zip(rejects.stage, rejects.reason, strict=True)) == [
         ("fetch_page", "bad_url"), ("fetch_page", "empty_body")]

@@ -61,6 +61,10 @@ def test_the_warning_is_given_once_past_the_ratio() -> None:
     off = MemoryWatch(None)
     assert off.check() is None
     assert off.summary()["peak_rss_bytes"] >= tree_rss() // 2
+    # --max-memory lowers what the run can have: this process holds more than 1 MiB
+    limited = MemoryWatch(0.9, limit=2**20)
+    warned = limited.check()
+    assert warned is not None and "of the 0.0 GiB of memory it can have" in warned
 
 
 @pytest.mark.parametrize(("value", "ratio"), [

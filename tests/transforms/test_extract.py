@@ -87,6 +87,12 @@ def test_jsonl_lines() -> None:
         unit_fields(Unit("d.json", "jsonl", 0, raw='{\n"a": 1,\n"b": }'))
     with pytest.raises(InvalidRecord, match="^line 3: the record has neither 'html' nor 'text'"):
         unit_fields(Unit("d.jsonl", "jsonl", 2, raw='{"url": "https://a.example/"}'))
+    # a text that is there but empty: no text to store, said so (not "neither ... nor")
+    with pytest.raises(EmptyContent, match="^line 6: its 'text' is empty$"):
+        unit_fields(Unit("d.jsonl", "jsonl", 5, raw='{"url": "https://a.example/", '
+                                                    '"title": "T", "text": "  "}'))
+    with pytest.raises(EmptyContent, match="^line 7: its 'html' and 'text' are empty$"):
+        unit_fields(Unit("d.jsonl", "jsonl", 6, raw='{"html": "", "text": ""}'))
     with pytest.raises(InvalidRecord, match="^line 4 is a JSON array, not an object"):
         unit_fields(Unit("d.jsonl", "jsonl", 3, raw="[1, 2]"))
     # a text that is there but not a string is said so, not "neither html nor text"
