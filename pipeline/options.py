@@ -644,9 +644,8 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
     feeds = [check_feed_url(spec, "INPUT") for spec in args.inputs if is_url(spec)]
     if getattr(args, "feeds", None):
         feeds.extend(read_feed_list(args.feeds))
-    file_specs = [spec for spec in args.inputs if not is_url(spec)] if files else []
-    inputs = (expand_inputs(file_specs, args.output)
-              if files and (file_specs or not feeds) else ())
+    # the flags first: a bad value is said before a large input folder is walked (and before
+    # the walk's warnings)
     policy = FetchPolicy(
         read_timeout=args.timeout, retries=args.retries, rate_per_host=args.rate_per_host,
         contact=args.contact, allow_private=args.allow_private_network,
@@ -657,9 +656,6 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
         policy.validate()
     except ValueError as exc:
         raise UsageError(_policy_message(str(exc))) from exc
-    if (feeds or getattr(args, "follow_links", False)) and not policy.contact:
-        LOG.warning("fetching without --contact: set it to your URL or e-mail address so the "
-                    "sites you fetch from can reach you (it goes in the User-Agent)")
     batch_files = getattr(args, "batch_files", None)
     batch_lines = getattr(args, "batch_lines", None)
     for flag, value, least in (("--batch-files", batch_files, 0),
@@ -667,6 +663,12 @@ def config_from_args(args: argparse.Namespace, beam_args: list[str],
         if value is not None and (type(value) is not int or value < least):
             # a config file's value, which argparse did not check
             raise UsageError(f"{flag} must be a whole number, {least} or more: {value!r}")
+    file_specs = [spec for spec in args.inputs if not is_url(spec)] if files else []
+    inputs = (expand_inputs(file_specs, args.output)
+              if files and (file_specs or not feeds) else ())
+    if (feeds or getattr(args, "follow_links", False)) and not policy.contact:
+        LOG.warning("fetching without --contact: set it to your URL or e-mail address so the "
+                    "sites you fetch from can reach you (it goes in the User-Agent)")
     output = prepare_output(args.output)
     started = (now or getattr(args, "ingested_at", None)
                or datetime.now(timezone.utc)).astimezone(timezone.utc)
