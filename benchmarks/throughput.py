@@ -2,7 +2,8 @@
 worker processes, time per stage, peak memory, and growth with the input size.
 
     python benchmarks/throughput.py [--docs 2000] [--rounds N] [--growth 1000 4000 16000]
-                                    [--growth-batch N] [--write FILE]
+                                    [--growth-batch N] [--growth-max-memory SIZE]
+                                    [--write FILE]
 
 Corpora (built in a temporary folder, nothing copied into the repo):
 - pages: the 181 AEB pages replicated to --docs distinct documents. Each copy changes every
@@ -21,7 +22,9 @@ runs in a child process, like newsbeam, so that both sides pay their start-up (t
 interpreter and the imports): "start-up included" holds for both. Its time inside the
 process (imports excluded) is reported beside it. --rounds repeats the three runs (loop,
 1 worker, 2 workers) side by side; the ratios' medians are reported (--rounds 0: the growth
-only). --growth-batch N runs each growth size a second time with --batch-files N.
+only). The growth's one run is `--batch-files 0` (one run whatever the machine's memory);
+--growth-batch N runs each growth size again with --batch-files N, and --growth-max-memory
+SIZE again with --max-memory SIZE and no --batch-files (the batches newsbeam plans itself).
 """
 
 from __future__ import annotations
@@ -156,14 +159,15 @@ def newsbeam(inputs: list[Path], out: Path, *extra: str) -> tuple[float, int, di
     return seconds, peak, manifest
 
 
-def batched(folder: Path, out: Path, size: int) -> tuple[float, int]:
-    """``folder`` run with ``--batch-files size``: (seconds, peak MiB of the largest process:
-    the batches run in processes of their own)."""
+def batched(folder: Path, out: Path, *flags: str) -> tuple[float, int, int]:
+    """``folder`` run with ``flags`` (``--batch-files N``, or ``--max-memory SIZE`` for the
+    batches newsbeam plans): (seconds, peak MiB of the largest process: the batches run in
+    processes of their own, number of runs)."""
     proc, seconds, peak = run_cli("run", str(folder), "--output", str(out), "--quiet",
-                                  "--batch-files", str(size), children=True)
+                                  *flags, children=True)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])
-    return seconds, peak
+    return seconds, peak, len(list((out / "_runs").glob("*.json")))
 
 
 def stage_times(manifest: dict) -> str:
@@ -190,6 +194,9 @@ def main() -> int:
     parser.add_argument("--growth", type=int, nargs="*", default=[1000, 4000, 16000])
     parser.add_argument("--growth-batch", type=int, default=None, metavar="N",
                         help="also run each growth size with --batch-files N")
+    parser.add_argument("--growth-max-memory", default=None, metavar="SIZE",
+                        help="also run each growth size with --max-memory SIZE (planned "
+                             "batches)")
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
     lines = [f"# throughput ({time.strftime('%Y-%m-%d')})", ""]
@@ -232,18 +239,24 @@ def main() -> int:
         ]
         print("\n".join(lines[-6:]), flush=True)
         if args.growth:
-            batch = args.growth_batch
+            batch, limit = args.growth_batch, args.growth_max_memory
             head = "| pages | seconds | ms/page | peak MiB |"
             if batch:
                 head += f" with --batch-files {batch}: seconds | ms/page | peak MiB |"
+            if limit:
+                head += f" with --max-memory {limit}: runs | seconds | ms/page | peak MiB |"
             lines += [head, "|" + " --- |" * (head.count("|") - 1)]
             for n in args.growth:
                 folder = make_pages(n, tmp / f"g{n}")
-                seconds, peak, _m = newsbeam([folder], tmp / f"go{n}")
+                seconds, peak, _m = newsbeam([folder], tmp / f"go{n}", "--batch-files", "0")
                 row = f"| {n} | {seconds:.1f} | {seconds / n * 1000:.1f} | {peak} |"
                 if batch:
-                    seconds, peak = batched(folder, tmp / f"gb{n}", batch)
+                    seconds, peak, _runs = batched(folder, tmp / f"gb{n}", "--batch-files",
+                                                   str(batch))
                     row += f" {seconds:.1f} | {seconds / n * 1000:.1f} | {peak} |"
+                if limit:
+                    seconds, peak, runs = batched(folder, tmp / f"gm{n}", "--max-memory", limit)
+                    row += f" {runs} | {seconds:.1f} | {seconds / n * 1000:.1f} | {peak} |"
                 lines.append(row)
                 print(lines[-1], flush=True)
                 for p in folder.iterdir():

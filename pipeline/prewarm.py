@@ -62,9 +62,20 @@ def workers_wanted(argv: Sequence[str]) -> int:
             command = arg
             break
         i += 1
-    if command != "run" or any(_names(arg, flag) for arg in args for flag in _NOT_FROM_ARGV):
+    if command != "run" or any(_names(arg, flag) and not _one_run(args, i, flag)
+                               for i, arg in enumerate(args) for flag in _NOT_FROM_ARGV):
         return 0
     return workers_in(args)
+
+
+def _one_run(args: Sequence[str], i: int, flag: str) -> bool:
+    """Whether ``args[i]``, which names ``flag``, is ``--batch-files 0`` (one run, in this
+    process: its workers are wanted) and names no other of the flags."""
+    if flag != "--batch-files" or _names(args[i], "--batch-lines"):
+        return False
+    arg = args[i]
+    value = arg.split("=", 1)[1] if "=" in arg else (args[i + 1] if i + 1 < len(args) else "")
+    return value.strip() == "0"
 
 
 def _names(arg: str, flag: str) -> bool:

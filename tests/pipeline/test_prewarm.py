@@ -46,6 +46,11 @@ def _starts(out: Path) -> set[str]:
     # argparse takes an abbreviation of an option (--batch-file for --batch-files)
     (["run", "in/", "-o", "out", "--batch-file", "100", *MULTI], 0),
     (["run", "in/", "-o", "out", "--batch=100", *MULTI], 0),
+    # --batch-files 0: one run whatever it needs, in this process: its workers are wanted
+    (["run", "in/", "-o", "out", "--batch-files", "0", *MULTI], 2),
+    (["run", "in/", "-o", "out", "--batch-file=0", *MULTI], 2),
+    (["run", "in/", "-o", "out", "--batch=0", *MULTI], 0),  # --batch-lines too, for argparse
+    (["run", "in/", "-o", "out", "--batch-files", "0", "--batch-lines", "9", *MULTI], 0),
     (["run", "in/", "-o", "out", "--conf", "c.toml", *MULTI], 0),
     (["run", "in/", "-o", "out", "--direct_num_workers", "two",
       "--direct_running_mode", "multi_processing"], 0),
