@@ -32,7 +32,7 @@ from pipeline.beam_options import JOB_SERVER_FLAG, JOB_SERVER_RUNNERS, beam_prob
 from pipeline.cli import EXIT_TERMINATED
 from pipeline.commit import clean_leftovers, commit_journaled
 from pipeline.lock import LockBusy, acquire
-from pipeline.manifest import build_manifest, read_report, tally_files
+from pipeline.manifest import build_manifest, read_report, tally_files, warn_failed_feeds
 from pipeline.options import (
     Config,
     UsageError,
@@ -367,18 +367,6 @@ def feeds_line(feeds: dict[str, Any]) -> str:
     if feeds["not_modified"] and feeds["not_modified"] == feeds["requested"]:
         line += "; every feed unchanged since the last run"
     return line
-
-
-def warn_failed_feeds(manifest: dict[str, Any]) -> None:
-    """A WARNING line on stderr for each feed that failed (up to FAILED_FEEDS; a scheduled
-    job's log shows a dead feed without reading OUT/rejects)."""
-    feeds = manifest.get("feeds") or {}
-    for failure in feeds.get("failures", []):
-        LOG.warning("feed %s failed (%s): %s", failure["url"], failure["reason"],
-                    failure["detail"])
-    more = feeds.get("failed", 0) - len(feeds.get("failures", []))
-    if more > 0:
-        LOG.warning("%d more feeds failed: see OUT/rejects (stage fetch_feed)", more)
 
 
 def _stage_times(manifest: dict[str, Any]) -> str:

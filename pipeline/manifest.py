@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import logging
 import platform
 import sys
 from collections import Counter
@@ -118,6 +119,19 @@ def _failed_feeds(tally: Tally, table: Any) -> None:
         if row["stage"] == "fetch_feed":
             tally.failed_feeds.append({"url": row["input_path"], "reason": row["reason"],
                                        "detail": row["detail"]})
+
+
+def warn_failed_feeds(manifest: dict[str, Any]) -> None:
+    """A WARNING line on stderr for each feed that failed (up to FAILED_FEEDS; a scheduled
+    job's log shows a dead feed without reading OUT/rejects)."""
+    log = logging.getLogger("newsbeam")
+    feeds = manifest.get("feeds") or {}
+    for failure in feeds.get("failures", []):
+        log.warning("feed %s failed (%s): %s", failure["url"], failure["reason"],
+                    failure["detail"])
+    more = feeds.get("failed", 0) - len(feeds.get("failures", []))
+    if more > 0:
+        log.warning("%d more feeds failed: see OUT/rejects (stage fetch_feed)", more)
 
 
 def _slice(slices: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -44,6 +44,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from pipeline import logs
+from pipeline.manifest import warn_failed_feeds
 from pipeline.options import Config, UsageError
 from transforms.http import redact
 from transforms.streaming import (  # noqa: F401 (the file watching, shared with the graph)
@@ -297,6 +298,7 @@ def _run_window(config: Config, ready: list[str], feeds_due: bool, watcher: Watc
         run_id=run_id, ingested_at=now, requested_inputs=tuple(files), progress="off",
     )
     code, manifest = execute(window_config)
+    warn_failed_feeds(manifest)  # each poll of a dead feed: a scheduler's log shows it
     write_file_state(config.output_dir, run_id,
                      {p: watcher.seen[p] for p in files if p in watcher.seen})
     counts = manifest["counts"]

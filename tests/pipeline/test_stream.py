@@ -554,3 +554,23 @@ def test_a_stream_remembers_the_links_whose_page_names_another_url(tmp_path: Pat
         assert batch.returncode == 0, batch.stderr
         assert len(site.requests_for("/story")) == 1
     assert list(pd.read_parquet(out / "articles").url) == [canonical]
+
+
+def test_a_micro_batch_stream_warns_of_a_dead_feed_at_each_poll(tmp_path: Path) -> None:
+    """A stream's windows are runs: a feed that fails gets its WARNING line on stderr, as in
+    `newsbeam run`, not only a reject row (the DirectRunner's micro-batches)."""
+    from tests.httpserver import Reply, ServerGroup
+
+    out = tmp_path / "out"
+    with ServerGroup() as servers:
+        server = servers.start({"/gone.xml": Reply(404, b"gone")})
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipeline", "stream", server.url("/gone.xml"), "--output",
+             str(out), "--window", "1s", "--poll", "1s", "--stop-after", "3s",
+             "--runner", "DirectRunner", "--allow-network", "127.0.0.1/32"],
+            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    warnings = [line for line in proc.stderr.splitlines()
+                if "WARNING" in line and "/gone.xml failed (http_404)" in line]
+    assert len(warnings) >= 1
+    assert set(pd.read_parquet(out / "rejects").reason) == {"http_404"}
