@@ -45,6 +45,7 @@ from transforms.errors import (
 )
 from transforms.html_meta import date_from_url, page_metadata
 from transforms.text import (
+    content_id,
     content_key,
     count_words,
     html_to_text,
@@ -753,7 +754,7 @@ def build_article(unit: Unit, fields: dict[str, Any], ingested_at: datetime) -> 
     if url:
         article_id = sha256_hex("url:" + url)[:32]
     else:
-        article_id = sha256_hex("content:" + content_key(f"{title or ''}\n{text}"))[:32]
+        article_id = content_id(title, text)
     published = fields.get("published")
     updated = fields.get("updated")
     unparsed = fields.get("date_unparsed")

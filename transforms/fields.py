@@ -30,7 +30,7 @@ from transforms.html_meta import date_from_url
 from transforms.neardup import NearConfig, body_hashes, pack_hashes, tokens_by_paragraph
 from transforms.quotes import extract_quotes
 from transforms.steps import ApplySteps, Step, step
-from transforms.text import content_key, count_words, sha256_hex
+from transforms.text import content_id, content_key, count_words, sha256_hex
 
 _BY = re.compile(r"^(?:by|von|par|por|de|автор:?)\s+", re.I)
 _EMAIL_ONLY = re.compile(r"^\S+@\S+\.\w+$")
@@ -296,9 +296,7 @@ def finalize(article: Article, near: NearConfig | None = None) -> Article:
     if article.published_at is None:
         changes["date_source"] = "none"
     if not article.url:
-        changes["article_id"] = sha256_hex(
-            "content:" + content_key(f"{article.title or ''}\n{article.text}")
-        )[:32]
+        changes["article_id"] = content_id(article.title, article.text)
     return article.replace(**changes)
 
 

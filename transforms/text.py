@@ -19,7 +19,21 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 _SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
 _BLANKS = re.compile(r"\n\s*\n+")
 _WORD = re.compile(r"\w+")
-_TAG = re.compile(r"<[^>]{0,2000}>")
+# a tag, a comment, a declaration or a CDATA marker: '<' then a letter, '/', '!' or '?'
+# ('a < b > c' and '< >' are text, not a tag); group 1 is the tag's name
+_TAG = re.compile(r"<(?:/?([A-Za-z][\w:-]*)|[!?])[^>]{0,2000}>")
+# tags inside a line of text that a browser renders without a break: dropped without a space
+# ('1930ft<sup>2</sup>' is '1930ft2', not '1930ft 2'); any other tag is a space
+INLINE_TAGS = {
+    "a", "abbr", "b", "bdi", "bdo", "cite", "code", "data", "dfn", "em", "font", "i", "kbd",
+    "mark", "q", "s", "samp", "small", "span", "strike", "strong", "sub", "sup", "time", "tt",
+    "u", "var", "wbr",
+}
+
+
+def _tag_gap(match: re.Match[str]) -> str:
+    name = match.group(1)
+    return "" if name and name.lower() in INLINE_TAGS else " "
 
 BLOCK_TAGS = {
     "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
@@ -90,7 +104,7 @@ def normalize_body(text: str) -> str:
 def strip_tags(text: str) -> str:
     """Feed titles and summaries: decode entities, drop tags left in them, one line."""
     if "<" in text:
-        text = _TAG.sub(" ", text)
+        text = _TAG.sub(_tag_gap, text)
     return normalize_line(html.unescape(text))
 
 
@@ -144,6 +158,14 @@ def content_key(text: str) -> str:
     """Normalized content for exact-duplicate hashing: NFKC, case-folded, word tokens only,
     so whitespace, punctuation and quote styles do not make two copies differ."""
     return " ".join(content_tokens(text))
+
+
+def content_id(title: str | None, text: str) -> str:
+    """The article id of an article without a URL: its title and its text, each as
+    ``content_key`` normalizes it, kept apart (a title-only entry "Storm warning" and a
+    text-only entry "Storm warning" are two articles, as their exact keys say; joined, their
+    words made one id for two stored rows)."""
+    return sha256_hex(f"content:{content_key(title or '')}|{content_key(text)}")[:32]
 
 
 def content_tokens(text: str) -> list[str]:

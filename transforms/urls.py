@@ -100,8 +100,12 @@ def canonical_url(url: str | None, base: str | None = None) -> str | None:
     return urlunsplit((scheme, host, _path(parts.path), urlencode(sorted(query)), ""))
 
 
+_WWW = re.compile(r"^www\d*\.(?=[^.]+\.)")  # www., www1., www2. before a name with a dot
+
+
 def domain_of(url: str | None) -> str | None:
-    """Host of a URL without a leading 'www.'."""
+    """Host of a URL without a leading 'www.' (or 'www1.', 'www2.': folha.uol.com.br serves
+    from www1)."""
     if not url:
         return None
     try:
@@ -110,5 +114,4 @@ def domain_of(url: str | None) -> str | None:
         return None
     if not host:
         return None
-    host = host.lower()
-    return host[4:] if host.startswith("www.") else host
+    return _WWW.sub("", host.lower())

@@ -547,3 +547,42 @@ def test_a_feeds_continue_reading_link_is_not_text() -> None:
         texts.append(article.text)
     assert len(texts) == 55 and all(t for t in texts)
     assert not [t for t in texts if "Continue reading" in t]
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    # an inline tag inside a word joins it, as a browser renders it (craigslist's titles)
+    ("$4300 3bd 1930ft<sup>2</sup> (oakland north)", "$4300 3bd 1930ft2 (oakland north)"),
+    ("<b>Breaking</b> news<br>now", "Breaking news now"),  # a block tag is a space
+    ("caf&eacute; <i>au</i> lait", "café au lait"),
+    # '<' and '>' in text are text, not a tag (a KOI8-R test feed lost them in its summary)
+    ("Check the symbols: & < > and a < b > c", "Check the symbols: & < > and a < b > c"),
+    ("x<!-- a comment -->y", "x y"),
+    ("<![CDATA[]]>", ""),
+])
+def test_strip_tags_keeps_words_whole_and_text_that_is_not_a_tag(raw: str,
+                                                                  expected: str) -> None:
+    from transforms.text import strip_tags
+
+    assert strip_tags(raw) == expected
+
+
+def test_a_summary_keeps_its_escaped_angle_brackets() -> None:
+    from transforms.clean import strip_markup
+
+    article = art("Body text.", summary="Special symbols: &amp; &lt; &gt; and numbers 1 2 3")
+    assert strip_markup(article)["summary"] == "Special symbols: & < > and numbers 1 2 3"
+
+
+@pytest.mark.parametrize(("url", "domain"), [
+    ("https://www.bbc.co.uk/news/x", "bbc.co.uk"),
+    ("https://www1.folha.uol.com.br/poder/2018/09/x.shtml", "folha.uol.com.br"),
+    ("https://WWW2.Example.org/", "example.org"),
+    ("https://www.com/", "www.com"),  # the name itself, not a prefix
+    ("https://wwwfoo.com/", "wwwfoo.com"),
+    ("https://news.example.org/", "news.example.org"),
+])
+def test_source_domain_drops_a_leading_www_and_its_numbered_forms(url: str,
+                                                                  domain: str) -> None:
+    from transforms.urls import domain_of
+
+    assert domain_of(url) == domain
