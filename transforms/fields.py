@@ -28,7 +28,7 @@ from transforms.errors import EmptyContent
 from transforms.extract import name_words, partition_date, split_names
 from transforms.html_meta import date_from_url
 from transforms.neardup import NearConfig, body_hashes, pack_hashes, tokens_by_paragraph
-from transforms.quotes import extract_quotes
+from transforms.quotes import SPEECH_VERBS, extract_quotes
 from transforms.steps import ApplySteps, Step, step
 from transforms.text import content_id, content_key, count_words, sha256_hex
 
@@ -254,9 +254,9 @@ def language(article: Article) -> dict[str, Any]:
     # 1,000 characters decide the language as well as the whole text, and the model's cost
     # grows with the length.
     sample = f"{article.title or ''}\n{article.text[:1000]}".strip()
-    if len(sample) < MIN_TEXT_FOR_MODEL and article.language:
-        return {}
-    if not sample:
+    if len(sample) < MIN_TEXT_FOR_MODEL:
+        # too short to tell ('Example item' was Bengali, 'Café' French): the declared
+        # language, or none
         return {}
     code = language_detector().detect(sample, k=1)[0]["lang"]
     return {"language": code if re.fullmatch(r"[a-z]{2}", code) else article.language}
@@ -269,6 +269,10 @@ def countries(article: Article) -> dict[str, Any]:
 
 @step("quotes", "fields")
 def quotes(article: Article) -> dict[str, Any]:
+    # the attribution patterns are per language (transforms/quotes.py): a text in a language
+    # without them gets none, rather than English rules read over it
+    if article.language and article.language not in SPEECH_VERBS:
+        return {"quotes": ()}
     return {"quotes": tuple(extract_quotes(article.text, article.language or "en"))}
 
 
