@@ -73,6 +73,12 @@ BOILERPLATE_RULES: tuple[tuple[str, str] | tuple[str, str, tuple[str, ...]], ...
     ("contact_line", r"follow .{0,60}\b(on|at) (twitter|facebook|instagram|youtube|linkedin)\b"
                      r".{0,150}"),
     ("contact_line", r"\S+@\S+\.\w+|(https?://)?(www\.)?(twitter|facebook|instagram)\.com/\S+"),
+    # where a feed's story first appeared: WordPress's "The post X appeared first on Y.",
+    # Medium's "X was originally published in Y on Medium, where people are continuing ..."
+    ("syndication_footer", r"the post .{1,300} appeared first on .{1,150}"
+                           r"|.{0,300}\bwas originally published in .{1,150} on medium, where "
+                           r"people are continuing the conversation .{0,80}",
+     ("appeared first on", "originally published in")),
 )
 
 _COMPILED = tuple((name, re.compile(pattern, re.I | re.S), cues[0] if cues else ())

@@ -63,6 +63,39 @@ def strip_markup(article: Article) -> dict[str, Any]:
     }
 
 
+# A feed summary is one line: what closes it is cut from its end, not matched as a whole
+# paragraph as in the text. A link's words ("Continue reading...", the Guardian), a forum's
+# footer ("submitted by X to Y [link] [329 comments]", Reddit), where the story first
+# appeared (WordPress, Medium).
+_READ_MORE = (r"(?:continue reading|read more|read the full story|keep reading|lire la suite"
+              r"|weiterlesen|leer más|seguir leyendo)")
+_READ_MORE_CAPS = (r"Continue reading|Read more|READ MORE|Read the full story|Keep reading"
+                   r"|Lire la suite|Weiterlesen|Leer más|Seguir leyendo")
+_SUMMARY_TAIL = re.compile(
+    # a link's words: after an ellipsis or a sentence's end in any case, else capitalized as
+    # a link is ("he would read more." is a sentence)
+    r"\s*(?:(?:(?:\[?(?:…|\.\.\.)\]?|(?<=[.!?]))\s*" + _READ_MORE + r"|\s(?-i:" + _READ_MORE_CAPS
+    + r")|^" + _READ_MORE + r")\W{0,5}"
+    r"|submitted by \S{1,60} to \S{1,60}\s*(?:\[link\]\s*)?(?:\[\d*\s*comments?\])?"
+    r"|\bthe post [^\n]{1,300}? appeared first on [^\n]{1,150}?"
+    r"|[^.!?]{0,200}?\bwas originally published in [^\n]{1,150}? on medium, where people are "
+    r"continuing the conversation[^\n]{0,80}?)\s*$",
+    re.I,
+)
+
+
+def summary_without_footer(summary: str | None) -> str | None:
+    """A feed summary without what closes it (``_SUMMARY_TAIL``); None when nothing is left."""
+    if not summary:
+        return summary
+    for _ in range(3):  # a footer after a link's words, or the other way round
+        cut = _SUMMARY_TAIL.sub("", summary)
+        if cut == summary:
+            break
+        summary = cut
+    return summary.strip() or None
+
+
 @step("remove_boilerplate", "clean")
 def remove_boilerplate(article: Article) -> dict[str, Any]:
     kept: list[str] = []
@@ -75,7 +108,8 @@ def remove_boilerplate(article: Article) -> dict[str, Any]:
         if boilerplate_rule(para):
             continue
         kept.append(para)
-    return {"text": "\n\n".join(kept), "updated_at": updated}
+    return {"text": "\n\n".join(kept), "updated_at": updated,
+            "summary": summary_without_footer(article.summary)}
 
 
 # Only a long paragraph that comes back is an artefact (a lead repeated at the end). Short

@@ -465,6 +465,10 @@ def test_a_steps_setup_runs_once_per_worker_before_any_article() -> None:
 # One line per cue of the rules that carry cues (each matched by its rule through that cue
 # alone), and lines with the Turkish capital I that re.I folds to "i" and casefold() does not.
 CUE_EXAMPLES: list[tuple[str, str | None]] = [
+    ("The post Council approves budget appeared first on Valley Weekly.", "syndication_footer"),
+    ("Wild Flavors was originally published in Invironment on Medium, where people are "
+     "continuing the conversation by highlighting and responding to this story.",
+     "syndication_footer"),
     ("Harbour Times logo", "logo_alt"),
     ("Гавань логотип", "logo_alt"),
     ("We use cookies to improve the site. By continuing you accept them.", "cookie_notice"),
@@ -618,3 +622,35 @@ def test_the_language_of_a_text_too_short_to_tell_is_the_declared_one_or_none() 
     assert language(art("", title="Café", language="ko")) == {}
     long = "The council approved the budget for the new harbour bridge on Monday evening."
     assert language(art(long, title="Budget", language=None)) == {"language": "en"}
+
+
+@pytest.mark.parametrize(("summary", "expected"), [
+    # the Guardian, Reddit and Medium on real feeds (../shared/data/feeds/realworld)
+    ("Everything you need to know, plus the latest news Continue reading...",
+     "Everything you need to know, plus the latest news"),
+    ("submitted by coupdetaco to news [link] [329 comments]", None),
+    ("by infusing oils and vinegars. This story is now unlocked and available to all of our "
+     "readers: Wild Flavors Wild Flavors was originally published in Invironment on Medium, "
+     "where people are continuing the conversation by highlighting and responding to this "
+     "story.", "by infusing oils and vinegars."),
+    ("The council met on Monday. The post Council meets appeared first on Valley Weekly.",
+     "The council met on Monday."),
+    ("Floods in the north. Read more »", "Floods in the north."),
+    ("The storm hit the coast … read more", "The storm hit the coast"),
+    # sentences, not links
+    ("Children should read more.", "Children should read more."),
+    ("He said he would read more books this year.",
+     "He said he would read more books this year."),
+])
+def test_a_summary_loses_the_footer_a_feed_closes_it_with(summary: str,
+                                                          expected: str | None) -> None:
+    result = remove_boilerplate(art("Body of the story.", summary=summary))
+    assert result["summary"] == expected
+
+
+def test_syndication_footers_are_boilerplate_paragraphs() -> None:
+    text = ("The council approved the budget on Monday.\n\n"
+            "The post Council approves budget appeared first on Valley Weekly.\n\n"
+            "Wild Flavors was originally published in Invironment on Medium, where people are "
+            "continuing the conversation by highlighting and responding to this story.")
+    assert remove_boilerplate(art(text))["text"] == "The council approved the budget on Monday."
