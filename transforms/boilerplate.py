@@ -75,9 +75,12 @@ BOILERPLATE_RULES: tuple[tuple[str, str] | tuple[str, str, tuple[str, ...]], ...
     ("contact_line", r"\S+@\S+\.\w+|(https?://)?(www\.)?(twitter|facebook|instagram)\.com/\S+"),
     # where a feed's story first appeared: WordPress's "The post X appeared first on Y.",
     # Medium's "X was originally published in Y on Medium, where people are continuing ..."
-    ("syndication_footer", r"the post .{1,300} appeared first on .{1,150}"
-                           r"|.{0,300}\bwas originally published in .{1,150} on medium, where "
-                           r"people are continuing the conversation .{0,80}",
+    # (WordPress's words as it writes them, and a site name of a few words without a comma:
+    # "The post of mayor, which appeared first on a shortlist, went to ..." is news)
+    ("syndication_footer", r"(?-i:The post )[^\n]{1,300}?(?-i: appeared first on )"
+                           r"(?:[^\s.!?,;:]+ ?){1,6}\.?"
+                           r"|[^\n]{0,300}?\bwas originally published in [^\n]{1,150}? on medium, "
+                           r"where people are continuing the conversation\b[^\n]{0,80}",
      ("appeared first on", "originally published in")),
 )
 

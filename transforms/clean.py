@@ -66,33 +66,54 @@ def strip_markup(article: Article) -> dict[str, Any]:
 # A feed summary is one line: what closes it is cut from its end, not matched as a whole
 # paragraph as in the text. A link's words ("Continue reading...", the Guardian), a forum's
 # footer ("submitted by X to Y [link] [329 comments]", Reddit), where the story first
-# appeared (WordPress, Medium).
+# appeared (WordPress, Medium: the words these write, as the paragraph rule
+# ``syndication_footer`` reads them). Each form is tried only when its cue is there.
 _READ_MORE = (r"(?:continue reading|read more|read the full story|keep reading|lire la suite"
               r"|weiterlesen|leer más|seguir leyendo)")
 _READ_MORE_CAPS = (r"Continue reading|Read more|READ MORE|Read the full story|Keep reading"
                    r"|Lire la suite|Weiterlesen|Leer más|Seguir leyendo")
-_SUMMARY_TAIL = re.compile(
+_SUMMARY_TAILS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
     # a link's words: after an ellipsis or a sentence's end in any case, else capitalized as
     # a link is ("he would read more." is a sentence)
-    r"\s*(?:(?:(?:\[?(?:…|\.\.\.)\]?|(?<=[.!?]))\s*" + _READ_MORE + r"|\s(?-i:" + _READ_MORE_CAPS
-    + r")|^" + _READ_MORE + r")\W{0,5}"
-    r"|submitted by \S{1,60} to \S{1,60}\s*(?:\[link\]\s*)?(?:\[\d*\s*comments?\])?"
-    r"|\bthe post [^\n]{1,300}? appeared first on [^\n]{1,150}?"
-    r"|[^.!?]{0,200}?\bwas originally published in [^\n]{1,150}? on medium, where people are "
-    r"continuing the conversation[^\n]{0,80}?)\s*$",
-    re.I,
+    (("continue", "read", "keep", "lire", "weiterlesen", "leer", "seguir"), re.compile(
+        r"\s*(?:(?:\[?(?:…|\.\.\.)\]?|(?<=[.!?]))\s*" + _READ_MORE + r"|\s(?-i:"
+        + _READ_MORE_CAPS + r")|^" + _READ_MORE + r")\W{0,5}$", re.I)),
+    # Reddit's, with its [link] and [N comments] (one of them where it opens the summary or
+    # a sentence): "submitted by residents to parliament" is news
+    (("submitted by",), re.compile(
+        r"(?:(?:^|(?<=[.!?])\s+)submitted by \S{1,60} to \S{1,60}\s*"
+        r"(?:\[link\]\s*(?:\[\d*\s*comments?\])?|\[\d*\s*comments?\])"
+        r"|\s+submitted by \S{1,60} to \S{1,60}\s*\[link\]\s*\[\d*\s*comments?\])\s*$",
+        re.I)),
+    (("appeared first on",), re.compile(
+        r"(?:^|(?<=[.!?…])\s+)(?-i:The post )[^\n]{1,300}?(?-i: appeared first on )"
+        r"(?:[^\s.!?,;:]+ ?){1,6}\.?\s*$", re.I)),
 )
+# Medium's footer opens with the story's title: cut with it when the title is known
+_MEDIUM = re.compile(r"\s*\bwas originally published in [^\n]{1,150}? on medium, where people "
+                     r"are continuing the conversation\b[^\n]{0,80}?\s*$", re.I)
 
 
-def summary_without_footer(summary: str | None) -> str | None:
-    """A feed summary without what closes it (``_SUMMARY_TAIL``); None when nothing is left."""
+def summary_without_footer(summary: str | None, title: str | None = None) -> str | None:
+    """A feed summary without what closes it (``_SUMMARY_TAILS``, Medium's footer and the
+    title it opens with); None when nothing is left."""
     if not summary:
         return summary
     for _ in range(3):  # a footer after a link's words, or the other way round
-        cut = _SUMMARY_TAIL.sub("", summary)
-        if cut == summary:
+        before = summary
+        lowered = summary.casefold()
+        if "originally published in" in lowered:
+            cut = _MEDIUM.search(summary)
+            if cut is not None:
+                head = summary[:cut.start()].rstrip()
+                if title and head.endswith(title.strip()):
+                    head = head[:len(head) - len(title.strip())]
+                summary = head
+        for cues, pattern in _SUMMARY_TAILS:
+            if any(cue in lowered for cue in cues):
+                summary = pattern.sub("", summary)
+        if summary == before:
             break
-        summary = cut
     return summary.strip() or None
 
 
@@ -109,7 +130,7 @@ def remove_boilerplate(article: Article) -> dict[str, Any]:
             continue
         kept.append(para)
     return {"text": "\n\n".join(kept), "updated_at": updated,
-            "summary": summary_without_footer(article.summary)}
+            "summary": summary_without_footer(article.summary, article.title)}
 
 
 # Only a long paragraph that comes back is an artefact (a lead repeated at the end). Short

@@ -46,6 +46,9 @@ _DATELINE = re.compile(
     r"\s*(?:\([^)]{1,30}\))?\s*(?:—|–|--|-)\s+(?=\S)"
 )
 MIN_TEXT_FOR_MODEL = 40
+# under MIN_TEXT_FOR_MODEL characters with no declared language, the model's answer is taken
+# only at this score or more
+MIN_SHORT_SCORE = 0.5
 
 
 # Bylines that name an organization or a role, not a person.
@@ -254,11 +257,14 @@ def language(article: Article) -> dict[str, Any]:
     # 1,000 characters decide the language as well as the whole text, and the model's cost
     # grows with the length.
     sample = f"{article.title or ''}\n{article.text[:1000]}".strip()
-    if len(sample) < MIN_TEXT_FOR_MODEL:
-        # too short to tell ('Example item' was Bengali, 'Café' French): the declared
-        # language, or none
+    if not sample or (len(sample) < MIN_TEXT_FOR_MODEL and article.language):
         return {}
-    code = language_detector().detect(sample, k=1)[0]["lang"]
+    best = language_detector().detect(sample, k=1)[0]
+    if len(sample) < MIN_TEXT_FOR_MODEL and best["score"] < MIN_SHORT_SCORE:
+        # too short to tell ('Example item' was Bengali at 0.08, 'Café' French at 0.18):
+        # none, rather than a guess ('日本の首相が辞任を表明' is Japanese at 0.98)
+        return {}
+    code = best["lang"]
     return {"language": code if re.fullmatch(r"[a-z]{2}", code) else article.language}
 
 

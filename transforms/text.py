@@ -21,7 +21,8 @@ _BLANKS = re.compile(r"\n\s*\n+")
 _WORD = re.compile(r"\w+")
 # a tag, a comment, a declaration or a CDATA marker: '<' then a letter, '/', '!' or '?'
 # ('a < b > c' and '< >' are text, not a tag); group 1 is the tag's name
-_TAG = re.compile(r"<(?:/?([A-Za-z][\w:-]*)|[!?])[^>]{0,2000}>")
+_TAG = re.compile(r"<(?:/?([A-Za-z][\w:-]*)(?![\w:-])|[!?])[^>]{0,2000}>")  # (no backtracking
+# into the name: a long run of letters after '<' costs one pass, not one per letter)
 # tags inside a line of text that a browser renders without a break: dropped without a space
 # ('1930ft<sup>2</sup>' is '1930ft2', not '1930ft 2'); any other tag is a space
 INLINE_TAGS = {
