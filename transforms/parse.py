@@ -174,6 +174,11 @@ def _feed_units(path: str, text: str, base: str | None = None) -> Iterator[Unit]
     if not version and not entries:
         why = parsed.get("bozo_exception")
         root = _root_tag(text) or "no element"
+        if root == "channel" and (parsed.get("feed") or {}).get("title"):
+            # a CDF channel with no items (feedparser gives a CDF feed no version): empty,
+            # as an RSS channel with no items is, not "no feed"
+            title = _text(parsed["feed"]["title"])
+            raise EmptyFeed(f"the CDF feed {title!r} has no entries")
         raise NotAFeed(
             f"no RSS, Atom or RDF feed found (root <{root}>){f': {why}' if why else ''}"
         )

@@ -118,3 +118,16 @@ def test_mixed_text_whose_other_part_is_not_latin_goes_to_detection() -> None:
 
     with pytest.raises(DecodeError):
         decode_bytes("Tête à tête\n\n".encode() + RUSSIAN.encode("cp1251"))
+
+
+def test_declared_utf8_with_one_stray_byte_and_little_else_stays_utf8() -> None:
+    """feedparser's bozo_linenoise.xml: a UTF-8 declaration, '’<>”' and one bad byte. Too
+    few non-ASCII characters for the undeclared rule, so detection read it all as Cyrillic
+    ('тАЩтАЭй'). A Latin-1 text that wrongly declares UTF-8 has no well-formed sequence and
+    still goes to detection."""
+    head = b'<?xml version="1.0" encoding="utf-8"?><rss><channel><item><description>'
+    tail = b"</description></item></channel></rss>"
+    text, codec = decode_bytes(head + b" \xe2\x80\x99<>\xe2\x80\x9d\xa9 " + tail)
+    assert codec == "utf-8" and "’<>”\ufffd" in text
+    latin, codec = decode_bytes(head + "Café au lait".encode("latin-1") + tail)
+    assert codec != "utf-8" and "Café au lait" in latin

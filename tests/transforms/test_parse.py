@@ -57,6 +57,16 @@ def test_junk_is_rejected_whole(name: str, error: type[Exception]) -> None:
         list(parse_document(_doc(SAMPLES / name)))
 
 
+def test_a_cdf_channel_without_items_is_an_empty_feed_as_rss_is() -> None:
+    """feedparser gives a CDF channel with no items no version: it was not_a_feed, where an
+    RSS channel with no items is empty_feed (feedparser's own tests/wellformed/cdf/)."""
+    cdf = b"<CHANNEL>\n  <TITLE>Example feed</TITLE>\n</CHANNEL>"
+    with pytest.raises(EmptyFeed, match="the CDF feed 'Example feed' has no entries"):
+        list(parse_document(RawDocument("channel_title.xml", cdf)))
+    with pytest.raises(NotAFeed):  # a <channel> that is no CDF channel
+        list(parse_document(RawDocument("other.xml", b"<channel><foo>x</foo></channel>")))
+
+
 def test_external_entity_is_refused_before_any_parser_sees_it(tmp_path: Path) -> None:
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-VALUE")
