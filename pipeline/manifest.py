@@ -179,7 +179,7 @@ def build_manifest(
         # one run of a command run in batches (--batch-files, pipeline/batches.py)
         "batch": ({"number": config.batch[0], "of": config.batch[1],
                    "batch_files": config.batch_files, "batch_lines": config.batch_lines,
-                   # batch_files planned from the memory the machine can give (--max-memory)
+                   # batch_files planned from the machine's memory or --max-memory (plan_memory)
                    "auto": config.batch_auto,
                    # a slice of a JSONL dump (--batch-lines): where it lies in the file
                    "slice": _slice(config.dump_slices)} if config.batch else None),

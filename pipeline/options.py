@@ -370,24 +370,22 @@ def _ratio(text: str) -> float:
     return value
 
 
-def _count(text: str) -> int:
+def _whole(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more: {text!r}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be {least} or more: {text!r}")
     return value
+
+
+def _count(text: str) -> int:
+    return _whole(text, 0)
 
 
 def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more: {text!r}")
-    return value
+    return _whole(text, 1)
 
 
 class _StepsAction(argparse.Action):
@@ -584,8 +582,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, stream: bool = False) -> 
                  "a copy of an article an earlier batch stored is a duplicate of it, as across "
                  "scheduled runs. Feed URLs go with the first batch. Default: one run, or "
                  "batches as large as memory allows when one DirectRunner run of the input "
-                 "would need more than this machine (or --max-memory) can give; 0: one run "
-                 "whatever it needs.")
+                 "would need more than half of this machine's memory (or of --max-memory); "
+                 "0: one run whatever it needs.")
         parser.add_argument(
             "--max-memory", type=_size, default=None, metavar="SIZE",
             help="the memory a DirectRunner run may hold (e.g. 4GB; a bare number is bytes; "

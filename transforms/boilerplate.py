@@ -17,6 +17,13 @@ import re
 
 from transforms.dates import parse_date
 
+# Where a feed's story first appeared, as WordPress and Medium write it (also cut from the end
+# of a summary: transforms/clean.py). Medium's opens with the story's title.
+WORDPRESS_FOOTER = (r"(?-i:The post )[^\n]{1,300}?(?-i: appeared first on )"
+                    r"(?:[^\s.!?,;:]+ ?){1,6}\.?")
+MEDIUM_FOOTER = (r"was originally published in [^\n]{1,150}? on medium, where people are "
+                 r"continuing the conversation\b[^\n]{0,80}?")
+
 BOILERPLATE_RULES: tuple[tuple[str, str] | tuple[str, str, tuple[str, ...]], ...] = (
     ("null_literal", r"(none|null|undefined|nan|n/a)"),
     ("logo_alt", r"[\w .&'’-]{0,60}\s(logo|logotipo|логотип)", ("logo", "логотип")),
@@ -77,10 +84,7 @@ BOILERPLATE_RULES: tuple[tuple[str, str] | tuple[str, str, tuple[str, ...]], ...
     # Medium's "X was originally published in Y on Medium, where people are continuing ..."
     # (WordPress's words as it writes them, and a site name of a few words without a comma:
     # "The post of mayor, which appeared first on a shortlist, went to ..." is news)
-    ("syndication_footer", r"(?-i:The post )[^\n]{1,300}?(?-i: appeared first on )"
-                           r"(?:[^\s.!?,;:]+ ?){1,6}\.?"
-                           r"|[^\n]{0,300}?\bwas originally published in [^\n]{1,150}? on medium, "
-                           r"where people are continuing the conversation\b[^\n]{0,80}",
+    ("syndication_footer", rf"{WORDPRESS_FOOTER}|[^\n]{{0,300}}?\b{MEDIUM_FOOTER}",
      ("appeared first on", "originally published in")),
 )
 

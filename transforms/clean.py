@@ -16,7 +16,12 @@ import re
 from typing import Any
 
 from schemas.records import Article
-from transforms.boilerplate import boilerplate_rule, update_stamp
+from transforms.boilerplate import (
+    MEDIUM_FOOTER,
+    WORDPRESS_FOOTER,
+    boilerplate_rule,
+    update_stamp,
+)
 from transforms.extract import parse_byline, split_names
 from transforms.steps import ApplySteps, Step, step
 from transforms.text import content_key, html_to_text, normalize_body, normalize_line, strip_tags
@@ -68,10 +73,10 @@ def strip_markup(article: Article) -> dict[str, Any]:
 # footer ("submitted by X to Y [link] [329 comments]", Reddit), where the story first
 # appeared (WordPress, Medium: the words these write, as the paragraph rule
 # ``syndication_footer`` reads them). Each form is tried only when its cue is there.
-_READ_MORE = (r"(?:continue reading|read more|read the full story|keep reading|lire la suite"
-              r"|weiterlesen|leer más|seguir leyendo)")
-_READ_MORE_CAPS = (r"Continue reading|Read more|READ MORE|Read the full story|Keep reading"
-                   r"|Lire la suite|Weiterlesen|Leer más|Seguir leyendo")
+_READ_MORE_WORDS = ("continue reading", "read more", "read the full story", "keep reading",
+                    "lire la suite", "weiterlesen", "leer más", "seguir leyendo")
+_READ_MORE = "(?:" + "|".join(_READ_MORE_WORDS) + ")"
+_READ_MORE_CAPS = "|".join([w[0].upper() + w[1:] for w in _READ_MORE_WORDS] + ["READ MORE"])
 _SUMMARY_TAILS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
     # a link's words: after an ellipsis or a sentence's end in any case, else capitalized as
     # a link is ("he would read more." is a sentence)
@@ -85,13 +90,10 @@ _SUMMARY_TAILS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
         r"(?:\[link\]\s*(?:\[\d*\s*comments?\])?|\[\d*\s*comments?\])"
         r"|\s+submitted by \S{1,60} to \S{1,60}\s*\[link\]\s*\[\d*\s*comments?\])\s*$",
         re.I)),
-    (("appeared first on",), re.compile(
-        r"(?:^|(?<=[.!?…])\s+)(?-i:The post )[^\n]{1,300}?(?-i: appeared first on )"
-        r"(?:[^\s.!?,;:]+ ?){1,6}\.?\s*$", re.I)),
+    (("appeared first on",), re.compile(rf"(?:^|(?<=[.!?…])\s+){WORDPRESS_FOOTER}\s*$", re.I)),
 )
 # Medium's footer opens with the story's title: cut with it when the title is known
-_MEDIUM = re.compile(r"\s*\bwas originally published in [^\n]{1,150}? on medium, where people "
-                     r"are continuing the conversation\b[^\n]{0,80}?\s*$", re.I)
+_MEDIUM = re.compile(rf"\s*\b{MEDIUM_FOOTER}\s*$", re.I)
 
 
 def summary_without_footer(summary: str | None, title: str | None = None) -> str | None:

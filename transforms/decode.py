@@ -107,13 +107,20 @@ UTF8_MIN_VALID = 8
 _REPLACEMENT_RUNS = re.compile("\ufffd+")
 
 
-def _mostly_utf8(data: bytes) -> str | None:
+def _utf8_counts(data: bytes) -> tuple[str, int, int]:
+    """(text read as UTF-8 with U+FFFD, well-formed non-ASCII characters, malformed
+    sequences)."""
     text = data.decode("utf-8", errors="replace")
     # a malformed sequence may give several U+FFFD in a row; count runs, minus real ones
     invalid = len(_REPLACEMENT_RUNS.findall(text)) - data.count("\ufffd".encode())
+    valid = sum(1 for ch in text if ord(ch) > 127) - text.count("\ufffd")
+    return text, valid, invalid
+
+
+def _mostly_utf8(data: bytes) -> str | None:
+    text, valid, invalid = _utf8_counts(data)
     if invalid <= 0:
         return None
-    valid = sum(1 for ch in text if ord(ch) > 127) - text.count("\ufffd")
     return text if valid >= max(UTF8_MIN_VALID, UTF8_VALID_PER_INVALID * invalid) else None
 
 
@@ -209,9 +216,7 @@ DECLARED_UTF8_MAX_INVALID = 3
 
 
 def _declared_utf8(data: bytes) -> str | None:
-    text = data.decode("utf-8", errors="replace")
-    invalid = len(_REPLACEMENT_RUNS.findall(text)) - data.count("\ufffd".encode())
-    valid = sum(1 for ch in text if ord(ch) > 127) - text.count("\ufffd")
+    text, valid, invalid = _utf8_counts(data)
     return text if 0 < invalid <= DECLARED_UTF8_MAX_INVALID and valid >= invalid else None
 
 

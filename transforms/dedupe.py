@@ -55,6 +55,7 @@ from transforms.neardup import (
     unpack_hashes,
     verify_pair,
 )
+from transforms.text import content_key
 
 _FAR_FUTURE = datetime(9999, 1, 1, tzinfo=timezone.utc)
 DUP_TAG = "duplicates"
@@ -123,8 +124,9 @@ def exact_hash_key(content_hash: str | None, word_count: int | None,
     """The exact stage's key of a body: its content hash, with the title for a short body."""
     if not content_hash:
         return None
-    if (word_count or 0) < SHORT_BODY_WORDS and title and title.strip():
-        return f"{content_hash}|{' '.join(title.split()).casefold()}"
+    key = content_key(title) if (word_count or 0) < SHORT_BODY_WORDS and title else ""
+    if key:  # the title as the body is normalized: case, spacing and punctuation aside
+        return f"{content_hash}|{key}"
     return content_hash
 
 

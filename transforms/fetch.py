@@ -437,23 +437,19 @@ def forget_validators(state_rows: beam.PCollection[dict[str, Any]],
 
 
 # --------------------------------------------------------------------------- FollowLinks
+def _given_link(unit: Unit) -> str:
+    """The link a valid feed entry gives, as the feed wrote it ('' for none, or another
+    unit)."""
+    if unit.input_kind not in FEED_KINDS or "invalid" in unit.fields:
+        return ""
+    return str(unit.fields.get("link") or "").strip()
+
+
 def entry_link(unit: Unit) -> str | None:
     """The canonical http(s) link of a feed entry, or None (not followed)."""
-    if unit.input_kind not in FEED_KINDS or "invalid" in unit.fields:
-        return None
-    link = canonical_url(unit.fields.get("link") or None, unit.fields.get("feed_link") or None)
+    given = _given_link(unit)
+    link = canonical_url(given or None, unit.fields.get("feed_link") or None)
     if not link or not link.startswith(("http://", "https://")):
-        return None
-    return link
-
-
-def unfollowable_link(unit: Unit) -> str | None:
-    """A feed entry's link that is there but cannot be followed (another scheme than http(s),
-    as ftp: or javascript:, or no host), or None."""
-    if unit.input_kind not in FEED_KINDS or "invalid" in unit.fields:
-        return None
-    link = str(unit.fields.get("link") or "").strip()
-    if not link or entry_link(unit) is not None:
         return None
     return link
 
@@ -474,8 +470,8 @@ class _SplitFollowable(beam.DoFn):
         if link is not None:
             yield beam.pvalue.TaggedOutput("follow", (link, unit))
             return
-        bad = unfollowable_link(unit)
-        if bad is None:
+        bad = _given_link(unit)  # there, but another scheme (ftp:, javascript:), no host...
+        if not bad:
             yield unit
             return
         self._in.inc()
